@@ -1,0 +1,6 @@
+//! Pure decisions over values: no I/O, no clock (time is passed in).
+
+pub mod assign;
+pub mod calendar;
+pub mod classify;
+pub mod types;

@@ -1,0 +1,627 @@
+//! The complaint pipeline: one inbound message (or one phone complaint)
+//! becomes a decision, and the decision becomes records plus queued mail in
+//! ONE transaction. Pure decisions live in `domain`; this module only wires
+//! them to the store and the templates.
+
+use anyhow::{Context, Result};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::app::App;
+use crate::clock::db_time;
+use crate::config::{local_date, Settings, Staff};
+use crate::domain::assign::{pick_handler, Assignment, Candidate};
+use crate::domain::classify::{self, MailFacts, RosterEntry, Verdict};
+use crate::domain::types::{CaseRef, EmailAddress, Lang, Status};
+use crate::mail::compose::{self, Outgoing};
+use crate::mail::parse::InboundMail;
+use crate::mail::render::{long_date, Template};
+use crate::store::{self, NewCase, NewCaseMessage, NewOutMail, Tx};
+
+/// What happened to one message. The string form is what the `inbound`
+/// table and the logs carry (never content, never an address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Duplicate,
+    Automated(&'static str),
+    NotComplaint,
+    Case { reference: CaseRef, status: Status },
+    Reply { reference: CaseRef },
+}
+
+impl Outcome {
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Duplicate => "duplicate".into(),
+            Outcome::Automated(why) => format!("automated:{why}"),
+            Outcome::NotComplaint => "not_complaint".into(),
+            Outcome::Case { status, .. } => format!("case:{status}"),
+            Outcome::Reply { .. } => "reply".into(),
+        }
+    }
+
+    /// Mail that klachtd took on (gets the IMAP keyword).
+    pub fn is_case_mail(&self) -> bool {
+        matches!(self, Outcome::Case { .. } | Outcome::Reply { .. })
+    }
+}
+
+/// Where a message was found.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub folder: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// Header-level check: automated mail needs no body fetch.
+pub fn automated(settings: &Settings, m: &InboundMail) -> Option<classify::Automated> {
+    classify::automated(
+        &facts(m),
+        &settings.organisation.own_addresses(),
+        &settings.organisation.message_id_domain,
+    )
+}
+
+fn facts(m: &InboundMail) -> MailFacts<'_> {
+    MailFacts {
+        headers: &m.headers,
+        mime_type: &m.mime_type,
+        from: m.from.as_ref(),
+        subject: &m.subject,
+        text: &m.text,
+    }
+}
+
+fn roster(settings: &Settings) -> Vec<RosterEntry<'_>> {
+    settings
+        .staff
+        .iter()
+        .map(|s| RosterEntry {
+            name: &s.name,
+            email: &s.email,
+            aliases: &s.aliases,
+        })
+        .collect()
+}
+
+/// Processes one message and moves the folder checkpoint to its UID, all in
+/// one transaction. A message seen before (same Message-ID) changes nothing
+/// but the checkpoint.
+pub async fn process_message(
+    app: &App,
+    origin: Origin<'_>,
+    arrived: Option<Timestamp>,
+    m: &InboundMail,
+) -> Result<Outcome> {
+    let now = app.clock.now();
+    let mut tx = app.store.begin().await?;
+    if !store::claim_inbound(&mut tx, &m.message_id, origin.folder, origin.uidvalidity, origin.uid, "pending", now).await? {
+        store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
+        tx.commit().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    let outcome = decide_and_record(app, &mut tx, arrived, m, now).await?;
+    let case_id = match &outcome {
+        Outcome::Case { reference, .. } | Outcome::Reply { reference } => case_id_of(&mut tx, reference).await?,
+        _ => None,
+    };
+    store::set_inbound_outcome(&mut tx, &m.message_id, &outcome.label(), case_id).await?;
+    store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn case_id_of(tx: &mut Tx, r: &CaseRef) -> Result<Option<i64>> {
+    use sqlx::Row;
+    let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+        .bind(r.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get::<i64, _>(0)?),
+        None => None,
+    })
+}
+
+async fn decide_and_record(
+    app: &App,
+    tx: &mut Tx,
+    arrived: Option<Timestamp>,
+    m: &InboundMail,
+    now: Timestamp,
+) -> Result<Outcome> {
+    let s = &app.settings;
+    if let Some(a) = automated(s, m) {
+        return Ok(Outcome::Automated(a.as_str()));
+    }
+    let Some(from) = m.from.clone() else {
+        return Ok(Outcome::Automated("no_sender"));
+    };
+    // A reply on a known case goes to that case, whatever it says.
+    if let Some((case_id, reference)) = store::thread_match(tx, &m.referenced_ids(), &from, &m.subject, s.staff_by_email(&from).is_some()).await? {
+        record_reply(app, tx, case_id, &reference, m, &from, arrived.unwrap_or(now), now).await?;
+        return Ok(Outcome::Reply { reference });
+    }
+    if s.staff_by_email(&from).is_some() {
+        // Staff mail that is not on a case is theirs to forward with
+        // /klacht (conversation issue); never a complaint by itself.
+        return Ok(Outcome::NotComplaint);
+    }
+    let score = classify::score_complaint(&m.subject, &m.text);
+    let received = arrived.or(m.date).unwrap_or(now).min(now);
+    let status_reason = match score.verdict {
+        Verdict::NotComplaint => return Ok(Outcome::NotComplaint),
+        Verdict::Unsure => Some(TriageWhy::Unsure(score.points)),
+        Verdict::Complaint => None,
+    };
+    let client = Client {
+        name: client_name(m, &from),
+        email: Some(from),
+        phone: None,
+    };
+    let reference = open_case(
+        app,
+        tx,
+        CaseInput {
+            source: "email",
+            client: &client,
+            subject: &m.subject,
+            body: &m.text,
+            received,
+            triage: status_reason,
+            message: Some(m),
+        },
+        now,
+    )
+    .await?;
+    Ok(Outcome::Case {
+        reference: reference.0,
+        status: reference.1,
+    })
+}
+
+fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
+    if !m.from_name.trim().is_empty() {
+        return m.from_name.trim().to_string();
+    }
+    from.as_str().split('@').next().unwrap_or_default().to_string()
+}
+
+pub struct Client {
+    pub name: String,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum TriageWhy {
+    Unsure(i32),
+}
+
+pub struct CaseInput<'a> {
+    pub source: &'a str,
+    pub client: &'a Client,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub received: Timestamp,
+    pub triage: Option<TriageWhy>,
+    pub message: Option<&'a InboundMail>,
+}
+
+/// Records a new case (or triage item) with its handler, deadlines, timeline
+/// and outgoing mail. Shared by email intake and `register` (phone, art. 4).
+pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp) -> Result<(CaseRef, Status)> {
+    let s = &app.settings;
+    let tz = &s.organisation.timezone;
+    let received_day = local_date(c.received, tz);
+    let ack_due = s.calendar.add_working_days(received_day, s.procedure.ack_working_days);
+    let response_due = s.calendar.add_working_days(received_day, s.procedure.response_working_days);
+    let today = local_date(now, tz);
+
+    let lang = classify::language(c.subject, c.body);
+    let category = classify::category(c.subject, c.body);
+    let elements = classify::extract_elements(c.subject, c.body);
+    let missing = elements.missing();
+    let roster = roster(s);
+    let concerned = classify::concerned(c.subject, c.body, &roster);
+    let concerns: Vec<String> = concerned.iter().map(|e| e.to_string()).collect();
+
+    let counts = store::open_case_counts(tx).await?;
+    let candidates: Vec<Candidate> = s
+        .staff
+        .iter()
+        .map(|st| Candidate {
+            name: &st.name,
+            email: &st.email,
+            handler: st.roles.handler,
+            supervisor: st.roles.supervisor,
+            open_cases: counts.get(&st.email.key()).copied().unwrap_or(0),
+        })
+        .collect();
+    let assignment = pick_handler(&candidates, &concerned);
+    let (handler, assign_reason) = match &assignment {
+        Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
+            (s.staff_by_email(email), reason.clone())
+        }
+        Assignment::Nobody { reason } => (None, reason.clone()),
+    };
+
+    // Why this case waits for a supervisor instead of being acknowledged.
+    let triage_reason: Option<String> = match c.triage {
+        Some(TriageWhy::Unsure(points)) => Some(format!("twijfelachtig of dit een klacht is (score {points})")),
+        None if ack_due < today => Some(format!(
+            "ontvangen op {received_day}, de bevestigingstermijn (uiterlijk {ack_due}) is al verstreken"
+        )),
+        None if handler.is_none() => Some("geen onafhankelijke behandelaar beschikbaar".into()),
+        None => None,
+    };
+    let status = if triage_reason.is_some() { Status::Triage } else { Status::Received };
+
+    let year = received_day.year() as i32;
+    let reference = store::next_reference(tx, year).await?;
+    let subject = if c.subject.trim().is_empty() { "(geen onderwerp)" } else { c.subject.trim() };
+    let case_id = store::insert_case(
+        tx,
+        reference,
+        &NewCase {
+            status,
+            category,
+            language: lang,
+            source: c.source,
+            client_name: &c.client.name,
+            client_email: c.client.email.as_ref().map(|e| e.as_str()),
+            client_phone: c.client.phone.as_deref(),
+            subject,
+            body: c.body,
+            nature: elements.nature.as_deref(),
+            dates: elements.dates.as_deref(),
+            desired_outcome: elements.desired_outcome.as_deref(),
+            missing: &missing,
+            concerns: &concerns,
+            handler_email: handler.map(|h| h.email.as_str()),
+            received_at: c.received,
+            ack_due,
+            response_due,
+            triage_reason: triage_reason.as_deref(),
+            created_at: now,
+        },
+    )
+    .await?;
+
+    store::add_event(tx, case_id, now, "received", c.source, &format!("{} via {}", db_time(c.received), c.source)).await?;
+    store::add_event(tx, case_id, now, "classified", "klachtd", &format!("category {category}, language {lang}")).await?;
+    if !concerns.is_empty() {
+        store::add_event(tx, case_id, now, "concerns", "klachtd", &concerns.join(", ")).await?;
+    }
+    let mut attachments_meta = Vec::new();
+    if let Some(m) = c.message {
+        let from = c.client.email.as_ref().map(|e| e.as_str()).unwrap_or_default();
+        let refs = m.referenced_ids().join(" ");
+        if let Some(cm_id) = store::insert_case_message(
+            tx,
+            &NewCaseMessage {
+                case_id,
+                message_id: &m.message_id,
+                sender: from,
+                subject: &m.subject,
+                at: c.received,
+                body: &m.text,
+                refs: &refs,
+            },
+        )
+        .await?
+        {
+            for a in &m.attachments {
+                store::insert_attachment(tx, cm_id, &a.filename, &a.content_type, a.size, a.data.as_deref()).await?;
+                attachments_meta.push(json!({
+                    "filename": a.filename,
+                    "size_human": human_size(a.size),
+                    "stored": a.data.is_some(),
+                }));
+            }
+        }
+    }
+
+    let org = org_json(s);
+    let concerns_json: Vec<_> = concerned
+        .iter()
+        .map(|e| json!({"name": s.staff_by_email(e).map(|x| x.name.as_str()).unwrap_or(""), "email": e.as_str()}))
+        .collect();
+    let missing_codes: Vec<&str> = missing.iter().map(|e| e.as_str()).collect();
+    let staff_lang = s.organisation.language;
+    let thread_parent = c.message.map(|m| (m.message_id.clone(), m.references.clone()));
+
+    if let Some(reason) = &triage_reason {
+        store::add_event(tx, case_id, now, "triage", "klachtd", reason).await?;
+        let template = if handler.is_none() && c.triage.is_none() && ack_due >= today {
+            Template::Unassigned
+        } else {
+            Template::Triage
+        };
+        let ctx = json!({
+            "org": org, "reference": reference.to_string(), "lang": staff_lang.as_str(),
+            "client_name": c.client.name, "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
+            "original_subject": subject, "received": long_date(staff_lang, received_day),
+            "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => p, None => 0 },
+            "concerns": concerns_json,
+        });
+        let mut warned = 0;
+        for sup in s.supervisors().filter(|sup| !concerned.contains(&sup.email)) {
+            queue_staff_mail(app, tx, case_id, template, staff_lang, &ctx, sup, "triage_notice", now).await?;
+            warned += 1;
+        }
+        if warned == 0 {
+            tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
+        }
+        return Ok((reference, status));
+    }
+
+    let handler = handler.context("handler chosen above")?;
+    store::add_event(tx, case_id, now, "assigned", "klachtd", &format!("{}: {}", handler.email, assign_reason)).await?;
+
+    // Acknowledgement (art. 5) to the client, at once.
+    let mut ack_queued = false;
+    if let Some(client_email) = &c.client.email {
+        let since = now.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(now);
+        let recent = store::auto_replies_since(tx, client_email.as_str(), since).await?;
+        if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
+            store::add_event(
+                tx,
+                case_id,
+                now,
+                "ack_suppressed",
+                "klachtd",
+                &format!("{recent} automatic replies to this sender in 24 hours; confirm personally"),
+            )
+            .await?;
+        } else {
+            let ctx = json!({
+                "org": org, "reference": reference.to_string(), "lang": lang.as_str(),
+                "client_name": c.client.name, "original_subject": subject,
+                "handler": {"name": handler.name, "email": handler.email.as_str()},
+                "received": long_date(lang, received_day), "ack_due": long_date(lang, ack_due),
+                "response_due": long_date(lang, response_due), "missing": missing_codes,
+                "response_working_days": s.procedure.response_working_days,
+            });
+            let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
+            let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+            let (irt, refs) = match &thread_parent {
+                Some((id, refs)) => (Some(id.as_str()), compose::references_for_reply(refs, id)),
+                None => (None, Vec::new()),
+            };
+            let raw = compose::build(&Outgoing {
+                message_id: &message_id,
+                from_name: &s.organisation.name,
+                from: &s.organisation.address,
+                to_name: &c.client.name,
+                to: client_email,
+                reply_to: None,
+                subject: &rendered.subject,
+                text: &rendered.text,
+                html: &rendered.html,
+                in_reply_to: irt,
+                references: &refs,
+                auto_reply: true,
+                date: now,
+                attachments: &[],
+            })?;
+            ack_queued = store::enqueue(
+                tx,
+                &NewOutMail {
+                    message_id: &message_id,
+                    case_id: Some(case_id),
+                    kind: "ack",
+                    recipient: client_email.as_str(),
+                    raw: &raw,
+                },
+                now,
+            )
+            .await?;
+            if ack_queued {
+                store::add_event(tx, case_id, now, "ack_queued", "klachtd", &message_id).await?;
+            }
+        }
+    }
+
+    // The handler's notification: the complaint, deadlines, who it concerns.
+    let ctx = json!({
+        "org": org, "reference": reference.to_string(), "lang": staff_lang.as_str(),
+        "handler": {"name": handler.name, "email": handler.email.as_str()},
+        "client_name": c.client.name,
+        "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
+        "client_phone": c.client.phone.as_deref().unwrap_or(""),
+        "original_subject": subject,
+        "received": long_date(staff_lang, received_day),
+        "ack_due": long_date(staff_lang, ack_due),
+        "response_due": long_date(staff_lang, response_due),
+        "category": category.as_str(),
+        "concerns": concerns_json,
+        "missing": missing_codes,
+        "assignment_reason": assign_reason,
+        "body": c.body,
+        "attachments": attachments_meta,
+        "source": c.source,
+        "ack_sent": ack_queued,
+    });
+    queue_staff_mail(app, tx, case_id, Template::HandlerNew, staff_lang, &ctx, handler, "handler_new", now).await?;
+    Ok((reference, status))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn queue_staff_mail(
+    app: &App,
+    tx: &mut Tx,
+    case_id: i64,
+    template: Template,
+    lang: Lang,
+    ctx: &serde_json::Value,
+    to: &Staff,
+    kind: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let rendered = app.renderer.render(lang, template, ctx)?;
+    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let raw = compose::build(&Outgoing {
+        message_id: &message_id,
+        from_name: &format!("{} klachten", s.organisation.name),
+        from: &s.organisation.address,
+        to_name: &to.name,
+        to: &to.email,
+        reply_to: None,
+        subject: &rendered.subject,
+        text: &rendered.text,
+        html: &rendered.html,
+        in_reply_to: None,
+        references: &[],
+        auto_reply: false,
+        date: now,
+        attachments: &[],
+    })?;
+    store::enqueue(
+        tx,
+        &NewOutMail {
+            message_id: &message_id,
+            case_id: Some(case_id),
+            kind,
+            recipient: to.email.as_str(),
+            raw: &raw,
+        },
+        now,
+    )
+    .await?;
+    store::add_event(tx, case_id, now, &format!("{kind}_queued"), "klachtd", to.email.as_str()).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_reply(
+    app: &App,
+    tx: &mut Tx,
+    case_id: i64,
+    reference: &CaseRef,
+    m: &InboundMail,
+    from: &EmailAddress,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let refs = m.referenced_ids().join(" ");
+    store::insert_case_message(
+        tx,
+        &NewCaseMessage {
+            case_id,
+            message_id: &m.message_id,
+            sender: from.as_str(),
+            subject: &m.subject,
+            at,
+            body: &m.text,
+            refs: &refs,
+        },
+    )
+    .await?;
+    let staff = s.staff_by_email(from);
+    let kind = if staff.is_some() { "staff_message" } else { "client_reply" };
+    store::add_event(tx, case_id, now, kind, if staff.is_some() { from.as_str() } else { "client" }, &m.message_id).await?;
+    if staff.is_some() {
+        return Ok(());
+    }
+    // Pass the client's reply on to the handler (never to anyone concerned).
+    let Some(case) = store::case_in_tx(tx, case_id).await? else {
+        return Ok(());
+    };
+    let Some(handler) = case
+        .handler_email
+        .as_deref()
+        .and_then(|h| EmailAddress::parse(h).ok())
+        .and_then(|h| s.staff_by_email(&h).cloned())
+    else {
+        return Ok(());
+    };
+    if case.concerns.iter().any(|c| c.eq_ignore_ascii_case(handler.email.as_str())) {
+        return Ok(());
+    }
+    let lang = s.organisation.language;
+    let due: Date = case.response_due.parse().unwrap_or(local_date(now, &s.organisation.timezone));
+    let ctx = json!({
+        "org": org_json(s), "reference": reference.to_string(), "lang": lang.as_str(),
+        "client_name": case.client_name, "original_subject": case.subject,
+        "body": m.text, "response_due": long_date(lang, due),
+    });
+    queue_staff_mail(app, tx, case_id, Template::ClientReplyToHandler, lang, &ctx, &handler, "client_reply_notice", now).await
+}
+
+fn org_json(s: &Settings) -> serde_json::Value {
+    json!({
+        "name": s.organisation.name,
+        "address": s.organisation.address.as_str(),
+        "regulation_url": s.organisation.regulation_url,
+        "phone": s.organisation.phone,
+        "website": s.organisation.website,
+    })
+}
+
+fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1024 * 1024 => format!("{:.1} MB", n as f64 / (1024.0 * 1024.0)),
+        n if n >= 1024 => format!("{} kB", n / 1024),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// A complaint taken by phone (art. 4): same pipeline, no inbound message.
+pub struct PhoneComplaint {
+    pub name: String,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<String>,
+    pub description: String,
+    pub date: Option<String>,
+    pub desired_outcome: Option<String>,
+}
+
+pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(CaseRef, Status)> {
+    let now = app.clock.now();
+    let mut body = p.description.trim().to_string();
+    if let Some(d) = p.date.as_deref().filter(|d| !d.trim().is_empty()) {
+        body.push_str(&format!("\n\nDatum / sessie: {}", d.trim()));
+    }
+    if let Some(d) = p.desired_outcome.as_deref().filter(|d| !d.trim().is_empty()) {
+        body.push_str(&format!("\n\nGewenste uitkomst: {}", d.trim()));
+    }
+    let client = Client {
+        name: p.name.trim().to_string(),
+        email: p.email.clone(),
+        phone: p.phone.clone(),
+    };
+    let subject = first_words(&p.description, 8);
+    let mut tx = app.store.begin().await?;
+    let r = open_case(
+        app,
+        &mut tx,
+        CaseInput {
+            source: "phone",
+            client: &client,
+            subject: &format!("Telefonische klacht: {subject}"),
+            body: &body,
+            received: now,
+            triage: None,
+            message: None,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    app.outbox_wake.notify_one();
+    Ok(r)
+}
+
+fn first_words(s: &str, n: usize) -> String {
+    let words: Vec<&str> = s.split_whitespace().take(n).collect();
+    let mut out = words.join(" ");
+    if s.split_whitespace().count() > n {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,23 @@
+//! klachtd runs an organisation's complaints procedure (klachtenreglement)
+//! straight from its info@ mailbox.
+//!
+//! Module map:
+//! - [`config`]: the TOML file plus `KLACHTD__SECTION__KEY` overrides, validated once.
+//! - [`domain`]: pure code, no I/O: value types, working-day calendar,
+//!   classification (automated mail, complaint scoring, art. 4 elements,
+//!   who a complaint concerns) and independent handler assignment.
+//! - [`mail`]: parse raw mail, compose and render outgoing mail, IMAP and SMTP.
+//! - [`store`]: the register; every SQL statement, SQLite and PostgreSQL.
+//! - [`intake`]: one message or phone complaint → records and queued mail, in one transaction.
+//! - [`workers`]: the IMAP intake loop, the outbox sender, the daemon.
+//! - [`cli`]: the command line; `main.rs` only wires.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod intake;
+pub mod mail;
+pub mod store;
+pub mod workers;

@@ -1,0 +1,293 @@
+//! IMAP: only moves bytes. Every operation has a timeout; any error drops
+//! the session (the caller reconnects with backoff).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::NameAttribute;
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::config::{ImapSettings, Security};
+
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
+type Session = async_imap::Session<Box<dyn Stream>>;
+
+pub struct Imap {
+    session: Session,
+    timeout: Duration,
+    selected: Option<String>,
+}
+
+/// A message as fetched: uid, arrival time in the mailbox, size, bytes.
+#[derive(Debug)]
+pub struct Fetched {
+    pub uid: u32,
+    pub internal_date: Option<jiff::Timestamp>,
+    pub size: u32,
+    pub bytes: Vec<u8>,
+}
+
+pub struct Selected {
+    pub uidvalidity: u32,
+    pub uid_next: Option<u32>,
+    pub exists: u32,
+}
+
+async fn timed<T, F: std::future::Future<Output = T>>(d: Duration, what: &str, f: F) -> Result<T> {
+    tokio::time::timeout(d, f)
+        .await
+        .map_err(|_| anyhow!("IMAP {what}: no answer within {}s", d.as_secs()))
+}
+
+pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .unwrap_or_else(|_| {
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            }),
+    )
+}
+
+async fn tls_wrap(tcp: TcpStream, host: &str) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(tls_config());
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| anyhow!("imap.host {host:?} is not a valid TLS server name"))?;
+    Ok(connector.connect(name, tcp).await?)
+}
+
+impl Imap {
+    /// Connects, logs in. Errors say which step failed, never the password.
+    pub async fn connect(s: &ImapSettings) -> Result<Imap> {
+        let t = s.timeout;
+        let tcp = timed(t, "connect", TcpStream::connect((s.host.as_str(), s.port)))
+            .await?
+            .with_context(|| format!("cannot connect to IMAP server {}:{}", s.host, s.port))?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match s.security {
+            Security::Tls => Box::new(timed(t, "TLS handshake", tls_wrap(tcp, &s.host)).await??),
+            Security::None => Box::new(tcp),
+            Security::Starttls => {
+                let mut client = async_imap::Client::new(tcp);
+                timed(t, "greeting", client.read_response()).await??;
+                timed(t, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None))
+                    .await?
+                    .context("IMAP server refused STARTTLS")?;
+                let tcp = client.into_inner();
+                Box::new(timed(t, "TLS handshake", tls_wrap(tcp, &s.host)).await??)
+            }
+        };
+        let mut client = async_imap::Client::new(stream);
+        if s.security != Security::Starttls {
+            let greeting = timed(t, "greeting", client.read_response()).await??;
+            if greeting.is_none() {
+                bail!("IMAP server closed the connection before greeting");
+            }
+        }
+        let session = timed(t, "login", client.login(&s.username, s.password.expose()))
+            .await?
+            .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username))?;
+        Ok(Imap {
+            session,
+            timeout: t,
+            selected: None,
+        })
+    }
+
+    pub async fn select(&mut self, folder: &str) -> Result<Selected> {
+        let mb = timed(self.timeout, "SELECT", self.session.select(folder))
+            .await?
+            .with_context(|| format!("cannot select folder {folder:?}"))?;
+        self.selected = Some(folder.to_string());
+        Ok(Selected {
+            uidvalidity: mb
+                .uid_validity
+                .ok_or_else(|| anyhow!("server gave no UIDVALIDITY for {folder:?}"))?,
+            uid_next: mb.uid_next,
+            exists: mb.exists,
+        })
+    }
+
+    /// UIDs above `after` in the selected folder, ascending.
+    pub async fn uids_after(&mut self, after: u32) -> Result<Vec<u32>> {
+        let found = timed(
+            self.timeout,
+            "UID SEARCH",
+            self.session.uid_search(format!("UID {}:*", after.saturating_add(1))),
+        )
+        .await??;
+        let mut v: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    async fn fetch(&mut self, uids: &[u32], query: &str) -> Result<Vec<Fetched>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let t = self.timeout * 4;
+        let fetches: Vec<_> = timed(t, "UID FETCH", async {
+            self.session.uid_fetch(&set, query).await?.try_collect::<Vec<_>>().await
+        })
+        .await??;
+        let mut out: Vec<Fetched> = fetches
+            .iter()
+            .filter_map(|f| {
+                Some(Fetched {
+                    uid: f.uid?,
+                    internal_date: f
+                        .internal_date()
+                        .and_then(|d| jiff::Timestamp::from_second(d.timestamp()).ok()),
+                    size: f.size.unwrap_or(0),
+                    bytes: f.header().or(f.body()).map(<[u8]>::to_vec).unwrap_or_default(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|f| f.uid);
+        Ok(out)
+    }
+
+    /// Headers only (BODY.PEEK: flags are not touched).
+    pub async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<Fetched>> {
+        self.fetch(uids, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])").await
+    }
+
+    /// Whole messages, at most `max_bytes` of each (BODY.PEEK: flags kept).
+    pub async fn fetch_bodies(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
+        self.fetch(uids, &format!("(UID RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.{max_bytes}>)"))
+            .await
+    }
+
+    /// Sets a keyword (e.g. `$Klacht`) on one message.
+    pub async fn add_keyword(&mut self, uid: u32, keyword: &str) -> Result<()> {
+        timed(self.timeout, "UID STORE", async {
+            self.session
+                .uid_store(uid.to_string(), format!("+FLAGS.SILENT ({keyword})"))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// The folder with special-use `\Sent`, else one named "Sent".
+    pub async fn find_sent_folder(&mut self) -> Result<String> {
+        let names: Vec<_> = timed(self.timeout, "LIST", async {
+            self.session.list(Some(""), Some("*")).await?.try_collect::<Vec<_>>().await
+        })
+        .await??;
+        let by_use = names
+            .iter()
+            .find(|n| n.attributes().iter().any(|a| matches!(a, NameAttribute::Sent)));
+        let by_name = names
+            .iter()
+            .find(|n| n.name().eq_ignore_ascii_case("Sent") || n.name().ends_with("Sent"));
+        by_use
+            .or(by_name)
+            .map(|n| n.name().to_string())
+            .ok_or_else(|| anyhow!("no Sent folder (special-use \\Sent) on the IMAP server; set imap.sent_folder"))
+    }
+
+    pub async fn append(&mut self, folder: &str, raw: &[u8]) -> Result<()> {
+        timed(self.timeout * 4, "APPEND", self.session.append(folder, Some("(\\Seen)"), None, raw))
+            .await?
+            .with_context(|| format!("cannot append to {folder:?}"))?;
+        Ok(())
+    }
+
+    /// Does `folder` hold a message with this Message-ID?
+    pub async fn has_message_id(&mut self, folder: &str, message_id: &str) -> Result<bool> {
+        if self.selected.as_deref() != Some(folder) {
+            self.select(folder).await?;
+        }
+        let id = message_id.replace(['"', '\\'], "");
+        let found = timed(
+            self.timeout,
+            "UID SEARCH",
+            self.session.uid_search(format!("HEADER Message-ID \"{id}\"")),
+        )
+        .await??;
+        Ok(!found.is_empty())
+    }
+
+    pub async fn noop(&mut self) -> Result<()> {
+        timed(self.timeout, "NOOP", self.session.noop()).await??;
+        Ok(())
+    }
+
+    /// Waits in IDLE until the server reports something, `renew` passes, or
+    /// `stop` fires. Returns the session for the next round.
+    pub async fn idle(self, renew: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> Result<(Imap, bool)> {
+        let timeout = self.timeout;
+        let selected = self.selected;
+        let mut handle = self.session.idle();
+        timed(timeout, "IDLE", handle.init()).await??;
+        let (wait, interrupt) = handle.wait_with_timeout(renew);
+        let mut stopped = false;
+        let result = tokio::select! {
+            r = wait => r,
+            _ = stop.changed() => { stopped = true; drop(interrupt); Ok(IdleResponse::ManualInterrupt) }
+        };
+        let _ = result?;
+        let session = timed(timeout, "IDLE DONE", handle.done()).await??;
+        Ok((
+            Imap {
+                session,
+                timeout,
+                selected,
+            },
+            stopped,
+        ))
+    }
+
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+
+    pub async fn supports_idle(&mut self) -> Result<bool> {
+        let caps = timed(self.timeout, "CAPABILITY", self.session.capabilities()).await??;
+        Ok(caps.has_str("IDLE"))
+    }
+}
+
+/// Compact IMAP sequence set: 1:3,7,9:10.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        parts.push(if start == end { start.to_string() } else { format!("{start}:{end}") });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(super::uid_set(&[9, 1, 2, 3, 7, 10]), "1:3,7,9:10");
+        assert_eq!(super::uid_set(&[5]), "5");
+    }
+}

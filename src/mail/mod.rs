@@ -1,0 +1,7 @@
+//! Mail in and out: parse, compose, render, IMAP, SMTP.
+
+pub mod compose;
+pub mod imap;
+pub mod parse;
+pub mod render;
+pub mod smtp;

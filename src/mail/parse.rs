@@ -1,0 +1,311 @@
+//! Raw RFC 5322 bytes become a typed [`InboundMail`], once, at the edge.
+//! Never fails: whatever the bytes, the caller gets a value (possibly with
+//! empty fields) and decides from that. Charsets are decoded by mail-parser
+//! (with encoding_rs for the legacy multi-byte ones); HTML-only mail is
+//! turned into text.
+
+use jiff::Timestamp;
+use mail_parser::{Address, MessageParser, MimeHeaders};
+
+use crate::domain::types::EmailAddress;
+
+/// Longest body text kept for classification and the register.
+const MAX_TEXT_CHARS: usize = 200_000;
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    /// None when the attachment is larger than the configured cap: only its
+    /// metadata is kept.
+    pub data: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundMail {
+    /// `<id@host>`; synthesised from a hash of the headers when missing.
+    pub message_id: String,
+    pub synthetic_id: bool,
+    pub from: Option<EmailAddress>,
+    pub from_name: String,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub subject: String,
+    pub date: Option<Timestamp>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Top-level header fields, names lower-cased, values unfolded.
+    pub headers: Vec<(String, String)>,
+    /// Top-level content type, lower-cased ("multipart/report").
+    pub mime_type: String,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// The parser found no message structure at all.
+    pub unparseable: bool,
+}
+
+impl InboundMail {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every Message-ID this mail refers to (In-Reply-To first).
+    pub fn referenced_ids(&self) -> Vec<String> {
+        let mut v = self.in_reply_to.clone();
+        for r in &self.references {
+            if !v.contains(r) {
+                v.push(r.clone());
+            }
+        }
+        v
+    }
+}
+
+/// Puts a message id in canonical `<…>` form.
+pub fn bracket(id: &str) -> String {
+    let t = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    format!("<{t}>")
+}
+
+fn addresses(a: Option<&Address>) -> Vec<EmailAddress> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address())
+            .filter_map(|s| EmailAddress::parse(s).ok())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn unfold(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut last_space = false;
+    for c in v.chars() {
+        let c = if c == '\r' || c == '\n' || c == '\t' { ' ' } else { c };
+        if c == ' ' {
+            if !last_space {
+                out.push(' ');
+            }
+            last_space = true;
+        } else {
+            out.push(c);
+            last_space = false;
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Two FNV-1a passes with different offsets: a stable 128-bit fingerprint
+/// (std's hasher is not guaranteed stable across Rust versions).
+fn fingerprint(bytes: &[u8]) -> String {
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x6c62_272e_07bb_0142;
+    for &x in bytes {
+        a = (a ^ x as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        b = (b ^ (x as u64).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{a:016x}{b:016x}")
+}
+
+fn ids(v: &mail_parser::HeaderValue) -> Vec<String> {
+    match v {
+        mail_parser::HeaderValue::Text(t) => vec![bracket(t)],
+        mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| bracket(t)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses raw bytes. `max_attachment_bytes` caps the attachment data kept.
+pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
+    let header_end = find_header_end(raw);
+    let parsed = MessageParser::default().parse(raw);
+    let Some(m) = parsed else {
+        return InboundMail {
+            message_id: format!("<{}@synthetic.klachtd.invalid>", fingerprint(raw)),
+            synthetic_id: true,
+            from: None,
+            from_name: String::new(),
+            to: Vec::new(),
+            cc: Vec::new(),
+            subject: String::new(),
+            date: None,
+            in_reply_to: Vec::new(),
+            references: Vec::new(),
+            headers: Vec::new(),
+            mime_type: String::new(),
+            text: String::new(),
+            attachments: Vec::new(),
+            unparseable: true,
+        };
+    };
+
+    let (message_id, synthetic_id) = match m.message_id().filter(|s| !s.trim().is_empty()) {
+        Some(id) => (bracket(id), false),
+        None => (
+            format!("<{}@synthetic.klachtd.invalid>", fingerprint(&raw[..header_end])),
+            true,
+        ),
+    };
+    let from_addr = m.from().and_then(|a| a.first());
+    let from = from_addr
+        .and_then(|a| a.address())
+        .and_then(|s| EmailAddress::parse(s).ok());
+    let from_name = from_addr
+        .and_then(|a| a.name())
+        .map(|n| unfold(n).trim_matches('"').to_string())
+        .unwrap_or_default();
+    let headers: Vec<(String, String)> = m
+        .headers_raw()
+        .map(|(n, v)| (n.to_ascii_lowercase(), unfold(v)))
+        .collect();
+    let mime_type = m
+        .content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        })
+        .unwrap_or_else(|| "text/plain".into())
+        .to_ascii_lowercase();
+
+    let mut text = String::new();
+    for i in 0..m.text_body_count().max(1) {
+        if let Some(t) = m.body_text(i) {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&t);
+        }
+        if text.len() > MAX_TEXT_CHARS {
+            break;
+        }
+    }
+    if text.len() > MAX_TEXT_CHARS {
+        let mut cut = MAX_TEXT_CHARS;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+
+    let attachments = m
+        .attachments()
+        .map(|p| {
+            let content_type = p
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase();
+            let filename = p
+                .attachment_name()
+                .map(|n| sanitize_filename(n))
+                .unwrap_or_else(|| "bijlage".to_string());
+            let bytes = p.contents();
+            let size = bytes.len() as u64;
+            Attachment {
+                filename,
+                content_type,
+                size,
+                data: (size <= max_attachment_bytes).then(|| bytes.to_vec()),
+            }
+        })
+        .collect();
+
+    InboundMail {
+        message_id,
+        synthetic_id,
+        from,
+        from_name,
+        to: addresses(m.to()),
+        cc: addresses(m.cc()),
+        subject: m.subject().map(unfold).unwrap_or_default(),
+        date: m
+            .date()
+            .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok()),
+        in_reply_to: ids(m.in_reply_to()),
+        references: ids(m.references()),
+        headers,
+        mime_type,
+        text,
+        attachments,
+        unparseable: false,
+    }
+}
+
+fn find_header_end(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len().min(8192))
+}
+
+fn sanitize_filename(n: &str) -> String {
+    let base = n.rsplit(['/', '\\']).next().unwrap_or(n);
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if clean.trim().is_empty() {
+        "bijlage".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_message_yields_its_fields() {
+        let raw = b"From: \"Jan Jansen\" <jan@client.test>\r\nTo: info@31solutions.test\r\nSubject: Klacht over\r\n de sessie\r\nMessage-ID: <abc@client.test>\r\nReferences: <a@x> <b@y>\r\nIn-Reply-To: <b@y>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\nAuto-Submitted: no\r\n\r\nIk ben ontevreden.\r\n";
+        let m = parse(raw, 1024);
+        assert_eq!(m.message_id, "<abc@client.test>");
+        assert_eq!(m.from.unwrap().as_str(), "jan@client.test");
+        assert_eq!(m.from_name, "Jan Jansen");
+        assert_eq!(m.subject, "Klacht over de sessie");
+        assert_eq!(m.referenced_ids(), vec!["<b@y>", "<a@x>"]);
+        assert_eq!(m.header("auto-submitted"), Some("no"));
+        assert_eq!(m.date.unwrap().to_string(), "2026-11-23T09:00:00Z");
+        assert!(m.text.contains("ontevreden"));
+    }
+
+    #[test]
+    fn a_message_without_message_id_gets_a_stable_synthetic_one() {
+        let raw = b"From: jan@client.test\r\nSubject: x\r\n\r\nbody";
+        let a = parse(raw, 0);
+        let b = parse(raw, 0);
+        assert!(a.synthetic_id);
+        assert_eq!(a.message_id, b.message_id);
+        let c = parse(b"From: jan@client.test\r\nSubject: y\r\n\r\nbody", 0);
+        assert_ne!(a.message_id, c.message_id);
+    }
+
+    #[test]
+    fn garbage_and_empty_input_do_not_panic() {
+        for raw in [&b""[..], b"\xff\xfe\x00", b"\n\n\n", b"From:\r\n\r\n", b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n"] {
+            let m = parse(raw, 10);
+            assert!(m.message_id.starts_with('<'));
+        }
+    }
+
+    #[test]
+    fn attachments_above_the_cap_keep_only_their_metadata() {
+        let raw = b"From: a@client.test\r\nMessage-ID: <m@x>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nzie bijlage\r\n--b\r\nContent-Type: application/pdf; name=\"../../verslag.pdf\"\r\nContent-Disposition: attachment; filename=\"../../verslag.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n--b--\r\n";
+        let small = parse(raw, 4);
+        assert_eq!(small.attachments.len(), 1);
+        assert_eq!(small.attachments[0].filename, "verslag.pdf");
+        assert_eq!(small.attachments[0].content_type, "application/pdf");
+        assert_eq!(small.attachments[0].size, 15);
+        assert!(small.attachments[0].data.is_none());
+        let big = parse(raw, 1024);
+        assert_eq!(big.attachments[0].data.as_deref(), Some(&b"%PDF-1.4\n%\xc7\xec\x8f\xa2\n"[..]));
+    }
+}

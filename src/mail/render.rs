@@ -1,0 +1,1006 @@
+//! Rendering of outgoing mail from Tera templates.
+//!
+//! Every message has three parts, each its own template file under
+//! `templates/{lang}/`: `{name}.subject.txt` (one line), `{name}.txt` (plain
+//! text) and `{name}.html` (autoescaped HTML). The built-in files are compiled
+//! into the binary; an override directory with the same layout can replace
+//! any of them one by one, so an organisation can change its texts without a
+//! rebuild.
+//!
+//! The caller builds the context (a JSON object) and passes dates already
+//! formatted with [`long_date`] / [`long_date_with_weekday`]. The same two
+//! functions are also available in templates as filters on `YYYY-MM-DD`
+//! strings: `{{ d | long_date(lang=lang) }}`, `{{ d | long_date_with_weekday(lang=lang) }}`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use jiff::civil::{Date, Weekday};
+
+use crate::domain::types::Lang;
+
+/// The messages klachtd sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    /// Acknowledgement of receipt to the client (art. 5).
+    Ack,
+    /// A new complaint, to the assigned handler.
+    HandlerNew,
+    /// Possible complaint awaiting a supervisor's `/klacht` or `/geen-klacht`.
+    Triage,
+    /// No independent handler could be assigned; to each supervisor.
+    Unassigned,
+    /// A client's reply on a case, to the handler.
+    ClientReplyToHandler,
+}
+
+impl Template {
+    pub const ALL: &'static [Template] = &[
+        Template::Ack,
+        Template::HandlerNew,
+        Template::Triage,
+        Template::Unassigned,
+        Template::ClientReplyToHandler,
+    ];
+
+    /// The file stem of the template's files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Ack => "ack",
+            Template::HandlerNew => "handler_new",
+            Template::Triage => "triage",
+            Template::Unassigned => "unassigned",
+            Template::ClientReplyToHandler => "client_reply",
+        }
+    }
+}
+
+/// A rendered message: one-line subject, plain text and HTML bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The three parts of every template, as file suffixes.
+const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];
+
+macro_rules! builtin_files {
+    ($($lang:literal : [$($name:literal),+ $(,)?]),+ $(,)?) => {
+        &[$($(
+            (
+                concat!($lang, "/", $name, ".subject.txt"),
+                include_str!(concat!("../../templates/", $lang, "/", $name, ".subject.txt")),
+            ),
+            (
+                concat!($lang, "/", $name, ".txt"),
+                include_str!(concat!("../../templates/", $lang, "/", $name, ".txt")),
+            ),
+            (
+                concat!($lang, "/", $name, ".html"),
+                include_str!(concat!("../../templates/", $lang, "/", $name, ".html")),
+            ),
+        )+)+]
+    };
+}
+
+/// Built-in templates: (relative path, content).
+const BUILTIN: &[(&str, &str)] = builtin_files!(
+    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply"],
+    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply"],
+);
+
+/// Renders outgoing mail. Cheap to share (`&self` only); build it once.
+pub struct Renderer {
+    tera: tera::Tera,
+    /// Where each template came from, for error messages.
+    origin: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("templates", &self.origin.len())
+            .finish()
+    }
+}
+
+impl Renderer {
+    /// Loads the built-in templates; when `override_dir` is given, any file
+    /// with the same relative path there (e.g. `nl/ack.txt`) replaces the
+    /// built-in one. Errors name the offending file.
+    pub fn new(override_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![".html"]);
+        tera.set_escape_fn(escape_html);
+        tera.register_filter("long_date", filter_long_date);
+        tera.register_filter("long_date_with_weekday", filter_long_date_with_weekday);
+
+        if let Some(dir) = override_dir {
+            if !dir.is_dir() {
+                bail!(
+                    "template override directory {} does not exist",
+                    dir.display()
+                );
+            }
+        }
+
+        let mut origin = HashMap::new();
+        for (rel, builtin) in BUILTIN {
+            let over: Option<PathBuf> = override_dir.map(|d| d.join(rel)).filter(|p| p.is_file());
+            let (content, from) = match over {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading template {}", path.display()))?;
+                    (text, path.display().to_string())
+                }
+                None => ((*builtin).to_string(), format!("built-in templates/{rel}")),
+            };
+            tera.add_raw_template(rel, &content)
+                .map_err(|e| anyhow!("template {from}: {}", error_chain(&e)))?;
+            origin.insert((*rel).to_string(), from);
+        }
+        Ok(Renderer { tera, origin })
+    }
+
+    /// Renders template `t` in `lang`. `ctx` must be a JSON object; `lang`
+    /// is added to it when absent. The subject is trimmed and any line breaks
+    /// become single spaces, so it is always safe as a header value.
+    pub fn render(
+        &self,
+        lang: Lang,
+        t: Template,
+        ctx: &serde_json::Value,
+    ) -> anyhow::Result<Rendered> {
+        let mut context = match ctx {
+            serde_json::Value::Object(_) => tera::Context::from_value(ctx.clone())
+                .map_err(|e| anyhow!("template context: {}", error_chain(&e)))?,
+            _ => bail!(
+                "context for template {}/{} must be a JSON object",
+                lang.as_str(),
+                t.name()
+            ),
+        };
+        if !context.contains_key("lang") {
+            context.insert("lang", lang.as_str());
+        }
+        let [subject, text, html] = PARTS.map(|part| {
+            let name = format!("{}/{}.{part}", lang.as_str(), t.name());
+            self.tera.render(&name, &context).map_err(|e| {
+                let from = self.origin.get(&name).map(String::as_str).unwrap_or("?");
+                anyhow!("rendering template {name} ({from}): {}", error_chain(&e))
+            })
+        });
+        Ok(Rendered {
+            subject: one_line(&subject?),
+            text: tidy_text(&text?),
+            html: html?,
+        })
+    }
+}
+
+/// Tera's top-level error says little ("Failed to render 'x'"); the cause
+/// (e.g. the missing variable) is in its source chain.
+fn error_chain(e: &tera::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            let _ = write!(out, ": {msg}");
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// HTML escaping for element content and quoted attributes. Unlike Tera's
+/// default it leaves `/` alone, so URLs stay readable in the source.
+fn escape_html(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() + input.len() / 8);
+    for c in input.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Subject: trimmed, all whitespace runs (including line breaks) → one space.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Plain text: no trailing spaces, at most one blank line in a row, no
+/// leading blank lines, exactly one final newline.
+fn tidy_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut blank_run = 0usize;
+    for line in s.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() && blank_run > 0 {
+            out.push('\n');
+        }
+        blank_run = 0;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+const MONTHS_NL: [&str; 12] = [
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+fn month_name(lang: Lang, month: i8) -> &'static str {
+    let names = match lang {
+        Lang::Nl => &MONTHS_NL,
+        Lang::En => &MONTHS_EN,
+    };
+    // jiff guarantees 1..=12; fall back to January rather than panic.
+    let i = usize::try_from(month - 1).unwrap_or(0);
+    names.get(i).copied().unwrap_or(names[0])
+}
+
+fn weekday_name(lang: Lang, w: Weekday) -> &'static str {
+    match (lang, w) {
+        (Lang::Nl, Weekday::Monday) => "maandag",
+        (Lang::Nl, Weekday::Tuesday) => "dinsdag",
+        (Lang::Nl, Weekday::Wednesday) => "woensdag",
+        (Lang::Nl, Weekday::Thursday) => "donderdag",
+        (Lang::Nl, Weekday::Friday) => "vrijdag",
+        (Lang::Nl, Weekday::Saturday) => "zaterdag",
+        (Lang::Nl, Weekday::Sunday) => "zondag",
+        (Lang::En, Weekday::Monday) => "Monday",
+        (Lang::En, Weekday::Tuesday) => "Tuesday",
+        (Lang::En, Weekday::Wednesday) => "Wednesday",
+        (Lang::En, Weekday::Thursday) => "Thursday",
+        (Lang::En, Weekday::Friday) => "Friday",
+        (Lang::En, Weekday::Saturday) => "Saturday",
+        (Lang::En, Weekday::Sunday) => "Sunday",
+    }
+}
+
+/// "21 december 2026" (nl) / "21 December 2026" (en).
+pub fn long_date(lang: Lang, d: Date) -> String {
+    format!("{} {} {}", d.day(), month_name(lang, d.month()), d.year())
+}
+
+/// "maandag 21 december 2026" (nl) / "Monday 21 December 2026" (en).
+pub fn long_date_with_weekday(lang: Lang, d: Date) -> String {
+    format!("{} {}", weekday_name(lang, d.weekday()), long_date(lang, d))
+}
+
+fn filter_args(
+    filter: &str,
+    value: &tera::Value,
+    args: &HashMap<String, tera::Value>,
+) -> tera::Result<(Lang, Date)> {
+    let raw = value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg(format!("filter {filter} expects a YYYY-MM-DD string")))?;
+    let date: Date = raw
+        .trim()
+        .parse()
+        .map_err(|e| tera::Error::msg(format!("filter {filter}: invalid date {raw:?}: {e}")))?;
+    let lang = match args.get("lang").and_then(|v| v.as_str()) {
+        Some(l) => l
+            .parse::<Lang>()
+            .map_err(|e| tera::Error::msg(format!("filter {filter}: {e}")))?,
+        None => {
+            return Err(tera::Error::msg(format!(
+                "filter {filter} needs a lang argument, e.g. {filter}(lang=lang)"
+            )))
+        }
+    };
+    Ok((lang, date))
+}
+
+fn filter_long_date(
+    value: &tera::Value,
+    args: &HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let (lang, d) = filter_args("long_date", value, args)?;
+    Ok(tera::Value::String(long_date(lang, d)))
+}
+
+fn filter_long_date_with_weekday(
+    value: &tera::Value,
+    args: &HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let (lang, d) = filter_args("long_date_with_weekday", value, args)?;
+    Ok(tera::Value::String(long_date_with_weekday(lang, d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const LANGS: [Lang; 2] = [Lang::Nl, Lang::En];
+
+    fn org() -> Value {
+        json!({
+            "name": "31Solutions",
+            "address": "info@31solutions.nl",
+            "regulation_url": "https://www.31solutions.nl/klachtenreglement",
+            "phone": "0653656932",
+            "website": "www.31solutions.nl",
+        })
+    }
+
+    fn ack_ctx(lang: Lang, missing: &[&str]) -> Value {
+        json!({
+            "org": org(),
+            "reference": "KL-2026-0001",
+            "lang": lang.as_str(),
+            "client_name": "Jan Jansen",
+            "original_subject": "Slechte sessie",
+            "handler": {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
+            "received": "20 november 2026",
+            "ack_due": "27 november 2026",
+            "response_due": "21 december 2026",
+            "missing": missing,
+            "response_working_days": 20,
+            // Not part of the ack context, but a careless caller might pass
+            // it: the template must never show it.
+            "concerns": [{"name": "Piet Coach", "email": "piet@31solutions.nl"}],
+        })
+    }
+
+    fn handler_new_ctx(lang: Lang, source: &str, client_email: &str) -> Value {
+        json!({
+            "org": org(),
+            "reference": "KL-2026-0001",
+            "lang": lang.as_str(),
+            "handler": {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
+            "client_name": "Jan <script>alert(1)</script> Jansen",
+            "client_email": client_email,
+            "client_phone": "0612345678",
+            "original_subject": "Klacht over <b>sessie</b>",
+            "received": "20 november 2026",
+            "ack_due": "27 november 2026",
+            "response_due": "21 december 2026",
+            "category": "coaching",
+            "concerns": [{"name": "Piet Coach", "email": "piet@31solutions.nl"}],
+            "missing": ["dates", "desired_outcome"],
+            "assignment_reason": "Anna is de enige beschikbare behandelaar die niet betrokken is.",
+            "body": "Ik ben ontevreden.\n<script>alert('x')</script>\nGroet, Jan",
+            "attachments": [
+                {"filename": "verslag.pdf", "size_human": "120 kB", "stored": true},
+                {"filename": "video.mp4", "size_human": "80 MB", "stored": false},
+            ],
+            "source": source,
+        })
+    }
+
+    fn triage_ctx(lang: Lang) -> Value {
+        json!({
+            "org": org(),
+            "reference": "KL-2026-0003",
+            "lang": lang.as_str(),
+            "client_name": "Kees <script>",
+            "client_email": "kees@example.nl",
+            "original_subject": "Vraag over factuur",
+            "received": "20 november 2026",
+            "reason": "Het bericht is twijfelachtig.",
+            "body": "Ik ben niet helemaal tevreden over de factuur.",
+            "score": 3,
+        })
+    }
+
+    fn unassigned_ctx(lang: Lang) -> Value {
+        json!({
+            "org": org(),
+            "reference": "KL-2026-0004",
+            "lang": lang.as_str(),
+            "original_subject": "Klacht over de coach",
+            "concerns": [
+                {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
+                {"name": "Piet Coach", "email": "piet@31solutions.nl"},
+            ],
+            "reason": "Alle behandelaars worden in de klacht genoemd.",
+        })
+    }
+
+    fn client_reply_ctx(lang: Lang) -> Value {
+        json!({
+            "org": org(),
+            "reference": "KL-2026-0001",
+            "lang": lang.as_str(),
+            "client_name": "Jan Jansen",
+            "original_subject": "Slechte sessie",
+            "body": "Het ging om de sessie van 3 november. <i>Dank</i>",
+            "response_due": "21 december 2026",
+        })
+    }
+
+    fn full_ctx(lang: Lang, t: Template) -> Value {
+        match t {
+            Template::Ack => ack_ctx(lang, &["nature", "dates", "desired_outcome"]),
+            Template::HandlerNew => handler_new_ctx(lang, "email", "jan@example.nl"),
+            Template::Triage => triage_ctx(lang),
+            Template::Unassigned => unassigned_ctx(lang),
+            Template::ClientReplyToHandler => client_reply_ctx(lang),
+        }
+    }
+
+    fn renderer() -> Renderer {
+        Renderer::new(None).expect("built-in templates load")
+    }
+
+    fn render(lang: Lang, t: Template, ctx: &Value) -> Rendered {
+        renderer()
+            .render(lang, t, ctx)
+            .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), t.name()))
+    }
+
+    /// A fresh, unique directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let p = std::env::temp_dir().join(format!(
+                "klachtd-render-{tag}-{}-{nanos}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            std::fs::create_dir_all(&p).expect("create temp dir");
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn template_names_match_their_files() {
+        let names: Vec<_> = Template::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(
+            names,
+            ["ack", "handler_new", "triage", "unassigned", "client_reply"]
+        );
+        assert_eq!(BUILTIN.len(), Template::ALL.len() * PARTS.len() * 2);
+    }
+
+    #[test]
+    fn every_template_renders_in_both_languages_with_the_reference_in_the_subject() {
+        let r = renderer();
+        for lang in LANGS {
+            for &t in Template::ALL {
+                let ctx = full_ctx(lang, t);
+                let reference = ctx["reference"].as_str().unwrap_or_default().to_string();
+                let out = r
+                    .render(lang, t, &ctx)
+                    .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), t.name()));
+                let tag = format!("[{reference}]");
+                assert!(
+                    out.subject.starts_with(&tag),
+                    "{}/{} subject {:?}",
+                    lang.as_str(),
+                    t.name(),
+                    out.subject
+                );
+                assert!(!out.subject.contains('\n'));
+                assert!(
+                    out.text.contains(&reference),
+                    "{}/{}",
+                    lang.as_str(),
+                    t.name()
+                );
+                assert!(
+                    out.html.contains(&reference),
+                    "{}/{}",
+                    lang.as_str(),
+                    t.name()
+                );
+                assert!(out.html.starts_with("<!DOCTYPE html>"));
+                assert!(out.html.contains(&format!("lang=\"{}\"", lang.as_str())));
+                assert!(!out.text.contains("{{") && !out.html.contains("{{"));
+                assert!(!out.text.contains("{%") && !out.html.contains("{%"));
+                assert!(out.text.ends_with('\n') && !out.text.ends_with("\n\n"));
+                assert!(
+                    !out.html.contains("src=\"http") && !out.html.contains("<link"),
+                    "no external resources"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plain_text_lines_stay_near_72_columns_apart_from_long_values() {
+        for lang in LANGS {
+            for &t in Template::ALL {
+                let out = render(lang, t, &full_ctx(lang, t));
+                for line in out.text.lines() {
+                    let width = line.chars().count();
+                    // Lines carrying a long value (URL, body) may run over.
+                    let has_value = line.contains("http")
+                        || line.contains('@')
+                        || line.contains("Anna is de enige")
+                        || line.contains("Het ging om")
+                        || line.contains("factuur");
+                    assert!(
+                        width <= 76 || has_value,
+                        "{}/{} line too long ({width}): {line:?}",
+                        lang.as_str(),
+                        t.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn acknowledgement_names_the_handler_the_response_date_and_the_regulation() {
+        for lang in LANGS {
+            let out = render(lang, Template::Ack, &ack_ctx(lang, &[]));
+            for part in [&out.text, &out.html] {
+                assert!(part.contains("Anna de Vries"), "{}", lang.as_str());
+                assert!(part.contains("anna@31solutions.nl"));
+                assert!(part.contains("21 december 2026"));
+                assert!(part.contains("https://www.31solutions.nl/klachtenreglement"));
+                assert!(part.contains("info@31solutions.nl"));
+                assert!(part.contains("KL-2026-0001"));
+                assert!(part.contains("Jan Jansen"));
+                assert!(part.contains("31Solutions"));
+                assert!(part.contains("20"));
+            }
+        }
+        let nl = render(Lang::Nl, Template::Ack, &ack_ctx(Lang::Nl, &[]));
+        assert_eq!(
+            nl.subject,
+            "[KL-2026-0001] Ontvangstbevestiging van uw klacht"
+        );
+        assert!(nl.text.contains("papieren exemplaar"));
+        assert!(nl.text.contains("vertrouwelijk"));
+        assert!(nl.text.contains("onafhankelijke"));
+        let en = render(Lang::En, Template::Ack, &ack_ctx(Lang::En, &[]));
+        assert_eq!(en.subject, "[KL-2026-0001] We have received your complaint");
+        assert!(en.text.contains("paper copy"));
+        assert!(en.text.contains("confidential"));
+        assert!(en.text.contains("independent"));
+    }
+
+    #[test]
+    fn acknowledgement_asks_for_missing_elements_only_when_some_are_missing() {
+        let phrases = |lang: Lang| match lang {
+            Lang::Nl => [
+                "waar uw klacht precies over gaat",
+                "om welke datum of data",
+                "welke oplossing of uitkomst",
+            ],
+            Lang::En => [
+                "what your complaint is about",
+                "the date or dates",
+                "what outcome you would like",
+            ],
+        };
+        for lang in LANGS {
+            let [nature, dates, outcome] = phrases(lang);
+            let all = render(
+                lang,
+                Template::Ack,
+                &ack_ctx(lang, &["nature", "dates", "desired_outcome"]),
+            );
+            for part in [&all.text, &all.html] {
+                assert!(part.contains(nature), "{}: {part}", lang.as_str());
+                assert!(part.contains(dates));
+                assert!(part.contains(outcome));
+            }
+            let one = render(lang, Template::Ack, &ack_ctx(lang, &["dates"]));
+            for part in [&one.text, &one.html] {
+                assert!(!part.contains(nature));
+                assert!(part.contains(dates));
+                assert!(!part.contains(outcome));
+            }
+            let none = render(lang, Template::Ack, &ack_ctx(lang, &[]));
+            for part in [&none.text, &none.html] {
+                assert!(!part.contains(nature) && !part.contains(dates) && !part.contains(outcome));
+                assert!(!part.contains("aanvullen") && !part.contains("missing"));
+            }
+        }
+    }
+
+    #[test]
+    fn acknowledgement_shows_the_client_nothing_internal() {
+        for lang in LANGS {
+            let out = render(lang, Template::Ack, &ack_ctx(lang, &["nature"]));
+            for part in [&out.subject, &out.text, &out.html] {
+                assert!(!part.contains("Piet"), "{}: {part}", lang.as_str());
+                assert!(!part.contains("piet@"));
+                assert!(!part.to_lowercase().contains("concerns"));
+                assert!(!part.contains("/voorstel") && !part.contains("/intern"));
+            }
+        }
+    }
+
+    #[test]
+    fn acknowledgement_without_a_client_name_uses_a_neutral_greeting() {
+        let mut ctx = ack_ctx(Lang::Nl, &[]);
+        ctx["client_name"] = json!("");
+        let nl = render(Lang::Nl, Template::Ack, &ctx);
+        assert!(nl.text.starts_with("Geachte heer, mevrouw,"), "{}", nl.text);
+        let mut ctx = ack_ctx(Lang::En, &[]);
+        ctx["client_name"] = json!("");
+        let en = render(Lang::En, Template::Ack, &ctx);
+        assert!(en.text.starts_with("Dear Sir or Madam,"), "{}", en.text);
+    }
+
+    #[test]
+    fn html_escapes_client_provided_fields_while_text_keeps_them_verbatim() {
+        for lang in LANGS {
+            let out = render(
+                lang,
+                Template::HandlerNew,
+                &handler_new_ctx(lang, "email", "jan@example.nl"),
+            );
+            assert!(!out.html.contains("<script>"), "{}", out.html);
+            assert!(
+                out.html
+                    .contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+                    || out.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            );
+            assert!(out.html.contains("Klacht over &lt;b&gt;sessie&lt;/b&gt;"));
+            assert!(out.text.contains("<script>alert('x')</script>"));
+            // The subject is a header, not HTML: never escaped.
+            assert!(out.subject.contains("Klacht over <b>sessie</b>"));
+
+            let tri = render(lang, Template::Triage, &triage_ctx(lang));
+            assert!(!tri.html.contains("<script>"));
+            assert!(tri.html.contains("Kees &lt;script&gt;"));
+
+            let mut ctx = ack_ctx(lang, &[]);
+            ctx["client_name"] = json!("<script>x</script>");
+            ctx["original_subject"] = json!("\"quoted\" & <em>");
+            let ack = render(lang, Template::Ack, &ctx);
+            assert!(!ack.html.contains("<script>") && !ack.html.contains("<em>"));
+            assert!(ack.html.contains("&lt;script&gt;x&lt;/script&gt;"));
+        }
+    }
+
+    #[test]
+    fn subject_is_one_trimmed_line_even_when_the_original_subject_has_line_breaks() {
+        let mut ctx = handler_new_ctx(Lang::Nl, "email", "jan@example.nl");
+        ctx["original_subject"] = json!("  Eerste regel\r\n\tBcc: evil@example.com  ");
+        let out = render(Lang::Nl, Template::HandlerNew, &ctx);
+        assert_eq!(
+            out.subject,
+            "[KL-2026-0001] Nieuwe klacht toegewezen: Eerste regel Bcc: evil@example.com"
+        );
+    }
+
+    #[test]
+    fn handler_notification_lists_the_facts_and_the_reply_commands() {
+        for lang in LANGS {
+            let out = render(
+                lang,
+                Template::HandlerNew,
+                &handler_new_ctx(lang, "email", "jan@example.nl"),
+            );
+            for part in [&out.text, &out.html] {
+                for needle in [
+                    "Anna de Vries",
+                    "jan@example.nl",
+                    "0612345678",
+                    "21 december 2026",
+                    "27 november 2026",
+                    "20 november 2026",
+                    "coaching",
+                    "Piet Coach",
+                    "verslag.pdf",
+                    "120 kB",
+                    "video.mp4",
+                    "Anna is de enige beschikbare",
+                    "Ik ben ontevreden.",
+                    "/voorstel",
+                    "/afwijzing",
+                    "/verleng",
+                    "/intern",
+                    "/akkoord",
+                    "/extern",
+                    "/toewijzen",
+                    "/sluit",
+                ] {
+                    assert!(
+                        part.contains(needle),
+                        "{}: {needle} missing in\n{part}",
+                        lang.as_str()
+                    );
+                }
+            }
+            let phone_word = match lang {
+                Lang::Nl => "telefonisch",
+                Lang::En => "by phone",
+            };
+            assert!(!out.text.contains(phone_word), "{}", out.text);
+        }
+        let nl = render(
+            Lang::Nl,
+            Template::HandlerNew,
+            &handler_new_ctx(Lang::Nl, "email", "jan@example.nl"),
+        );
+        assert!(nl
+            .subject
+            .starts_with("[KL-2026-0001] Nieuwe klacht toegewezen: "));
+        assert!(nl.text.contains("niet opgeslagen"));
+    }
+
+    #[test]
+    fn phone_complaint_without_an_address_asks_the_handler_to_confirm_by_phone() {
+        for (lang, phrase) in [(Lang::Nl, "telefonisch"), (Lang::En, "by phone")] {
+            let mut ctx = handler_new_ctx(lang, "phone", "");
+            ctx["concerns"] = json!([]);
+            ctx["missing"] = json!([]);
+            ctx["attachments"] = json!([]);
+            ctx["client_phone"] = json!("0612345678");
+            let out = render(lang, Template::HandlerNew, &ctx);
+            for part in [&out.text, &out.html] {
+                assert!(part.contains(phrase), "{}: {part}", lang.as_str());
+                assert!(part.contains("0612345678"));
+                assert!(part.contains("27 november 2026"));
+            }
+            // A phone complaint with an address gets the emailed ack.
+            let with_mail = render(
+                lang,
+                Template::HandlerNew,
+                &handler_new_ctx(lang, "phone", "jan@example.nl"),
+            );
+            let confirm = match lang {
+                Lang::Nl => "Bevestig de ontvangst telefonisch",
+                Lang::En => "Please confirm receipt by phone",
+            };
+            let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat(&out.text).contains(confirm), "{}", out.text);
+            assert!(!flat(&with_mail.text).contains(confirm));
+        }
+    }
+
+    #[test]
+    fn triage_explains_the_klacht_and_geen_klacht_commands() {
+        for lang in LANGS {
+            let out = render(lang, Template::Triage, &triage_ctx(lang));
+            for part in [&out.text, &out.html] {
+                assert!(part.contains("/klacht"));
+                assert!(part.contains("/geen-klacht"));
+                assert!(part.contains("Het bericht is twijfelachtig."));
+                assert!(part.contains("kees@example.nl"));
+                assert!(part.contains("niet helemaal tevreden"));
+                assert!(part.contains('3'));
+            }
+        }
+        let nl = render(Lang::Nl, Template::Triage, &triage_ctx(Lang::Nl));
+        assert_eq!(
+            nl.subject,
+            "[KL-2026-0003] Ter beoordeling: Vraag over factuur"
+        );
+        let en = render(Lang::En, Template::Triage, &triage_ctx(Lang::En));
+        assert_eq!(en.subject, "[KL-2026-0003] For review: Vraag over factuur");
+    }
+
+    #[test]
+    fn unassigned_names_the_persons_concerned_and_the_toewijzen_command() {
+        for lang in LANGS {
+            let out = render(lang, Template::Unassigned, &unassigned_ctx(lang));
+            for part in [&out.text, &out.html] {
+                assert!(part.contains("/toewijzen"));
+                assert!(part.contains("Anna de Vries") && part.contains("Piet Coach"));
+                assert!(part.contains("Alle behandelaars worden in de klacht genoemd."));
+                assert!(part.contains("Klacht over de coach"));
+            }
+        }
+        // The reason is optional; a standard sentence stands in.
+        let mut ctx = unassigned_ctx(Lang::Nl);
+        if let Some(o) = ctx.as_object_mut() {
+            o.remove("reason");
+        }
+        let out = render(Lang::Nl, Template::Unassigned, &ctx);
+        assert!(out.text.contains("onafhankelijke behandelaar"));
+    }
+
+    #[test]
+    fn client_reply_relays_the_body_and_the_response_date_to_the_handler() {
+        for lang in LANGS {
+            let out = render(
+                lang,
+                Template::ClientReplyToHandler,
+                &client_reply_ctx(lang),
+            );
+            assert!(out
+                .text
+                .contains("Het ging om de sessie van 3 november. <i>Dank</i>"));
+            assert!(out
+                .html
+                .contains("Het ging om de sessie van 3 november. &lt;i&gt;Dank&lt;/i&gt;"));
+            for part in [&out.text, &out.html] {
+                assert!(part.contains("21 december 2026"));
+                assert!(part.contains("Jan Jansen"));
+            }
+        }
+        let nl = render(
+            Lang::Nl,
+            Template::ClientReplyToHandler,
+            &client_reply_ctx(Lang::Nl),
+        );
+        assert_eq!(
+            nl.subject,
+            "[KL-2026-0001] Reactie van cliënt: Slechte sessie"
+        );
+    }
+
+    #[test]
+    fn long_dates_are_written_out_in_dutch_and_english() {
+        let d = |y, m, day| Date::new(y, m, day).expect("valid date");
+        assert_eq!(long_date(Lang::Nl, d(2026, 12, 21)), "21 december 2026");
+        assert_eq!(long_date(Lang::En, d(2026, 12, 21)), "21 December 2026");
+        assert_eq!(long_date(Lang::Nl, d(2027, 3, 1)), "1 maart 2027");
+        assert_eq!(long_date(Lang::En, d(2027, 3, 1)), "1 March 2027");
+        assert_eq!(long_date(Lang::Nl, d(2026, 5, 5)), "5 mei 2026");
+        assert_eq!(long_date(Lang::Nl, d(2028, 2, 29)), "29 februari 2028");
+        assert_eq!(
+            long_date_with_weekday(Lang::Nl, d(2026, 12, 21)),
+            "maandag 21 december 2026"
+        );
+        assert_eq!(
+            long_date_with_weekday(Lang::En, d(2026, 12, 21)),
+            "Monday 21 December 2026"
+        );
+        assert_eq!(
+            long_date_with_weekday(Lang::Nl, d(2027, 1, 3)),
+            "zondag 3 januari 2027"
+        );
+    }
+
+    #[test]
+    fn override_directory_replaces_one_template_and_keeps_the_rest() {
+        let dir = TempDir::new("override");
+        std::fs::create_dir_all(dir.0.join("nl")).expect("mkdir");
+        std::fs::write(
+            dir.0.join("nl/ack.subject.txt"),
+            "[{{ reference }}]\n  Wij hebben uw klacht ontvangen\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.0.join("nl/ack.txt"),
+            "Eigen tekst voor {{ client_name }}, uiterlijk {{ \"2026-12-21\" | long_date_with_weekday(lang=lang) }}.\n",
+        )
+        .expect("write");
+        let r = Renderer::new(Some(&dir.0)).expect("load with override");
+        let out = r
+            .render(Lang::Nl, Template::Ack, &ack_ctx(Lang::Nl, &[]))
+            .expect("render");
+        assert_eq!(out.subject, "[KL-2026-0001] Wij hebben uw klacht ontvangen");
+        assert_eq!(
+            out.text,
+            "Eigen tekst voor Jan Jansen, uiterlijk maandag 21 december 2026.\n"
+        );
+        // The html part and the English ack are still the built-in ones.
+        assert!(out.html.contains("Anna de Vries"));
+        let en = r
+            .render(Lang::En, Template::Ack, &ack_ctx(Lang::En, &[]))
+            .expect("render");
+        assert_eq!(en.subject, "[KL-2026-0001] We have received your complaint");
+    }
+
+    #[test]
+    fn broken_override_template_is_refused_with_its_file_name() {
+        let dir = TempDir::new("broken");
+        std::fs::create_dir_all(dir.0.join("en")).expect("mkdir");
+        std::fs::write(dir.0.join("en/triage.html"), "<p>{% if x %}unclosed</p>").expect("write");
+        let err = Renderer::new(Some(&dir.0)).expect_err("must fail");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("en/triage.html"), "{msg}");
+        assert!(msg.contains(&dir.0.display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn missing_override_directory_is_an_error() {
+        let dir = std::env::temp_dir().join("klachtd-render-does-not-exist-7f3a9c");
+        let err = Renderer::new(Some(&dir)).expect_err("must fail");
+        assert!(err
+            .to_string()
+            .contains("klachtd-render-does-not-exist-7f3a9c"));
+    }
+
+    #[test]
+    fn missing_variable_is_an_error_naming_the_template_not_a_panic() {
+        let mut ctx = ack_ctx(Lang::Nl, &[]);
+        if let Some(o) = ctx.as_object_mut() {
+            o.remove("handler");
+        }
+        let err = renderer()
+            .render(Lang::Nl, Template::Ack, &ctx)
+            .expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("nl/ack."), "{msg}");
+        assert!(msg.contains("handler"), "{msg}");
+    }
+
+    #[test]
+    fn context_that_is_not_an_object_is_an_error() {
+        let err = renderer()
+            .render(Lang::En, Template::Triage, &json!(["no"]))
+            .expect_err("must fail");
+        assert!(err.to_string().contains("en/triage"), "{err}");
+    }
+
+    #[test]
+    fn date_filters_need_a_valid_date_and_a_language() {
+        let dir = TempDir::new("filters");
+        std::fs::create_dir_all(dir.0.join("en")).expect("mkdir");
+        std::fs::write(
+            dir.0.join("en/client_reply.subject.txt"),
+            "[{{ reference }}] {{ due | long_date(lang=lang) }}",
+        )
+        .expect("write");
+        let r = Renderer::new(Some(&dir.0)).expect("load");
+        let mut ctx = client_reply_ctx(Lang::En);
+        ctx["due"] = json!("2027-03-01");
+        let out = r
+            .render(Lang::En, Template::ClientReplyToHandler, &ctx)
+            .expect("render");
+        assert_eq!(out.subject, "[KL-2026-0001] 1 March 2027");
+        ctx["due"] = json!("2027-02-30");
+        let err = r
+            .render(Lang::En, Template::ClientReplyToHandler, &ctx)
+            .expect_err("bad date");
+        assert!(
+            err.to_string().contains("en/client_reply.subject.txt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn language_is_supplied_when_the_caller_leaves_it_out() {
+        let mut ctx = triage_ctx(Lang::En);
+        if let Some(o) = ctx.as_object_mut() {
+            o.remove("lang");
+        }
+        let out = render(Lang::En, Template::Triage, &ctx);
+        assert!(out.html.contains("lang=\"en\""));
+    }
+}

@@ -1,0 +1,418 @@
+//! Cases, their timeline, their messages and attachments.
+
+use anyhow::{Context, Result};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{get_i64, get_opt_str, get_str, Store, Tx};
+use crate::clock::db_time;
+use crate::domain::types::{CaseRef, Category, Element, Lang, Status};
+
+/// A case as the register holds it.
+#[derive(Debug, Clone)]
+pub struct CaseRow {
+    pub id: i64,
+    pub reference: String,
+    pub status: Status,
+    pub category: Category,
+    pub language: Lang,
+    pub source: String,
+    pub client_name: String,
+    pub client_email: Option<String>,
+    pub client_phone: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub nature: Option<String>,
+    pub dates: Option<String>,
+    pub desired_outcome: Option<String>,
+    pub missing: Vec<Element>,
+    pub concerns: Vec<String>,
+    pub handler_email: Option<String>,
+    pub received_at: String,
+    pub ack_sent_at: Option<String>,
+    pub ack_due: String,
+    pub response_due: String,
+    pub triage_reason: Option<String>,
+    pub closed_at: Option<String>,
+}
+
+pub struct NewCase<'a> {
+    pub status: Status,
+    pub category: Category,
+    pub language: Lang,
+    pub source: &'a str,
+    pub client_name: &'a str,
+    pub client_email: Option<&'a str>,
+    pub client_phone: Option<&'a str>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub nature: Option<&'a str>,
+    pub dates: Option<&'a str>,
+    pub desired_outcome: Option<&'a str>,
+    pub missing: &'a [Element],
+    pub concerns: &'a [String],
+    pub handler_email: Option<&'a str>,
+    pub received_at: Timestamp,
+    pub ack_due: Date,
+    pub response_due: Date,
+    pub triage_reason: Option<&'a str>,
+    pub created_at: Timestamp,
+}
+
+pub struct NewCaseMessage<'a> {
+    pub case_id: i64,
+    pub message_id: &'a str,
+    pub sender: &'a str,
+    pub subject: &'a str,
+    pub at: Timestamp,
+    pub body: &'a str,
+    pub refs: &'a str,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CaseFilter {
+    pub status: Option<Status>,
+    pub handler: Option<String>,
+    pub year: Option<i32>,
+}
+
+/// Next reference of a year: KL-YYYY-NNNN, sequential within the year.
+/// Atomic on both backends (an upsert that returns the new value).
+pub async fn next_reference(tx: &mut Tx, year: i32) -> Result<CaseRef> {
+    let row = sqlx::query(
+        "INSERT INTO case_counters (year, last) VALUES ($1, 1) \
+         ON CONFLICT (year) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
+    )
+    .bind(year as i64)
+    .fetch_one(&mut **tx)
+    .await?;
+    let seq = row.try_get::<i64, _>(0)?;
+    Ok(CaseRef {
+        year,
+        seq: seq as u32,
+    })
+}
+
+pub async fn insert_case(tx: &mut Tx, reference: CaseRef, c: &NewCase<'_>) -> Result<i64> {
+    let missing: Vec<&str> = c.missing.iter().map(|e| e.as_str()).collect();
+    let row = sqlx::query(
+        "INSERT INTO cases (reference, year, seq, status, category, language, source, client_name, client_email, \
+         client_phone, subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, \
+         ack_due, response_due, triage_reason, created_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) RETURNING id",
+    )
+    .bind(reference.to_string())
+    .bind(reference.year as i64)
+    .bind(reference.seq as i64)
+    .bind(c.status.as_str())
+    .bind(c.category.as_str())
+    .bind(c.language.as_str())
+    .bind(c.source)
+    .bind(c.client_name)
+    .bind(c.client_email)
+    .bind(c.client_phone)
+    .bind(c.subject)
+    .bind(c.body)
+    .bind(c.nature)
+    .bind(c.dates)
+    .bind(c.desired_outcome)
+    .bind(missing.join(","))
+    .bind(c.concerns.join(","))
+    .bind(c.handler_email)
+    .bind(db_time(c.received_at))
+    .bind(c.ack_due.to_string())
+    .bind(c.response_due.to_string())
+    .bind(c.triage_reason)
+    .bind(db_time(c.created_at))
+    .fetch_one(&mut **tx)
+    .await
+    .context("cannot record case")?;
+    Ok(row.try_get::<i64, _>(0)?)
+}
+
+pub async fn add_event(
+    tx: &mut Tx,
+    case_id: i64,
+    at: Timestamp,
+    kind: &str,
+    actor: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO events (case_id, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(case_id)
+        .bind(db_time(at))
+        .bind(kind)
+        .bind(actor)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records that the acknowledgement went out; moves `received` on to
+/// `acknowledged` (later states are left as they are).
+pub async fn mark_acknowledged(tx: &mut Tx, case_id: i64, at: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE cases SET ack_sent_at = COALESCE(ack_sent_at, $2), \
+         status = CASE WHEN status = 'received' THEN 'acknowledged' ELSE status END WHERE id = $1",
+    )
+    .bind(case_id)
+    .bind(db_time(at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_case_message(tx: &mut Tx, m: &NewCaseMessage<'_>) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "INSERT INTO case_messages (case_id, message_id, sender, subject, at, body, refs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING RETURNING id",
+    )
+    .bind(m.case_id)
+    .bind(m.message_id)
+    .bind(m.sender)
+    .bind(m.subject)
+    .bind(db_time(m.at))
+    .bind(m.body)
+    .bind(m.refs)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get::<i64, _>(0)?),
+        None => None,
+    })
+}
+
+pub async fn insert_attachment(
+    tx: &mut Tx,
+    case_message_id: i64,
+    filename: &str,
+    content_type: &str,
+    size: u64,
+    data: Option<&[u8]>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO attachments (case_message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(case_message_id)
+    .bind(filename)
+    .bind(content_type)
+    .bind(size as i64)
+    .bind(data.map(|d| d.to_vec()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Open cases per handler address (lower-case), for fair assignment.
+pub async fn open_case_counts(tx: &mut Tx) -> Result<std::collections::HashMap<String, u32>> {
+    let rows = sqlx::query(
+        "SELECT LOWER(handler_email) AS h, COUNT(*) AS n FROM cases \
+         WHERE handler_email IS NOT NULL AND status NOT IN ('closed', 'resolved', 'external') GROUP BY LOWER(handler_email)",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut m = std::collections::HashMap::new();
+    for r in rows {
+        m.insert(get_str(&r, "h")?, get_i64(&r, "n")? as u32);
+    }
+    Ok(m)
+}
+
+/// Automatic replies sent (or queued) to an address since `since`.
+pub async fn auto_replies_since(tx: &mut Tx, recipient: &str, since: Timestamp) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipient) = LOWER($1) AND created_at >= $2 AND kind IN ('ack', 'regulation')",
+    )
+    .bind(recipient)
+    .bind(db_time(since))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get::<i64, _>(0)?)
+}
+
+const CASE_COLUMNS: &str = "id, reference, status, category, language, source, client_name, client_email, client_phone, \
+    subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, ack_sent_at, ack_due, \
+    response_due, triage_reason, closed_at";
+
+fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
+    let split = |s: String| -> Vec<String> {
+        s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()
+    };
+    Ok(CaseRow {
+        id: get_i64(r, "id")?,
+        reference: get_str(r, "reference")?,
+        status: get_str(r, "status")?.parse().map_err(anyhow::Error::msg)?,
+        category: get_str(r, "category")?.parse().map_err(anyhow::Error::msg)?,
+        language: get_str(r, "language")?.parse().map_err(anyhow::Error::msg)?,
+        source: get_str(r, "source")?,
+        client_name: get_str(r, "client_name")?,
+        client_email: get_opt_str(r, "client_email")?,
+        client_phone: get_opt_str(r, "client_phone")?,
+        subject: get_str(r, "subject")?,
+        body: get_str(r, "body")?,
+        nature: get_opt_str(r, "nature")?,
+        dates: get_opt_str(r, "dates")?,
+        desired_outcome: get_opt_str(r, "desired_outcome")?,
+        missing: split(get_str(r, "missing")?)
+            .iter()
+            .map(|s| s.parse().map_err(anyhow::Error::msg))
+            .collect::<Result<_>>()?,
+        concerns: split(get_str(r, "concerns")?),
+        handler_email: get_opt_str(r, "handler_email")?,
+        received_at: get_str(r, "received_at")?,
+        ack_sent_at: get_opt_str(r, "ack_sent_at")?,
+        ack_due: get_str(r, "ack_due")?,
+        response_due: get_str(r, "response_due")?,
+        triage_reason: get_opt_str(r, "triage_reason")?,
+        closed_at: get_opt_str(r, "closed_at")?,
+    })
+}
+
+impl Store {
+    pub async fn cases(&self, f: &CaseFilter) -> Result<Vec<CaseRow>> {
+        let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
+        let mut n = 0;
+        let mut arg = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+        };
+        if f.status.is_some() {
+            arg(&mut sql, " AND status = ?");
+        }
+        if f.handler.is_some() {
+            arg(&mut sql, " AND LOWER(handler_email) = LOWER(?)");
+        }
+        if f.year.is_some() {
+            arg(&mut sql, " AND year = ?");
+        }
+        sql.push_str(" ORDER BY year, seq");
+        let mut q = sqlx::query(&sql);
+        if let Some(s) = f.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(h) = &f.handler {
+            q = q.bind(h.clone());
+        }
+        if let Some(y) = f.year {
+            q = q.bind(y as i64);
+        }
+        q.fetch_all(self.pool()).await?.iter().map(case_from_row).collect()
+    }
+
+    pub async fn case_by_ref(&self, reference: &CaseRef) -> Result<Option<CaseRow>> {
+        let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE reference = $1"))
+            .bind(reference.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    pub async fn case_by_id(&self, id: i64) -> Result<Option<CaseRow>> {
+        let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    pub async fn timeline(&self, case_id: i64) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query("SELECT at, kind, actor, detail FROM events WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRow {
+                    at: get_str(r, "at")?,
+                    kind: get_str(r, "kind")?,
+                    actor: get_str(r, "actor")?,
+                    detail: get_str(r, "detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Closes a case by hand (admin). Refuses an unknown or already closed case.
+    pub async fn close_case(&self, reference: &CaseRef, actor: &str, reason: &str, at: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE cases SET status = 'closed', closed_at = $2 WHERE reference = $1 AND status <> 'closed'")
+            .bind(reference.to_string())
+            .bind(db_time(at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            match self.case_by_ref(reference).await? {
+                None => anyhow::bail!("no case {reference}"),
+                Some(_) => anyhow::bail!("case {reference} is already closed"),
+            }
+        }
+        let id: i64 = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+            .bind(reference.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        add_event(&mut tx, id, at, "closed", actor, reason).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub async fn case_in_tx(tx: &mut Tx, id: i64) -> Result<Option<CaseRow>> {
+    let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(case_from_row).transpose()
+}
+
+/// Which case does a message belong to? First through In-Reply-To and
+/// References against every Message-ID a case sent or received; then
+/// through a `[KL-YYYY-NNNN]` subject tag, but only for that case's client
+/// or staff. Never through subject text alone.
+pub async fn thread_match(
+    tx: &mut Tx,
+    referenced: &[String],
+    from: &crate::domain::types::EmailAddress,
+    subject: &str,
+    from_is_staff: bool,
+) -> Result<Option<(i64, CaseRef)>> {
+    for id in referenced.iter().rev().take(50) {
+        let row = sqlx::query(
+            "SELECT c.id, c.reference FROM outbox o JOIN cases c ON c.id = o.case_id WHERE o.message_id = $1 \
+             UNION ALL SELECT c.id, c.reference FROM case_messages m JOIN cases c ON c.id = m.case_id WHERE m.message_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(r) = row {
+            let reference: CaseRef = get_str(&r, "reference")?.parse()?;
+            return Ok(Some((r.try_get::<i64, _>(0)?, reference)));
+        }
+    }
+    let Some(tag) = CaseRef::find_tag(subject) else {
+        return Ok(None);
+    };
+    let row = sqlx::query("SELECT id, client_email FROM cases WHERE reference = $1")
+        .bind(tag.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let client: Option<String> = get_opt_str(&r, "client_email")?;
+    let is_client = client.is_some_and(|c| c.eq_ignore_ascii_case(from.as_str()));
+    if is_client || from_is_staff {
+        return Ok(Some((r.try_get::<i64, _>(0)?, tag)));
+    }
+    Ok(None)
+}

@@ -1,0 +1,305 @@
+//! The register (art. 10): every SQL statement of klachtd lives below this
+//! module. One interface over SQLite (default) and PostgreSQL (several
+//! daemons), using sqlx's `Any` driver with runtime queries: `$N`
+//! placeholders and portable SQL work on both, so there is one query per
+//! operation instead of two modules that drift apart.
+
+mod cases;
+mod outbox;
+
+pub use cases::{
+    add_event, auto_replies_since, case_in_tx, insert_attachment, insert_case, insert_case_message, next_reference,
+    open_case_counts, thread_match, CaseFilter, CaseRow, EventRow, NewCase, NewCaseMessage,
+};
+pub use outbox::{enqueue, NewOutMail, OutboxRow};
+
+use anyhow::{bail, Context, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::clock::db_time;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+const MIGRATIONS_SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS_POSTGRES: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+impl Store {
+    /// Opens (creating where needed) the database and brings its schema up
+    /// to date. SQLite files are created owner-only (0600).
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            bail!("database.url: unsupported scheme (expected sqlite:// or postgres://)");
+        };
+        let connect_url = match backend {
+            Backend::Sqlite => prepare_sqlite_file(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(30));
+        let pool = match backend {
+            // One connection: SQLite has one writer anyway, and this avoids
+            // lock upgrades between our own connections.
+            Backend::Sqlite => options.max_connections(1).idle_timeout(None).max_lifetime(None),
+            Backend::Postgres => options.max_connections(5),
+        }
+        .connect(&connect_url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact_url(url)))?;
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file: readers (the CLI) never block
+            // the daemon. sqlx already sets foreign_keys and a busy timeout.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Applies the embedded migrations not yet applied. Safe to run from
+    /// several daemons at once on PostgreSQL (advisory lock).
+    pub async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7340211)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS klachtd_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let done: Vec<i64> = sqlx::query("SELECT version FROM klachtd_schema")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        let list = match self.backend {
+            Backend::Sqlite => MIGRATIONS_SQLITE,
+            Backend::Postgres => MIGRATIONS_POSTGRES,
+        };
+        for (version, sql) in list {
+            if done.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("migration {version} failed"))?;
+            sqlx::query("INSERT INTO klachtd_schema (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(db_time(jiff::Timestamp::now()))
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version, "database migration applied");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ------------------------------------------------------- mailbox state
+
+    /// (uidvalidity, last processed uid) of a folder, if any pass has run.
+    pub async fn mailbox_state(&self, folder: &str) -> Result<Option<(u32, u32)>> {
+        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE folder = $1")
+            .bind(folder)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            None => None,
+            Some(r) => Some((
+                r.try_get::<i64, _>(0)? as u32,
+                r.try_get::<i64, _>(1)? as u32,
+            )),
+        })
+    }
+
+    /// Message-IDs (of a given list) that intake already processed.
+    pub async fn known_inbound(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in ids.chunks(200) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT message_id FROM inbound WHERE message_id IN ({})",
+                placeholders.join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                known.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(known)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Sets the checkpoint of a folder. Only ever moves forward within one
+/// UIDVALIDITY; a new UIDVALIDITY replaces the row.
+pub async fn set_mailbox_state(tx: &mut Tx, folder: &str, uidvalidity: u32, last_uid: u32) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE mailbox_state SET last_uid = CASE WHEN uidvalidity = $2 AND last_uid > $3 THEN last_uid ELSE $3 END, \
+         uidvalidity = $2 WHERE folder = $1",
+    )
+    .bind(folder)
+    .bind(uidvalidity as i64)
+    .bind(last_uid as i64)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        sqlx::query(
+            "INSERT INTO mailbox_state (folder, uidvalidity, last_uid) VALUES ($1, $2, $3) \
+             ON CONFLICT (folder) DO NOTHING",
+        )
+        .bind(folder)
+        .bind(uidvalidity as i64)
+        .bind(last_uid as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Claims a message for processing. Returns false when it was processed
+/// before (same Message-ID): the caller then does nothing more with it.
+pub async fn claim_inbound(
+    tx: &mut Tx,
+    message_id: &str,
+    folder: &str,
+    uidvalidity: u32,
+    uid: u32,
+    outcome: &str,
+    at: jiff::Timestamp,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO inbound (message_id, folder, uidvalidity, uid, outcome, at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(folder)
+    .bind(uidvalidity as i64)
+    .bind(uid as i64)
+    .bind(outcome)
+    .bind(db_time(at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn set_inbound_outcome(tx: &mut Tx, message_id: &str, outcome: &str, case_id: Option<i64>) -> Result<()> {
+    sqlx::query("UPDATE inbound SET outcome = $2, case_id = $3 WHERE message_id = $1")
+        .bind(message_id)
+        .bind(outcome)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host/db → postgres://user:***@host/db
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((cred, host)) = rest.split_once('@') {
+            if let Some((user, _)) = cred.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// Creates the SQLite file (and its folder) owner-only before sqlx opens it.
+fn prepare_sqlite_file(url: &str) -> Result<String> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').map_or((rest, ""), |(p, q)| (p, q));
+    if path == ":memory:" || path.is_empty() {
+        return Ok("sqlite::memory:".to_string());
+    }
+    let p = std::path::Path::new(path);
+    if let Some(dir) = p.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create database folder {}", dir.display()))?;
+            set_mode(dir, 0o700);
+        }
+    }
+    if !p.exists() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)
+            .with_context(|| format!("cannot create database file {}", p.display()))?;
+    }
+    set_mode(p, 0o600);
+    let mut params: Vec<&str> = query.split('&').filter(|s| !s.is_empty() && !s.starts_with("mode=")).collect();
+    params.push("mode=rwc");
+    Ok(format!("sqlite://{path}?{}", params.join("&")))
+}
+
+#[cfg(unix)]
+fn set_mode(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+}
+#[cfg(not(unix))]
+fn set_mode(_: &std::path::Path, _: u32) {}
+
+pub(crate) fn get_str(r: &AnyRow, col: &str) -> Result<String> {
+    Ok(r.try_get::<String, _>(col)?)
+}
+pub(crate) fn get_opt_str(r: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(r.try_get::<Option<String>, _>(col)?)
+}
+pub(crate) fn get_i64(r: &AnyRow, col: &str) -> Result<i64> {
+    Ok(r.try_get::<i64, _>(col)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(redact_url("postgres://k:geheim@db/klachtd"), "postgres://k:***@db/klachtd");
+        assert_eq!(redact_url("sqlite:///var/k.db"), "sqlite:///var/k.db");
+    }
+}

@@ -1,0 +1,183 @@
+//! The outbox: every outgoing mail is a row, written in the transaction that
+//! changed the case; the outbox worker sends, retries and marks it.
+
+use anyhow::Result;
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::{get_i64, get_opt_str, get_str, Store, Tx};
+use crate::clock::db_time;
+
+pub struct NewOutMail<'a> {
+    pub message_id: &'a str,
+    pub case_id: Option<i64>,
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub raw: &'a [u8],
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message_id: String,
+    pub case_id: Option<i64>,
+    pub kind: String,
+    pub recipient: String,
+    pub raw: Vec<u8>,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// Queues a mail. Returns false when a row with that Message-ID, or a second
+/// acknowledgement for the same case, already exists (nothing is queued).
+pub async fn enqueue(tx: &mut Tx, m: &NewOutMail<'_>, now: Timestamp) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO outbox (message_id, case_id, kind, recipient, raw, status, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(m.message_id)
+    .bind(m.case_id)
+    .bind(m.kind)
+    .bind(m.recipient)
+    .bind(m.raw.to_vec())
+    .bind(db_time(now))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+impl Store {
+    /// Rows to send now: pending or sending (a crash or an expired lease),
+    /// due, not leased by another worker.
+    pub async fn due_outbox(&self, now: Timestamp, limit: i64) -> Result<Vec<OutboxRow>> {
+        let t = db_time(now);
+        let rows = sqlx::query(
+            "SELECT id, message_id, case_id, kind, recipient, raw, status, attempts, last_error FROM outbox \
+             WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT $2",
+        )
+        .bind(&t)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: get_i64(r, "id")?,
+                    message_id: get_str(r, "message_id")?,
+                    case_id: r.try_get::<Option<i64>, _>("case_id")?,
+                    kind: get_str(r, "kind")?,
+                    recipient: get_str(r, "recipient")?,
+                    raw: r.try_get::<Vec<u8>, _>("raw")?,
+                    status: get_str(r, "status")?,
+                    attempts: get_i64(r, "attempts")?,
+                    last_error: get_opt_str(r, "last_error")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes a lease on a row and records that a send attempt starts
+    /// (status `sending`). Returns false if another worker holds it.
+    pub async fn lease_outbox(&self, id: i64, now: Timestamp, until: Timestamp) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE outbox SET lease_until = $3, status = 'sending', attempts = attempts + 1 \
+             WHERE id = $1 AND status IN ('pending', 'sending') AND (lease_until IS NULL OR lease_until < $2)",
+        )
+        .bind(id)
+        .bind(db_time(now))
+        .bind(db_time(until))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Marks a row sent; for an acknowledgement also the case (one transaction).
+    pub async fn mark_sent(&self, row: &OutboxRow, at: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1")
+            .bind(row.id)
+            .bind(db_time(at))
+            .execute(&mut *tx)
+            .await?;
+        if let Some(case_id) = row.case_id {
+            if row.kind == "ack" {
+                super::cases::mark_acknowledged(&mut tx, case_id, at).await?;
+            }
+            super::cases::add_event(&mut tx, case_id, at, &format!("{}_sent", row.kind), "klachtd", &row.message_id)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn mark_copied(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET copied_to_sent = 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A transient failure: try again at `next`.
+    pub async fn mark_retry(&self, id: i64, error: &str, next: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'pending', lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(error)
+            .bind(db_time(next))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A permanent failure: recorded, never retried, shown on the case.
+    pub async fn mark_failed(&self, row: &OutboxRow, error: &str, at: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2 WHERE id = $1")
+            .bind(row.id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(case_id) = row.case_id {
+            super::cases::add_event(&mut tx, case_id, at, &format!("{}_failed", row.kind), "klachtd", error).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sent rows whose copy in the Sent folder is still missing.
+    pub async fn uncopied_sent(&self, limit: i64) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT id, message_id, raw FROM outbox WHERE status = 'sent' AND copied_to_sent = 0 ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((get_i64(r, "id")?, get_str(r, "message_id")?, r.try_get::<Vec<u8>, _>("raw")?)))
+            .collect()
+    }
+
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((get_str(r, "status")?, get_i64(r, "n")?))).collect()
+    }
+}
+
+impl Store {
+    /// Keeps a row in `sending` (it may have gone out) but retries later.
+    pub async fn mark_retry_sending(&self, id: i64, error: &str, next: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE outbox SET lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(error)
+            .bind(db_time(next))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! IMAP intake: fetch new UIDs, headers first, bodies only when needed;
+//! each message is recorded and the checkpoint moved in one transaction.
+//! IDLE when offered, polling otherwise; any error drops the session and
+//! reconnects with jittered backoff.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::watch;
+
+use super::{backoff, sleep_or_stop};
+use crate::app::App;
+use crate::intake::{self, Origin, Outcome};
+use crate::mail::imap::Imap;
+use crate::mail::parse;
+
+/// UIDs fetched per round trip.
+const BATCH: usize = 250;
+
+pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match session(&app, &mut stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                let wait = backoff(failures, Duration::from_secs(300));
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "IMAP intake failed; reconnecting");
+                if sleep_or_stop(wait, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One connection's life: catch up, then wait for news, until stop.
+async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
+    let s = &app.settings.imap;
+    let mut imap = Imap::connect(s).await?;
+    let idle = imap.supports_idle().await.unwrap_or(false);
+    tracing::info!(folder = %s.folder, idle, "IMAP intake connected");
+    loop {
+        catch_up(app, &mut imap).await?;
+        let stopped = if idle {
+            let (next, stopped) = imap.idle(s.idle_renew, stop).await?;
+            imap = next;
+            stopped
+        } else {
+            sleep_or_stop(s.poll, stop).await
+        };
+        if stopped {
+            imap.logout().await;
+            return Ok(());
+        }
+    }
+}
+
+/// One pass for `run --once`.
+pub async fn pass(app: &App) -> Result<()> {
+    let mut imap = Imap::connect(&app.settings.imap).await?;
+    catch_up(app, &mut imap).await?;
+    imap.logout().await;
+    Ok(())
+}
+
+/// Processes every message above the checkpoint, in UID order.
+pub async fn catch_up(app: &App, imap: &mut Imap) -> Result<usize> {
+    let folder = app.settings.imap.folder.clone();
+    let sel = imap.select(&folder).await?;
+    let last = match app.store.mailbox_state(&folder).await? {
+        Some((validity, last)) if validity == sel.uidvalidity => last,
+        Some((old, _)) => {
+            // UIDs mean something else now: look at every message again;
+            // the Message-ID check below keeps this from re-importing.
+            tracing::warn!(folder = %folder, old, new = sel.uidvalidity, "UIDVALIDITY changed; resyncing by Message-ID");
+            0
+        }
+        None => 0,
+    };
+    if sel.uid_next.is_some_and(|next| next <= last + 1) && sel.exists > 0 && last > 0 {
+        return Ok(0);
+    }
+    let uids = imap.uids_after(last).await?;
+    let mut done = 0;
+    for chunk in uids.chunks(BATCH) {
+        done += process_batch(app, imap, &folder, sel.uidvalidity, chunk).await?;
+    }
+    Ok(done)
+}
+
+async fn process_batch(app: &App, imap: &mut Imap, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<usize> {
+    let s = &app.settings;
+    let headers = imap.fetch_headers(uids).await?;
+    let ids: Vec<String> = headers
+        .iter()
+        .map(|h| parse::parse(&h.bytes, 0).message_id)
+        .collect();
+    let known = app.store.known_inbound(&ids).await?;
+
+    // Decide per message what the headers already tell.
+    let mut need_body = Vec::new();
+    for (h, id) in headers.iter().zip(&ids) {
+        if known.contains(id) {
+            continue;
+        }
+        let head = parse::parse(&h.bytes, 0);
+        if intake::automated(s, &head).is_none() {
+            need_body.push(h.uid);
+        }
+    }
+    let bodies = imap.fetch_bodies(&need_body, s.intake.max_message_bytes).await?;
+
+    let mut processed = 0;
+    let mut keywords = Vec::new();
+    for h in &headers {
+        let origin = Origin {
+            folder,
+            uidvalidity,
+            uid: h.uid,
+        };
+        // Header-only messages are recorded from their headers: enough to
+        // know they are automated (or seen before).
+        let raw = bodies.iter().find(|b| b.uid == h.uid).map(|b| &b.bytes).unwrap_or(&h.bytes);
+        let mail = parse::parse(raw, s.intake.max_attachment_bytes);
+        let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
+        log_outcome(h.uid, &mail.message_id, &outcome);
+        if outcome.is_case_mail() {
+            keywords.push(h.uid);
+        }
+        processed += 1;
+    }
+    if processed > 0 {
+        app.outbox_wake.notify_one();
+    }
+    for uid in keywords {
+        if let Err(e) = imap.add_keyword(uid, &s.imap.keyword).await {
+            tracing::warn!(uid, error = %format!("{e:#}"), "could not set the complaint keyword");
+        }
+    }
+    // Messages expunged between SEARCH and FETCH: nothing to record, but
+    // the checkpoint passes them.
+    if let Some(&max) = uids.iter().max() {
+        if headers.iter().all(|h| h.uid != max) {
+            let mut tx = app.store.begin().await?;
+            crate::store::set_mailbox_state(&mut tx, folder, uidvalidity, max).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(processed)
+}
+
+fn log_outcome(uid: u32, message_id: &str, outcome: &Outcome) {
+    match outcome {
+        Outcome::Case { reference, status } => {
+            tracing::info!(uid, message_id, reference = %reference, status = %status, "new case")
+        }
+        Outcome::Reply { reference } => tracing::info!(uid, message_id, reference = %reference, "reply filed on case"),
+        other => tracing::debug!(uid, message_id, outcome = %other.label(), "left alone"),
+    }
+}

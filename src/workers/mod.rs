@@ -1,0 +1,103 @@
+//! The daemon's loops. Each takes a shutdown receiver and stops promptly
+//! when it fires; `run` joins them instead of sleeping.
+
+pub mod intake;
+pub mod outbox;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::watch;
+
+use crate::app::App;
+
+/// Jittered exponential backoff: attempt 0 → ~1 s, capped at `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_secs(1).saturating_mul(1u32 << attempt.min(16));
+    let capped = base.min(max);
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    let jitter = u16::from_le_bytes(b) as f64 / u16::MAX as f64; // 0..1
+    capped.mul_f64(0.5 + jitter * 0.5)
+}
+
+/// One full pass: every new message, then the outbox until nothing is due.
+pub async fn run_once(app: &App) -> Result<()> {
+    let intake = intake::pass(app).await;
+    // Whatever intake managed to record is sent, even if it failed later.
+    let sent = outbox::flush(app).await;
+    intake?;
+    sent?;
+    Ok(())
+}
+
+/// Runs until SIGTERM/SIGINT: intake (IDLE), outbox. Graceful: the current
+/// message or send completes, then the tasks are joined.
+pub async fn run(app: App) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let intake_task = tokio::spawn(intake::run(app.clone(), stop_rx.clone()));
+    let outbox_task = tokio::spawn(outbox::run(app.clone(), stop_rx.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    app.outbox_wake.notify_one();
+    let joined = tokio::time::timeout(Duration::from_secs(30), async {
+        let _ = intake_task.await;
+        let _ = outbox_task.await;
+    })
+    .await;
+    if joined.is_err() {
+        tracing::warn!("tasks did not stop within 30 s");
+    }
+    app.store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sleeps for `d` or until shutdown; true when shutdown fired.
+pub async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let max = Duration::from_secs(300);
+        for attempt in 0..40 {
+            let d = backoff(attempt, max);
+            assert!(d <= max, "{d:?}");
+            let nominal = Duration::from_secs(1).saturating_mul(1u32 << attempt.min(16)).min(max);
+            assert!(d >= nominal / 2, "{attempt}: {d:?}");
+        }
+    }
+}

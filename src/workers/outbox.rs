@@ -1,0 +1,239 @@
+//! The outbox worker: the only way mail leaves klachtd.
+//!
+//! Per row: take a lease (status `sending`), send by SMTP, mark `sent` at
+//! once, then put a copy in the Sent folder. A row found in `sending`
+//! belongs to an attempt that was cut off (crash, kill, lost database): the
+//! Sent folder is checked for its Message-ID before it is sent again.
+//! Transient SMTP errors are retried with backoff; permanent ones are
+//! recorded on the row and the case, never retried.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use jiff::SignedDuration;
+use tokio::sync::watch;
+
+use super::{backoff, sleep_or_stop};
+use crate::app::App;
+use crate::domain::types::EmailAddress;
+use crate::mail::imap::Imap;
+use crate::mail::smtp::{SendError, Smtp};
+use crate::store::OutboxRow;
+
+/// After this many transient failures a row is given up (about two days
+/// with the backoff below).
+const MAX_ATTEMPTS: i64 = 40;
+const LEASE: SignedDuration = SignedDuration::from_mins(10);
+
+pub struct Sender {
+    app: App,
+    smtp: Smtp,
+    imap: Option<Imap>,
+    sent_folder: Option<String>,
+}
+
+impl Sender {
+    pub fn new(app: &App) -> Result<Sender> {
+        Ok(Sender {
+            app: app.clone(),
+            smtp: Smtp::new(&app.settings.smtp)?,
+            imap: None,
+            sent_folder: app.settings.imap.sent_folder.clone(),
+        })
+    }
+
+    async fn imap(&mut self) -> Result<(&mut Imap, String)> {
+        if self.imap.is_none() {
+            self.imap = Some(Imap::connect(&self.app.settings.imap).await?);
+        }
+        let imap = self.imap.as_mut().context("IMAP session")?;
+        let folder = match &self.sent_folder {
+            Some(f) => f.clone(),
+            None => {
+                let f = imap.find_sent_folder().await?;
+                self.sent_folder = Some(f.clone());
+                f
+            }
+        };
+        Ok((imap, folder))
+    }
+
+    /// Is this message already in the Sent folder (a previous attempt)?
+    async fn already_sent(&mut self, message_id: &str) -> Result<bool> {
+        let result = async {
+            let (imap, folder) = self.imap().await?;
+            imap.has_message_id(&folder, message_id).await
+        }
+        .await;
+        if result.is_err() {
+            self.imap = None;
+        }
+        result
+    }
+
+    async fn copy_to_sent(&mut self, raw: &[u8]) -> Result<()> {
+        let result = async {
+            let (imap, folder) = self.imap().await?;
+            imap.append(&folder, raw).await
+        }
+        .await;
+        if result.is_err() {
+            self.imap = None;
+        }
+        result
+    }
+
+    /// Sends every row that is due now. Returns how many rows it handled.
+    pub async fn send_due(&mut self) -> Result<usize> {
+        let mut handled = 0;
+        loop {
+            let now = self.app.clock.now();
+            let rows = self.app.store.due_outbox(now, 50).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for row in rows {
+                let now = self.app.clock.now();
+                let until = now.checked_add(LEASE).unwrap_or(now);
+                if !self.app.store.lease_outbox(row.id, now, until).await? {
+                    continue;
+                }
+                progressed = true;
+                self.send_one(&row).await?;
+                handled += 1;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.copy_missing().await;
+        Ok(handled)
+    }
+
+    async fn send_one(&mut self, row: &OutboxRow) -> Result<()> {
+        let store = self.app.store.clone();
+        if row.status == "sending" {
+            // An earlier attempt was cut off after it started.
+            match self.already_sent(&row.message_id).await {
+                Ok(true) => {
+                    tracing::info!(message_id = %row.message_id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
+                    store.mark_sent(row, self.app.clock.now()).await?;
+                    store.mark_copied(row.id).await?;
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    // Cannot tell: wait rather than risk a second copy.
+                    let next = self.app.clock.now() + SignedDuration::from_secs(60);
+                    store
+                        .mark_retry_sending(row.id, &format!("Sent folder check failed: {e:#}"), next)
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
+        let from = &self.app.settings.organisation.address;
+        let to = match EmailAddress::parse(&row.recipient) {
+            Ok(a) => a,
+            Err(e) => {
+                store.mark_failed(row, &e.to_string(), self.app.clock.now()).await?;
+                return Ok(());
+            }
+        };
+        match self.smtp.send(from, &to, &row.raw).await {
+            Ok(()) => {
+                let now = self.app.clock.now();
+                let marked = store.mark_sent(row, now).await;
+                // The copy in Sent is also the evidence a restart looks for.
+                match self.copy_to_sent(&row.raw).await {
+                    Ok(()) => store.mark_copied(row.id).await?,
+                    Err(e) => tracing::warn!(message_id = %row.message_id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet"),
+                }
+                marked?;
+                tracing::info!(message_id = %row.message_id, kind = %row.kind, "mail sent");
+            }
+            Err(SendError::Permanent(e)) => {
+                tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "mail refused permanently");
+                store.mark_failed(row, &e, self.app.clock.now()).await?;
+            }
+            Err(SendError::Transient(e)) => {
+                let attempts = row.attempts + 1;
+                if attempts >= MAX_ATTEMPTS {
+                    store.mark_failed(row, &format!("gave up after {attempts} attempts: {e}"), self.app.clock.now()).await?;
+                } else {
+                    let wait = backoff(attempts as u32, Duration::from_secs(3600));
+                    let next = self.app.clock.now() + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
+                    tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), error = %e, "SMTP failed; will retry");
+                    store.mark_retry(row.id, &e, next).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sent mail whose copy to the Sent folder failed earlier.
+    async fn copy_missing(&mut self) {
+        let Ok(rows) = self.app.store.uncopied_sent(20).await else { return };
+        for (id, message_id, raw) in rows {
+            match self.copy_to_sent(&raw).await {
+                Ok(()) => {
+                    let _ = self.app.store.mark_copied(id).await;
+                }
+                Err(e) => {
+                    tracing::debug!(message_id = %message_id, error = %format!("{e:#}"), "copy to Sent still failing");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        if let Some(imap) = self.imap {
+            imap.logout().await;
+        }
+    }
+}
+
+/// Sends everything due now (for `run --once`).
+pub async fn flush(app: &App) -> Result<()> {
+    let mut sender = Sender::new(app)?;
+    let r = sender.send_due().await;
+    sender.close().await;
+    r.map(|_| ())
+}
+
+pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    let mut sender = match Sender::new(&app) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "outbox cannot start");
+            return;
+        }
+    };
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match sender.send_due().await {
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %format!("{e:#}"), "outbox pass failed");
+                if sleep_or_stop(backoff(failures, Duration::from_secs(120)), &mut stop).await {
+                    break;
+                }
+                continue;
+            }
+        }
+        // Woken by intake after each commit; otherwise look again for retries.
+        tokio::select! {
+            _ = app.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    sender.close().await;
+}
+
