@@ -328,11 +328,18 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let mut table: toml_value::Table = text.parse::<toml_value::Table>().map_err(|e| {
             let msg = e.to_string();
-            err("file", msg.lines().next().unwrap_or("invalid TOML").to_string())
+            err(
+                "file",
+                msg.lines().next().unwrap_or("invalid TOML").to_string(),
+            )
         })?;
         apply_env(&mut table, env)?;
-        let raw: RawFile = RawFile::deserialize(toml_value::Value::Table(table))
-            .map_err(|e| err(key_of_serde_error(&e.to_string()), first_line(&e.to_string())))?;
+        let raw: RawFile = RawFile::deserialize(toml_value::Value::Table(table)).map_err(|e| {
+            err(
+                key_of_serde_error(&e.to_string()),
+                first_line(&e.to_string()),
+            )
+        })?;
         validate(raw, base_dir)
     }
 
@@ -465,10 +472,17 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     let o = raw
         .organisation
         .ok_or_else(|| err("organisation", "section missing"))?;
-    let org_address = address(&nonempty(o.address, "organisation.address")?, "organisation.address")?;
+    let org_address = address(
+        &nonempty(o.address, "organisation.address")?,
+        "organisation.address",
+    )?;
     let tz_name = o.timezone.unwrap_or_else(|| "Europe/Amsterdam".into());
-    let timezone = TimeZone::get(&tz_name)
-        .map_err(|_| err("organisation.timezone", format!("unknown time zone {tz_name:?}")))?;
+    let timezone = TimeZone::get(&tz_name).map_err(|_| {
+        err(
+            "organisation.timezone",
+            format!("unknown time zone {tz_name:?}"),
+        )
+    })?;
     let language = match o.language.as_deref() {
         None => Lang::Nl,
         Some(l) => l
@@ -477,7 +491,10 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     };
     let regulation_url = nonempty(o.regulation_url, "organisation.regulation_url")?;
     if !(regulation_url.starts_with("https://") || regulation_url.starts_with("http://")) {
-        return Err(err("organisation.regulation_url", "must start with https:// or http://"));
+        return Err(err(
+            "organisation.regulation_url",
+            "must start with https:// or http://",
+        ));
     }
     let regulation_file = o.regulation_file.map(|p| resolve(base, &p));
     if let Some(p) = &regulation_file {
@@ -491,7 +508,10 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     let templates_dir = o.templates_dir.map(|p| resolve(base, &p));
     if let Some(p) = &templates_dir {
         if !p.is_dir() {
-            return Err(err("organisation.templates_dir", format!("{} is not a folder", p.display())));
+            return Err(err(
+                "organisation.templates_dir",
+                format!("{} is not a folder", p.display()),
+            ));
         }
     }
     let aliases = o
@@ -535,11 +555,17 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         idle_renew: secs(i.idle_renew_seconds, 600, "imap.idle_renew_seconds")?,
         poll: secs(i.poll_seconds, 60, "imap.poll_seconds")?,
     };
-    if imap.keyword.contains(|c: char| c.is_whitespace() || "(){%*\"\\]".contains(c)) {
+    if imap
+        .keyword
+        .contains(|c: char| c.is_whitespace() || "(){%*\"\\]".contains(c))
+    {
         return Err(err("imap.keyword", "not a valid IMAP keyword"));
     }
     if imap.idle_renew.as_secs() > 29 * 60 {
-        return Err(err("imap.idle_renew_seconds", "must be below 29 minutes (RFC 2177)"));
+        return Err(err(
+            "imap.idle_renew_seconds",
+            "must be below 29 minutes (RFC 2177)",
+        ));
     }
 
     let s = raw.smtp.ok_or_else(|| err("smtp", "section missing"))?;
@@ -565,7 +591,11 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     let p = raw.procedure;
     let procedure = Procedure {
         ack_working_days: days(p.ack_working_days, 5, "procedure.ack_working_days")?,
-        response_working_days: days(p.response_working_days, 20, "procedure.response_working_days")?,
+        response_working_days: days(
+            p.response_working_days,
+            20,
+            "procedure.response_working_days",
+        )?,
         reminder_working_days: p.reminder_working_days.unwrap_or(3),
         auto_replies_per_sender_per_day: p.auto_replies_per_sender_per_day.unwrap_or(3),
     };
@@ -580,7 +610,9 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         parse_closures(&raw.calendar.closures).map_err(|e| err("calendar.closures", e))?;
     let calendar = Calendar::new(
         raw.calendar.good_friday_off.unwrap_or(false),
-        raw.calendar.liberation_day.unwrap_or(LiberationDay::Lustrum),
+        raw.calendar
+            .liberation_day
+            .unwrap_or(LiberationDay::Lustrum),
         closures,
     );
 
@@ -601,7 +633,10 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     for (n, st) in raw.staff.into_iter().enumerate() {
         let k = |f: &str| format!("staff[{n}].{f}");
         let email = address(&nonempty(st.email, &k("email"))?, &k("email"))?;
-        let mut roles = Roles { handler: false, supervisor: false };
+        let mut roles = Roles {
+            handler: false,
+            supervisor: false,
+        };
         for r in &st.roles {
             match r.as_str() {
                 "handler" => roles.handler = true,
@@ -623,12 +658,19 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         staff.push(Staff {
             name: nonempty(st.name, &k("name"))?,
             email,
-            aliases: st.aliases.into_iter().filter(|a| !a.trim().is_empty()).collect(),
+            aliases: st
+                .aliases
+                .into_iter()
+                .filter(|a| !a.trim().is_empty())
+                .collect(),
             roles,
         });
     }
     if !staff.iter().any(|s| s.roles.supervisor) {
-        return Err(err("staff", "at least one member needs the role \"supervisor\""));
+        return Err(err(
+            "staff",
+            "at least one member needs the role \"supervisor\"",
+        ));
     }
     if !staff.iter().any(|s| s.roles.handler || s.roles.supervisor) {
         return Err(err("staff", "nobody can handle complaints"));
@@ -671,7 +713,9 @@ fn normalise_db_url(u: &str, base: &Path) -> Result<String, ConfigError> {
         if rest.is_empty() {
             return Err(err("database.url", "sqlite:// needs a file path"));
         }
-        let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+        let (path, query) = rest
+            .split_once('?')
+            .map_or((rest, None), |(p, q)| (p, Some(q)));
         if path == ":memory:" {
             return Ok(u.to_string());
         }
@@ -683,7 +727,10 @@ fn normalise_db_url(u: &str, base: &Path) -> Result<String, ConfigError> {
     } else if u.starts_with("postgres://") || u.starts_with("postgresql://") {
         Ok(u.to_string())
     } else {
-        Err(err("database.url", "must start with sqlite:// or postgres://"))
+        Err(err(
+            "database.url",
+            "must start with sqlite:// or postgres://",
+        ))
     }
 }
 
@@ -722,8 +769,10 @@ roles = ["handler", "supervisor"]
 "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let env: Vec<(String, String)> =
-            env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         Settings::from_toml(text, Path::new("/etc/klachtd"), &env)
     }
 
@@ -741,7 +790,11 @@ roles = ["handler", "supervisor"]
     fn environment_overrides_win_and_keep_their_type() {
         let s = load(
             MINIMAL,
-            &[("KLACHTD__IMAP__PASSWORD", "12345"), ("KLACHTD__IMAP__PORT", "2143"), ("PATH", "/bin")],
+            &[
+                ("KLACHTD__IMAP__PASSWORD", "12345"),
+                ("KLACHTD__IMAP__PORT", "2143"),
+                ("PATH", "/bin"),
+            ],
         )
         .unwrap();
         assert_eq!(s.imap.password.expose(), "12345");
@@ -758,17 +811,63 @@ roles = ["handler", "supervisor"]
 
     #[test]
     fn every_error_is_one_line_that_names_the_key() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
-            (&MINIMAL.replace("host = \"127.0.0.1\"\nport = 1143", "port = 1143"), &[], "imap.host"),
-            (&MINIMAL.replace("info@31solutions.test\"\nregulation", "info-at-31solutions\"\nregulation"), &[], "organisation.address"),
-            (&MINIMAL.replace("[smtp]", "[smtp]\nhots = \"x\""), &[], "hots"),
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                &MINIMAL.replace("host = \"127.0.0.1\"\nport = 1143", "port = 1143"),
+                &[],
+                "imap.host",
+            ),
+            (
+                &MINIMAL.replace(
+                    "info@31solutions.test\"\nregulation",
+                    "info-at-31solutions\"\nregulation",
+                ),
+                &[],
+                "organisation.address",
+            ),
+            (
+                &MINIMAL.replace("[smtp]", "[smtp]\nhots = \"x\""),
+                &[],
+                "hots",
+            ),
             (MINIMAL, &[("KLACHTD__IMAP__PORT", "many")], "imap.port"),
-            (MINIMAL, &[("KLACHTD__DIGEST__AT", "half nine")], "digest.at"),
-            (MINIMAL, &[("KLACHTD__DATABASE__URL", "mysql://x")], "database.url"),
-            (MINIMAL, &[("KLACHTD__CALENDAR__CLOSURES", "2026-13-01")], "calendar.closures"),
-            (&MINIMAL.replace("roles = [\"handler\", \"supervisor\"]", "roles = [\"boss\"]"), &[], "staff[0].roles"),
-            (&MINIMAL.replace("roles = [\"handler\", \"supervisor\"]", "roles = [\"handler\"]"), &[], "staff"),
-            (MINIMAL, &[("KLACHTD__ORGANISATION__TIMEZONE", "Mars/Olympus")], "organisation.timezone"),
+            (
+                MINIMAL,
+                &[("KLACHTD__DIGEST__AT", "half nine")],
+                "digest.at",
+            ),
+            (
+                MINIMAL,
+                &[("KLACHTD__DATABASE__URL", "mysql://x")],
+                "database.url",
+            ),
+            (
+                MINIMAL,
+                &[("KLACHTD__CALENDAR__CLOSURES", "2026-13-01")],
+                "calendar.closures",
+            ),
+            (
+                &MINIMAL.replace(
+                    "roles = [\"handler\", \"supervisor\"]",
+                    "roles = [\"boss\"]",
+                ),
+                &[],
+                "staff[0].roles",
+            ),
+            (
+                &MINIMAL.replace(
+                    "roles = [\"handler\", \"supervisor\"]",
+                    "roles = [\"handler\"]",
+                ),
+                &[],
+                "staff",
+            ),
+            (
+                MINIMAL,
+                &[("KLACHTD__ORGANISATION__TIMEZONE", "Mars/Olympus")],
+                "organisation.timezone",
+            ),
         ];
         for (text, env, key) in cases {
             let e = load(text, env).expect_err(key).to_string();

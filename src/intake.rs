@@ -97,14 +97,26 @@ pub async fn process_message(
 ) -> Result<Outcome> {
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
-    if !store::claim_inbound(&mut tx, &m.message_id, origin.folder, origin.uidvalidity, origin.uid, "pending", now).await? {
+    if !store::claim_inbound(
+        &mut tx,
+        &m.message_id,
+        origin.folder,
+        origin.uidvalidity,
+        origin.uid,
+        "pending",
+        now,
+    )
+    .await?
+    {
         store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
         tx.commit().await?;
         return Ok(Outcome::Duplicate);
     }
     let outcome = decide_and_record(app, &mut tx, arrived, m, now).await?;
     let case_id = match &outcome {
-        Outcome::Case { reference, .. } | Outcome::Reply { reference } => case_id_of(&mut tx, reference).await?,
+        Outcome::Case { reference, .. } | Outcome::Reply { reference } => {
+            case_id_of(&mut tx, reference).await?
+        }
         _ => None,
     };
     store::set_inbound_outcome(&mut tx, &m.message_id, &outcome.label(), case_id).await?;
@@ -140,8 +152,26 @@ async fn decide_and_record(
         return Ok(Outcome::Automated("no_sender"));
     };
     // A reply on a known case goes to that case, whatever it says.
-    if let Some((case_id, reference)) = store::thread_match(tx, &m.referenced_ids(), &from, &m.subject, s.staff_by_email(&from).is_some()).await? {
-        record_reply(app, tx, case_id, &reference, m, &from, arrived.unwrap_or(now), now).await?;
+    if let Some((case_id, reference)) = store::thread_match(
+        tx,
+        &m.referenced_ids(),
+        &from,
+        &m.subject,
+        s.staff_by_email(&from).is_some(),
+    )
+    .await?
+    {
+        record_reply(
+            app,
+            tx,
+            case_id,
+            &reference,
+            m,
+            &from,
+            arrived.unwrap_or(now),
+            now,
+        )
+        .await?;
         return Ok(Outcome::Reply { reference });
     }
     if s.staff_by_email(&from).is_some() {
@@ -186,7 +216,11 @@ fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
     if !m.from_name.trim().is_empty() {
         return m.from_name.trim().to_string();
     }
-    from.as_str().split('@').next().unwrap_or_default().to_string()
+    from.as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub struct Client {
@@ -212,12 +246,21 @@ pub struct CaseInput<'a> {
 
 /// Records a new case (or triage item) with its handler, deadlines, timeline
 /// and outgoing mail. Shared by email intake and `register` (phone, art. 4).
-pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp) -> Result<(CaseRef, Status)> {
+pub async fn open_case(
+    app: &App,
+    tx: &mut Tx,
+    c: CaseInput<'_>,
+    now: Timestamp,
+) -> Result<(CaseRef, Status)> {
     let s = &app.settings;
     let tz = &s.organisation.timezone;
     let received_day = local_date(c.received, tz);
-    let ack_due = s.calendar.add_working_days(received_day, s.procedure.ack_working_days);
-    let response_due = s.calendar.add_working_days(received_day, s.procedure.response_working_days);
+    let ack_due = s
+        .calendar
+        .add_working_days(received_day, s.procedure.ack_working_days);
+    let response_due = s
+        .calendar
+        .add_working_days(received_day, s.procedure.response_working_days);
     let today = local_date(now, tz);
 
     let lang = classify::language(c.subject, c.body);
@@ -257,11 +300,19 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         None if handler.is_none() => Some("geen onafhankelijke behandelaar beschikbaar".into()),
         None => None,
     };
-    let status = if triage_reason.is_some() { Status::Triage } else { Status::Received };
+    let status = if triage_reason.is_some() {
+        Status::Triage
+    } else {
+        Status::Received
+    };
 
     let year = received_day.year() as i32;
     let reference = store::next_reference(tx, year).await?;
-    let subject = if c.subject.trim().is_empty() { "(geen onderwerp)" } else { c.subject.trim() };
+    let subject = if c.subject.trim().is_empty() {
+        "(geen onderwerp)"
+    } else {
+        c.subject.trim()
+    };
     let case_id = store::insert_case(
         tx,
         reference,
@@ -280,7 +331,10 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             desired_outcome: elements.desired_outcome.as_deref(),
             missing: &missing,
             concerns: &concerns,
-            handler_email: handler.map(|h| h.email.as_str()),
+            // A triage item has no handler until a supervisor makes it a case.
+            handler_email: handler
+                .filter(|_| status != Status::Triage)
+                .map(|h| h.email.as_str()),
             received_at: c.received,
             ack_due,
             response_due,
@@ -290,14 +344,43 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     )
     .await?;
 
-    store::add_event(tx, case_id, now, "received", c.source, &format!("{} via {}", db_time(c.received), c.source)).await?;
-    store::add_event(tx, case_id, now, "classified", "klachtd", &format!("category {category}, language {lang}")).await?;
+    store::add_event(
+        tx,
+        case_id,
+        now,
+        "received",
+        c.source,
+        &format!("{} via {}", db_time(c.received), c.source),
+    )
+    .await?;
+    store::add_event(
+        tx,
+        case_id,
+        now,
+        "classified",
+        "klachtd",
+        &format!("category {category}, language {lang}"),
+    )
+    .await?;
     if !concerns.is_empty() {
-        store::add_event(tx, case_id, now, "concerns", "klachtd", &concerns.join(", ")).await?;
+        store::add_event(
+            tx,
+            case_id,
+            now,
+            "concerns",
+            "klachtd",
+            &concerns.join(", "),
+        )
+        .await?;
     }
     let mut attachments_meta = Vec::new();
     if let Some(m) = c.message {
-        let from = c.client.email.as_ref().map(|e| e.as_str()).unwrap_or_default();
+        let from = c
+            .client
+            .email
+            .as_ref()
+            .map(|e| e.as_str())
+            .unwrap_or_default();
         let refs = m.referenced_ids().join(" ");
         if let Some(cm_id) = store::insert_case_message(
             tx,
@@ -314,7 +397,15 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         .await?
         {
             for a in &m.attachments {
-                store::insert_attachment(tx, cm_id, &a.filename, &a.content_type, a.size, a.data.as_deref()).await?;
+                store::insert_attachment(
+                    tx,
+                    cm_id,
+                    &a.filename,
+                    &a.content_type,
+                    a.size,
+                    a.data.as_deref(),
+                )
+                .await?;
                 attachments_meta.push(json!({
                     "filename": a.filename,
                     "size_human": human_size(a.size),
@@ -331,7 +422,9 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         .collect();
     let missing_codes: Vec<&str> = missing.iter().map(|e| e.as_str()).collect();
     let staff_lang = s.organisation.language;
-    let thread_parent = c.message.map(|m| (m.message_id.clone(), m.references.clone()));
+    let thread_parent = c
+        .message
+        .map(|m| (m.message_id.clone(), m.references.clone()));
 
     if let Some(reason) = &triage_reason {
         store::add_event(tx, case_id, now, "triage", "klachtd", reason).await?;
@@ -348,8 +441,22 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "concerns": concerns_json,
         });
         let mut warned = 0;
-        for sup in s.supervisors().filter(|sup| !concerned.contains(&sup.email)) {
-            queue_staff_mail(app, tx, case_id, template, staff_lang, &ctx, sup, "triage_notice", now).await?;
+        for sup in s
+            .supervisors()
+            .filter(|sup| !concerned.contains(&sup.email))
+        {
+            queue_staff_mail(
+                app,
+                tx,
+                case_id,
+                template,
+                staff_lang,
+                &ctx,
+                sup,
+                "triage_notice",
+                now,
+            )
+            .await?;
             warned += 1;
         }
         if warned == 0 {
@@ -359,12 +466,22 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     }
 
     let handler = handler.context("handler chosen above")?;
-    store::add_event(tx, case_id, now, "assigned", "klachtd", &format!("{}: {}", handler.email, assign_reason)).await?;
+    store::add_event(
+        tx,
+        case_id,
+        now,
+        "assigned",
+        "klachtd",
+        &format!("{}: {}", handler.email, assign_reason),
+    )
+    .await?;
 
     // Acknowledgement (art. 5) to the client, at once.
     let mut ack_queued = false;
     if let Some(client_email) = &c.client.email {
-        let since = now.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(now);
+        let since = now
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(now);
         let recent = store::auto_replies_since(tx, client_email.as_str(), since).await?;
         if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
             store::add_event(
@@ -373,7 +490,9 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
                 now,
                 "ack_suppressed",
                 "klachtd",
-                &format!("{recent} automatic replies to this sender in 24 hours; confirm personally"),
+                &format!(
+                    "{recent} automatic replies to this sender in 24 hours; confirm personally"
+                ),
             )
             .await?;
         } else {
@@ -445,7 +564,18 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         "source": c.source,
         "ack_sent": ack_queued,
     });
-    queue_staff_mail(app, tx, case_id, Template::HandlerNew, staff_lang, &ctx, handler, "handler_new", now).await?;
+    queue_staff_mail(
+        app,
+        tx,
+        case_id,
+        Template::HandlerNew,
+        staff_lang,
+        &ctx,
+        handler,
+        "handler_new",
+        now,
+    )
+    .await?;
     Ok((reference, status))
 }
 
@@ -492,7 +622,15 @@ async fn queue_staff_mail(
         now,
     )
     .await?;
-    store::add_event(tx, case_id, now, &format!("{kind}_queued"), "klachtd", to.email.as_str()).await?;
+    store::add_event(
+        tx,
+        case_id,
+        now,
+        &format!("{kind}_queued"),
+        "klachtd",
+        to.email.as_str(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -523,8 +661,24 @@ async fn record_reply(
     )
     .await?;
     let staff = s.staff_by_email(from);
-    let kind = if staff.is_some() { "staff_message" } else { "client_reply" };
-    store::add_event(tx, case_id, now, kind, if staff.is_some() { from.as_str() } else { "client" }, &m.message_id).await?;
+    let kind = if staff.is_some() {
+        "staff_message"
+    } else {
+        "client_reply"
+    };
+    store::add_event(
+        tx,
+        case_id,
+        now,
+        kind,
+        if staff.is_some() {
+            from.as_str()
+        } else {
+            "client"
+        },
+        &m.message_id,
+    )
+    .await?;
     if staff.is_some() {
         return Ok(());
     }
@@ -540,17 +694,35 @@ async fn record_reply(
     else {
         return Ok(());
     };
-    if case.concerns.iter().any(|c| c.eq_ignore_ascii_case(handler.email.as_str())) {
+    if case
+        .concerns
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(handler.email.as_str()))
+    {
         return Ok(());
     }
     let lang = s.organisation.language;
-    let due: Date = case.response_due.parse().unwrap_or(local_date(now, &s.organisation.timezone));
+    let due: Date = case
+        .response_due
+        .parse()
+        .unwrap_or(local_date(now, &s.organisation.timezone));
     let ctx = json!({
         "org": org_json(s), "reference": reference.to_string(), "lang": lang.as_str(),
         "client_name": case.client_name, "original_subject": case.subject,
         "body": m.text, "response_due": long_date(lang, due),
     });
-    queue_staff_mail(app, tx, case_id, Template::ClientReplyToHandler, lang, &ctx, &handler, "client_reply_notice", now).await
+    queue_staff_mail(
+        app,
+        tx,
+        case_id,
+        Template::ClientReplyToHandler,
+        lang,
+        &ctx,
+        &handler,
+        "client_reply_notice",
+        now,
+    )
+    .await
 }
 
 fn org_json(s: &Settings) -> serde_json::Value {
@@ -587,7 +759,11 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
     if let Some(d) = p.date.as_deref().filter(|d| !d.trim().is_empty()) {
         body.push_str(&format!("\n\nDatum / sessie: {}", d.trim()));
     }
-    if let Some(d) = p.desired_outcome.as_deref().filter(|d| !d.trim().is_empty()) {
+    if let Some(d) = p
+        .desired_outcome
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
         body.push_str(&format!("\n\nGewenste uitkomst: {}", d.trim()));
     }
     let client = Client {

@@ -589,11 +589,14 @@ fn is_negator_at(toks: &[Tok], j: usize) -> bool {
 }
 
 /// Is a negator within `NEGATION_WINDOW` words before token `i` (same clause)?
-fn negated_before(toks: &[Tok], i: usize) -> bool {
+/// Is a negator within `NEGATION_WINDOW` words before token `i` (same
+/// clause)? Negators inside an earlier matched signal ("niet teruggebeld en
+/// ontevreden") do not count.
+fn negated_before(toks: &[Tok], i: usize, consumed_until: usize) -> bool {
     let Some(at) = toks.get(i) else {
         return false;
     };
-    (i.saturating_sub(NEGATION_WINDOW)..i)
+    (i.saturating_sub(NEGATION_WINDOW).max(consumed_until)..i)
         .any(|j| toks[j].clause == at.clause && is_negator_at(toks, j))
 }
 
@@ -634,6 +637,8 @@ impl Scan {
 fn scan(toks: &[Tok], weight: i32) -> Scan {
     let mut out = Scan::default();
     let mut counted: Vec<&'static str> = Vec::new();
+    // End of the last matched signal: its words cannot negate later ones.
+    let mut consumed_until = 0;
     let mut i = 0;
     while i < toks.len() {
         let Some(s) = SIGNALS.iter().find(|s| phrase_at(toks, i, s.words)) else {
@@ -642,9 +647,13 @@ fn scan(toks: &[Tok], weight: i32) -> Scan {
         };
         let end = i + s.words.len();
         let clause = toks[i].clause;
-        let negated =
-            negated_before(toks, i) || (s.post_negation && negated_after(toks, end, clause));
+        // A signal that itself starts with a negator ("niet tevreden", "geen
+        // reactie") is not negated again by an earlier one.
+        let starts_negated = s.words.first().is_some_and(|w| NEGATORS.contains(w));
+        let negated = (!starts_negated && negated_before(toks, i, consumed_until))
+            || (s.post_negation && negated_after(toks, end, clause));
         i = end;
+        consumed_until = end;
         if s.points == 0 {
             continue;
         }
@@ -1049,9 +1058,18 @@ fn worded_date(toks: &[Tok]) -> Option<String> {
             i += 1;
             continue;
         }
+        // Extend with following date words in the same clause: "vorige week
+        // dinsdag", "de sessie van 12 maart 2026", "de workshop van vorige week".
+        let clause = toks[i].clause;
         let mut end = i + len;
-        while end < toks.len() && end < i + len + 3 && date_word(&toks[end].w) {
-            end += 1;
+        while end < toks.len() && end < i + len + 3 && toks[end].clause == clause {
+            if date_word(&toks[end].w) {
+                end += 1;
+            } else if let Some(p) = RELATIVE_DATES.iter().find(|p| phrase_at(toks, end, p)) {
+                end += p.len();
+            } else {
+                break;
+            }
         }
         return Some(words(&toks[i..end]).collect::<Vec<_>>().join(" "));
     }
@@ -1518,6 +1536,17 @@ mod tests {
         ] {
             assert_eq!(verdict_of(subj, text), Verdict::NotComplaint, "{text}");
         }
+    }
+
+    #[test]
+    fn a_negator_inside_an_earlier_signal_does_not_cancel_the_next_one() {
+        let s = score_complaint("Geen reactie en niet teruggebeld", "");
+        assert_eq!(s.points, 8, "{s:?}");
+        assert!(!s.signals.contains(&"negated"));
+        assert_eq!(
+            verdict_of("", "Ik ben niet teruggebeld en ontevreden."),
+            Verdict::Complaint
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub struct InvalidAddress(pub String);
 
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<Self, InvalidAddress> {
-        let s = raw.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let s = raw
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         let bad = || InvalidAddress(raw.to_string());
         let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
         if local.is_empty() || local.len() > 64 || domain.len() > 253 || s.len() > 254 {
@@ -142,7 +146,11 @@ impl FromStr for CaseRef {
             .or_else(|| t.strip_prefix("kl-"))
             .ok_or_else(bad)?;
         let (y, n) = rest.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || n.len() < 4 || !y.bytes().all(|b| b.is_ascii_digit()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+        if y.len() != 4
+            || n.len() < 4
+            || !y.bytes().all(|b| b.is_ascii_digit())
+            || !n.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let year: i32 = y.parse().map_err(|_| bad())?;
@@ -170,7 +178,7 @@ macro_rules! string_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -241,17 +249,43 @@ mod tests {
         let a = EmailAddress::parse(" <Jan.Jansen@Example.NL> ").unwrap();
         assert_eq!(a.as_str(), "Jan.Jansen@example.nl");
         assert_eq!(a, EmailAddress::parse("jan.jansen@example.nl").unwrap());
-        for bad in ["", "jan", "@x.nl", "jan@", "jan@nl", "jan@@x.nl", "ja n@x.nl", "jan@x..nl", ".jan@x.nl"] {
-            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "",
+            "jan",
+            "@x.nl",
+            "jan@",
+            "jan@nl",
+            "jan@@x.nl",
+            "ja n@x.nl",
+            "jan@x..nl",
+            ".jan@x.nl",
+        ] {
+            assert!(
+                EmailAddress::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
     #[test]
     fn case_references_round_trip_and_are_found_in_subjects() {
         let r: CaseRef = "KL-2026-0042".parse().unwrap();
-        assert_eq!(r, CaseRef { year: 2026, seq: 42 });
+        assert_eq!(
+            r,
+            CaseRef {
+                year: 2026,
+                seq: 42
+            }
+        );
         assert_eq!(r.to_string(), "KL-2026-0042");
-        assert_eq!(CaseRef { year: 2027, seq: 12345 }.to_string(), "KL-2027-12345");
+        assert_eq!(
+            CaseRef {
+                year: 2027,
+                seq: 12345
+            }
+            .to_string(),
+            "KL-2027-12345"
+        );
         assert!("KL-26-1".parse::<CaseRef>().is_err());
         assert!("KL-2026-0000".parse::<CaseRef>().is_err());
         assert_eq!(

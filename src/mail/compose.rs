@@ -43,7 +43,10 @@ fn mailbox(name: &str, addr: &EmailAddress) -> Result<Mailbox> {
         .parse()
         .with_context(|| format!("address {addr} cannot be used in a message"))?;
     let name = name.trim();
-    Ok(Mailbox::new((!name.is_empty()).then(|| name.to_string()), address))
+    Ok(Mailbox::new(
+        (!name.is_empty()).then(|| name.to_string()),
+        address,
+    ))
 }
 
 fn header(name: &'static str, value: &str) -> HeaderValue {
@@ -52,8 +55,8 @@ fn header(name: &'static str, value: &str) -> HeaderValue {
 
 /// Renders the message to bytes (CRLF, encoded words, quoted-printable).
 pub fn build(o: &Outgoing) -> Result<Vec<u8>> {
-    let date = SystemTime::UNIX_EPOCH
-        + std::time::Duration::from_secs(o.date.as_second().max(0) as u64);
+    let date =
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(o.date.as_second().max(0) as u64);
     let mut b = Message::builder()
         .from(mailbox(o.from_name, o.from)?)
         .to(mailbox(o.to_name, o.to)?)
@@ -149,7 +152,9 @@ mod tests {
         let a = new_message_id("k.test").unwrap();
         let b = new_message_id("k.test").unwrap();
         assert_ne!(a, b);
-        assert!(a.starts_with('<') && a.ends_with("@k.test>") && a.len() == 32 + 9 + 1);
+        assert!(
+            a.starts_with('<') && a.ends_with("@k.test>") && a.len() == 1 + 32 + "@k.test>".len()
+        );
     }
 
     #[test]

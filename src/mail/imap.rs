@@ -60,7 +60,10 @@ pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
     )
 }
 
-async fn tls_wrap(tcp: TcpStream, host: &str) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+async fn tls_wrap(
+    tcp: TcpStream,
+    host: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let connector = tokio_rustls::TlsConnector::from(tls_config());
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|_| anyhow!("imap.host {host:?} is not a valid TLS server name"))?;
@@ -81,9 +84,13 @@ impl Imap {
             Security::Starttls => {
                 let mut client = async_imap::Client::new(tcp);
                 timed(t, "greeting", client.read_response()).await??;
-                timed(t, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None))
-                    .await?
-                    .context("IMAP server refused STARTTLS")?;
+                timed(
+                    t,
+                    "STARTTLS",
+                    client.run_command_and_check_ok("STARTTLS", None),
+                )
+                .await?
+                .context("IMAP server refused STARTTLS")?;
                 let tcp = client.into_inner();
                 Box::new(timed(t, "TLS handshake", tls_wrap(tcp, &s.host)).await??)
             }
@@ -124,7 +131,8 @@ impl Imap {
         let found = timed(
             self.timeout,
             "UID SEARCH",
-            self.session.uid_search(format!("UID {}:*", after.saturating_add(1))),
+            self.session
+                .uid_search(format!("UID {}:*", after.saturating_add(1))),
         )
         .await??;
         let mut v: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
@@ -139,7 +147,11 @@ impl Imap {
         let set = uid_set(uids);
         let t = self.timeout * 4;
         let fetches: Vec<_> = timed(t, "UID FETCH", async {
-            self.session.uid_fetch(&set, query).await?.try_collect::<Vec<_>>().await
+            self.session
+                .uid_fetch(&set, query)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
         })
         .await??;
         let mut out: Vec<Fetched> = fetches
@@ -151,7 +163,11 @@ impl Imap {
                         .internal_date()
                         .and_then(|d| jiff::Timestamp::from_second(d.timestamp()).ok()),
                     size: f.size.unwrap_or(0),
-                    bytes: f.header().or(f.body()).map(<[u8]>::to_vec).unwrap_or_default(),
+                    bytes: f
+                        .header()
+                        .or(f.body())
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default(),
                 })
             })
             .collect();
@@ -161,13 +177,17 @@ impl Imap {
 
     /// Headers only (BODY.PEEK: flags are not touched).
     pub async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<Fetched>> {
-        self.fetch(uids, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])").await
+        self.fetch(uids, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])")
+            .await
     }
 
     /// Whole messages, at most `max_bytes` of each (BODY.PEEK: flags kept).
     pub async fn fetch_bodies(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
-        self.fetch(uids, &format!("(UID RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.{max_bytes}>)"))
-            .await
+        self.fetch(
+            uids,
+            &format!("(UID RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.{max_bytes}>)"),
+        )
+        .await
     }
 
     /// Sets a keyword (e.g. `$Klacht`) on one message.
@@ -186,25 +206,39 @@ impl Imap {
     /// The folder with special-use `\Sent`, else one named "Sent".
     pub async fn find_sent_folder(&mut self) -> Result<String> {
         let names: Vec<_> = timed(self.timeout, "LIST", async {
-            self.session.list(Some(""), Some("*")).await?.try_collect::<Vec<_>>().await
+            self.session
+                .list(Some(""), Some("*"))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
         })
         .await??;
-        let by_use = names
-            .iter()
-            .find(|n| n.attributes().iter().any(|a| matches!(a, NameAttribute::Sent)));
+        let by_use = names.iter().find(|n| {
+            n.attributes()
+                .iter()
+                .any(|a| matches!(a, NameAttribute::Sent))
+        });
         let by_name = names
             .iter()
             .find(|n| n.name().eq_ignore_ascii_case("Sent") || n.name().ends_with("Sent"));
         by_use
             .or(by_name)
             .map(|n| n.name().to_string())
-            .ok_or_else(|| anyhow!("no Sent folder (special-use \\Sent) on the IMAP server; set imap.sent_folder"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "no Sent folder (special-use \\Sent) on the IMAP server; set imap.sent_folder"
+                )
+            })
     }
 
     pub async fn append(&mut self, folder: &str, raw: &[u8]) -> Result<()> {
-        timed(self.timeout * 4, "APPEND", self.session.append(folder, Some("(\\Seen)"), None, raw))
-            .await?
-            .with_context(|| format!("cannot append to {folder:?}"))?;
+        timed(
+            self.timeout * 4,
+            "APPEND",
+            self.session.append(folder, Some("(\\Seen)"), None, raw),
+        )
+        .await?
+        .with_context(|| format!("cannot append to {folder:?}"))?;
         Ok(())
     }
 
@@ -217,7 +251,8 @@ impl Imap {
         let found = timed(
             self.timeout,
             "UID SEARCH",
-            self.session.uid_search(format!("HEADER Message-ID \"{id}\"")),
+            self.session
+                .uid_search(format!("HEADER Message-ID \"{id}\"")),
         )
         .await??;
         Ok(!found.is_empty())
@@ -230,7 +265,11 @@ impl Imap {
 
     /// Waits in IDLE until the server reports something, `renew` passes, or
     /// `stop` fires. Returns the session for the next round.
-    pub async fn idle(self, renew: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> Result<(Imap, bool)> {
+    pub async fn idle(
+        self,
+        renew: Duration,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(Imap, bool)> {
         let timeout = self.timeout;
         let selected = self.selected;
         let mut handle = self.session.idle();
@@ -277,7 +316,11 @@ pub fn uid_set(uids: &[u32]) -> String {
             i += 1;
             end = sorted[i];
         }
-        parts.push(if start == end { start.to_string() } else { format!("{start}:{end}") });
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
         i += 1;
     }
     parts.join(",")

@@ -67,7 +67,11 @@ impl InboundMail {
 
 /// Puts a message id in canonical `<…>` form.
 pub fn bracket(id: &str) -> String {
-    let t = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let t = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     format!("<{t}>")
 }
 
@@ -85,7 +89,11 @@ fn unfold(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let mut last_space = false;
     for c in v.chars() {
-        let c = if c == '\r' || c == '\n' || c == '\t' { ' ' } else { c };
+        let c = if c == '\r' || c == '\n' || c == '\t' {
+            ' '
+        } else {
+            c
+        };
         if c == ' ' {
             if !last_space {
                 out.push(' ');
@@ -146,7 +154,10 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
     let (message_id, synthetic_id) = match m.message_id().filter(|s| !s.trim().is_empty()) {
         Some(id) => (bracket(id), false),
         None => (
-            format!("<{}@synthetic.klachtd.invalid>", fingerprint(&raw[..header_end])),
+            format!(
+                "<{}@synthetic.klachtd.invalid>",
+                fingerprint(&raw[..header_end])
+            ),
             true,
         ),
     };
@@ -204,7 +215,7 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
                 .to_ascii_lowercase();
             let filename = p
                 .attachment_name()
-                .map(|n| sanitize_filename(n))
+                .map(sanitize_filename)
                 .unwrap_or_else(|| "bijlage".to_string());
             let bytes = p.contents();
             let size = bytes.len() as u64;
@@ -247,11 +258,7 @@ fn find_header_end(raw: &[u8]) -> usize {
 
 fn sanitize_filename(n: &str) -> String {
     let base = n.rsplit(['/', '\\']).next().unwrap_or(n);
-    let clean: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
     if clean.trim().is_empty() {
         "bijlage".into()
     } else {
@@ -268,7 +275,7 @@ mod tests {
         let raw = b"From: \"Jan Jansen\" <jan@client.test>\r\nTo: info@31solutions.test\r\nSubject: Klacht over\r\n de sessie\r\nMessage-ID: <abc@client.test>\r\nReferences: <a@x> <b@y>\r\nIn-Reply-To: <b@y>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\nAuto-Submitted: no\r\n\r\nIk ben ontevreden.\r\n";
         let m = parse(raw, 1024);
         assert_eq!(m.message_id, "<abc@client.test>");
-        assert_eq!(m.from.unwrap().as_str(), "jan@client.test");
+        assert_eq!(m.from.as_ref().unwrap().as_str(), "jan@client.test");
         assert_eq!(m.from_name, "Jan Jansen");
         assert_eq!(m.subject, "Klacht over de sessie");
         assert_eq!(m.referenced_ids(), vec!["<b@y>", "<a@x>"]);
@@ -290,7 +297,13 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_input_do_not_panic() {
-        for raw in [&b""[..], b"\xff\xfe\x00", b"\n\n\n", b"From:\r\n\r\n", b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n"] {
+        for raw in [
+            &b""[..],
+            b"\xff\xfe\x00",
+            b"\n\n\n",
+            b"From:\r\n\r\n",
+            b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n",
+        ] {
             let m = parse(raw, 10);
             assert!(m.message_id.starts_with('<'));
         }
@@ -306,6 +319,9 @@ mod tests {
         assert_eq!(small.attachments[0].size, 15);
         assert!(small.attachments[0].data.is_none());
         let big = parse(raw, 1024);
-        assert_eq!(big.attachments[0].data.as_deref(), Some(&b"%PDF-1.4\n%\xc7\xec\x8f\xa2\n"[..]));
+        assert_eq!(
+            big.attachments[0].data.as_deref(),
+            Some(&b"%PDF-1.4\n%\xc7\xec\x8f\xa2\n"[..])
+        );
     }
 }

@@ -148,14 +148,16 @@ pub async fn add_event(
     actor: &str,
     detail: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO events (case_id, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(case_id)
-        .bind(db_time(at))
-        .bind(kind)
-        .bind(actor)
-        .bind(detail)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO events (case_id, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(case_id)
+    .bind(db_time(at))
+    .bind(kind)
+    .bind(actor)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -247,14 +249,21 @@ const CASE_COLUMNS: &str = "id, reference, status, category, language, source, c
 
 fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
     let split = |s: String| -> Vec<String> {
-        s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     Ok(CaseRow {
         id: get_i64(r, "id")?,
         reference: get_str(r, "reference")?,
         status: get_str(r, "status")?.parse().map_err(anyhow::Error::msg)?,
-        category: get_str(r, "category")?.parse().map_err(anyhow::Error::msg)?,
-        language: get_str(r, "language")?.parse().map_err(anyhow::Error::msg)?,
+        category: get_str(r, "category")?
+            .parse()
+            .map_err(anyhow::Error::msg)?,
+        language: get_str(r, "language")?
+            .parse()
+            .map_err(anyhow::Error::msg)?,
         source: get_str(r, "source")?,
         client_name: get_str(r, "client_name")?,
         client_email: get_opt_str(r, "client_email")?,
@@ -307,14 +316,20 @@ impl Store {
         if let Some(y) = f.year {
             q = q.bind(y as i64);
         }
-        q.fetch_all(self.pool()).await?.iter().map(case_from_row).collect()
+        q.fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(case_from_row)
+            .collect()
     }
 
     pub async fn case_by_ref(&self, reference: &CaseRef) -> Result<Option<CaseRow>> {
-        let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE reference = $1"))
-            .bind(reference.to_string())
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE reference = $1"
+        ))
+        .bind(reference.to_string())
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(case_from_row).transpose()
     }
 
@@ -327,10 +342,12 @@ impl Store {
     }
 
     pub async fn timeline(&self, case_id: i64) -> Result<Vec<EventRow>> {
-        let rows = sqlx::query("SELECT at, kind, actor, detail FROM events WHERE case_id = $1 ORDER BY id")
-            .bind(case_id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at, kind, actor, detail FROM events WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(EventRow {
@@ -344,7 +361,13 @@ impl Store {
     }
 
     /// Closes a case by hand (admin). Refuses an unknown or already closed case.
-    pub async fn close_case(&self, reference: &CaseRef, actor: &str, reason: &str, at: Timestamp) -> Result<()> {
+    pub async fn close_case(
+        &self,
+        reference: &CaseRef,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("UPDATE cases SET status = 'closed', closed_at = $2 WHERE reference = $1 AND status <> 'closed'")
             .bind(reference.to_string())

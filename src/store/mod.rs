@@ -8,8 +8,9 @@ mod cases;
 mod outbox;
 
 pub use cases::{
-    add_event, auto_replies_since, case_in_tx, insert_attachment, insert_case, insert_case_message, next_reference,
-    open_case_counts, thread_match, CaseFilter, CaseRow, EventRow, NewCase, NewCaseMessage,
+    add_event, auto_replies_since, case_in_tx, insert_attachment, insert_case, insert_case_message,
+    next_reference, open_case_counts, thread_match, CaseFilter, CaseRow, EventRow, NewCase,
+    NewCaseMessage,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 
@@ -33,7 +34,8 @@ pub struct Store {
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-const MIGRATIONS_SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS_SQLITE: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] =
     &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
 
@@ -57,7 +59,10 @@ impl Store {
         let pool = match backend {
             // One connection: SQLite has one writer anyway, and this avoids
             // lock upgrades between our own connections.
-            Backend::Sqlite => options.max_connections(1).idle_timeout(None).max_lifetime(None),
+            Backend::Sqlite => options
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
             Backend::Postgres => options.max_connections(5),
         }
         .connect(&connect_url)
@@ -66,7 +71,9 @@ impl Store {
         if backend == Backend::Sqlite {
             // WAL is a property of the file: readers (the CLI) never block
             // the daemon. sqlx already sets foreign_keys and a busy timeout.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         let store = Store { pool, backend };
         store.migrate().await?;
@@ -172,7 +179,12 @@ impl Store {
 
 /// Sets the checkpoint of a folder. Only ever moves forward within one
 /// UIDVALIDITY; a new UIDVALIDITY replaces the row.
-pub async fn set_mailbox_state(tx: &mut Tx, folder: &str, uidvalidity: u32, last_uid: u32) -> Result<()> {
+pub async fn set_mailbox_state(
+    tx: &mut Tx,
+    folder: &str,
+    uidvalidity: u32,
+    last_uid: u32,
+) -> Result<()> {
     let updated = sqlx::query(
         "UPDATE mailbox_state SET last_uid = CASE WHEN uidvalidity = $2 AND last_uid > $3 THEN last_uid ELSE $3 END, \
          uidvalidity = $2 WHERE folder = $1",
@@ -224,7 +236,12 @@ pub async fn claim_inbound(
     Ok(n == 1)
 }
 
-pub async fn set_inbound_outcome(tx: &mut Tx, message_id: &str, outcome: &str, case_id: Option<i64>) -> Result<()> {
+pub async fn set_inbound_outcome(
+    tx: &mut Tx,
+    message_id: &str,
+    outcome: &str,
+    case_id: Option<i64>,
+) -> Result<()> {
     sqlx::query("UPDATE inbound SET outcome = $2, case_id = $3 WHERE message_id = $1")
         .bind(message_id)
         .bind(outcome)
@@ -248,7 +265,9 @@ fn redact_url(url: &str) -> String {
 
 /// Creates the SQLite file (and its folder) owner-only before sqlx opens it.
 fn prepare_sqlite_file(url: &str) -> Result<String> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').map_or((rest, ""), |(p, q)| (p, q));
     if path == ":memory:" || path.is_empty() {
         return Ok("sqlite::memory:".to_string());
@@ -270,7 +289,10 @@ fn prepare_sqlite_file(url: &str) -> Result<String> {
             .with_context(|| format!("cannot create database file {}", p.display()))?;
     }
     set_mode(p, 0o600);
-    let mut params: Vec<&str> = query.split('&').filter(|s| !s.is_empty() && !s.starts_with("mode=")).collect();
+    let mut params: Vec<&str> = query
+        .split('&')
+        .filter(|s| !s.is_empty() && !s.starts_with("mode="))
+        .collect();
     params.push("mode=rwc");
     Ok(format!("sqlite://{path}?{}", params.join("&")))
 }
@@ -299,7 +321,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(redact_url("postgres://k:geheim@db/klachtd"), "postgres://k:***@db/klachtd");
+        assert_eq!(
+            redact_url("postgres://k:geheim@db/klachtd"),
+            "postgres://k:***@db/klachtd"
+        );
         assert_eq!(redact_url("sqlite:///var/k.db"), "sqlite:///var/k.db");
     }
 }

@@ -107,8 +107,15 @@ impl Store {
             if row.kind == "ack" {
                 super::cases::mark_acknowledged(&mut tx, case_id, at).await?;
             }
-            super::cases::add_event(&mut tx, case_id, at, &format!("{}_sent", row.kind), "klachtd", &row.message_id)
-                .await?;
+            super::cases::add_event(
+                &mut tx,
+                case_id,
+                at,
+                &format!("{}_sent", row.kind),
+                "klachtd",
+                &row.message_id,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -142,7 +149,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if let Some(case_id) = row.case_id {
-            super::cases::add_event(&mut tx, case_id, at, &format!("{}_failed", row.kind), "klachtd", error).await?;
+            super::cases::add_event(
+                &mut tx,
+                case_id,
+                at,
+                &format!("{}_failed", row.kind),
+                "klachtd",
+                error,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -157,15 +172,24 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| Ok((get_i64(r, "id")?, get_str(r, "message_id")?, r.try_get::<Vec<u8>, _>("raw")?)))
+            .map(|r| {
+                Ok((
+                    get_i64(r, "id")?,
+                    get_str(r, "message_id")?,
+                    r.try_get::<Vec<u8>, _>("raw")?,
+                ))
+            })
             .collect()
     }
 
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|r| Ok((get_str(r, "status")?, get_i64(r, "n")?))).collect()
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((get_str(r, "status")?, get_i64(r, "n")?)))
+            .collect()
     }
 }
 

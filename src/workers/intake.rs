@@ -92,7 +92,13 @@ pub async fn catch_up(app: &App, imap: &mut Imap) -> Result<usize> {
     Ok(done)
 }
 
-async fn process_batch(app: &App, imap: &mut Imap, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<usize> {
+async fn process_batch(
+    app: &App,
+    imap: &mut Imap,
+    folder: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+) -> Result<usize> {
     let s = &app.settings;
     let headers = imap.fetch_headers(uids).await?;
     let ids: Vec<String> = headers
@@ -112,7 +118,9 @@ async fn process_batch(app: &App, imap: &mut Imap, folder: &str, uidvalidity: u3
             need_body.push(h.uid);
         }
     }
-    let bodies = imap.fetch_bodies(&need_body, s.intake.max_message_bytes).await?;
+    let bodies = imap
+        .fetch_bodies(&need_body, s.intake.max_message_bytes)
+        .await?;
 
     let mut processed = 0;
     let mut keywords = Vec::new();
@@ -124,7 +132,11 @@ async fn process_batch(app: &App, imap: &mut Imap, folder: &str, uidvalidity: u3
         };
         // Header-only messages are recorded from their headers: enough to
         // know they are automated (or seen before).
-        let raw = bodies.iter().find(|b| b.uid == h.uid).map(|b| &b.bytes).unwrap_or(&h.bytes);
+        let raw = bodies
+            .iter()
+            .find(|b| b.uid == h.uid)
+            .map(|b| &b.bytes)
+            .unwrap_or(&h.bytes);
         let mail = parse::parse(raw, s.intake.max_attachment_bytes);
         let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
         log_outcome(h.uid, &mail.message_id, &outcome);
@@ -158,7 +170,9 @@ fn log_outcome(uid: u32, message_id: &str, outcome: &Outcome) {
         Outcome::Case { reference, status } => {
             tracing::info!(uid, message_id, reference = %reference, status = %status, "new case")
         }
-        Outcome::Reply { reference } => tracing::info!(uid, message_id, reference = %reference, "reply filed on case"),
+        Outcome::Reply { reference } => {
+            tracing::info!(uid, message_id, reference = %reference, "reply filed on case")
+        }
         other => tracing::debug!(uid, message_id, outcome = %other.label(), "left alone"),
     }
 }

@@ -57,7 +57,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -96,7 +99,9 @@ mod tests {
         for attempt in 0..40 {
             let d = backoff(attempt, max);
             assert!(d <= max, "{d:?}");
-            let nominal = Duration::from_secs(1).saturating_mul(1u32 << attempt.min(16)).min(max);
+            let nominal = Duration::from_secs(1)
+                .saturating_mul(1u32 << attempt.min(16))
+                .min(max);
             assert!(d >= nominal / 2, "{attempt}: {d:?}");
         }
     }

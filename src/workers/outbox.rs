@@ -127,7 +127,11 @@ impl Sender {
                     // Cannot tell: wait rather than risk a second copy.
                     let next = self.app.clock.now() + SignedDuration::from_secs(60);
                     store
-                        .mark_retry_sending(row.id, &format!("Sent folder check failed: {e:#}"), next)
+                        .mark_retry_sending(
+                            row.id,
+                            &format!("Sent folder check failed: {e:#}"),
+                            next,
+                        )
                         .await?;
                     return Ok(());
                 }
@@ -137,7 +141,9 @@ impl Sender {
         let to = match EmailAddress::parse(&row.recipient) {
             Ok(a) => a,
             Err(e) => {
-                store.mark_failed(row, &e.to_string(), self.app.clock.now()).await?;
+                store
+                    .mark_failed(row, &e.to_string(), self.app.clock.now())
+                    .await?;
                 return Ok(());
             }
         };
@@ -148,7 +154,9 @@ impl Sender {
                 // The copy in Sent is also the evidence a restart looks for.
                 match self.copy_to_sent(&row.raw).await {
                     Ok(()) => store.mark_copied(row.id).await?,
-                    Err(e) => tracing::warn!(message_id = %row.message_id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet"),
+                    Err(e) => {
+                        tracing::warn!(message_id = %row.message_id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
+                    }
                 }
                 marked?;
                 tracing::info!(message_id = %row.message_id, kind = %row.kind, "mail sent");
@@ -160,10 +168,17 @@ impl Sender {
             Err(SendError::Transient(e)) => {
                 let attempts = row.attempts + 1;
                 if attempts >= MAX_ATTEMPTS {
-                    store.mark_failed(row, &format!("gave up after {attempts} attempts: {e}"), self.app.clock.now()).await?;
+                    store
+                        .mark_failed(
+                            row,
+                            &format!("gave up after {attempts} attempts: {e}"),
+                            self.app.clock.now(),
+                        )
+                        .await?;
                 } else {
                     let wait = backoff(attempts as u32, Duration::from_secs(3600));
-                    let next = self.app.clock.now() + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
+                    let next = self.app.clock.now()
+                        + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
                     tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), error = %e, "SMTP failed; will retry");
                     store.mark_retry(row.id, &e, next).await?;
                 }
@@ -174,7 +189,9 @@ impl Sender {
 
     /// Sent mail whose copy to the Sent folder failed earlier.
     async fn copy_missing(&mut self) {
-        let Ok(rows) = self.app.store.uncopied_sent(20).await else { return };
+        let Ok(rows) = self.app.store.uncopied_sent(20).await else {
+            return;
+        };
         for (id, message_id, raw) in rows {
             match self.copy_to_sent(&raw).await {
                 Ok(()) => {
@@ -236,4 +253,3 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     }
     sender.close().await;
 }
-

@@ -1,0 +1,4 @@
+//! Shared helpers for klachtd's integration tests (`mod support;`).
+#![allow(dead_code)]
+
+pub mod mailstack;
