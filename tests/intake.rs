@@ -1,0 +1,628 @@
+//! Complaint intake end to end, on the real Dovecot and Postfix (started by
+//! scripts/test, or by the first test of this process), through the real
+//! `klachtd` binary and its contract CLI.
+
+mod support;
+mod world;
+
+use std::time::Duration;
+
+use world::{fixture, parsed, unique_id, World, NOW};
+
+fn only_case(w: &World) -> serde_json::Value {
+    let cases = w.cases();
+    assert_eq!(cases.len(), 1, "{cases:#?}");
+    cases[0].clone()
+}
+
+#[test]
+fn a_complaint_is_acknowledged_at_once_with_its_handler_and_answer_date() {
+    let w = World::new();
+    let client = w.client("jan");
+    let id = unique_id("plain");
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-plain.eml",
+            &format!("Jan de Vries <{client}>"),
+            &w.info,
+            &id,
+        ),
+    );
+    w.run_once();
+
+    let case = only_case(&w);
+    assert_eq!(case["reference"], "KL-2026-0001");
+    assert_eq!(case["status"], "acknowledged");
+    assert_eq!(case["category"], "coaching");
+    assert_eq!(case["client_name"], "Jan de Vries");
+    assert_eq!(case["client_email"], client.as_str());
+    assert_eq!(case["subject"], "Klacht over coachingssessie");
+    // The complaint is about Bram: he may not handle it (art. 6).
+    assert_eq!(case["concerns"], serde_json::json!([w.bram]));
+    assert_eq!(case["handler_email"], w.anna.as_str());
+    assert_eq!(case["ack_due"], "2026-11-30");
+    assert_eq!(case["response_due"], "2026-12-21");
+    assert_eq!(case["missing"], serde_json::json!([]));
+    assert!(case["received_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-23T09:00:00"));
+    assert!(case["ack_sent_at"].is_string());
+
+    let acks = w.mails(&client);
+    assert_eq!(acks.len(), 1, "exactly one acknowledgement");
+    let ack = parsed(&acks[0]);
+    assert_eq!(
+        ack.subject,
+        "[KL-2026-0001] Ontvangstbevestiging van uw klacht"
+    );
+    assert_eq!(ack.from.as_ref().unwrap().as_str(), w.info);
+    assert_eq!(ack.in_reply_to, vec![id.clone()]);
+    assert!(ack.references.contains(&id));
+    assert_eq!(ack.header("auto-submitted"), Some("auto-replied"));
+    assert_eq!(ack.header("x-auto-response-suppress"), Some("All"));
+    for needle in [
+        "KL-2026-0001",
+        "Anna de Vries",
+        w.anna.as_str(),
+        "21 december 2026",
+        "https://www.31solutions.test/klachtenreglement",
+    ] {
+        assert!(
+            ack.text.contains(needle),
+            "ack lacks {needle:?}:\n{}",
+            ack.text
+        );
+    }
+    assert!(
+        !ack.text.contains("Bram"),
+        "the client is not told whom the complaint concerns internally"
+    );
+
+    // The handler is told; the person concerned is not.
+    let notes = w.mails(&w.anna);
+    assert_eq!(notes.len(), 1);
+    let note = parsed(&notes[0]);
+    assert!(
+        note.subject.starts_with("[KL-2026-0001]"),
+        "{}",
+        note.subject
+    );
+    assert!(
+        note.text.contains("twintig minuten te laat"),
+        "the notification carries the complaint"
+    );
+    assert!(
+        w.mails(&w.bram).is_empty(),
+        "the person concerned never sees the case"
+    );
+
+    // Both mails are in Sent; the complaint carries the keyword, nothing else changed.
+    assert_eq!(w.sent().len(), 2);
+    let flags = w.stack.imap_flags(&w.info, "INBOX").unwrap();
+    assert_eq!(flags.len(), 1);
+    assert!(flags[0].1.iter().any(|f| f == "$Klacht"), "{flags:?}");
+    assert!(!flags[0].1.iter().any(|f| f == "\\Seen"), "{flags:?}");
+
+    let shown = w.case("KL-2026-0001");
+    let kinds: Vec<&str> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "received",
+        "assigned",
+        "ack_queued",
+        "ack_sent",
+        "handler_new_sent",
+    ] {
+        assert!(kinds.contains(&k), "timeline lacks {k}: {kinds:?}");
+    }
+    for e in shown["timeline"].as_array().unwrap() {
+        assert!(e["at"].is_string() && e["actor"].is_string());
+    }
+}
+
+#[test]
+fn ordinary_and_automated_mail_is_left_exactly_as_it_was() {
+    let w = World::new();
+    let sender = w.client("other");
+    for name in [
+        "invoice.eml",
+        "newsletter.eml",
+        "autoreply.eml",
+        "bounce.eml",
+        "nl-no-complaint.eml",
+        "nl-signup.eml",
+    ] {
+        w.deliver(&sender, &fixture(name, &sender, &w.info, &unique_id(name)));
+    }
+    // One more, already read and flagged by a person in their mail client.
+    let raw = fixture("invoice.eml", &sender, &w.info, &unique_id("flagged"));
+    w.stack
+        .imap_append(
+            &w.info,
+            "INBOX",
+            &raw,
+            None,
+            &["\\Seen", "\\Flagged", "$Label1"],
+        )
+        .unwrap();
+    let before = w.stack.imap_flags(&w.info, "INBOX").unwrap();
+    let files_before = w.mails(&w.info);
+
+    w.run_once();
+
+    assert!(w.cases().is_empty());
+    assert_eq!(
+        w.stack.imap_flags(&w.info, "INBOX").unwrap(),
+        before,
+        "flags unchanged"
+    );
+    assert_eq!(
+        w.mails(&w.info),
+        files_before,
+        "messages unchanged and in place"
+    );
+    assert!(w.mails(&sender).is_empty(), "nothing is answered");
+    assert!(w.sent().is_empty());
+    for staff in [&w.anna, &w.bram, &w.carla, &w.dirk] {
+        assert!(w.mails(staff).is_empty());
+    }
+}
+
+#[test]
+fn running_again_acknowledges_nothing_twice() {
+    let w = World::new();
+    let client = w.client("twice");
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-missing.eml",
+            &client,
+            &w.info,
+            &unique_id("twice"),
+        ),
+    );
+    w.run_once();
+    w.run_once();
+    w.run_once_at("2026-11-24T10:00:00+01:00");
+    assert_eq!(w.cases().len(), 1);
+    assert_eq!(w.mails(&client).len(), 1);
+    let case = only_case(&w);
+    assert_eq!(
+        case["missing"],
+        serde_json::json!(["dates", "desired_outcome"])
+    );
+    let ack = parsed(&w.mails(&client)[0]);
+    assert!(
+        ack.text.to_lowercase().contains("datum"),
+        "the ack asks for the missing dates:\n{}",
+        ack.text
+    );
+}
+
+#[test]
+fn mail_older_than_the_acknowledgement_term_goes_to_triage_not_to_the_client() {
+    let w = World::new();
+    let client = w.client("old");
+    let raw = fixture(
+        "nl-complaint-plain.eml",
+        &client,
+        &w.info,
+        &unique_id("old"),
+    );
+    // Arrived two weeks before klachtd first looked at the mailbox.
+    w.stack
+        .imap_append(
+            &w.info,
+            "INBOX",
+            &raw,
+            Some("09-Nov-2026 09:00:00 +0100"),
+            &[],
+        )
+        .unwrap();
+    w.run_once();
+    let case = only_case(&w);
+    assert_eq!(case["status"], "triage");
+    assert!(case["handler_email"].is_null());
+    assert_eq!(case["ack_due"], "2026-11-16");
+    assert!(case["ack_sent_at"].is_null());
+    assert!(
+        w.mails(&client).is_empty(),
+        "no blind acknowledgement of old mail"
+    );
+    // Both supervisors are asked to look (Bram is not a supervisor anyway).
+    assert_eq!(w.mails(&w.anna).len(), 1);
+    assert_eq!(w.mails(&w.dirk).len(), 1);
+    assert!(parsed(&w.mails(&w.dirk)[0])
+        .subject
+        .contains("KL-2026-0001"));
+}
+
+#[test]
+fn an_unsure_mail_waits_in_triage_for_a_supervisor() {
+    let w = World::new();
+    let client = w.client("unsure");
+    w.deliver(
+        &client,
+        &fixture("nl-unsure.eml", &client, &w.info, &unique_id("unsure")),
+    );
+    w.run_once();
+    let case = only_case(&w);
+    assert_eq!(case["status"], "triage");
+    assert!(w.mails(&client).is_empty());
+    assert_eq!(w.mails(&w.dirk).len(), 1);
+    let flags = w.stack.imap_flags(&w.info, "INBOX").unwrap();
+    assert!(
+        flags[0].1.iter().any(|f| f == "$Klacht"),
+        "triage mail is marked too: {flags:?}"
+    );
+}
+
+#[test]
+fn an_english_complaint_is_answered_in_english_and_never_by_the_trainer_concerned() {
+    let w = World::new();
+    let client = w.client("emily");
+    w.deliver(
+        &client,
+        &fixture("en-complaint.eml", &client, &w.info, &unique_id("en")),
+    );
+    w.run_once();
+    let case = only_case(&w);
+    assert_eq!(case["concerns"], serde_json::json!([w.carla]));
+    assert_ne!(case["handler_email"], w.carla.as_str());
+    let ack = parsed(&w.mails(&client)[0]);
+    assert_eq!(
+        ack.subject,
+        "[KL-2026-0001] We have received your complaint"
+    );
+    assert!(ack.text.contains("21 December 2026"), "{}", ack.text);
+    assert!(w.mails(&w.carla).is_empty());
+}
+
+#[test]
+fn charsets_html_and_attachments_arrive_intact_in_the_register() {
+    let w = World::new();
+    let c = w.client("enc");
+    for name in [
+        "nl-complaint-windows1252.eml",
+        "nl-complaint-latin1-qp.eml",
+        "nl-complaint-html-only.eml",
+        "with-attachment.eml",
+    ] {
+        w.deliver(&c, &fixture(name, &c, &w.info, &unique_id(name)));
+    }
+    w.run_once();
+    let cases = w.cases();
+    assert_eq!(cases.len(), 4, "{cases:#?}");
+    let subjects: Vec<&str> = cases
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects.contains(&"Geen reactie én niet teruggebeld"),
+        "{subjects:?}"
+    );
+    // Only three acks: the fourth complaint from the same sender on one day
+    // hits the per-sender limit on automatic replies (3 a day).
+    assert_eq!(w.mails(&c).len(), 3);
+    let shown = w.case("KL-2026-0004");
+    let kinds: Vec<&str> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"ack_suppressed"), "{kinds:?}");
+    // The handler of the windows-1252 complaint sees the decoded text.
+    let all_notes: Vec<String> = [&w.anna, &w.bram, &w.carla]
+        .iter()
+        .flat_map(|a| w.mails(a))
+        .map(|m| parsed(&m).text)
+        .collect();
+    assert!(
+        all_notes
+            .iter()
+            .any(|t| t.contains("café") && t.contains("€")),
+        "decoded windows-1252 text reaches the handler"
+    );
+    assert!(
+        all_notes.iter().any(|t| t.contains(".pdf")),
+        "attachments are listed for the handler"
+    );
+}
+
+#[test]
+fn a_client_reply_joins_its_case_and_a_stranger_with_the_tag_does_not() {
+    let w = World::new();
+    let client = w.client("reply");
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-missing.eml",
+            &client,
+            &w.info,
+            &unique_id("first"),
+        ),
+    );
+    w.run_once();
+    let ack = parsed(&w.mails(&client)[0]);
+
+    // The client answers the acknowledgement with the missing dates.
+    let reply = format!(
+        "From: {client}\r\nTo: {info}\r\nSubject: Re: {subj}\r\nMessage-ID: {id}\r\nIn-Reply-To: {parent}\r\nReferences: {parent}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHet ging om de sessie van 3 november.\r\n",
+        info = w.info,
+        subj = ack.subject,
+        id = unique_id("reply"),
+        parent = ack.message_id,
+    );
+    w.deliver(&client, reply.as_bytes());
+    // A stranger copies the tag into a new mail: that is not the case's mail.
+    let stranger = w.client("stranger");
+    let tagged = format!(
+        "From: {stranger}\r\nTo: {info}\r\nSubject: [KL-2026-0001] ik ben ontevreden\r\nMessage-ID: {id}\r\nContent-Type: text/plain\r\n\r\nIk heb een klacht: ik ben ontevreden over de training.\r\n",
+        info = w.info,
+        id = unique_id("stranger"),
+    );
+    w.deliver(&stranger, tagged.as_bytes());
+    w.run_once();
+
+    let cases = w.cases();
+    assert_eq!(
+        cases.len(),
+        2,
+        "the stranger's mail became its own case: {cases:#?}"
+    );
+    assert_eq!(cases[1]["client_email"], stranger.as_str());
+    let first = w.case("KL-2026-0001");
+    let kinds: Vec<&str> = first["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"client_reply"), "{kinds:?}");
+    assert_eq!(
+        w.mails(&client).len(),
+        1,
+        "a reply gets no second acknowledgement"
+    );
+    let handler = first["handler_email"].as_str().unwrap().to_string();
+    let notes: Vec<_> = w.mails(&handler).iter().map(|m| parsed(m)).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.text.contains("sessie van 3 november")),
+        "the handler gets the reply"
+    );
+}
+
+#[test]
+fn a_changed_uidvalidity_resyncs_by_message_id_without_reimporting() {
+    let w = World::new();
+    let client = w.client("resync");
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-plain.eml",
+            &client,
+            &w.info,
+            &unique_id("resync"),
+        ),
+    );
+    w.run_once();
+    assert_eq!(w.mails(&client).len(), 1);
+
+    // The server renumbers the mailbox (restore from backup, migration).
+    let status = std::process::Command::new("doveadm")
+        .args(["-c"])
+        .arg(w.stack.dir.join("dovecot.conf"))
+        .args([
+            "mailbox",
+            "update",
+            "-u",
+            &w.info,
+            "--uid-validity",
+            "777",
+            "INBOX",
+        ])
+        .status()
+        .expect("doveadm");
+    assert!(status.success());
+    let later = w.client("later");
+    w.deliver(
+        &later,
+        &fixture(
+            "nl-complaint-missing.eml",
+            &later,
+            &w.info,
+            &unique_id("later"),
+        ),
+    );
+    let out = w.run_once();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UIDVALIDITY changed"),
+        "the run noticed the renumbering"
+    );
+
+    assert_eq!(
+        w.cases().len(),
+        2,
+        "the old message is recognised, the new one recorded"
+    );
+    assert_eq!(
+        w.mails(&client).len(),
+        1,
+        "no second acknowledgement after the resync"
+    );
+    assert_eq!(w.mails(&later).len(), 1);
+}
+
+#[test]
+fn a_phone_complaint_is_registered_through_the_same_pipeline() {
+    let w = World::new();
+    let client = w.client("phone");
+    let out = w.klachtd(&[
+        "--now",
+        NOW,
+        "register",
+        "--name",
+        "Piet Pieters",
+        "--email",
+        &client,
+        "--phone",
+        "0612345678",
+        "--description",
+        "Ontevreden over de workshop van Carla op 2 november; wil graag een gesprek.",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.split_whitespace().last(), Some("KL-2026-0001"));
+    let case = only_case(&w);
+    assert_eq!(case["status"], "acknowledged");
+    assert_eq!(case["client_phone"], "0612345678");
+    assert_eq!(case["concerns"], serde_json::json!([w.carla]));
+    assert_eq!(w.mails(&client).len(), 1, "acknowledged by email");
+
+    for bad in [
+        vec![
+            "register",
+            "--name",
+            "X",
+            "--email",
+            "not-an-address",
+            "--description",
+            "klacht",
+        ],
+        vec!["register", "--name", "X", "--description", "   "],
+        vec![
+            "register",
+            "--name",
+            "X",
+            "--description",
+            "klacht",
+            "--colour",
+            "red",
+        ],
+    ] {
+        let out = w.klachtd(&bad);
+        assert!(!out.status.success(), "{bad:?} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty());
+    }
+    assert_eq!(w.cases().len(), 1, "bad input stores nothing");
+}
+
+#[test]
+fn the_daemon_acknowledges_while_idling_and_stops_gracefully_on_sigterm() {
+    let w = World::new();
+    let mut child = w
+        .command()
+        .args(["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start daemon");
+    let client = w.client("idle");
+    // Give the daemon a moment to connect; delivery before that is also fine
+    // (it catches up on connect), so this is not a timing assumption.
+    std::thread::sleep(Duration::from_millis(300));
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-plain.eml",
+            &client,
+            &w.info,
+            &unique_id("idle"),
+        ),
+    );
+    let acks = w
+        .stack
+        .wait_for_messages(&client, "INBOX", 1, Duration::from_secs(30));
+    assert_eq!(acks.len(), 1, "the daemon acknowledged the complaint");
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful exit: {status:?}");
+    assert_eq!(w.cases().len(), 1);
+}
+
+#[test]
+fn check_config_tries_both_logins_and_names_what_failed() {
+    let w = World::new();
+    let ok = w.klachtd(&["check-config"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains("imap: ok") && text.contains("smtp: ok"),
+        "{text}"
+    );
+
+    let bad = w
+        .command()
+        .env("KLACHTD__IMAP__PASSWORD", "wrong")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("IMAP") && err.contains("login"), "{err}");
+    assert!(
+        !err.contains("wrong"),
+        "the password is never printed: {err}"
+    );
+}
+
+#[test]
+fn a_bad_config_is_one_clear_line_naming_the_key() {
+    let w = World::new();
+    for (var, value, key) in [
+        ("KLACHTD__IMAP__PORT", "lots", "imap.port"),
+        (
+            "KLACHTD__ORGANISATION__ADDRESS",
+            "info",
+            "organisation.address",
+        ),
+        (
+            "KLACHTD__PROCEDURE__ACK_WORKING_DAYS",
+            "0",
+            "procedure.ack_working_days",
+        ),
+    ] {
+        let out = w
+            .command()
+            .env(var, value)
+            .args(["cases", "--json"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(key), "{err} should name {key}");
+    }
+}

@@ -1,0 +1,252 @@
+//! `World`: one test's own universe on the shared real mail servers: fresh
+//! mailboxes for the organisation, its staff and clients, a fresh SQLite
+//! register, a config file, and the real `klachtd` binary to drive.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use crate::support::mailstack::MailStack;
+
+pub struct World {
+    pub stack: &'static MailStack,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub info: String,
+    pub anna: String,
+    pub bram: String,
+    pub carla: String,
+    pub dirk: String,
+}
+
+pub const NOW: &str = "2026-11-23T10:00:00+01:00";
+
+impl World {
+    pub fn new() -> World {
+        World::with_config("")
+    }
+
+    /// `extra` is appended to the generated config (more keys or sections).
+    pub fn with_config(extra: &str) -> World {
+        let stack = MailStack::shared();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let info = stack.fresh_address("info", "31solutions.test");
+        let anna = stack.fresh_address("anna", "31solutions.test");
+        let bram = stack.fresh_address("bram", "31solutions.test");
+        let carla = stack.fresh_address("carla", "31solutions.test");
+        let dirk = stack.fresh_address("dirk", "31solutions.test");
+        let config = dir.path().join("klachtd.toml");
+        let text = format!(
+            r#"
+[organisation]
+name = "31Solutions"
+address = "{info}"
+timezone = "Europe/Amsterdam"
+language = "nl"
+regulation_url = "https://www.31solutions.test/klachtenreglement"
+
+[imap]
+host = "127.0.0.1"
+port = {imap}
+security = "none"
+username = "{info}"
+password = "{pw}"
+poll_seconds = 1
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+security = "none"
+
+[database]
+url = "sqlite://var/klachtd.db"
+
+[[staff]]
+name = "Anna de Vries"
+email = "{anna}"
+aliases = ["Anna"]
+roles = ["handler", "supervisor"]
+
+[[staff]]
+name = "Bram Bakker"
+email = "{bram}"
+aliases = ["Bram"]
+roles = ["handler"]
+
+[[staff]]
+name = "Carla Smit"
+email = "{carla}"
+aliases = ["Carla"]
+roles = ["handler"]
+
+[[staff]]
+name = "Dirk Jansen"
+email = "{dirk}"
+aliases = ["Dirk"]
+roles = ["supervisor"]
+{extra}
+"#,
+            imap = stack.imap_port,
+            smtp = stack.smtp_port,
+            pw = stack.password,
+        );
+        std::fs::write(&config, text).expect("write config");
+        World {
+            stack,
+            dir,
+            config,
+            info,
+            anna,
+            bram,
+            carla,
+            dirk,
+        }
+    }
+
+    pub fn client(&self, name: &str) -> String {
+        self.stack.fresh_address(name, "client.test")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_klachtd"));
+        c.arg("--config")
+            .arg(&self.config)
+            .env_remove("KLACHTD_LOG");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KLACHTD__") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    pub fn klachtd(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run klachtd")
+    }
+
+    /// `klachtd run --once --now NOW`; panics with its stderr on failure.
+    pub fn run_once(&self) -> Output {
+        self.run_once_at(NOW)
+    }
+
+    pub fn run_once_at(&self, now: &str) -> Output {
+        let out = self.klachtd(&["--now", now, "run", "--once"]);
+        assert!(
+            out.status.success(),
+            "run --once failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn cases(&self) -> Vec<Value> {
+        let out = self.klachtd(&["cases", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .expect("cases --json is JSON")
+            .as_array()
+            .expect("an array")
+            .clone()
+    }
+
+    pub fn case(&self, reference: &str) -> Value {
+        let out = self.klachtd(&["case", "show", reference, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("case show --json is JSON")
+    }
+
+    /// Sends raw mail to info@ through Postfix and waits until Dovecot has it.
+    pub fn deliver(&self, from: &str, raw: &[u8]) {
+        let before = self.stack.messages(&self.info, "INBOX").len();
+        self.stack
+            .smtp_deliver(from, &[&self.info], raw)
+            .expect("SMTP delivery");
+        let got =
+            self.stack
+                .wait_for_messages(&self.info, "INBOX", before + 1, Duration::from_secs(20));
+        assert!(got.len() > before, "delivery to info@ did not arrive");
+    }
+
+    pub fn mails(&self, address: &str) -> Vec<Vec<u8>> {
+        self.stack.messages(address, "INBOX")
+    }
+
+    pub fn sent(&self) -> Vec<Vec<u8>> {
+        self.stack.messages(&self.info, "Sent")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("var/klachtd.db")
+    }
+}
+
+/// A fixture from tests/fixtures/mail with From, To and Message-ID replaced.
+pub fn fixture(name: &str, from: &str, to: &str, message_id: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mail")
+        .join(name);
+    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    rewrite_headers(
+        &raw,
+        &[("From", from), ("To", to), ("Message-ID", message_id)],
+    )
+}
+
+/// Replaces (or adds) top-level header fields; the body is left byte for byte.
+pub fn rewrite_headers(raw: &[u8], set: &[(&str, &str)]) -> Vec<u8> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
+        .expect("fixture has a header/body split");
+    let head = String::from_utf8_lossy(&raw[..split.0]).into_owned();
+    let mut lines: Vec<String> = Vec::new();
+    let mut skipping = false;
+    for line in head.split("\r\n").flat_map(|l| l.split('\n')) {
+        if line.starts_with([' ', '\t']) {
+            if !skipping {
+                lines.push(line.to_string());
+            }
+            continue;
+        }
+        let name = line.split(':').next().unwrap_or("");
+        skipping = set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if !skipping {
+            lines.push(line.to_string());
+        }
+    }
+    for (n, v) in set {
+        lines.push(format!("{n}: {v}"));
+    }
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&raw[split.0 + split.1..]);
+    out
+}
+
+pub fn unique_id(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("<{tag}-{}-{n}-{nanos}@client.test>", std::process::id())
+}
+
+/// A decoded view of a delivered message, via klachtd's own parser.
+pub fn parsed(raw: &[u8]) -> klachtd::mail::parse::InboundMail {
+    klachtd::mail::parse::parse(raw, 1 << 20)
+}
