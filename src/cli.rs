@@ -263,7 +263,8 @@ async fn check_config(settings: Settings) -> Result<()> {
         sel.exists,
         if idle { "yes" } else { "no: polling" }
     );
-    let smtp = crate::mail::smtp::Smtp::new(&settings.smtp)?;
+    let smtp =
+        crate::mail::smtp::Smtp::new(&settings.smtp, &settings.organisation.message_id_domain);
     smtp.test_connection().await.context("SMTP")?;
     println!("smtp: ok");
     Ok(())

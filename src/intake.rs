@@ -55,13 +55,31 @@ pub struct Origin<'a> {
     pub uid: u32,
 }
 
-/// Header-level check: automated mail needs no body fetch.
+/// Is this mail automated (never answered)? On headers alone this already
+/// decides most cases, so bodies of automated mail are never fetched.
 pub fn automated(settings: &Settings, m: &InboundMail) -> Option<classify::Automated> {
     classify::automated(
         &facts(m),
         &settings.organisation.own_addresses(),
         &settings.organisation.message_id_domain,
     )
+    .or_else(|| is_wrapped_report(m).then_some(classify::Automated::DeliveryReport))
+}
+
+/// Text-less mail that only wraps other messages or their headers: the shape
+/// of abuse and bounce reports that are not `multipart/report`.
+fn is_wrapped_report(m: &InboundMail) -> bool {
+    !m.attachments.is_empty()
+        && m.text.trim().is_empty()
+        && m.attachments.iter().all(|a| {
+            matches!(
+                a.content_type.as_str(),
+                "message/rfc822"
+                    | "message/feedback-report"
+                    | "text/rfc822-headers"
+                    | "message/delivery-status"
+            )
+        })
 }
 
 fn facts(m: &InboundMail) -> MailFacts<'_> {

@@ -129,6 +129,8 @@ const AUTO_SUBJECT_PREFIXES: &[&str] = &[
     "undelivered mail", "onbestelbaar", "niet afgeleverd", "delivery status notification",
     "delivery failure", "mail delivery failed", "mail delivery failure", "returned mail",
     "failure notice",
+    // Abuse feedback loops (Outlook/Hotmail JMRP, ARF without multipart/report).
+    "complaint about message from",
 ];
 
 fn is_system_sender(addr: &EmailAddress) -> bool {

@@ -44,30 +44,30 @@ async fn timed<T, F: std::future::Future<Output = T>>(d: Duration, what: &str, f
         .map_err(|_| anyhow!("IMAP {what}: no answer within {}s", d.as_secs()))
 }
 
-pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
+pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            }),
-    )
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS set-up")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
-async fn tls_wrap(
+/// TLS on an open connection, certificates checked against the web PKI.
+pub(crate) async fn tls_connect(
     tcp: TcpStream,
     host: &str,
+    timeout: Duration,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let connector = tokio_rustls::TlsConnector::from(tls_config());
+    let connector = tokio_rustls::TlsConnector::from(tls_config()?);
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|_| anyhow!("imap.host {host:?} is not a valid TLS server name"))?;
-    Ok(connector.connect(name, tcp).await?)
+        .map_err(|_| anyhow!("{host:?} is not a valid TLS server name"))?;
+    timed(timeout, "TLS handshake", connector.connect(name, tcp))
+        .await?
+        .with_context(|| format!("TLS handshake with {host} failed"))
 }
 
 impl Imap {
@@ -79,7 +79,7 @@ impl Imap {
             .with_context(|| format!("cannot connect to IMAP server {}:{}", s.host, s.port))?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Stream> = match s.security {
-            Security::Tls => Box::new(timed(t, "TLS handshake", tls_wrap(tcp, &s.host)).await??),
+            Security::Tls => Box::new(tls_connect(tcp, &s.host, t).await?),
             Security::None => Box::new(tcp),
             Security::Starttls => {
                 let mut client = async_imap::Client::new(tcp);
@@ -92,7 +92,7 @@ impl Imap {
                 .await?
                 .context("IMAP server refused STARTTLS")?;
                 let tcp = client.into_inner();
-                Box::new(timed(t, "TLS handshake", tls_wrap(tcp, &s.host)).await??)
+                Box::new(tls_connect(tcp, &s.host, t).await?)
             }
         };
         let mut client = async_imap::Client::new(stream);

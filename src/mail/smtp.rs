@@ -1,26 +1,28 @@
-//! SMTP submission. lettre speaks the protocol; we own the socket so that
-//! TCP_NODELAY is set (lettre writes the body and the final dot separately,
-//! which otherwise costs a 40 ms delayed-ACK stall per message) and keep one
-//! connection for consecutive sends. Failures are classified as transient
-//! (retry with backoff) or permanent (recorded, never retried).
+//! SMTP submission: a small client of our own, because exactly-once needs
+//! control over the one moment that matters.
+//!
+//! MAIL, RCPT, DATA and the whole body go out first; then the caller's
+//! `commit` records in the database that the final dot is about to be
+//! written; then the dot. A crash before that record means the server never
+//! got the dot and discards the message: safe to send again. A crash after
+//! it means the dot is in the kernel's socket buffer, which is transmitted
+//! even when the process dies: the message counts as sent. So a restart never
+//! sends twice, and the window for a lost message is one `write` call.
+//!
+//! Failures are classified as transient (4xx, network: retry with backoff)
+//! or permanent (5xx: recorded, never retried).
 
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, TlsParametersBuilder,
-};
-use lettre::transport::smtp::extension::ClientId;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use crate::config::{Security, SmtpSettings};
 use crate::domain::types::EmailAddress;
+use crate::mail::imap::Stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -30,200 +32,404 @@ pub enum SendError {
     Permanent(String),
 }
 
+#[derive(Debug)]
+struct Reply {
+    code: u16,
+    text: String,
+}
+
+impl Reply {
+    fn error(&self, during: &str) -> SendError {
+        let m = format!("{during}: {} {}", self.code, self.text);
+        if (500..600).contains(&self.code) {
+            SendError::Permanent(m)
+        } else {
+            SendError::Transient(m)
+        }
+    }
+}
+
+struct Conn<S> {
+    io: BufStream<S>,
+    timeout: Duration,
+    extensions: Vec<String>,
+}
+
+fn transient(e: impl std::fmt::Display) -> SendError {
+    SendError::Transient(e.to_string())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    fn new(s: S, timeout: Duration) -> Self {
+        Conn {
+            io: BufStream::new(s),
+            timeout,
+            extensions: Vec::new(),
+        }
+    }
+
+    async fn reply(&mut self) -> Result<Reply, SendError> {
+        let mut text = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(self.timeout, self.io.read_line(&mut line))
+                .await
+                .map_err(|_| transient("SMTP server did not answer in time"))?
+                .map_err(transient)?;
+            if n == 0 {
+                return Err(transient("SMTP server closed the connection"));
+            }
+            let line = line.trim_end();
+            let code = line
+                .get(..3)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| transient(format!("not an SMTP reply: {line:?}")))?;
+            text.push(line.get(4..).unwrap_or("").to_string());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(Reply {
+                    code,
+                    text: text.join(" "),
+                });
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        tokio::time::timeout(self.timeout * 4, async {
+            self.io.write_all(bytes).await?;
+            self.io.flush().await
+        })
+        .await
+        .map_err(|_| transient("SMTP write timed out"))?
+        .map_err(transient)
+    }
+
+    async fn command(&mut self, line: &str) -> Result<Reply, SendError> {
+        self.write(format!("{line}\r\n").as_bytes()).await?;
+        self.reply().await
+    }
+
+    async fn expect(&mut self, line: &str, ok: &[u16], during: &str) -> Result<Reply, SendError> {
+        let r = self.command(line).await?;
+        if ok.contains(&r.code) {
+            Ok(r)
+        } else {
+            Err(r.error(during))
+        }
+    }
+
+    async fn greet_and_ehlo(&mut self, hello: &str) -> Result<(), SendError> {
+        let greeting = self.reply().await?;
+        if greeting.code != 220 {
+            return Err(greeting.error("greeting"));
+        }
+        self.ehlo(hello).await
+    }
+
+    async fn ehlo(&mut self, hello: &str) -> Result<(), SendError> {
+        self.write(format!("EHLO {hello}\r\n").as_bytes()).await?;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            tokio::time::timeout(self.timeout, self.io.read_line(&mut line))
+                .await
+                .map_err(|_| transient("no EHLO answer"))?
+                .map_err(transient)?;
+            let l = line.trim_end().to_string();
+            if !l.starts_with("250") {
+                return Err(SendError::Transient(format!("EHLO refused: {l}")));
+            }
+            let last = l.as_bytes().get(3) != Some(&b'-');
+            lines.push(l.get(4..).unwrap_or("").to_ascii_uppercase());
+            if last {
+                break;
+            }
+        }
+        self.extensions = lines.into_iter().skip(1).collect();
+        Ok(())
+    }
+
+    fn has(&self, ext: &str) -> bool {
+        self.extensions
+            .iter()
+            .any(|e| e.split_whitespace().next() == Some(ext))
+    }
+
+    fn auth_mechanisms(&self) -> Vec<String> {
+        self.extensions
+            .iter()
+            .filter(|e| e.starts_with("AUTH ") || e.starts_with("AUTH="))
+            .flat_map(|e| {
+                e[5..]
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+type Boxed = Conn<Box<dyn Stream>>;
+
 pub struct Smtp {
     settings: SmtpSettings,
-    conn: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
-}
-
-/// A TLS stream lettre can drive (it wants to know the peer address).
-#[derive(Debug)]
-struct Tls(tokio_rustls::client::TlsStream<TcpStream>);
-
-impl AsyncRead for Tls {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-impl AsyncWrite for Tls {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-impl AsyncTokioStream for Tls {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
-    }
+    hello: String,
+    conn: Mutex<Option<(Boxed, Instant)>>,
 }
 
 /// A connection unused this long is checked with NOOP before reuse.
 const IDLE_CHECK: Duration = Duration::from_secs(20);
 
-fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        SendError::Permanent(e.to_string())
-    } else {
-        SendError::Transient(e.to_string())
-    }
-}
-
 impl Smtp {
-    pub fn new(s: &SmtpSettings) -> Result<Smtp> {
-        Ok(Smtp {
+    /// `hello` is the name given in EHLO (our Message-ID domain).
+    pub fn new(s: &SmtpSettings, hello: &str) -> Smtp {
+        Smtp {
             settings: s.clone(),
+            hello: hello.to_string(),
             conn: Mutex::new(None),
-        })
+        }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Boxed, SendError> {
         let s = &self.settings;
-        let t = |e: String| SendError::Transient(e);
         let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
             .await
             .map_err(|_| {
-                t(format!(
+                transient(format!(
                     "no connection to {}:{} within {}s",
                     s.host,
                     s.port,
                     s.timeout.as_secs()
                 ))
             })?
-            .map_err(|e| t(format!("cannot connect to {}:{}: {e}", s.host, s.port)))?;
+            .map_err(|e| transient(format!("cannot connect to {}:{}: {e}", s.host, s.port)))?;
         let _ = tcp.set_nodelay(true);
-        let hello = ClientId::default();
-        let params = || {
-            TlsParametersBuilder::new(s.host.clone())
-                .build_rustls()
-                .map_err(|e| SendError::Permanent(format!("TLS set-up: {e}")))
-        };
-        let mut conn = match s.security {
-            Security::None => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
-                .await
-                .map_err(classify)?,
-            Security::Starttls => {
-                let mut c = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
-                    .await
-                    .map_err(classify)?;
-                if !c.can_starttls() {
-                    return Err(t(
-                        "the SMTP server does not offer STARTTLS (smtp.security)".into()
-                    ));
-                }
-                c.starttls(params()?, &hello).await.map_err(classify)?;
+        let mut conn: Boxed = match s.security {
+            Security::None => {
+                let mut c: Boxed = Conn::new(Box::new(tcp), s.timeout);
+                c.greet_and_ehlo(&self.hello).await?;
                 c
             }
             Security::Tls => {
-                let connector = tokio_rustls::TlsConnector::from(crate::mail::imap::tls_config());
-                let name =
-                    rustls::pki_types::ServerName::try_from(s.host.clone()).map_err(|_| {
-                        SendError::Permanent(format!(
-                            "smtp.host {:?} is not a TLS server name",
-                            s.host
-                        ))
-                    })?;
-                let tls = tokio::time::timeout(s.timeout, connector.connect(name, tcp))
+                let tls = crate::mail::imap::tls_connect(tcp, &s.host, s.timeout)
                     .await
-                    .map_err(|_| t("TLS handshake timed out".into()))?
-                    .map_err(|e| t(format!("TLS handshake: {e}")))?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(Tls(tls)), &hello)
+                    .map_err(|e| transient(format!("{e:#}")))?;
+                let mut c: Boxed = Conn::new(Box::new(tls), s.timeout);
+                c.greet_and_ehlo(&self.hello).await?;
+                c
+            }
+            Security::Starttls => {
+                let mut plain = Conn::new(tcp, s.timeout);
+                plain.greet_and_ehlo(&self.hello).await?;
+                if !plain.has("STARTTLS") {
+                    return Err(transient(
+                        "the SMTP server does not offer STARTTLS (smtp.security)",
+                    ));
+                }
+                plain.expect("STARTTLS", &[220], "STARTTLS").await?;
+                let tcp = plain.io.into_inner();
+                let tls = crate::mail::imap::tls_connect(tcp, &s.host, s.timeout)
                     .await
-                    .map_err(classify)?
+                    .map_err(|e| transient(format!("{e:#}")))?;
+                let mut c: Boxed = Conn::new(Box::new(tls), s.timeout);
+                c.ehlo(&self.hello).await?;
+                c
             }
         };
         if !s.username.is_empty() {
-            let creds = Credentials::new(s.username.clone(), s.password.expose().to_string());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
-                .await
-                .map_err(|e| match classify(e) {
-                    // A refused login will not fix itself, but the operator
-                    // may fix the password: keep retrying, slowly.
-                    SendError::Permanent(m) | SendError::Transient(m) => {
-                        t(format!("SMTP login failed: {m}"))
-                    }
-                })?;
+            let mechs = conn.auth_mechanisms();
+            // A refused login may be fixed by the operator: retry, slowly.
+            let login_failed =
+                |e: SendError| transient(format!("SMTP login as {} failed: {e}", s.username));
+            if mechs.iter().any(|m| m == "PLAIN") || mechs.is_empty() {
+                let token = base64(format!("\0{}\0{}", s.username, s.password.expose()).as_bytes());
+                conn.expect(&format!("AUTH PLAIN {token}"), &[235], "AUTH")
+                    .await
+                    .map_err(login_failed)?;
+            } else {
+                conn.expect("AUTH LOGIN", &[334], "AUTH")
+                    .await
+                    .map_err(login_failed)?;
+                conn.expect(&base64(s.username.as_bytes()), &[334], "AUTH")
+                    .await
+                    .map_err(login_failed)?;
+                conn.expect(&base64(s.password.expose().as_bytes()), &[235], "AUTH")
+                    .await
+                    .map_err(login_failed)?;
+            }
         }
         Ok(conn)
     }
 
-    pub async fn send(
+    /// Sends one message. `commit` runs after the whole body is out and
+    /// before the final dot; if it fails, the message is not sent.
+    pub async fn send<F>(
         &self,
         from: &EmailAddress,
         to: &EmailAddress,
         raw: &[u8],
-    ) -> Result<(), SendError> {
-        let envelope = Envelope::new(
-            Some(
-                from.as_str()
-                    .parse()
-                    .map_err(|e| SendError::Permanent(format!("sender: {e}")))?,
-            ),
-            vec![to
-                .as_str()
-                .parse()
-                .map_err(|e| SendError::Permanent(format!("recipient: {e}")))?],
-        )
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
+        commit: F,
+    ) -> Result<(), SendError>
+    where
+        F: Future<Output = Result<()>>,
+    {
         let mut guard = self.conn.lock().await;
         let reusable = match guard.as_mut() {
-            Some((c, used)) if !c.has_broken() => {
-                used.elapsed() < IDLE_CHECK || c.test_connected().await
+            Some((c, used)) => {
+                used.elapsed() < IDLE_CHECK || c.expect("NOOP", &[250], "NOOP").await.is_ok()
             }
-            _ => false,
+            None => false,
         };
         if !reusable {
-            if let Some((mut old, _)) = guard.take() {
-                old.abort().await;
-            }
             *guard = Some((self.connect().await?, Instant::now()));
         }
-        let (conn, used) = guard
-            .as_mut()
-            .ok_or_else(|| SendError::Transient("no connection".into()))?;
-        let result =
-            tokio::time::timeout(self.settings.timeout * 4, conn.send(&envelope, raw)).await;
-        match result {
-            Ok(Ok(_)) => {
-                *used = Instant::now();
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                let err = classify(e);
-                // After a refusal the session is still fine; after anything
-                // else, start afresh next time.
-                if conn.has_broken() || matches!(err, SendError::Transient(_)) {
+        let Some((conn, used)) = guard.as_mut() else {
+            return Err(transient("no SMTP connection"));
+        };
+        let result = transaction(conn, from, to, raw, commit).await;
+        match &result {
+            Ok(()) => *used = Instant::now(),
+            // A refusal leaves the session usable; anything else: start afresh.
+            Err(SendError::Permanent(_)) => {
+                if conn.expect("RSET", &[250], "RSET").await.is_err() {
                     *guard = None;
-                } else {
-                    let _ = conn.command(lettre::transport::smtp::commands::Rset).await;
                 }
-                Err(err)
             }
-            Err(_) => {
-                *guard = None;
-                Err(SendError::Transient("SMTP send timed out".into()))
-            }
+            Err(SendError::Transient(_)) => *guard = None,
         }
+        result
     }
 
     /// Connects and authenticates without sending (check-config).
     pub async fn test_connection(&self) -> Result<()> {
         let mut c = self.connect().await.map_err(|e| anyhow!("{e}"))?;
-        let _ = c.quit().await;
+        let _ = c.command("QUIT").await;
         Ok(())
+    }
+}
+
+async fn transaction<F>(
+    conn: &mut Boxed,
+    from: &EmailAddress,
+    to: &EmailAddress,
+    raw: &[u8],
+    commit: F,
+) -> Result<(), SendError>
+where
+    F: Future<Output = Result<()>>,
+{
+    let body8 = raw.iter().any(|b| *b >= 0x80);
+    let mail = if body8 && conn.has("8BITMIME") {
+        format!("MAIL FROM:<{from}> BODY=8BITMIME")
+    } else {
+        format!("MAIL FROM:<{from}>")
+    };
+    conn.expect(&mail, &[250], "MAIL FROM").await?;
+    conn.expect(&format!("RCPT TO:<{to}>"), &[250, 251], "RCPT TO")
+        .await?;
+    conn.expect("DATA", &[354], "DATA").await?;
+    conn.write(&dot_stuff(raw)).await?;
+    commit
+        .await
+        .map_err(|e| transient(format!("not sent: could not record the send ({e:#})")))?;
+    conn.write(b".\r\n").await?;
+    let r = conn.reply().await?;
+    if r.code == 250 {
+        Ok(())
+    } else {
+        Err(r.error("end of data"))
+    }
+}
+
+/// CRLF line endings, dot-stuffed, ending in CRLF (the final dot is not added).
+fn dot_stuff(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50 + 4);
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        match b {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+                at_line_start = true;
+            }
+            b'\r' | b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            }
+            _ => {
+                out.push(b);
+                at_line_start = false;
+            }
+        }
+        i += 1;
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_dot_stuffed_with_crlf_line_endings() {
+        assert_eq!(
+            dot_stuff(b".a\n..b\r\nc.\r.d"),
+            b"..a\r\n...b\r\nc.\r\n..d\r\n".to_vec()
+        );
+        assert_eq!(dot_stuff(b"x\r\n"), b"x\r\n".to_vec());
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn reply_codes_decide_between_retry_and_give_up() {
+        let r = |code| Reply {
+            code,
+            text: String::new(),
+        };
+        assert!(matches!(r(451).error("x"), SendError::Transient(_)));
+        assert!(matches!(r(550).error("x"), SendError::Permanent(_)));
     }
 }

@@ -55,7 +55,7 @@ impl Store {
         let t = db_time(now);
         let rows = sqlx::query(
             "SELECT id, message_id, case_id, kind, recipient, raw, status, attempts, last_error FROM outbox \
-             WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1 \
+             WHERE status IN ('pending', 'sending', 'committing') AND next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT $2",
         )
         .bind(&t)
@@ -95,14 +95,36 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Marks a row sent; for an acknowledgement also the case (one transaction).
+    /// Records, durably, that the final dot of this row's SMTP transaction
+    /// is about to be written: from here on the row counts as sent. Fails if
+    /// the row is no longer ours (lease `until` taken over).
+    pub async fn mark_committing(&self, id: i64, until: Timestamp) -> Result<()> {
+        let n = sqlx::query("UPDATE outbox SET status = 'committing' WHERE id = $1 AND status = 'sending' AND lease_until = $2")
+            .bind(id)
+            .bind(db_time(until))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        anyhow::ensure!(n == 1, "outbox row {id} is no longer leased to this worker");
+        Ok(())
+    }
+
+    /// Marks a row sent; for an acknowledgement also the case (one
+    /// transaction). A row already marked is left alone.
     pub async fn mark_sent(&self, row: &OutboxRow, at: Timestamp) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1")
-            .bind(row.id)
-            .bind(db_time(at))
-            .execute(&mut *tx)
-            .await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL \
+             WHERE id = $1 AND status <> 'sent'",
+        )
+        .bind(row.id)
+        .bind(db_time(at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(());
+        }
         if let Some(case_id) = row.case_id {
             if row.kind == "ack" {
                 super::cases::mark_acknowledged(&mut tx, case_id, at).await?;

@@ -1,9 +1,15 @@
 //! The outbox worker: the only way mail leaves klachtd.
 //!
-//! Per row: take a lease (status `sending`), send by SMTP, mark `sent` at
-//! once, then put a copy in the Sent folder. A row found in `sending`
-//! belongs to an attempt that was cut off (crash, kill, lost database): the
-//! Sent folder is checked for its Message-ID before it is sent again.
+//! Per row: take a lease (status `sending`), run the SMTP transaction up to
+//! the final dot, record `committing`, write the dot, mark `sent`, then put a
+//! copy in the Sent folder (see `mail::smtp` for why this order makes a
+//! restart safe). After a crash:
+//! - a row in `sending` never reached the server's end of data: it is sent
+//!   again (after a look in the Sent folder, which would hold it if some
+//!   earlier version or worker had finished it);
+//! - a row in `committing` had its final dot handed to the kernel: it counts
+//!   as sent and only its copy in Sent is completed.
+//!
 //! Transient SMTP errors are retried with backoff; permanent ones are
 //! recorded on the row and the case, never retried.
 
@@ -23,22 +29,30 @@ use crate::store::OutboxRow;
 /// After this many transient failures a row is given up (about two days
 /// with the backoff below).
 const MAX_ATTEMPTS: i64 = 40;
-const LEASE: SignedDuration = SignedDuration::from_mins(10);
 
 pub struct Sender {
     app: App,
     smtp: Smtp,
     imap: Option<Imap>,
     sent_folder: Option<String>,
+    /// How long a row stays ours while we send it: longer than the longest
+    /// send can take, short enough that a row whose sender crashed is
+    /// picked up again soon after a restart.
+    lease: SignedDuration,
 }
 
 impl Sender {
     pub fn new(app: &App) -> Result<Sender> {
         Ok(Sender {
             app: app.clone(),
-            smtp: Smtp::new(&app.settings.smtp)?,
+            smtp: Smtp::new(
+                &app.settings.smtp,
+                &app.settings.organisation.message_id_domain,
+            ),
             imap: None,
             sent_folder: app.settings.imap.sent_folder.clone(),
+            lease: SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
+                .unwrap_or(SignedDuration::from_mins(5)),
         })
     }
 
@@ -94,13 +108,19 @@ impl Sender {
             }
             let mut progressed = false;
             for row in rows {
+                if row.status == "committing" {
+                    self.finish_interrupted(&row).await?;
+                    progressed = true;
+                    handled += 1;
+                    continue;
+                }
                 let now = self.app.clock.now();
-                let until = now.checked_add(LEASE).unwrap_or(now);
+                let until = now.checked_add(self.lease).unwrap_or(now);
                 if !self.app.store.lease_outbox(row.id, now, until).await? {
                     continue;
                 }
                 progressed = true;
-                self.send_one(&row).await?;
+                self.send_one(&row, until).await?;
                 handled += 1;
             }
             if !progressed {
@@ -111,7 +131,22 @@ impl Sender {
         Ok(handled)
     }
 
-    async fn send_one(&mut self, row: &OutboxRow) -> Result<()> {
+    /// A row whose final dot went out before a crash: it was sent.
+    async fn finish_interrupted(&mut self, row: &OutboxRow) -> Result<()> {
+        let store = self.app.store.clone();
+        store.mark_sent(row, self.app.clock.now()).await?;
+        tracing::info!(message_id = %row.message_id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
+        if let Ok(false) = self.already_sent(&row.message_id).await {
+            if self.copy_to_sent(&row.raw).await.is_ok() {
+                store.mark_copied(row.id).await?;
+            }
+        } else {
+            store.mark_copied(row.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_one(&mut self, row: &OutboxRow, lease_until: jiff::Timestamp) -> Result<()> {
         let store = self.app.store.clone();
         if row.status == "sending" {
             // An earlier attempt was cut off after it started.
@@ -147,7 +182,8 @@ impl Sender {
                 return Ok(());
             }
         };
-        match self.smtp.send(from, &to, &row.raw).await {
+        let commit = store.mark_committing(row.id, lease_until);
+        match self.smtp.send(from, &to, &row.raw, commit).await {
             Ok(()) => {
                 let now = self.app.clock.now();
                 let marked = store.mark_sent(row, now).await;

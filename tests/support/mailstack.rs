@@ -78,7 +78,9 @@ impl MailStack {
                 .ok_or_else(|| format!("{} lacks {k}", env_path.display()))
         };
         let port = |k: &str| -> Result<u16, String> {
-            get(k)?.parse().map_err(|e| format!("{k} in {}: {e}", env_path.display()))
+            get(k)?
+                .parse()
+                .map_err(|e| format!("{k} in {}: {e}", env_path.display()))
         };
         Ok(MailStack {
             dir: PathBuf::from(get("MAILSTACK_DIR")?),
@@ -94,7 +96,10 @@ impl MailStack {
     /// Starts a new stack in a fresh temp dir, owned by this process.
     pub fn start_private() -> Result<MailStack, String> {
         let script = mailstack_script()?;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let dir = std::env::temp_dir().join(format!(
             "klachtd-ms-{}-{}",
             std::process::id(),
@@ -149,13 +154,20 @@ impl MailStack {
     /// `info-t4242-7-k3x9q1z0@31solutions.test`.
     pub fn fresh_address(&self, role: &str, domain: &str) -> String {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let role: String = role
             .chars()
             .map(|c| c.to_ascii_lowercase())
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
             .collect();
-        let role = if role.is_empty() { "user".to_string() } else { role };
+        let role = if role.is_empty() {
+            "user".to_string()
+        } else {
+            role
+        };
         format!(
             "{role}-t{}-{n}-{}@{}",
             std::process::id(),
@@ -167,7 +179,11 @@ impl MailStack {
     /// Maildir of `folder` of `address`: `maildir_root/<domain>/<local>/Maildir`
     /// for INBOX, `…/Maildir/.<Name>` for other folders (`A/B` → `.A.B`).
     pub fn maildir(&self, address: &str, folder: &str) -> PathBuf {
-        let address = address.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase();
+        let address = address
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_lowercase();
         let (local, domain) = match address.rfind('@') {
             Some(i) => (&address[..i], &address[i + 1..]),
             None => (address.as_str(), ""),
@@ -214,7 +230,13 @@ impl MailStack {
 
     /// Polls the Maildir (not IMAP) every 20 ms until at least `n` messages are
     /// there or `timeout` passes; returns what is there at that point.
-    pub fn wait_for_messages(&self, address: &str, folder: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    pub fn wait_for_messages(
+        &self,
+        address: &str,
+        folder: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         loop {
             let msgs = self.messages(address, folder);
@@ -237,7 +259,11 @@ impl MailStack {
         c.expect("greeting", None)?;
         let ehlo = c.expect("EHLO", Some(b"EHLO klachtd-tests\r\n"))?;
         let has = |ext: &str| {
-            ehlo.lines().skip(1).any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(ext)))
+            ehlo.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.eq_ignore_ascii_case(ext))
+            })
         };
         let mut params = String::new();
         if raw.iter().any(|b| *b >= 0x80) && has("8BITMIME") {
@@ -247,7 +273,10 @@ impl MailStack {
             params.push_str(" SMTPUTF8");
         }
         let result = (|| {
-            c.expect("MAIL FROM", Some(format!("MAIL FROM:<{from}>{params}\r\n").as_bytes()))?;
+            c.expect(
+                "MAIL FROM",
+                Some(format!("MAIL FROM:<{from}>{params}\r\n").as_bytes()),
+            )?;
             for rcpt in to {
                 c.expect("RCPT TO", Some(format!("RCPT TO:<{rcpt}>\r\n").as_bytes()))?;
             }
@@ -297,20 +326,31 @@ impl MailStack {
     /// `(uid, flags)` of every message in `folder` (`UID FETCH 1:* (FLAGS)`),
     /// sorted by UID; the folder is opened read-only (EXAMINE). The
     /// session-dependent `\Recent` is left out.
-    pub fn imap_flags(&self, address: &str, folder: &str) -> Result<Vec<(u32, Vec<String>)>, String> {
+    pub fn imap_flags(
+        &self,
+        address: &str,
+        folder: &str,
+    ) -> Result<Vec<(u32, Vec<String>)>, String> {
         let mut c = Imap::login(&self.imap_addr(), address, &self.password)?;
         let r = (|| {
             let examine = c.command(&format!("EXAMINE {}", imap_quote(&mutf7_encode(folder))))?;
             let exists = examine
                 .iter()
-                .find_map(|l| l.strip_prefix("* ").and_then(|r| r.strip_suffix(" EXISTS")).and_then(|n| n.parse::<u32>().ok()))
+                .find_map(|l| {
+                    l.strip_prefix("* ")
+                        .and_then(|r| r.strip_suffix(" EXISTS"))
+                        .and_then(|n| n.parse::<u32>().ok())
+                })
                 .unwrap_or(0);
             if exists == 0 {
                 return Ok(Vec::new());
             }
             let lines = c.command("UID FETCH 1:* (FLAGS)")?;
             let mut out = Vec::new();
-            for l in lines.iter().filter(|l| l.starts_with("* ") && l.contains(" FETCH ")) {
+            for l in lines
+                .iter()
+                .filter(|l| l.starts_with("* ") && l.contains(" FETCH "))
+            {
                 let uid = fetch_item(l, "UID").and_then(|u| u.parse().ok());
                 let flags = fetch_item(l, "FLAGS");
                 if let (Some(uid), Some(flags)) = (uid, flags) {
@@ -341,7 +381,11 @@ fn mailstack_script() -> Result<PathBuf, String> {
     let mut candidates = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack")];
     // This file is <repo>/tests/support/mailstack.rs.
     let this = Path::new(file!());
-    let this = if this.is_absolute() { this.to_path_buf() } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(this) };
+    let this = if this.is_absolute() {
+        this.to_path_buf()
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(this)
+    };
     if let Some(repo) = this.parent().and_then(Path::parent).and_then(Path::parent) {
         candidates.push(repo.join("scripts/mailstack"));
     }
@@ -395,7 +439,11 @@ pub fn mutf7_encode(name: &str) -> String {
         let bytes: Vec<u8> = buf.iter().flat_map(|u| u.to_be_bytes()).collect();
         out.push('&');
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             let k = chunk.len() + 1; // base64 chars carrying data, no padding
             for i in 0..k {
@@ -515,7 +563,9 @@ impl Smtp {
     }
 
     fn send(&mut self, data: &[u8]) -> Result<(), String> {
-        self.w.write_all(data).map_err(|e| format!("SMTP write: {e}"))
+        self.w
+            .write_all(data)
+            .map_err(|e| format!("SMTP write: {e}"))
     }
 
     /// Sends `cmd` (if any), reads a (multi-line) reply; Err unless 2xx/3xx.
@@ -526,9 +576,14 @@ impl Smtp {
         let mut text = String::new();
         loop {
             let mut line = String::new();
-            let n = self.r.read_line(&mut line).map_err(|e| format!("SMTP {what}: read: {e}"))?;
+            let n = self
+                .r
+                .read_line(&mut line)
+                .map_err(|e| format!("SMTP {what}: read: {e}"))?;
             if n == 0 {
-                return Err(format!("SMTP {what}: connection closed; got so far: {text:?}"));
+                return Err(format!(
+                    "SMTP {what}: connection closed; got so far: {text:?}"
+                ));
             }
             let line = line.trim_end_matches(['\r', '\n']);
             text.push_str(line);
@@ -563,8 +618,12 @@ impl Imap {
         if !greeting.starts_with("* OK") {
             return Err(format!("IMAP greeting: {greeting}"));
         }
-        c.command(&format!("LOGIN {} {}", imap_quote(user), imap_quote(password)))
-            .map_err(|e| format!("IMAP LOGIN {user}: {e}"))?;
+        c.command(&format!(
+            "LOGIN {} {}",
+            imap_quote(user),
+            imap_quote(password)
+        ))
+        .map_err(|e| format!("IMAP LOGIN {user}: {e}"))?;
         Ok(c)
     }
 
@@ -573,11 +632,16 @@ impl Imap {
         let mut out = String::new();
         loop {
             let mut line = Vec::new();
-            let n = self.r.read_until(b'\n', &mut line).map_err(|e| format!("IMAP read: {e}"))?;
+            let n = self
+                .r
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("IMAP read: {e}"))?;
             if n == 0 {
                 return Err(format!("IMAP connection closed; got so far: {out:?}"));
             }
-            let line = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
             out.push_str(&line);
             let literal = line
                 .strip_suffix('}')
@@ -586,7 +650,9 @@ impl Imap {
             match literal {
                 Some(len) => {
                     let mut buf = vec![0; len];
-                    self.r.read_exact(&mut buf).map_err(|e| format!("IMAP read literal: {e}"))?;
+                    self.r
+                        .read_exact(&mut buf)
+                        .map_err(|e| format!("IMAP read literal: {e}"))?;
                     out.push_str(&String::from_utf8_lossy(&buf));
                 }
                 None => return Ok(out),
@@ -605,7 +671,11 @@ impl Imap {
         loop {
             let line = self.read_line()?;
             if let Some(rest) = line.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) {
-                return if rest.starts_with("OK") { Ok(lines) } else { Err(format!("{cmd}: {rest}")) };
+                return if rest.starts_with("OK") {
+                    Ok(lines)
+                } else {
+                    Err(format!("{cmd}: {rest}"))
+                };
             }
             lines.push(line);
         }
@@ -616,7 +686,11 @@ impl Imap {
         self.w
             .write_all(format!("{tag} {cmd}\r\n").as_bytes())
             .map_err(|e| format!("IMAP write: {e}"))?;
-        let shown = if cmd.starts_with("LOGIN ") { "LOGIN" } else { cmd };
+        let shown = if cmd.starts_with("LOGIN ") {
+            "LOGIN"
+        } else {
+            cmd
+        };
         self.finish(&tag, shown)
     }
 
@@ -627,10 +701,17 @@ impl Imap {
             .map_err(|e| format!("IMAP write: {e}"))?;
         let line = self.read_line()?;
         if !line.starts_with('+') {
-            return Err(format!("{cmd}: {}", line.strip_prefix(&format!("{tag} ")).unwrap_or(&line)));
+            return Err(format!(
+                "{cmd}: {}",
+                line.strip_prefix(&format!("{tag} ")).unwrap_or(&line)
+            ));
         }
-        self.w.write_all(raw).map_err(|e| format!("IMAP write: {e}"))?;
-        self.w.write_all(b"\r\n").map_err(|e| format!("IMAP write: {e}"))?;
+        self.w
+            .write_all(raw)
+            .map_err(|e| format!("IMAP write: {e}"))?;
+        self.w
+            .write_all(b"\r\n")
+            .map_err(|e| format!("IMAP write: {e}"))?;
         self.finish(&tag, cmd)
     }
 

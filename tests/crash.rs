@@ -1,0 +1,200 @@
+//! Nothing lost, nothing twice: the daemon is killed with SIGKILL at random
+//! moments while 200 complaints arrive, and restarted each time. In the end
+//! every complaint is exactly one case with exactly one acknowledgement.
+
+mod support;
+mod world;
+
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use world::{fixture, unique_id, World};
+
+const COMPLAINTS: usize = 200;
+
+/// xorshift64*: reproducible randomness from a printed seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+fn start(w: &World) -> Child {
+    w.command()
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start daemon")
+}
+
+/// What the outbox holds, for a failure message.
+fn outbox_report(w: &World) -> String {
+    let url = format!("sqlite://{}", w.db().display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = klachtd::store::Store::open(&url).await.unwrap();
+        let counts = store.outbox_counts().await.unwrap();
+        let rows = sqlx::query("SELECT id, kind, status, attempts, last_error, next_attempt_at, lease_until FROM outbox WHERE status <> 'sent'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        use sqlx::Row;
+        let detail: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "#{} {} {} attempts={} err={:?} next={:?} lease={:?}",
+                    r.get::<i64, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<String, _>(2),
+                    r.get::<i64, _>(3),
+                    r.get::<Option<String>, _>(4),
+                    r.get::<String, _>(5),
+                    r.get::<Option<String>, _>(6)
+                )
+            })
+            .collect();
+        format!("{counts:?} {detail:#?}")
+    })
+}
+
+#[test]
+fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() {
+    // A short SMTP timeout keeps the lease on an interrupted send short.
+    let w = World::with_config("");
+    let cfg = std::fs::read_to_string(&w.config).unwrap().replace(
+        "[smtp]\nhost = \"127.0.0.1\"",
+        "[smtp]\ntimeout_seconds = 2\nhost = \"127.0.0.1\"",
+    );
+    std::fs::write(&w.config, cfg).unwrap();
+
+    let seed = std::env::var("KLACHTD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("crash test seed {seed} (set KLACHTD_CRASH_SEED to repeat)");
+    let mut rng = Rng(seed);
+
+    let clients: Vec<String> = (0..COMPLAINTS)
+        .map(|i| w.client(&format!("c{i}")))
+        .collect();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let clients = clients.clone();
+        let delivered = delivered.clone();
+        let stack = w.stack;
+        let info = w.info.clone();
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        std::thread::spawn(move || {
+            let kinds = [
+                "nl-complaint-plain.eml",
+                "nl-complaint-missing.eml",
+                "en-complaint.eml",
+                "with-attachment.eml",
+            ];
+            for (i, c) in clients.iter().enumerate() {
+                let raw = fixture(
+                    kinds[i % kinds.len()],
+                    c,
+                    &info,
+                    &unique_id(&format!("crash{i}")),
+                );
+                stack.smtp_deliver(c, &[&info], &raw).expect("deliver");
+                delivered.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(rng.between(0, 25)));
+            }
+        })
+    };
+
+    // Kill and restart while mail is arriving, and a few times after.
+    let mut kills = 0;
+    let mut extra = 0;
+    while delivered.load(Ordering::SeqCst) < COMPLAINTS || extra < 3 {
+        if delivered.load(Ordering::SeqCst) >= COMPLAINTS {
+            extra += 1;
+        }
+        let mut child = start(&w);
+        std::thread::sleep(Duration::from_millis(rng.between(50, 900)));
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kills += 1;
+    }
+    sender.join().unwrap();
+    eprintln!("{kills} kills while {COMPLAINTS} complaints arrived");
+    assert!(kills >= 5, "the daemon was killed often enough to matter");
+
+    // A last, undisturbed run finishes the work.
+    let mut child = start(&w);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let acked = clients.iter().filter(|c| !w.mails(c).is_empty()).count();
+        if acked == COMPLAINTS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {acked} of {COMPLAINTS} acknowledged after the last restart; cases {}; outbox: {}",
+            w.cases().len(),
+            outbox_report(&w)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Everything queued has gone out (handler notifications too).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let notifications = || {
+        [&w.anna, &w.bram, &w.carla]
+            .iter()
+            .map(|a| w.mails(a).len())
+            .sum::<usize>()
+    };
+    while notifications() < COMPLAINTS {
+        assert!(
+            Instant::now() < deadline,
+            "{} handler notifications",
+            notifications()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+
+    let cases = w.cases();
+    assert_eq!(cases.len(), COMPLAINTS, "exactly one case per complaint");
+    let twice: Vec<&String> = clients.iter().filter(|c| w.mails(c).len() != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} clients got other than one acknowledgement (seed {seed})",
+        twice.len()
+    );
+    assert_eq!(
+        notifications(),
+        COMPLAINTS,
+        "exactly one notification per case (seed {seed})"
+    );
+    assert!(cases.iter().all(|c| c["ack_sent_at"].is_string()));
+    let mut refs: Vec<&str> = cases
+        .iter()
+        .map(|c| c["reference"].as_str().unwrap())
+        .collect();
+    refs.dedup();
+    assert_eq!(refs.len(), COMPLAINTS, "references are unique");
+}

@@ -1,0 +1,975 @@
+//! The register's guarantees, each test written once and run on SQLite and
+//! on PostgreSQL (`sqlite_<name>`, `postgres_<name>`).
+//!
+//! PostgreSQL: every test gets a fresh database (`klachtd_t_<pid>_<n>_<nanos>`)
+//! created through `KLACHTD_TEST_PG_URL` (default
+//! postgres://postgres@127.0.0.1:5432/test) and dropped afterwards. When the
+//! server cannot be reached the postgres_* tests FAIL (scripts/test starts
+//! it); they never skip.
+//!
+//! Coverage and cost (debug build, measured when written): 15 tests (7 on
+//! both backends + 1 SQLite only) plus one helper unit test from
+//! tests/common; the whole binary runs in ~3 s once built (each PostgreSQL
+//! test creates and drops its own database).
+
+mod common;
+
+use common::{TestDb, ANNA, BRAM, CARLA, DIRK};
+use jiff::{SignedDuration, Timestamp};
+use klachtd::clock::db_time;
+use klachtd::domain::types::{CaseRef, Category, EmailAddress, Lang, Status};
+use klachtd::intake::{register_phone_complaint, PhoneComplaint};
+use klachtd::store::{self, CaseFilter, NewCase, NewOutMail, OutboxRow, Store};
+use sqlx::Row;
+
+/// One async test body, run once on a temp SQLite file and once on a fresh
+/// PostgreSQL database.
+macro_rules! on_both_backends {
+    ($body:ident: $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $sqlite() {
+            let db = TestDb::sqlite();
+            $body(&db.url).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $postgres() {
+            let db = TestDb::postgres().await;
+            $body(&db.url).await;
+        }
+    };
+}
+
+on_both_backends!(references_are_sequential_within_a_year_and_restart_each_year:
+    sqlite_references_are_sequential_within_a_year_and_restart_each_year,
+    postgres_references_are_sequential_within_a_year_and_restart_each_year);
+on_both_backends!(a_message_is_claimed_only_once:
+    sqlite_a_message_is_claimed_only_once,
+    postgres_a_message_is_claimed_only_once);
+on_both_backends!(only_one_acknowledgement_can_be_queued_per_case:
+    sqlite_only_one_acknowledgement_can_be_queued_per_case,
+    postgres_only_one_acknowledgement_can_be_queued_per_case);
+on_both_backends!(the_outbox_leases_a_row_to_one_worker:
+    sqlite_the_outbox_leases_a_row_to_one_worker,
+    postgres_the_outbox_leases_a_row_to_one_worker);
+on_both_backends!(a_whole_case_round_trips:
+    sqlite_a_whole_case_round_trips,
+    postgres_a_whole_case_round_trips);
+on_both_backends!(concurrent_claims_from_two_pools_process_a_message_once:
+    sqlite_concurrent_claims_from_two_pools_process_a_message_once,
+    postgres_concurrent_claims_from_two_pools_process_a_message_once);
+on_both_backends!(migrations_are_idempotent:
+    sqlite_migrations_are_idempotent,
+    postgres_migrations_are_idempotent);
+
+// ------------------------------------------------------------------ helpers
+
+fn t(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+fn plus_minutes(ts: Timestamp, m: i64) -> Timestamp {
+    ts.checked_add(SignedDuration::from_mins(m)).expect("time")
+}
+
+async fn open(url: &str) -> Store {
+    Store::open(url)
+        .await
+        .unwrap_or_else(|e| panic!("Store::open({url}): {e:#}"))
+}
+
+/// Records a bare case straight through the store (no pipeline) and
+/// returns its id.
+async fn insert_bare_case(store: &Store, year: i32, status: Status) -> i64 {
+    let mut tx = store.begin().await.unwrap();
+    let reference = store::next_reference(&mut tx, year).await.unwrap();
+    let received = t("2026-11-23T09:00:00Z");
+    let id = store::insert_case(
+        &mut tx,
+        reference,
+        &NewCase {
+            status,
+            category: Category::Overig,
+            language: Lang::Nl,
+            source: "email",
+            client_name: "Klant",
+            client_email: Some("klant@client.test"),
+            client_phone: None,
+            subject: "Klacht",
+            body: "Ik ben ontevreden.",
+            nature: None,
+            dates: None,
+            desired_outcome: None,
+            missing: &[],
+            concerns: &[],
+            handler_email: Some(ANNA),
+            received_at: received,
+            ack_due: "2026-11-30".parse().unwrap(),
+            response_due: "2026-12-21".parse().unwrap(),
+            triage_reason: None,
+            created_at: received,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn enqueue(
+    store: &Store,
+    case_id: Option<i64>,
+    kind: &str,
+    message_id: &str,
+    now: Timestamp,
+) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    let ok = store::enqueue(
+        &mut tx,
+        &NewOutMail {
+            message_id,
+            case_id,
+            kind,
+            recipient: "klant@client.test",
+            raw: b"Subject: x\r\n\r\nx\r\n",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    ok
+}
+
+async fn claim(store: &Store, message_id: &str, uid: u32) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    let ok = store::claim_inbound(
+        &mut tx,
+        message_id,
+        "INBOX",
+        7,
+        uid,
+        "pending",
+        common::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    ok
+}
+
+async fn checkpoint(store: &Store, folder: &str, uidvalidity: u32, uid: u32) {
+    let mut tx = store.begin().await.unwrap();
+    store::set_mailbox_state(&mut tx, folder, uidvalidity, uid)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn find(rows: &[OutboxRow], id: i64) -> Option<&OutboxRow> {
+    rows.iter().find(|r| r.id == id)
+}
+
+async fn outbox_status(store: &Store, id: i64) -> (String, i64, Option<String>) {
+    let r = sqlx::query("SELECT status, attempts, last_error FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    (
+        r.try_get::<String, _>(0).unwrap(),
+        r.try_get::<i64, _>(1).unwrap(),
+        r.try_get::<Option<String>, _>(2).unwrap(),
+    )
+}
+
+// -------------------------------------------------------------------- tests
+
+async fn references_are_sequential_within_a_year_and_restart_each_year(url: &str) {
+    let store = open(url).await;
+    let mut tx = store.begin().await.unwrap();
+    let a = store::next_reference(&mut tx, 2026).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let b = store::next_reference(&mut tx, 2026).await.unwrap();
+    let c = store::next_reference(&mut tx, 2027).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(a.to_string(), "KL-2026-0001");
+    assert_eq!(b.to_string(), "KL-2026-0002");
+    assert_eq!(c.to_string(), "KL-2027-0001");
+
+    // A number taken in a transaction that rolls back is not used up: the
+    // register has no gaps.
+    let mut tx = store.begin().await.unwrap();
+    let lost = store::next_reference(&mut tx, 2026).await.unwrap();
+    assert_eq!(lost.to_string(), "KL-2026-0003");
+    tx.rollback().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let d = store::next_reference(&mut tx, 2026).await.unwrap();
+    let e = store::next_reference(&mut tx, 2027).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(d.to_string(), "KL-2026-0003");
+    assert_eq!(e.to_string(), "KL-2027-0002");
+    assert_eq!(d, CaseRef { year: 2026, seq: 3 });
+    store.close().await;
+}
+
+async fn a_message_is_claimed_only_once(url: &str) {
+    let store = open(url).await;
+    assert!(claim(&store, "<a@client.test>", 10).await, "first claim");
+    assert!(
+        !claim(&store, "<a@client.test>", 11).await,
+        "second claim of the same Message-ID (other UID) must fail"
+    );
+    // A claim in a transaction that rolls back (a crash mid-message) does
+    // not count: the message is processed on the next pass.
+    let mut tx = store.begin().await.unwrap();
+    assert!(store::claim_inbound(
+        &mut tx,
+        "<b@client.test>",
+        "INBOX",
+        7,
+        12,
+        "pending",
+        common::now()
+    )
+    .await
+    .unwrap());
+    tx.rollback().await.unwrap();
+    assert!(
+        claim(&store, "<b@client.test>", 12).await,
+        "claim after rollback"
+    );
+    let known = store
+        .known_inbound(&[
+            "<a@client.test>".into(),
+            "<b@client.test>".into(),
+            "<c@client.test>".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 2);
+    assert!(known.contains("<a@client.test>") && known.contains("<b@client.test>"));
+
+    // The checkpoint only moves forward within one UIDVALIDITY...
+    assert_eq!(store.mailbox_state("INBOX").await.unwrap(), None);
+    checkpoint(&store, "INBOX", 7, 10).await;
+    assert_eq!(store.mailbox_state("INBOX").await.unwrap(), Some((7, 10)));
+    checkpoint(&store, "INBOX", 7, 5).await;
+    assert_eq!(
+        store.mailbox_state("INBOX").await.unwrap(),
+        Some((7, 10)),
+        "a lower UID must not move the checkpoint back"
+    );
+    checkpoint(&store, "INBOX", 7, 12).await;
+    assert_eq!(store.mailbox_state("INBOX").await.unwrap(), Some((7, 12)));
+    // ...and a new UIDVALIDITY replaces it, even with a lower UID.
+    checkpoint(&store, "INBOX", 8, 3).await;
+    assert_eq!(store.mailbox_state("INBOX").await.unwrap(), Some((8, 3)));
+    checkpoint(&store, "INBOX", 8, 2).await;
+    assert_eq!(store.mailbox_state("INBOX").await.unwrap(), Some((8, 3)));
+    // Folders are independent.
+    assert_eq!(store.mailbox_state("Klachten").await.unwrap(), None);
+    checkpoint(&store, "Klachten", 1, 99).await;
+    assert_eq!(
+        store.mailbox_state("Klachten").await.unwrap(),
+        Some((1, 99))
+    );
+    assert_eq!(store.mailbox_state("INBOX").await.unwrap(), Some((8, 3)));
+    // UIDs and UIDVALIDITYs above i32::MAX survive the round trip.
+    checkpoint(&store, "Big", u32::MAX, u32::MAX - 1).await;
+    assert_eq!(
+        store.mailbox_state("Big").await.unwrap(),
+        Some((u32::MAX, u32::MAX - 1))
+    );
+    store.close().await;
+}
+
+async fn only_one_acknowledgement_can_be_queued_per_case(url: &str) {
+    let store = open(url).await;
+    let now = common::now();
+    let case = insert_bare_case(&store, 2026, Status::Received).await;
+    let other = insert_bare_case(&store, 2026, Status::Received).await;
+
+    assert!(
+        enqueue(
+            &store,
+            Some(case),
+            "ack",
+            "<ack1@klachtd.31solutions.test>",
+            now
+        )
+        .await
+    );
+    assert!(
+        !enqueue(
+            &store,
+            Some(case),
+            "ack",
+            "<ack2@klachtd.31solutions.test>",
+            now
+        )
+        .await,
+        "a second acknowledgement for one case must be refused"
+    );
+    assert!(
+        enqueue(
+            &store,
+            Some(case),
+            "handler_new",
+            "<h1@klachtd.31solutions.test>",
+            now
+        )
+        .await,
+        "other kinds for the same case still go in"
+    );
+    assert!(
+        !enqueue(
+            &store,
+            Some(case),
+            "handler_new",
+            "<h1@klachtd.31solutions.test>",
+            now
+        )
+        .await,
+        "the same Message-ID twice must be refused"
+    );
+    assert!(
+        enqueue(
+            &store,
+            Some(other),
+            "ack",
+            "<ack3@klachtd.31solutions.test>",
+            now
+        )
+        .await,
+        "another case gets its own acknowledgement"
+    );
+    // Within one transaction the second ack is refused too, and the
+    // transaction stays usable (ON CONFLICT, not an error).
+    let third = insert_bare_case(&store, 2026, Status::Received).await;
+    let mut tx = store.begin().await.unwrap();
+    for (i, expect) in [(4, true), (5, false)] {
+        let id = format!("<ack{i}@klachtd.31solutions.test>");
+        let ok = store::enqueue(
+            &mut tx,
+            &NewOutMail {
+                message_id: &id,
+                case_id: Some(third),
+                kind: "ack",
+                recipient: "klant@client.test",
+                raw: b"x",
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok, expect, "{id}");
+    }
+    tx.commit().await.unwrap();
+
+    let acks: Vec<(i64, String)> =
+        sqlx::query("SELECT case_id, message_id FROM outbox WHERE kind = 'ack' ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect();
+    assert_eq!(
+        acks,
+        vec![
+            (case, "<ack1@klachtd.31solutions.test>".to_string()),
+            (other, "<ack3@klachtd.31solutions.test>".to_string()),
+            (third, "<ack4@klachtd.31solutions.test>".to_string()),
+        ]
+    );
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM outbox")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(total, 4);
+    store.close().await;
+}
+
+async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
+    let store = open(url).await;
+    let now = t("2026-11-23T09:00:00Z");
+    let case = insert_bare_case(&store, 2026, Status::Received).await;
+    let busy = insert_bare_case(&store, 2026, Status::InProgress).await;
+    assert!(enqueue(&store, Some(case), "ack", "<ack@k.test>", now).await);
+    assert!(enqueue(&store, Some(case), "handler_new", "<hn@k.test>", now).await);
+    assert!(enqueue(&store, Some(busy), "ack", "<ack-busy@k.test>", now).await);
+    assert!(enqueue(&store, None, "digest", "<digest@k.test>", now).await);
+
+    // due_outbox respects next_attempt_at (= now when queued).
+    assert!(store
+        .due_outbox(plus_minutes(now, -1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = store.due_outbox(now, 10).await.unwrap();
+    assert_eq!(due.len(), 4);
+    assert!(due.windows(2).all(|w| w[0].id < w[1].id), "ordered by id");
+    assert_eq!(store.due_outbox(now, 2).await.unwrap().len(), 2, "limit");
+    let ack = due
+        .iter()
+        .find(|r| r.message_id == "<ack@k.test>")
+        .unwrap()
+        .clone();
+    let hn = due
+        .iter()
+        .find(|r| r.message_id == "<hn@k.test>")
+        .unwrap()
+        .clone();
+    let ack_busy = due
+        .iter()
+        .find(|r| r.kind == "ack" && r.case_id == Some(busy))
+        .unwrap()
+        .clone();
+    let digest = due.iter().find(|r| r.case_id.is_none()).unwrap().clone();
+    assert_eq!((ack.status.as_str(), ack.attempts), ("pending", 0));
+    assert_eq!(ack.raw, b"Subject: x\r\n\r\nx\r\n");
+    assert_eq!(ack.recipient, "klant@client.test");
+
+    // One worker gets the lease; a second does not while it lasts.
+    assert!(store
+        .lease_outbox(ack.id, now, plus_minutes(now, 5))
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_outbox(ack.id, plus_minutes(now, 1), plus_minutes(now, 6))
+        .await
+        .unwrap());
+    let due = store.due_outbox(plus_minutes(now, 1), 10).await.unwrap();
+    assert!(find(&due, ack.id).is_none(), "a leased row is not due");
+    assert!(find(&due, hn.id).is_some());
+    assert_eq!(
+        outbox_status(&store, ack.id).await,
+        ("sending".into(), 1, None)
+    );
+    // After the lease expires (a crashed worker) the row is due and can be
+    // leased again.
+    let later = plus_minutes(now, 6);
+    let due = store.due_outbox(later, 10).await.unwrap();
+    let ack = find(&due, ack.id).expect("expired lease is due").clone();
+    assert_eq!(ack.status, "sending");
+    assert!(store
+        .lease_outbox(ack.id, later, plus_minutes(later, 5))
+        .await
+        .unwrap());
+    assert_eq!(outbox_status(&store, ack.id).await.1, 2, "attempts counted");
+
+    // mark_sent: the row is done, the case acknowledged (received → acknowledged).
+    store.mark_sent(&ack, later).await.unwrap();
+    assert_eq!(outbox_status(&store, ack.id).await.0, "sent");
+    let c = store.case_by_id(case).await.unwrap().unwrap();
+    assert_eq!(c.status, Status::Acknowledged);
+    assert_eq!(c.ack_sent_at.as_deref(), Some(db_time(later).as_str()));
+    assert!(
+        !store
+            .lease_outbox(ack.id, plus_minutes(later, 60), plus_minutes(later, 65))
+            .await
+            .unwrap(),
+        "a sent row is never leased again"
+    );
+    assert!(find(
+        &store.due_outbox(plus_minutes(later, 60), 10).await.unwrap(),
+        ack.id
+    )
+    .is_none());
+    // Marking it sent again keeps the first ack_sent_at.
+    store
+        .mark_sent(&ack, plus_minutes(later, 10))
+        .await
+        .unwrap();
+    let c = store.case_by_id(case).await.unwrap().unwrap();
+    assert_eq!(c.ack_sent_at.as_deref(), Some(db_time(later).as_str()));
+    let timeline = store.timeline(case).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.kind == "ack_sent" && e.detail == "<ack@k.test>"),
+        "{timeline:?}"
+    );
+
+    // An ack sent for a case that moved on leaves its status alone.
+    assert!(store
+        .lease_outbox(ack_busy.id, later, plus_minutes(later, 5))
+        .await
+        .unwrap());
+    store.mark_sent(&ack_busy, later).await.unwrap();
+    let b = store.case_by_id(busy).await.unwrap().unwrap();
+    assert_eq!(b.status, Status::InProgress);
+    assert_eq!(b.ack_sent_at.as_deref(), Some(db_time(later).as_str()));
+
+    // A non-ack row does not touch the case.
+    let hn_sent_case_before = store.case_by_id(case).await.unwrap().unwrap();
+    // mark_retry: back to pending, lease cleared, not due before `next`.
+    assert!(store
+        .lease_outbox(hn.id, later, plus_minutes(later, 5))
+        .await
+        .unwrap());
+    let next = plus_minutes(later, 30);
+    store
+        .mark_retry(hn.id, "421 try again later", next)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox_status(&store, hn.id).await,
+        ("pending".into(), 1, Some("421 try again later".into()))
+    );
+    assert!(find(
+        &store.due_outbox(plus_minutes(later, 29), 10).await.unwrap(),
+        hn.id
+    )
+    .is_none());
+    let due = store.due_outbox(next, 10).await.unwrap();
+    let hn = find(&due, hn.id).expect("due at next_attempt_at").clone();
+    assert_eq!(hn.last_error.as_deref(), Some("421 try again later"));
+    assert_eq!(hn.attempts, 1);
+
+    // mark_failed: recorded, never due again, shown on the case.
+    assert!(store
+        .lease_outbox(hn.id, next, plus_minutes(next, 5))
+        .await
+        .unwrap());
+    store
+        .mark_failed(&hn, "550 no such user", next)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox_status(&store, hn.id).await,
+        ("failed".into(), 2, Some("550 no such user".into()))
+    );
+    assert!(find(
+        &store
+            .due_outbox(plus_minutes(next, 100_000), 10)
+            .await
+            .unwrap(),
+        hn.id
+    )
+    .is_none());
+    assert!(!store
+        .lease_outbox(
+            hn.id,
+            plus_minutes(next, 100_000),
+            plus_minutes(next, 100_005)
+        )
+        .await
+        .unwrap());
+    let timeline = store.timeline(case).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.kind == "handler_new_failed" && e.detail == "550 no such user"),
+        "{timeline:?}"
+    );
+    let c = store.case_by_id(case).await.unwrap().unwrap();
+    assert_eq!(c.status, hn_sent_case_before.status);
+    assert_eq!(c.ack_sent_at, hn_sent_case_before.ack_sent_at);
+
+    // A row without a case can be sent too.
+    assert!(store
+        .lease_outbox(digest.id, next, plus_minutes(next, 5))
+        .await
+        .unwrap());
+    store.mark_sent(&digest, next).await.unwrap();
+
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        vec![("failed".to_string(), 1), ("sent".to_string(), 3)]
+    );
+    store.close().await;
+}
+
+async fn a_whole_case_round_trips(url: &str) {
+    let app = common::app_at(url, "", common::now()).await;
+    let start = common::now();
+    let client = EmailAddress::parse("marieke@client.test").unwrap();
+
+    let (r1, s1) = register_phone_complaint(
+        &app,
+        &PhoneComplaint {
+            name: "  Marieke Jansen ".into(),
+            email: Some(client.clone()),
+            phone: Some("06-12345678".into()),
+            description: "Ik ben zeer ontevreden over de coachingsessie met Bram: hij kwam \
+                          een uur te laat en was onvoorbereid."
+                .into(),
+            date: Some("12 november 2026".into()),
+            desired_outcome: Some("Ik wil mijn geld terug.".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r1.to_string(), "KL-2026-0001");
+    assert_eq!(s1, Status::Received);
+
+    let (r2, s2) = register_phone_complaint(
+        &app,
+        &PhoneComplaint {
+            name: "Piet Pieters".into(),
+            email: None,
+            phone: Some("020-1234567".into()),
+            description: "Klacht over de factuur: ik ben twee keer gefactureerd en ben daar \
+                          ontevreden over."
+                .into(),
+            date: None,
+            desired_outcome: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r2.to_string(), "KL-2026-0002");
+    assert_eq!(s2, Status::Received);
+
+    // A complaint about every handler: whoever handles it, it is none of them.
+    let (r3, _s3) = register_phone_complaint(
+        &app,
+        &PhoneComplaint {
+            name: "Kees de Boer".into(),
+            email: Some(EmailAddress::parse("kees@client.test").unwrap()),
+            phone: None,
+            description: "Ik ben ontevreden over Anna, Bram en Carla: niemand belde terug.".into(),
+            date: None,
+            desired_outcome: None,
+        },
+    )
+    .await
+    .unwrap();
+    let end = app.clock.now();
+
+    let all = app.store.cases(&CaseFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.reference.as_str()).collect::<Vec<_>>(),
+        vec!["KL-2026-0001", "KL-2026-0002", "KL-2026-0003"]
+    );
+
+    // Case 1: every field as given.
+    let c1 = app.store.case_by_ref(&r1).await.unwrap().expect("case 1");
+    assert_eq!(c1.reference, "KL-2026-0001");
+    assert_eq!(c1.source, "phone");
+    assert_eq!(c1.status, Status::Received);
+    assert_eq!(c1.client_name, "Marieke Jansen");
+    assert_eq!(c1.client_email.as_deref(), Some("marieke@client.test"));
+    assert_eq!(c1.client_phone.as_deref(), Some("06-12345678"));
+    assert!(
+        c1.subject
+            .starts_with("Telefonische klacht: Ik ben zeer ontevreden"),
+        "{}",
+        c1.subject
+    );
+    assert!(c1.body.contains("een uur te laat"), "{}", c1.body);
+    assert!(
+        c1.body.contains("Datum / sessie: 12 november 2026"),
+        "{}",
+        c1.body
+    );
+    assert!(
+        c1.body
+            .contains("Gewenste uitkomst: Ik wil mijn geld terug."),
+        "{}",
+        c1.body
+    );
+    assert_eq!(c1.language, Lang::Nl);
+    let received: Timestamp = c1.received_at.parse().expect("received_at is a timestamp");
+    assert!(
+        received.as_second() >= start.as_second() && received.as_second() <= end.as_second(),
+        "received_at {} outside [{start}, {end}]",
+        c1.received_at
+    );
+    assert_eq!(
+        c1.ack_due, "2026-11-30",
+        "5 working days after Mon 23 Nov 2026"
+    );
+    assert_eq!(
+        c1.response_due, "2026-12-21",
+        "20 working days after Mon 23 Nov 2026"
+    );
+    assert_eq!(c1.ack_sent_at, None);
+    assert_eq!(c1.triage_reason, None);
+    assert_eq!(c1.closed_at, None);
+    assert_eq!(
+        c1.concerns,
+        vec![BRAM.to_string()],
+        "the description names Bram"
+    );
+    let h1 = c1.handler_email.clone().expect("case 1 has a handler");
+    assert!(
+        !h1.eq_ignore_ascii_case(BRAM),
+        "Bram is concerned, cannot handle it"
+    );
+    assert!([ANNA, CARLA].contains(&h1.as_str()), "{h1}");
+
+    let kinds: Vec<String> = app
+        .store
+        .timeline(c1.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for k in [
+        "received",
+        "classified",
+        "concerns",
+        "assigned",
+        "ack_queued",
+        "handler_new_queued",
+    ] {
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "timeline of case 1 lacks {k}: {kinds:?}"
+        );
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("received"));
+
+    // Case 2: no email address → no acknowledgement, handler still told.
+    let c2 = app.store.case_by_ref(&r2).await.unwrap().expect("case 2");
+    assert_eq!(c2.client_email, None);
+    assert_eq!(c2.client_phone.as_deref(), Some("020-1234567"));
+    assert!(c2.concerns.is_empty(), "{:?}", c2.concerns);
+    assert_eq!(c2.ack_due, "2026-11-30");
+    assert_eq!(c2.response_due, "2026-12-21");
+    assert!(c2.handler_email.is_some());
+    let kinds2: Vec<String> = app
+        .store
+        .timeline(c2.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(!kinds2.iter().any(|k| k == "ack_queued"), "{kinds2:?}");
+
+    // Case 3: handler (if any) is not one of the concerned.
+    let c3 = app.store.case_by_ref(&r3).await.unwrap().expect("case 3");
+    let mut concerns3 = c3.concerns.clone();
+    concerns3.sort();
+    assert_eq!(
+        concerns3,
+        vec![ANNA.to_string(), BRAM.to_string(), CARLA.to_string()]
+    );
+    if let Some(h) = &c3.handler_email {
+        assert!(
+            !c3.concerns.iter().any(|c| c.eq_ignore_ascii_case(h)),
+            "handler {h} is concerned: {:?}",
+            c3.concerns
+        );
+        assert_eq!(h, DIRK, "only the uninvolved supervisor is left");
+    } else {
+        assert_eq!(c3.status, Status::Triage);
+    }
+
+    // The outbox: what each case queued, to whom.
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query("SELECT case_id, kind, recipient FROM outbox ORDER BY id")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get(0).unwrap(),
+                    r.try_get(1).unwrap(),
+                    r.try_get(2).unwrap(),
+                )
+            })
+            .collect();
+    let of = |id: i64| -> Vec<(String, String)> {
+        rows.iter()
+            .filter(|r| r.0 == id)
+            .map(|r| (r.1.clone(), r.2.clone()))
+            .collect()
+    };
+    assert_eq!(
+        of(c1.id),
+        vec![
+            ("ack".to_string(), "marieke@client.test".to_string()),
+            ("handler_new".to_string(), h1.clone())
+        ]
+    );
+    let o2 = of(c2.id);
+    assert!(
+        !o2.iter().any(|(k, _)| k == "ack"),
+        "no email, no ack: {o2:?}"
+    );
+    assert_eq!(
+        o2,
+        vec![("handler_new".to_string(), c2.handler_email.clone().unwrap())]
+    );
+    for (kind, to) in of(c3.id) {
+        assert!(
+            !c3.concerns.iter().any(|c| c.eq_ignore_ascii_case(&to)) || kind == "ack",
+            "case 3 mail {kind} went to concerned {to}"
+        );
+    }
+    // Nothing ever goes to a concerned staff member about their own case.
+    for (case_id, kind, to) in &rows {
+        let c = all.iter().find(|c| c.id == *case_id).unwrap();
+        assert!(
+            !c.concerns.iter().any(|x| x.eq_ignore_ascii_case(to)),
+            "{} {kind} to concerned {to}",
+            c.reference
+        );
+    }
+
+    // Filters.
+    let by_handler = app
+        .store
+        .cases(&CaseFilter {
+            handler: Some(h1.to_uppercase()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_handler.iter().any(|c| c.id == c1.id));
+    assert!(by_handler.iter().all(|c| c
+        .handler_email
+        .as_deref()
+        .is_some_and(|h| h.eq_ignore_ascii_case(&h1))));
+    assert!(app
+        .store
+        .cases(&CaseFilter {
+            year: Some(2027),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        app.store
+            .cases(&CaseFilter {
+                status: Some(Status::Received),
+                year: Some(2026),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        all.iter().filter(|c| c.status == Status::Received).count()
+    );
+    app.store.close().await;
+}
+
+async fn concurrent_claims_from_two_pools_process_a_message_once(url: &str) {
+    let a = open(url).await;
+    let b = open(url).await;
+    let ids: Vec<String> = (0..50).map(|i| format!("<race-{i}@client.test>")).collect();
+    let mut tasks = Vec::new();
+    for task in 0..20u32 {
+        let store = if task % 2 == 0 { a.clone() } else { b.clone() };
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut won = 0u32;
+            // Every task walks the ids from a different starting point.
+            for k in 0..ids.len() {
+                let id = &ids[(k + task as usize * 7) % ids.len()];
+                let mut tx = store.begin().await.unwrap();
+                let ok = store::claim_inbound(
+                    &mut tx,
+                    id,
+                    "INBOX",
+                    1,
+                    k as u32 + 1,
+                    "pending",
+                    common::now(),
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                won += ok as u32;
+            }
+            won
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    assert_eq!(total, 50, "each of 50 messages claimed exactly once");
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM inbound")
+        .fetch_one(a.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(rows, 50);
+    a.close().await;
+    b.close().await;
+}
+
+async fn migrations_are_idempotent(url: &str) {
+    if url.starts_with("postgres") {
+        // Several daemons starting at once on one fresh database
+        // (advisory lock).
+        let (x, y) = tokio::join!(Store::open(url), Store::open(url));
+        let (x, y) = (x.expect("concurrent open 1"), y.expect("concurrent open 2"));
+        x.close().await;
+        y.close().await;
+    }
+    let first = open(url).await;
+    assert!(claim(&first, "<kept@client.test>", 1).await);
+    let case = insert_bare_case(&first, 2026, Status::Received).await;
+    let second = open(url).await;
+    second.migrate().await.expect("migrate again");
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM klachtd_schema ORDER BY version")
+        .fetch_all(second.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get(0).unwrap())
+        .collect();
+    assert_eq!(versions, vec![1], "each migration recorded once");
+    assert!(second
+        .known_inbound(&["<kept@client.test>".into()])
+        .await
+        .unwrap()
+        .contains("<kept@client.test>"));
+    assert!(
+        second.case_by_id(case).await.unwrap().is_some(),
+        "data survives"
+    );
+    assert!(!claim(&second, "<kept@client.test>", 2).await);
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_database_files_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("var/sub/klachtd.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = open(&url).await;
+    assert!(claim(&store, "<x@client.test>", 1).await);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "{}", path.display());
+    assert_eq!(mode(path.parent().unwrap()), 0o700, "new folder owner-only");
+    for suffix in ["-wal", "-shm"] {
+        let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            assert_eq!(
+                mode(&side) & 0o077,
+                0,
+                "{} readable by others",
+                side.display()
+            );
+        }
+    }
+    store.close().await;
+    // Re-opening an existing file that someone loosened tightens it again.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = open(&url).await;
+    assert_eq!(mode(&path), 0o600);
+    store.close().await;
+    // The TestDb helper's file too (what the sqlite_* tests use).
+    let db = TestDb::sqlite();
+    let store = open(&db.url).await;
+    assert_eq!(mode(db.sqlite_path().unwrap()), 0o600);
+    store.close().await;
+}
