@@ -52,6 +52,18 @@ pub enum Command {
     Case(CaseCommand),
     /// Record a complaint taken by phone (art. 4); prints the new reference last.
     Register(RegisterArgs),
+    /// The periodic analysis of the register (art. 10) for complaints received FROM..TO.
+    Report {
+        /// First day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and try the IMAP and SMTP logins.
     CheckConfig,
     /// Create or update the database schema, then exit.
@@ -194,6 +206,26 @@ pub async fn main(cli: Cli) -> Result<()> {
                 .close_case(&r, "admin", reason.trim(), clock.now())
                 .await?;
             println!("{r} closed");
+        }
+        Command::Report { from, to, json } => {
+            let day = |flag: &str, v: &str| {
+                v.parse::<jiff::civil::Date>()
+                    .with_context(|| format!("{flag} {v:?}: expected a date as YYYY-MM-DD"))
+            };
+            let (from, to) = (day("--from", &from)?, day("--to", &to)?);
+            if to < from {
+                bail!("--to {to} is before --from {from}");
+            }
+            let store = Store::open(&settings.database_url).await?;
+            let cases = store.cases(&CaseFilter::default()).await?;
+            let responded = store.responded().await?;
+            let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
+            let r = crate::report::build(&cases, &responded, from, to, today, &settings.calendar);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", crate::report::text(&r));
+            }
         }
         Command::Register(a) => {
             let p = validate_register(&a)?;

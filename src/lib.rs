@@ -9,6 +9,7 @@
 //! - [`mail`]: parse raw mail, compose and render outgoing mail, IMAP and SMTP.
 //! - [`store`]: the register; every SQL statement, SQLite and PostgreSQL.
 //! - [`intake`]: one message or phone complaint → records and queued mail, in one transaction.
+//! - [`report`]: the periodic analysis of the register (art. 10).
 //! - [`workers`]: the IMAP intake loop, the outbox sender, the daemon.
 //! - [`cli`]: the command line; `main.rs` only wires.
 
@@ -19,5 +20,6 @@ pub mod config;
 pub mod domain;
 pub mod intake;
 pub mod mail;
+pub mod report;
 pub mod store;
 pub mod workers;

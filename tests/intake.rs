@@ -626,3 +626,69 @@ fn a_bad_config_is_one_clear_line_naming_the_key() {
         assert!(err.contains(key), "{err} should name {key}");
     }
 }
+
+#[test]
+fn the_register_exports_as_csv_closes_by_hand_and_is_analysed() {
+    let w = World::new();
+    let client = w.client("register");
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-plain.eml",
+            &client,
+            &w.info,
+            &unique_id("reg"),
+        ),
+    );
+    w.run_once();
+
+    let csv = w.klachtd(&["cases", "--csv"]);
+    assert!(csv.status.success());
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("reference,status,category,"));
+    assert!(lines[1].starts_with("KL-2026-0001,acknowledged,coaching,"));
+
+    let closed = w.klachtd(&[
+        "case",
+        "close",
+        "KL-2026-0001",
+        "--reason",
+        "opgelost in gesprek",
+    ]);
+    assert!(
+        closed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&closed.stderr)
+    );
+    assert_eq!(only_case(&w)["status"], "closed");
+    let again = w.klachtd(&["case", "close", "KL-2026-0001", "--reason", "nog eens"]);
+    assert!(!again.status.success(), "closing twice is refused");
+    let missing = w.klachtd(&["case", "close", "KL-2026-0099", "--reason", "x"]);
+    assert!(!missing.status.success());
+
+    let report = w.klachtd(&[
+        "--now",
+        NOW,
+        "report",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--json",
+    ]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(r["total"], 1);
+    assert_eq!(r["by_category"]["coaching"], 1);
+    assert_eq!(r["by_category"]["overig"], 0);
+    assert_eq!(r["acknowledgement"]["on_time_rate"], 1.0);
+    assert_eq!(r["response"]["on_time"], 1, "closing counts as the answer");
+    let bad = w.klachtd(&["report", "--from", "november", "--to", "2026-11-30"]);
+    assert!(!bad.status.success());
+}

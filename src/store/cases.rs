@@ -439,3 +439,26 @@ pub async fn thread_match(
     }
     Ok(None)
 }
+
+impl Store {
+    /// The day each case got its substantive answer (art. 6/7): the first
+    /// proposal, reasoned rejection or close.
+    pub async fn responded(&self) -> Result<Vec<crate::report::Responded>> {
+        let rows = sqlx::query(
+            "SELECT case_id, MIN(at) AS at FROM events WHERE kind IN ('proposal', 'rejection', 'closed') GROUP BY case_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let at = get_str(&r, "at")?;
+            if let Some(on) = at.get(..10).and_then(|d| d.parse::<Date>().ok()) {
+                out.push(crate::report::Responded {
+                    case_id: get_i64(&r, "case_id")?,
+                    on,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

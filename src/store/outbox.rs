@@ -227,3 +227,18 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// When the next unsent row becomes due (its retry time, or the end of
+    /// the lease of an interrupted attempt), if any row is waiting.
+    pub async fn next_outbox_due(&self) -> Result<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until \
+             ELSE next_attempt_at END) FROM outbox WHERE status IN ('pending', 'sending', 'committing')",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let at: Option<String> = row.try_get(0)?;
+        Ok(at.and_then(|s| crate::clock::parse_db_time(&s)))
+    }
+}

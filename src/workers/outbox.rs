@@ -280,10 +280,18 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         }
-        // Woken by intake after each commit; otherwise look again for retries.
+        // Woken by intake after each commit; otherwise when the next row
+        // falls due (a retry, an interrupted attempt's lease), at least
+        // every 30 s.
+        let now = app.clock.now();
+        let wait = match app.store.next_outbox_due().await {
+            Ok(Some(at)) => Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO),
+            _ => Duration::from_secs(30),
+        }
+        .clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::select! {
             _ = app.outbox_wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
         }
     }
