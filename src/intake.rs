@@ -392,6 +392,20 @@ pub async fn open_case(
         .await?;
     }
     let mut attachments_meta = Vec::new();
+    if let Some(full) = c.message.and_then(|m| m.truncated_from) {
+        store::add_event(
+            tx,
+            case_id,
+            now,
+            "truncated",
+            "klachtd",
+            &format!(
+                "message of {full} bytes; the first {} bytes were kept",
+                s.intake.max_message_bytes
+            ),
+        )
+        .await?;
+    }
     if let Some(m) = c.message {
         let from = c
             .client

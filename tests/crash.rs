@@ -166,8 +166,10 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
     while notifications() < COMPLAINTS {
         assert!(
             Instant::now() < deadline,
-            "{} handler notifications",
-            notifications()
+            "{} handler notifications (dirk {}); outbox: {}",
+            notifications(),
+            w.mails(&w.dirk).len(),
+            outbox_report(&w)
         );
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -692,3 +692,45 @@ fn the_register_exports_as_csv_closes_by_hand_and_is_analysed() {
     let bad = w.klachtd(&["report", "--from", "november", "--to", "2026-11-30"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn a_huge_message_is_recorded_from_its_start_with_attachment_metadata_only() {
+    let w = World::with_config(
+        "\n[intake]\nmax_message_bytes = 262144\nmax_attachment_bytes = 65536\n",
+    );
+    let client = w.client("huge");
+    // A complaint with a 3 MB attachment: ten times the fetch cap.
+    let blob: String = (0..(3 * 1024 * 1024 / 57))
+        .map(|i| format!("{:0>76}\r\n", i))
+        .collect();
+    let raw = format!(
+        "From: {client}\r\nTo: {info}\r\nSubject: Klacht over de factuur\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Ik ben ontevreden over de factuur van 3 november. Ik wil graag een correctie.\r\n--b\r\n\
+         Content-Type: application/octet-stream; name=\"scan.bin\"\r\nContent-Disposition: attachment; filename=\"scan.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{blob}--b--\r\n",
+        info = w.info,
+        id = unique_id("huge"),
+    );
+    assert!(raw.len() > 3_000_000);
+    w.deliver(&client, raw.as_bytes());
+    w.run_once();
+    let case = only_case(&w);
+    assert_eq!(case["status"], "acknowledged");
+    assert_eq!(w.mails(&client).len(), 1);
+    let shown = w.case("KL-2026-0001");
+    let truncated: Vec<_> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "truncated")
+        .collect();
+    assert_eq!(truncated.len(), 1, "{shown:#}");
+    let handler = case["handler_email"].as_str().unwrap().to_string();
+    let note = parsed(&w.mails(&handler)[0]);
+    assert!(
+        note.text.contains("scan.bin") && note.text.contains("niet opgeslagen"),
+        "{}",
+        note.text
+    );
+}

@@ -43,6 +43,9 @@ pub struct InboundMail {
     pub attachments: Vec<Attachment>,
     /// The parser found no message structure at all.
     pub unparseable: bool,
+    /// Set by intake when only the first bytes of a larger message were
+    /// fetched (`intake.max_message_bytes`): the full size.
+    pub truncated_from: Option<u64>,
 }
 
 impl InboundMail {
@@ -152,6 +155,7 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
             text: String::new(),
             attachments: Vec::new(),
             unparseable: true,
+            truncated_from: None,
         };
     };
 
@@ -165,13 +169,26 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
             true,
         ),
     };
+    // Raw 8-bit header bytes (no RFC 2047 encoding) are common in old mail
+    // clients; decode them as mail clients do: with the body's charset,
+    // else windows-1252, rather than as lossy UTF-8.
+    let body_charset = m
+        .text_part(0)
+        .and_then(|p| p.content_type())
+        .and_then(|ct| ct.attribute("charset"))
+        .map(str::to_string);
+    let legacy = |name: &str| legacy_header(&raw[..header_end], name, body_charset.as_deref());
     let from_addr = m.from().and_then(|a| a.first());
     let from = from_addr
         .and_then(|a| a.address())
         .and_then(|s| EmailAddress::parse(s).ok());
-    let from_name = from_addr
-        .and_then(|a| a.name())
-        .map(|n| unfold(n).trim_matches('"').to_string())
+    let from_name = legacy("from")
+        .map(|v| display_name(&v))
+        .or_else(|| {
+            from_addr
+                .and_then(|a| a.name())
+                .map(|n| unfold(n).trim_matches('"').to_string())
+        })
         .unwrap_or_default();
     let headers: Vec<(String, String)> = m
         .headers_raw()
@@ -239,7 +256,9 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         from_name,
         to: addresses(m.to()),
         cc: addresses(m.cc()),
-        subject: m.subject().map(unfold).unwrap_or_default(),
+        subject: legacy("subject")
+            .or_else(|| m.subject().map(unfold))
+            .unwrap_or_default(),
         date: m
             .date()
             .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok()),
@@ -250,7 +269,54 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         text,
         attachments,
         unparseable: false,
+        truncated_from: None,
     }
+}
+
+/// The value of a top-level header that is NOT valid UTF-8 (raw 8-bit
+/// bytes), decoded with `charset` or windows-1252. None when the header is
+/// absent or valid UTF-8 (mail-parser's own decoding is right then).
+fn legacy_header(head: &[u8], name: &str, charset: Option<&str>) -> Option<String> {
+    let mut value: Option<Vec<u8>> = None;
+    for line in head.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match &mut value {
+            Some(v) if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') => {
+                v.push(b' ');
+                v.extend_from_slice(line);
+            }
+            Some(_) => break,
+            None => {
+                let n = name.len();
+                if line.len() > n
+                    && line[..n].eq_ignore_ascii_case(name.as_bytes())
+                    && line[n] == b':'
+                {
+                    value = Some(line[n + 1..].to_vec());
+                }
+            }
+        }
+    }
+    let v = value?;
+    if std::str::from_utf8(&v).is_ok() {
+        return None;
+    }
+    let enc = charset
+        .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
+        .filter(|e| *e != encoding_rs::UTF_8)
+        .unwrap_or(encoding_rs::WINDOWS_1252);
+    Some(unfold(&enc.decode(&v).0))
+}
+
+/// `"Name" <addr>` or `Name <addr>` → `Name`.
+fn display_name(v: &str) -> String {
+    v.split('<')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"')
+        .trim()
+        .to_string()
 }
 
 fn find_header_end(raw: &[u8]) -> usize {
@@ -297,6 +363,22 @@ mod tests {
         assert_eq!(a.message_id, b.message_id);
         let c = parse(b"From: jan@client.test\r\nSubject: y\r\n\r\nbody", 0);
         assert_ne!(a.message_id, c.message_id);
+    }
+
+    #[test]
+    fn raw_8bit_headers_are_decoded_with_the_body_charset() {
+        let raw = b"From: Dani\xebl Bakker <d@client.test>\r\nSubject: Caf\xe9 \x80 95\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\nx";
+        let m = parse(raw, 0);
+        assert_eq!(m.from_name, "Dani\u{eb}l Bakker");
+        assert_eq!(m.subject, "Caf\u{e9} \u{20ac} 95");
+        assert_eq!(m.from.unwrap().as_str(), "d@client.test");
+        let utf8 = parse(
+            "From: Dani\u{eb}l <d@client.test>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nx"
+                .as_bytes(),
+            0,
+        );
+        assert_eq!(utf8.from_name, "Dani\u{eb}l");
+        assert_eq!(utf8.subject, "caf\u{e9}");
     }
 
     #[test]

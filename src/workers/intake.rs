@@ -101,43 +101,53 @@ async fn process_batch(
 ) -> Result<usize> {
     let s = &app.settings;
     let headers = imap.fetch_headers(uids).await?;
-    let ids: Vec<String> = headers
+    let mut heads: Vec<Option<parse::InboundMail>> = headers
         .iter()
-        .map(|h| parse::parse(&h.bytes, 0).message_id)
+        .map(|h| Some(parse::parse(&h.bytes, 0)))
+        .collect();
+    let ids: Vec<String> = heads
+        .iter()
+        .flatten()
+        .map(|m| m.message_id.clone())
         .collect();
     let known = app.store.known_inbound(&ids).await?;
 
-    // Decide per message what the headers already tell.
-    let mut need_body = Vec::new();
-    for (h, id) in headers.iter().zip(&ids) {
-        if known.contains(id) {
-            continue;
-        }
-        let head = parse::parse(&h.bytes, 0);
-        if intake::automated(s, &head).is_none() {
-            need_body.push(h.uid);
-        }
-    }
+    // What the headers already tell: seen before, or automated. Only the
+    // rest needs its body.
+    let need_body: Vec<u32> = headers
+        .iter()
+        .zip(heads.iter().flatten())
+        .filter(|(_, head)| {
+            !known.contains(&head.message_id) && intake::automated(s, head).is_none()
+        })
+        .map(|(h, _)| h.uid)
+        .collect();
     let bodies = imap
         .fetch_bodies(&need_body, s.intake.max_message_bytes)
         .await?;
 
     let mut processed = 0;
     let mut keywords = Vec::new();
-    for h in &headers {
+    for (h, head) in headers.iter().zip(heads.iter_mut()) {
         let origin = Origin {
             folder,
             uidvalidity,
             uid: h.uid,
         };
-        // Header-only messages are recorded from their headers: enough to
-        // know they are automated (or seen before).
-        let raw = bodies
-            .iter()
-            .find(|b| b.uid == h.uid)
-            .map(|b| &b.bytes)
-            .unwrap_or(&h.bytes);
-        let mail = parse::parse(raw, s.intake.max_attachment_bytes);
+        let body = bodies.iter().find(|b| b.uid == h.uid);
+        let mut mail = match body {
+            Some(b) => parse::parse(&b.bytes, s.intake.max_attachment_bytes),
+            // Header-only: enough to know it is automated or seen before.
+            None => head.take().unwrap_or_else(|| parse::parse(&h.bytes, 0)),
+        };
+        if body.is_some() && u64::from(h.size) > s.intake.max_message_bytes {
+            // Only the start was fetched: attachments may be cut off, so
+            // none is kept as if it were whole; their metadata stays.
+            mail.truncated_from = Some(u64::from(h.size));
+            for a in &mut mail.attachments {
+                a.data = None;
+            }
+        }
         let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
         log_outcome(h.uid, &mail.message_id, &outcome);
         if outcome.is_case_mail() {
