@@ -155,7 +155,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             }
         }
         Command::Cases(a) => {
-            let store = Store::open(&settings.database_url).await?;
+            let store = Store::open_existing(&settings.database_url).await?;
             let filter = CaseFilter {
                 status: a
                     .status
@@ -178,7 +178,7 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         Command::Case(CaseCommand::Show { reference, json }) => {
             let r: CaseRef = reference.parse()?;
-            let store = Store::open(&settings.database_url).await?;
+            let store = Store::open_existing(&settings.database_url).await?;
             let case = store
                 .case_by_ref(&r)
                 .await?
@@ -189,10 +189,17 @@ pub async fn main(cli: Cli) -> Result<()> {
                 v["timeline"] = serde_json::to_value(&timeline)?;
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print_case(&case);
-                println!("\nTimeline:");
+                let tz = &settings.organisation.timezone;
+                print_case(&case, tz);
+                println!("\nTimeline ({}):", tz.iana_name().unwrap_or("local time"));
                 for e in timeline {
-                    println!("  {}  {:<22} {:<28} {}", e.at, e.kind, e.actor, e.detail);
+                    println!(
+                        "  {}  {:<22} {:<28} {}",
+                        local(&e.at, tz),
+                        e.kind,
+                        e.actor,
+                        e.detail
+                    );
                 }
             }
         }
@@ -216,7 +223,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             if to < from {
                 bail!("--to {to} is before --from {from}");
             }
-            let store = Store::open(&settings.database_url).await?;
+            let store = Store::open_existing(&settings.database_url).await?;
             let cases = store.cases(&CaseFilter::default()).await?;
             let responded = store.responded().await?;
             let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
@@ -231,11 +238,10 @@ pub async fn main(cli: Cli) -> Result<()> {
             let p = validate_register(&a)?;
             let app = App::new(settings, clock).await?;
             let (r, status) = register_phone_complaint(&app, &p).await?;
-            if p.email.is_some() {
-                // Send the acknowledgement now; a failure leaves it queued for the daemon.
-                if let Err(e) = crate::workers::outbox::flush(&app).await {
-                    eprintln!("klachtd: acknowledgement queued, not yet sent: {e:#}");
-                }
+            // Send the acknowledgement and the handler's notice now; what
+            // cannot go out stays queued for the daemon.
+            if let Err(e) = crate::workers::outbox::flush(&app).await {
+                eprintln!("klachtd: queued, not yet sent: {e:#}");
             }
             app.store.close().await;
             println!("registered ({status}) {r}");
@@ -305,8 +311,10 @@ async fn check_config(settings: Settings) -> Result<()> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KLACHTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,klachtd={level}")));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -414,7 +422,18 @@ fn print_table(cases: &[CaseRow]) {
     println!("{} case(s)", cases.len());
 }
 
-fn print_case(c: &CaseRow) {
+/// A stored UTC time as local time for people ("2026-11-24 00:22").
+fn local(ts: &str, tz: &jiff::tz::TimeZone) -> String {
+    match crate::clock::parse_db_time(ts) {
+        Some(t) => t
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string(),
+        None => ts.to_string(),
+    }
+}
+
+fn print_case(c: &CaseRow, tz: &jiff::tz::TimeZone) {
     let missing: Vec<&str> = c.missing.iter().map(|e| e.as_str()).collect();
     for (k, v) in [
         ("Reference", c.reference.clone()),
@@ -434,10 +453,12 @@ fn print_case(c: &CaseRow) {
             c.handler_email.clone().unwrap_or_else(|| "-".into()),
         ),
         ("Concerns", c.concerns.join(", ")),
-        ("Received", c.received_at.clone()),
+        ("Received", local(&c.received_at, tz)),
         (
             "Acknowledged",
-            c.ack_sent_at.clone().unwrap_or_else(|| "-".into()),
+            c.ack_sent_at
+                .as_deref()
+                .map_or("-".into(), |t| local(t, tz)),
         ),
         ("Ack due", c.ack_due.clone()),
         ("Response due", c.response_due.clone()),

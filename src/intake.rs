@@ -220,6 +220,7 @@ async fn decide_and_record(
             received,
             triage: status_reason,
             message: Some(m),
+            given: Default::default(),
         },
         now,
     )
@@ -260,6 +261,9 @@ pub struct CaseInput<'a> {
     pub received: Timestamp,
     pub triage: Option<TriageWhy>,
     pub message: Option<&'a InboundMail>,
+    /// Article-4 elements stated explicitly (phone intake), which win over
+    /// what is read from the text.
+    pub given: classify::Elements,
 }
 
 /// Records a new case (or triage item) with its handler, deadlines, timeline
@@ -283,7 +287,10 @@ pub async fn open_case(
 
     let lang = classify::language(c.subject, c.body);
     let category = classify::category(c.subject, c.body);
-    let elements = classify::extract_elements(c.subject, c.body);
+    let mut elements = classify::extract_elements(c.subject, c.body);
+    elements.dates = c.given.dates.clone().or(elements.dates);
+    elements.desired_outcome = c.given.desired_outcome.clone().or(elements.desired_outcome);
+    elements.nature = c.given.nature.clone().or(elements.nature);
     let missing = elements.missing();
     let roster = roster(s);
     let concerned = classify::concerned(c.subject, c.body, &roster);
@@ -816,6 +823,21 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
             received: now,
             triage: None,
             message: None,
+            given: classify::Elements {
+                nature: None,
+                dates: p
+                    .date
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+                desired_outcome: p
+                    .desired_outcome
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+            },
         },
         now,
     )

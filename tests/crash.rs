@@ -173,6 +173,13 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // ...and the register has caught up: a send cut off after its final dot
+    // is completed once its lease runs out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.cases().iter().all(|c| c["ack_sent_at"].is_string()) {
+        assert!(Instant::now() < deadline, "outbox: {}", outbox_report(&w));
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::thread::sleep(Duration::from_millis(500));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -519,6 +519,57 @@ fn a_phone_complaint_is_registered_through_the_same_pipeline() {
         assert!(!err.trim().is_empty());
     }
     assert_eq!(w.cases().len(), 1, "bad input stores nothing");
+
+    // Elements stated explicitly count, whatever the description says.
+    let out = w.klachtd(&[
+        "--now",
+        NOW,
+        "register",
+        "--name",
+        "Els",
+        "--phone",
+        "0201234567",
+        "--description",
+        "Ontevreden over hoe het gesprek liep.",
+        "--date",
+        "intakegesprek in november",
+        "--desired-outcome",
+        "een nieuw gesprek",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let els = &w.cases()[1];
+    assert_eq!(els["missing"], serde_json::json!([]));
+    assert_eq!(els["dates"], "intakegesprek in november");
+    assert!(els["client_email"].is_null());
+    // Without an address the handler is told at once to confirm by phone.
+    let handler = els["handler_email"].as_str().unwrap().to_string();
+    assert!(
+        w.mails(&handler)
+            .iter()
+            .any(|m| parsed(m).subject.contains("KL-2026-0002")),
+        "the handler's notice went out with the register command"
+    );
+}
+
+#[test]
+fn reading_a_register_that_does_not_exist_is_an_error_not_an_empty_list() {
+    let w = World::new();
+    let out = w
+        .command()
+        .env("KLACHTD__DATABASE__URL", "sqlite://var/typo.db")
+        .args(["cases", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(
+        !w.dir.path().join("var/typo.db").exists(),
+        "nothing was created"
+    );
 }
 
 #[test]

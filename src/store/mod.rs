@@ -70,14 +70,34 @@ impl Store {
         .with_context(|| format!("cannot open database {}", redact_url(url)))?;
         if backend == Backend::Sqlite {
             // WAL is a property of the file: readers (the CLI) never block
-            // the daemon. sqlx already sets foreign_keys and a busy timeout.
+            // the daemon. NORMAL (per connection; the pool keeps its one
+            // connection) commits without an fsync: safe against a crashed
+            // process, and it keeps the outbox's "committing" record from
+            // being on disk while the record's own fsync is still running,
+            // a millisecond in which a kill would lose a message.
             sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&pool)
                 .await?;
         }
         let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// For commands that only read or amend the register: a SQLite file
+    /// that does not exist is an error (a typo in database.url must not
+    /// show an empty register).
+    pub async fn open_existing(url: &str) -> Result<Store> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if path != ":memory:" && !std::path::Path::new(path).exists() {
+                bail!("database {path} does not exist (check database.url, or run `klachtd migrate` first)");
+            }
+        }
+        Store::open(url).await
     }
 
     pub fn backend(&self) -> Backend {
