@@ -615,9 +615,9 @@ fn measure_backlog(
     let first_line = lines.first().map(|(t, _)| since(t));
     let last_case = lines
         .iter()
-        .filter(|(_, l)| l.contains("new case"))
-        .map(|(t, _)| since(t))
-        .last();
+        .rev()
+        .find(|(_, l)| l.contains("new case"))
+        .map(|(t, _)| since(t));
     let first_sent = mail_sent.first().map(|t| since(t));
     let last_sent = mail_sent.last().map(|t| since(t));
 

@@ -3,16 +3,22 @@
 //!
 //! MAIL, RCPT, DATA and the whole body go out first; then the caller's
 //! `commit` records in the database that the final dot is about to be
-//! written; then the dot. A crash before that record means the server never
-//! got the dot and discards the message: safe to send again. A crash after
-//! it means the dot is in the kernel's socket buffer, which is transmitted
-//! even when the process dies: the message counts as sent. So a restart never
-//! sends twice, and the window for a lost message is one `write` call.
+//! written, and returns a last step that runs synchronously, on this very
+//! thread, immediately before the dot (the outbox drops a marker file
+//! there). A crash before the last step means the server never got the dot
+//! and discards the message: safe to send again. A crash after it means the
+//! dot is in the kernel's socket buffer, which is transmitted even when the
+//! process dies: the message counts as sent. So a restart never sends twice,
+//! and the window for a lost message is the few microseconds between the
+//! last step's system call and the dot's.
 //!
 //! Failures are classified as transient (4xx, network: retry with backoff)
 //! or permanent (5xx: recorded, never retried).
 
 use std::future::Future;
+
+/// Runs synchronously right before the final dot is written.
+pub type LastStep = Box<dyn FnOnce() -> Result<()> + Send>;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -30,6 +36,10 @@ pub enum SendError {
     Transient(String),
     #[error("permanent SMTP failure: {0}")]
     Permanent(String),
+    /// The final dot went out but no answer came back: the server may well
+    /// have the message. Sending again could deliver it twice.
+    #[error("no answer after the end of data: {0}")]
+    Unconfirmed(String),
 }
 
 #[derive(Debug)]
@@ -262,7 +272,8 @@ impl Smtp {
     }
 
     /// Sends one message. `commit` runs after the whole body is out and
-    /// before the final dot; if it fails, the message is not sent.
+    /// before the final dot; if it (or the last step it returns) fails, the
+    /// message is not sent.
     pub async fn send<F>(
         &self,
         from: &EmailAddress,
@@ -271,7 +282,7 @@ impl Smtp {
         commit: F,
     ) -> Result<(), SendError>
     where
-        F: Future<Output = Result<()>>,
+        F: Future<Output = Result<LastStep>>,
     {
         let mut guard = self.conn.lock().await;
         let reusable = match guard.as_mut() {
@@ -295,7 +306,7 @@ impl Smtp {
                     *guard = None;
                 }
             }
-            Err(SendError::Transient(_)) => *guard = None,
+            Err(SendError::Transient(_) | SendError::Unconfirmed(_)) => *guard = None,
         }
         result
     }
@@ -316,7 +327,7 @@ async fn transaction<F>(
     commit: F,
 ) -> Result<(), SendError>
 where
-    F: Future<Output = Result<()>>,
+    F: Future<Output = Result<LastStep>>,
 {
     let body8 = raw.iter().any(|b| *b >= 0x80);
     let mail = if body8 && conn.has("8BITMIME") {
@@ -329,11 +340,16 @@ where
         .await?;
     conn.expect("DATA", &[354], "DATA").await?;
     conn.write(&dot_stuff(raw)).await?;
-    commit
+    let last_step = commit
         .await
         .map_err(|e| transient(format!("not sent: could not record the send ({e:#})")))?;
+    last_step().map_err(|e| transient(format!("not sent: could not mark the send ({e:#})")))?;
+    // Same thread, no await point in between when the socket is writable.
     conn.write(b".\r\n").await?;
-    let r = conn.reply().await?;
+    let r = conn
+        .reply()
+        .await
+        .map_err(|e| SendError::Unconfirmed(e.to_string()))?;
     if r.code == 250 {
         Ok(())
     } else {

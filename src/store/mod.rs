@@ -30,14 +30,27 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: folder of the outbox's in-flight markers (see
+    /// `workers::outbox`), next to the database file.
+    inflight: Option<std::path::PathBuf>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-const MIGRATIONS_SQLITE: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
-const MIGRATIONS_POSTGRES: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_outbox_recipient_index.sql"),
+    ),
+];
+const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_outbox_recipient_index.sql"),
+    ),
+];
 
 impl Store {
     /// Opens (creating where needed) the database and brings its schema up
@@ -82,7 +95,20 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Store { pool, backend };
+        let inflight = match backend {
+            Backend::Sqlite => sqlite_path(url).map(|p| p.with_file_name("outbox-inflight")),
+            Backend::Postgres => None,
+        };
+        if let Some(dir) = &inflight {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            set_mode(dir, 0o700);
+        }
+        let store = Store {
+            pool,
+            backend,
+            inflight,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -98,6 +124,16 @@ impl Store {
             }
         }
         Store::open(url).await
+    }
+
+    /// The in-flight marker of an outbox row: it exists from just before the
+    /// final dot of its SMTP transaction until the row is marked sent. None
+    /// on PostgreSQL (no local folder; there an interrupted "committing"
+    /// row counts as sent).
+    pub fn inflight_marker(&self, outbox_id: i64) -> Option<std::path::PathBuf> {
+        self.inflight
+            .as_ref()
+            .map(|d| d.join(outbox_id.to_string()))
     }
 
     pub fn backend(&self) -> Backend {
@@ -281,6 +317,14 @@ fn redact_url(url: &str) -> String {
         }
     }
     url.to_string()
+}
+
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 /// Creates the SQLite file (and its folder) owner-only before sqlx opens it.

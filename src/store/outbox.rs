@@ -242,3 +242,18 @@ impl Store {
         Ok(at.and_then(|s| crate::clock::parse_db_time(&s)))
     }
 }
+
+impl Store {
+    /// A "committing" row whose final dot provably never went out: back to
+    /// "sending", due now, so it is sent again.
+    pub async fn reset_interrupted(&self, id: i64, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sending', lease_until = NULL, next_attempt_at = $2 WHERE id = $1 AND status = 'committing'",
+        )
+        .bind(id)
+        .bind(db_time(now))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -23,7 +23,7 @@ use super::{backoff, sleep_or_stop};
 use crate::app::App;
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
-use crate::mail::smtp::{SendError, Smtp};
+use crate::mail::smtp::{LastStep, SendError, Smtp};
 use crate::store::OutboxRow;
 
 /// After this many transient failures a row is given up (about two days
@@ -131,10 +131,18 @@ impl Sender {
         Ok(handled)
     }
 
-    /// A row whose final dot went out before a crash: it was sent.
+    /// A row whose send was cut off after it recorded "committing". Its
+    /// in-flight marker tells whether the final dot was written (sent) or
+    /// not (send again). Without markers (PostgreSQL) it counts as sent.
     async fn finish_interrupted(&mut self, row: &OutboxRow) -> Result<()> {
         let store = self.app.store.clone();
+        let marker = store.inflight_marker(row.id);
+        if marker.as_ref().is_some_and(|m| !m.exists()) {
+            tracing::info!(message_id = %row.message_id, kind = %row.kind, "send was interrupted before the final dot; sending again");
+            return store.reset_interrupted(row.id, self.app.clock.now()).await;
+        }
         store.mark_sent(row, self.app.clock.now()).await?;
+        remove_marker(marker);
         tracing::info!(message_id = %row.message_id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
         if let Ok(false) = self.already_sent(&row.message_id).await {
             if self.copy_to_sent(&row.raw).await.is_ok() {
@@ -182,11 +190,30 @@ impl Sender {
                 return Ok(());
             }
         };
-        let commit = store.mark_committing(row.id, lease_until);
-        match self.smtp.send(from, &to, &row.raw, commit).await {
+        let marker = store.inflight_marker(row.id);
+        let commit = {
+            let store = store.clone();
+            let marker = marker.clone();
+            let id = row.id;
+            async move {
+                store.mark_committing(id, lease_until).await?;
+                let last: LastStep = Box::new(move || match marker {
+                    Some(m) => std::fs::File::create(&m)
+                        .map(|_| ())
+                        .with_context(|| format!("cannot create {}", m.display())),
+                    None => Ok(()),
+                });
+                Ok(last)
+            }
+        };
+        let result = self.smtp.send(from, &to, &row.raw, commit).await;
+        match result {
             Ok(()) => {
                 let now = self.app.clock.now();
                 let marked = store.mark_sent(row, now).await;
+                if marked.is_ok() {
+                    remove_marker(marker);
+                }
                 // The copy in Sent is also the evidence a restart looks for.
                 match self.copy_to_sent(&row.raw).await {
                     Ok(()) => store.mark_copied(row.id).await?,
@@ -197,7 +224,28 @@ impl Sender {
                 marked?;
                 tracing::info!(message_id = %row.message_id, kind = %row.kind, "mail sent");
             }
+            Err(SendError::Unconfirmed(e)) => {
+                // Counted as sent (a second copy is the worse failure), and
+                // put on the record for a person to check.
+                tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "no confirmation after the final dot; counted as sent");
+                store.mark_sent(row, self.app.clock.now()).await?;
+                remove_marker(marker);
+                if let Some(case_id) = row.case_id {
+                    let mut tx = store.begin().await?;
+                    crate::store::add_event(
+                        &mut tx,
+                        case_id,
+                        self.app.clock.now(),
+                        &format!("{}_unconfirmed", row.kind),
+                        "klachtd",
+                        &e,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                }
+            }
             Err(SendError::Permanent(e)) => {
+                remove_marker(marker);
                 tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "mail refused permanently");
                 store.mark_failed(row, &e, self.app.clock.now()).await?;
             }
@@ -245,6 +293,12 @@ impl Sender {
         if let Some(imap) = self.imap {
             imap.logout().await;
         }
+    }
+}
+
+fn remove_marker(marker: Option<std::path::PathBuf>) {
+    if let Some(m) = marker {
+        let _ = std::fs::remove_file(m);
     }
 }
 
