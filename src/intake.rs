@@ -26,8 +26,15 @@ pub enum Outcome {
     Duplicate,
     Automated(&'static str),
     NotComplaint,
-    Case { reference: CaseRef, status: Status },
-    Reply { reference: CaseRef },
+    Case {
+        reference: CaseRef,
+        status: Status,
+    },
+    Reply {
+        reference: CaseRef,
+    },
+    /// A request for the regulation (art. 11), answered; no case.
+    Regulation,
 }
 
 impl Outcome {
@@ -38,6 +45,7 @@ impl Outcome {
             Outcome::NotComplaint => "not_complaint".into(),
             Outcome::Case { status, .. } => format!("case:{status}"),
             Outcome::Reply { .. } => "reply".into(),
+            Outcome::Regulation => "regulation_request".into(),
         }
     }
 
@@ -198,6 +206,10 @@ async fn decide_and_record(
         return Ok(Outcome::NotComplaint);
     }
     let score = classify::score_complaint(&m.subject, &m.text);
+    if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
+        answer_regulation_request(app, tx, m, &from, now).await?;
+        return Ok(Outcome::Regulation);
+    }
     let received = arrived.or(m.date).unwrap_or(now).min(now);
     let status_reason = match score.verdict {
         Verdict::NotComplaint => return Ok(Outcome::NotComplaint),
@@ -487,7 +499,7 @@ pub async fn open_case(
             queue_staff_mail(
                 app,
                 tx,
-                case_id,
+                Some(case_id),
                 template,
                 staff_lang,
                 &ctx,
@@ -606,7 +618,7 @@ pub async fn open_case(
     queue_staff_mail(
         app,
         tx,
-        case_id,
+        Some(case_id),
         Template::HandlerNew,
         staff_lang,
         &ctx,
@@ -622,7 +634,7 @@ pub async fn open_case(
 async fn queue_staff_mail(
     app: &App,
     tx: &mut Tx,
-    case_id: i64,
+    case_id: Option<i64>,
     template: Template,
     lang: Lang,
     ctx: &serde_json::Value,
@@ -653,7 +665,7 @@ async fn queue_staff_mail(
         tx,
         &NewOutMail {
             message_id: &message_id,
-            case_id: Some(case_id),
+            case_id,
             kind,
             recipient: to.email.as_str(),
             raw: &raw,
@@ -661,15 +673,17 @@ async fn queue_staff_mail(
         now,
     )
     .await?;
-    store::add_event(
-        tx,
-        case_id,
-        now,
-        &format!("{kind}_queued"),
-        "klachtd",
-        to.email.as_str(),
-    )
-    .await?;
+    if let Some(case_id) = case_id {
+        store::add_event(
+            tx,
+            case_id,
+            now,
+            &format!("{kind}_queued"),
+            "klachtd",
+            to.email.as_str(),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -753,7 +767,7 @@ async fn record_reply(
     queue_staff_mail(
         app,
         tx,
-        case_id,
+        Some(case_id),
         Template::ClientReplyToHandler,
         lang,
         &ctx,
@@ -762,6 +776,112 @@ async fn record_reply(
         now,
     )
     .await
+}
+
+/// Art. 11: whoever asks for the regulation gets it, as text and attached;
+/// a request for a paper copy is passed on to the supervisors. Counts
+/// towards the per-sender limit on automatic replies.
+async fn answer_regulation_request(
+    app: &App,
+    tx: &mut Tx,
+    m: &InboundMail,
+    from: &EmailAddress,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    if store::auto_replies_since(tx, from.as_str(), since).await?
+        >= i64::from(s.procedure.auto_replies_per_sender_per_day)
+    {
+        tracing::info!(message_id = %m.message_id, "regulation request not answered: per-sender limit reached");
+        return Ok(());
+    }
+    let text = match &s.organisation.regulation_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "organisation.regulation_file cannot be read; sending the link only");
+                None
+            }
+        },
+        None => None,
+    };
+    let lower = format!("{} {}", m.subject, m.text).to_lowercase();
+    let paper = [
+        "papier", "paper", "per post", "by post", "gedrukt", "printed", "afdruk",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let lang = classify::language(&m.subject, &m.text);
+    let name = client_name(m, from);
+    let ctx = json!({
+        "org": org_json(s), "reference": "", "lang": lang.as_str(),
+        "client_name": name, "client_email": from.as_str(),
+        "original_subject": m.subject, "body": m.text,
+        "has_text": text.is_some(), "regulation_text": text.as_deref().unwrap_or(""),
+        "paper": paper,
+    });
+    let rendered = app.renderer.render(lang, Template::Regulation, &ctx)?;
+    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let refs = compose::references_for_reply(&m.references, &m.message_id);
+    let attachments: Vec<(String, String, Vec<u8>)> = text
+        .iter()
+        .map(|t| {
+            (
+                "klachtenreglement.txt".to_string(),
+                "text/plain; charset=utf-8".to_string(),
+                t.as_bytes().to_vec(),
+            )
+        })
+        .collect();
+    let raw = compose::build(&Outgoing {
+        message_id: &message_id,
+        from_name: &s.organisation.name,
+        from: &s.organisation.address,
+        to_name: &name,
+        to: from,
+        reply_to: None,
+        subject: &rendered.subject,
+        text: &rendered.text,
+        html: &rendered.html,
+        in_reply_to: Some(&m.message_id),
+        references: &refs,
+        auto_reply: true,
+        date: now,
+        attachments: &attachments,
+    })?;
+    store::enqueue(
+        tx,
+        &NewOutMail {
+            message_id: &message_id,
+            case_id: None,
+            kind: "regulation",
+            recipient: from.as_str(),
+            raw: &raw,
+        },
+        now,
+    )
+    .await?;
+    if paper {
+        let staff_lang = s.organisation.language;
+        for sup in s.supervisors() {
+            queue_staff_mail(
+                app,
+                tx,
+                None,
+                Template::RegulationPaper,
+                staff_lang,
+                &ctx,
+                sup,
+                "regulation_paper",
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 fn org_json(s: &Settings) -> serde_json::Value {

@@ -460,6 +460,15 @@ Ik ben zeer ontevreden over de coachingsessie van 12 november. Ik wil graag mijn
             .try_get(0)
             .unwrap();
         assert_eq!(total_acks as usize, rows.len(), "ack rows without a case");
+        // Nor any other automatic reply (the regulation on request, art. 11).
+        let other_replies: i64 =
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE kind = 'regulation'")
+                .fetch_one(app.store.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+        assert_eq!(other_replies, 0, "automated mail was sent the regulation");
         for r in rows {
             let reference: String = r.try_get(0).unwrap();
             let i = references[&reference];

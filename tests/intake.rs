@@ -785,3 +785,59 @@ fn a_huge_message_is_recorded_from_its_start_with_attachment_metadata_only() {
         note.text
     );
 }
+
+#[test]
+fn a_request_for_the_regulation_is_answered_with_it_and_a_paper_request_goes_to_the_supervisors() {
+    let w = World::new();
+    let client = w.client("henk");
+    let id = unique_id("reglement");
+    w.deliver(
+        &client,
+        &fixture(
+            "regulation-request.eml",
+            &format!("Henk Mulder <{client}>"),
+            &w.info,
+            &id,
+        ),
+    );
+    let regulation =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/klachtenreglement.txt");
+    let out = w
+        .command()
+        .env("KLACHTD__ORGANISATION__REGULATION_FILE", &regulation)
+        .args(["--now", NOW, "run", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert!(
+        w.cases().is_empty(),
+        "a question about the regulation opens no case"
+    );
+    let answers = w.mails(&client);
+    assert_eq!(answers.len(), 1);
+    let a = parsed(&answers[0]);
+    assert_eq!(a.subject, "Ons klachtenreglement (Re: Klachtenreglement)");
+    assert_eq!(a.in_reply_to, vec![id]);
+    assert_eq!(a.header("auto-submitted"), Some("auto-replied"));
+    assert!(
+        a.text.contains("Versie: 2025"),
+        "the text itself is in the mail"
+    );
+    assert!(a.text.contains("papieren exemplaar"), "{}", a.text);
+    assert_eq!(a.attachments.len(), 1);
+    assert_eq!(a.attachments[0].filename, "klachtenreglement.txt");
+    let expected = std::fs::read(&regulation).unwrap();
+    assert_eq!(a.attachments[0].data.as_deref(), Some(&expected[..]));
+    // The paper copy is for a person to post.
+    for sup in [&w.anna, &w.dirk] {
+        let notes = w.mails(sup);
+        assert_eq!(notes.len(), 1, "{sup}");
+        assert!(parsed(&notes[0]).text.contains("Dorpsstraat 1"));
+    }
+    assert!(w.mails(&w.bram).is_empty() && w.mails(&w.carla).is_empty());
+}

@@ -34,6 +34,10 @@ pub enum Template {
     Unassigned,
     /// A client's reply on a case, to the handler.
     ClientReplyToHandler,
+    /// The regulation, to whoever asked for it (art. 11); no case.
+    Regulation,
+    /// A request for a paper copy of the regulation, to each supervisor.
+    RegulationPaper,
 }
 
 impl Template {
@@ -43,6 +47,8 @@ impl Template {
         Template::Triage,
         Template::Unassigned,
         Template::ClientReplyToHandler,
+        Template::Regulation,
+        Template::RegulationPaper,
     ];
 
     /// The file stem of the template's files.
@@ -53,6 +59,8 @@ impl Template {
             Template::Triage => "triage",
             Template::Unassigned => "unassigned",
             Template::ClientReplyToHandler => "client_reply",
+            Template::Regulation => "regulation",
+            Template::RegulationPaper => "regulation_paper",
         }
     }
 }
@@ -89,8 +97,8 @@ macro_rules! builtin_files {
 
 /// Built-in templates: (relative path, content).
 const BUILTIN: &[(&str, &str)] = builtin_files!(
-    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply"],
-    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply"],
+    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper"],
+    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper"],
 );
 
 /// Renders outgoing mail. Cheap to share (`&self` only); build it once.
@@ -459,6 +467,18 @@ mod tests {
             Template::Triage => triage_ctx(lang),
             Template::Unassigned => unassigned_ctx(lang),
             Template::ClientReplyToHandler => client_reply_ctx(lang),
+            Template::Regulation | Template::RegulationPaper => json!({
+                "org": org(),
+                "reference": "",
+                "lang": lang.as_str(),
+                "client_name": "Jan Jansen",
+                "client_email": "jan@example.nl",
+                "original_subject": "Reglement",
+                "body": "Mag ik een papieren exemplaar?",
+                "has_text": true,
+                "regulation_text": "KLACHTENREGLEMENT",
+                "paper": true,
+            }),
         }
     }
 
@@ -502,7 +522,15 @@ mod tests {
         let names: Vec<_> = Template::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(
             names,
-            ["ack", "handler_new", "triage", "unassigned", "client_reply"]
+            [
+                "ack",
+                "handler_new",
+                "triage",
+                "unassigned",
+                "client_reply",
+                "regulation",
+                "regulation_paper"
+            ]
         );
         assert_eq!(BUILTIN.len(), Template::ALL.len() * PARTS.len() * 2);
     }
@@ -517,7 +545,13 @@ mod tests {
                 let out = r
                     .render(lang, t, &ctx)
                     .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), t.name()));
-                let tag = format!("[{reference}]");
+                // Mail about a case carries its reference; the regulation
+                // on request belongs to no case.
+                let tag = if reference.is_empty() {
+                    String::new()
+                } else {
+                    format!("[{reference}]")
+                };
                 assert!(
                     out.subject.starts_with(&tag),
                     "{}/{} subject {:?}",
