@@ -369,23 +369,26 @@ impl Store {
         at: Timestamp,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE cases SET status = 'closed', closed_at = $2 WHERE reference = $1 AND status <> 'closed'")
-            .bind(reference.to_string())
-            .bind(db_time(at))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            match self.case_by_ref(reference).await? {
-                None => anyhow::bail!("no case {reference}"),
-                Some(_) => anyhow::bail!("case {reference} is already closed"),
+        // Everything inside the transaction: SQLite has one connection.
+        let row = sqlx::query(
+            "UPDATE cases SET status = 'closed', closed_at = $2 WHERE reference = $1 AND status <> 'closed' RETURNING id",
+        )
+        .bind(reference.to_string())
+        .bind(db_time(at))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let exists = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+                .bind(reference.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if exists {
+                anyhow::bail!("case {reference} is already closed");
             }
-        }
-        let id: i64 = sqlx::query("SELECT id FROM cases WHERE reference = $1")
-            .bind(reference.to_string())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            anyhow::bail!("no case {reference}");
+        };
+        let id: i64 = row.try_get(0)?;
         add_event(&mut tx, id, at, "closed", actor, reason).await?;
         tx.commit().await?;
         Ok(())
