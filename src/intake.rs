@@ -35,6 +35,9 @@ pub enum Outcome {
     },
     /// A request for the regulation (art. 11), answered; no case.
     Regulation,
+    /// This message could not be handled (not a database problem): it is
+    /// recorded as such and left in the mailbox, and intake goes on.
+    Failed,
 }
 
 impl Outcome {
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::Case { status, .. } => format!("case:{status}"),
             Outcome::Reply { .. } => "reply".into(),
             Outcome::Regulation => "regulation_request".into(),
+            Outcome::Failed => "failed".into(),
         }
     }
 
@@ -123,6 +127,8 @@ pub async fn process_message(
 ) -> Result<Outcome> {
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
+    // A message that failed before is decided afresh.
+    store::forget_failed(&mut tx, &m.message_id).await?;
     if !store::claim_inbound(
         &mut tx,
         &m.message_id,
@@ -138,7 +144,37 @@ pub async fn process_message(
         tx.commit().await?;
         return Ok(Outcome::Duplicate);
     }
-    let outcome = decide_and_record(app, &mut tx, arrived, m, now).await?;
+    let outcome = match decide_and_record(app, &mut tx, arrived, m, now).await {
+        Ok(o) => o,
+        // The database is down or busy: nothing recorded, try again later.
+        Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
+        // Something about this message (or a template) fails every time:
+        // do not let it block every message after it.
+        Err(e) => {
+            tx.rollback().await?;
+            tracing::warn!(
+                uid = origin.uid,
+                message_id = %m.message_id,
+                error = %format!("{e:#}"),
+                "message could not be handled; recorded as failed and left in the mailbox"
+            );
+            let mut tx = app.store.begin().await?;
+            store::claim_inbound(
+                &mut tx,
+                &m.message_id,
+                origin.folder,
+                origin.uidvalidity,
+                origin.uid,
+                "failed",
+                now,
+            )
+            .await?;
+            store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid)
+                .await?;
+            tx.commit().await?;
+            return Ok(Outcome::Failed);
+        }
+    };
     let case_id = match &outcome {
         Outcome::Case { reference, .. } | Outcome::Reply { reference } => {
             case_id_of(&mut tx, reference).await?

@@ -841,3 +841,62 @@ fn a_request_for_the_regulation_is_answered_with_it_and_a_paper_request_goes_to_
     }
     assert!(w.mails(&w.bram).is_empty() && w.mails(&w.carla).is_empty());
 }
+
+#[test]
+fn a_message_that_cannot_be_handled_does_not_block_the_rest_and_is_retried_after_a_fix() {
+    let w = World::new();
+    // An operator's template override with a mistake in it.
+    let broken = w.dir.path().join("templates");
+    std::fs::create_dir_all(broken.join("nl")).unwrap();
+    std::fs::write(broken.join("nl/ack.txt"), "Beste {{ klant.naam }},\n").unwrap();
+    let client = w.client("poison");
+    w.deliver(
+        &client,
+        &fixture(
+            "nl-complaint-plain.eml",
+            &client,
+            &w.info,
+            &unique_id("poison"),
+        ),
+    );
+    let later = w.client("later");
+    w.deliver(
+        &later,
+        &fixture("nl-unsure.eml", &later, &w.info, &unique_id("after")),
+    );
+    let out = w
+        .command()
+        .env("KLACHTD__ORGANISATION__TEMPLATES_DIR", &broken)
+        .args(["--now", NOW, "run", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("recorded as failed"), "{log}");
+    assert!(!log.contains(&client), "{log}");
+    let cases = w.cases();
+    assert_eq!(
+        cases.len(),
+        1,
+        "the message after it was handled: {cases:#?}"
+    );
+    assert_eq!(cases[0]["status"], "triage");
+    assert!(w.mails(&client).is_empty());
+
+    // The template is fixed (override removed): the next run handles it.
+    w.run_once();
+    let cases = w.cases();
+    assert_eq!(cases.len(), 2, "{cases:#?}");
+    assert_eq!(cases[1]["client_email"], client.as_str());
+    assert_eq!(
+        w.mails(&client).len(),
+        1,
+        "acknowledged once, after the fix"
+    );
+    w.run_once();
+    assert_eq!(w.mails(&client).len(), 1);
+}

@@ -41,7 +41,7 @@ fn mailbox(name: &str, addr: &EmailAddress) -> Result<Mailbox> {
     let address = addr
         .as_str()
         .parse()
-        .with_context(|| format!("address {addr} cannot be used in a message"))?;
+        .context("an address that passed validation cannot be written into a message")?;
     let name = name.trim();
     Ok(Mailbox::new(
         (!name.is_empty()).then(|| name.to_string()),

@@ -208,13 +208,27 @@ impl Store {
         })
     }
 
+    /// UIDs of messages whose handling failed, to try again.
+    pub async fn failed_uids(&self, folder: &str, uidvalidity: u32) -> Result<Vec<u32>> {
+        let rows = sqlx::query(
+            "SELECT uid FROM inbound WHERE folder = $1 AND uidvalidity = $2 AND outcome = 'failed' ORDER BY uid",
+        )
+        .bind(folder)
+        .bind(uidvalidity as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>(0)? as u32))
+            .collect()
+    }
+
     /// Message-IDs (of a given list) that intake already processed.
     pub async fn known_inbound(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
         let mut known = std::collections::HashSet::new();
         for chunk in ids.chunks(200) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "SELECT message_id FROM inbound WHERE message_id IN ({})",
+                "SELECT message_id FROM inbound WHERE outcome <> 'failed' AND message_id IN ({})",
                 placeholders.join(",")
             );
             let mut q = sqlx::query(&sql);
@@ -290,6 +304,16 @@ pub async fn claim_inbound(
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// Drops the record of a message whose handling failed, so it is claimed
+/// and decided again.
+pub async fn forget_failed(tx: &mut Tx, message_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM inbound WHERE message_id = $1 AND outcome = 'failed'")
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_inbound_outcome(

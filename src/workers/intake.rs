@@ -43,6 +43,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
     let mut imap = Imap::connect(s).await?;
     let idle = imap.supports_idle().await.unwrap_or(false);
     tracing::info!(folder = %s.folder, idle, "IMAP intake connected");
+    retry_failed(app, &mut imap).await?;
     loop {
         catch_up(app, &mut imap).await?;
         let stopped = if idle {
@@ -62,8 +63,25 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
 /// One pass for `run --once`.
 pub async fn pass(app: &App) -> Result<()> {
     let mut imap = Imap::connect(&app.settings.imap).await?;
+    retry_failed(app, &mut imap).await?;
     catch_up(app, &mut imap).await?;
     imap.logout().await;
+    Ok(())
+}
+
+/// Messages whose handling failed before (a broken template, say) are tried
+/// again once per session: after a restart with the cause fixed they go
+/// through; if they fail again they stay recorded as failed.
+async fn retry_failed(app: &App, imap: &mut Imap) -> Result<()> {
+    let folder = app.settings.imap.folder.clone();
+    let sel = imap.select(&folder).await?;
+    let uids = app.store.failed_uids(&folder, sel.uidvalidity).await?;
+    if !uids.is_empty() {
+        tracing::info!(count = uids.len(), "trying failed messages again");
+        for chunk in uids.chunks(BATCH) {
+            process_batch(app, imap, &folder, sel.uidvalidity, chunk).await?;
+        }
+    }
     Ok(())
 }
 
