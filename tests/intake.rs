@@ -138,7 +138,7 @@ fn ordinary_and_automated_mail_is_left_exactly_as_it_was() {
         "nl-no-complaint.eml",
         "nl-signup.eml",
     ] {
-        w.deliver(&sender, &fixture(name, &sender, &w.info, &unique_id(name)));
+        w.deliver_fixture(&sender, name, name);
     }
     // One more, already read and flagged by a person in their mail client.
     let raw = fixture("invoice.eml", &sender, &w.info, &unique_id("flagged"));
@@ -178,15 +178,7 @@ fn ordinary_and_automated_mail_is_left_exactly_as_it_was() {
 fn running_again_acknowledges_nothing_twice() {
     let w = World::new();
     let client = w.client("twice");
-    w.deliver(
-        &client,
-        &fixture(
-            "nl-complaint-missing.eml",
-            &client,
-            &w.info,
-            &unique_id("twice"),
-        ),
-    );
+    w.deliver_fixture(&client, "nl-complaint-missing.eml", "twice");
     w.run_once();
     w.run_once();
     w.run_once_at("2026-11-24T10:00:00+01:00");
@@ -247,10 +239,7 @@ fn mail_older_than_the_acknowledgement_term_goes_to_triage_not_to_the_client() {
 fn an_unsure_mail_waits_in_triage_for_a_supervisor() {
     let w = World::new();
     let client = w.client("unsure");
-    w.deliver(
-        &client,
-        &fixture("nl-unsure.eml", &client, &w.info, &unique_id("unsure")),
-    );
+    w.deliver_fixture(&client, "nl-unsure.eml", "unsure");
     w.run_once();
     let case = only_case(&w);
     assert_eq!(case["status"], "triage");
@@ -267,10 +256,7 @@ fn an_unsure_mail_waits_in_triage_for_a_supervisor() {
 fn an_english_complaint_is_answered_in_english_and_never_by_the_trainer_concerned() {
     let w = World::new();
     let client = w.client("emily");
-    w.deliver(
-        &client,
-        &fixture("en-complaint.eml", &client, &w.info, &unique_id("en")),
-    );
+    w.deliver_fixture(&client, "en-complaint.eml", "en");
     w.run_once();
     let case = only_case(&w);
     assert_eq!(case["concerns"], serde_json::json!([w.carla]));
@@ -294,7 +280,7 @@ fn charsets_html_and_attachments_arrive_intact_in_the_register() {
         "nl-complaint-html-only.eml",
         "with-attachment.eml",
     ] {
-        w.deliver(&c, &fixture(name, &c, &w.info, &unique_id(name)));
+        w.deliver_fixture(&c, name, name);
     }
     w.run_once();
     let cases = w.cases();
@@ -340,15 +326,7 @@ fn charsets_html_and_attachments_arrive_intact_in_the_register() {
 fn a_client_reply_joins_its_case_and_a_stranger_with_the_tag_does_not() {
     let w = World::new();
     let client = w.client("reply");
-    w.deliver(
-        &client,
-        &fixture(
-            "nl-complaint-missing.eml",
-            &client,
-            &w.info,
-            &unique_id("first"),
-        ),
-    );
+    w.deliver_fixture(&client, "nl-complaint-missing.eml", "first");
     w.run_once();
     let ack = parsed(&w.mails(&client)[0]);
 
@@ -405,15 +383,7 @@ fn a_client_reply_joins_its_case_and_a_stranger_with_the_tag_does_not() {
 fn a_changed_uidvalidity_resyncs_by_message_id_without_reimporting() {
     let w = World::new();
     let client = w.client("resync");
-    w.deliver(
-        &client,
-        &fixture(
-            "nl-complaint-plain.eml",
-            &client,
-            &w.info,
-            &unique_id("resync"),
-        ),
-    );
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "resync");
     w.run_once();
     assert_eq!(w.mails(&client).len(), 1);
 
@@ -434,15 +404,7 @@ fn a_changed_uidvalidity_resyncs_by_message_id_without_reimporting() {
         .expect("doveadm");
     assert!(status.success());
     let later = w.client("later");
-    w.deliver(
-        &later,
-        &fixture(
-            "nl-complaint-missing.eml",
-            &later,
-            &w.info,
-            &unique_id("later"),
-        ),
-    );
+    w.deliver_fixture(&later, "nl-complaint-missing.eml", "later");
     let out = w.run_once();
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("UIDVALIDITY changed"),
@@ -585,15 +547,7 @@ fn the_daemon_acknowledges_while_idling_and_stops_gracefully_on_sigterm() {
     // Give the daemon a moment to connect; delivery before that is also fine
     // (it catches up on connect), so this is not a timing assumption.
     std::thread::sleep(Duration::from_millis(300));
-    w.deliver(
-        &client,
-        &fixture(
-            "nl-complaint-plain.eml",
-            &client,
-            &w.info,
-            &unique_id("idle"),
-        ),
-    );
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "idle");
     let acks = w
         .stack
         .wait_for_messages(&client, "INBOX", 1, Duration::from_secs(30));
@@ -682,15 +636,7 @@ fn a_bad_config_is_one_clear_line_naming_the_key() {
 fn the_register_exports_as_csv_closes_by_hand_and_is_analysed() {
     let w = World::new();
     let client = w.client("register");
-    w.deliver(
-        &client,
-        &fixture(
-            "nl-complaint-plain.eml",
-            &client,
-            &w.info,
-            &unique_id("reg"),
-        ),
-    );
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "reg");
     w.run_once();
 
     let csv = w.klachtd(&["cases", "--csv"]);
@@ -850,20 +796,9 @@ fn a_message_that_cannot_be_handled_does_not_block_the_rest_and_is_retried_after
     std::fs::create_dir_all(broken.join("nl")).unwrap();
     std::fs::write(broken.join("nl/ack.txt"), "Beste {{ klant.naam }},\n").unwrap();
     let client = w.client("poison");
-    w.deliver(
-        &client,
-        &fixture(
-            "nl-complaint-plain.eml",
-            &client,
-            &w.info,
-            &unique_id("poison"),
-        ),
-    );
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "poison");
     let later = w.client("later");
-    w.deliver(
-        &later,
-        &fixture("nl-unsure.eml", &later, &w.info, &unique_id("after")),
-    );
+    w.deliver_fixture(&later, "nl-unsure.eml", "after");
     let out = w
         .command()
         .env("KLACHTD__ORGANISATION__TEMPLATES_DIR", &broken)

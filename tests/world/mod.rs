@@ -178,6 +178,14 @@ roles = ["supervisor"]
         assert!(got.len() > before, "delivery to info@ did not arrive");
     }
 
+    /// Delivers fixture `name` from `from` with a fresh Message-ID, which it
+    /// returns.
+    pub fn deliver_fixture(&self, from: &str, name: &str, tag: &str) -> String {
+        let id = unique_id(tag);
+        self.deliver(from, &fixture(name, from, &self.info, &id));
+        id
+    }
+
     pub fn mails(&self, address: &str) -> Vec<Vec<u8>> {
         self.stack.messages(address, "INBOX")
     }
