@@ -507,6 +507,11 @@ const SIGNALS: &[Signal] = &[
     sig(&["teleurstellend*"], STRONG, "teleurgesteld"),
     sig(&["teleurstelling"], STRONG, "teleurgesteld"),
     sig(&["onacceptabel"], STRONG, "onacceptabel"),
+    sig(&["niet", "acceptabel"], STRONG, "onacceptabel"),
+    sig(&["niet", "aanvaardbaar"], STRONG, "onacceptabel"),
+    sig(&["waardeloos"], STRONG, "waardeloos"),
+    sig(&["waardeloze"], STRONG, "waardeloos"),
+    sig(&["verschrikkelijk"], STRONG, "waardeloos"),
     sig(&["onaanvaardbaar"], STRONG, "onacceptabel"),
     sig(&["schandalig"], STRONG, "onacceptabel"),
     sig(&["boos"], STRONG, "boos"),
@@ -528,6 +533,11 @@ const SIGNALS: &[Signal] = &[
     sig(&["disappointing"], STRONG, "disappointed"),
     sig(&["disappointment"], STRONG, "disappointed"),
     sig(&["unacceptable"], STRONG, "unacceptable"),
+    sig(&["not", "acceptable"], STRONG, "unacceptable"),
+    sig(&["not", "happy"], STRONG, "not happy"),
+    sig(&["very", "poor"], STRONG, "poor service"),
+    sig(&["terrible"], STRONG, "terrible"),
+    sig(&["awful"], STRONG, "terrible"),
     // Weak: on their own only enough for triage.
     sig(&["niet", "goed"], WEAK, "niet goed"),
     sig(&["niet", "mee", "eens"], WEAK, "niet eens"),
@@ -537,13 +547,55 @@ const SIGNALS: &[Signal] = &[
     sig(&["niet", "teruggebeld"], WEAK, "niet teruggebeld"),
     sig(&["niet", "gereageerd"], WEAK, "geen reactie"),
     sig(&["geen", "reactie"], WEAK, "geen reactie"),
-    sig(&["not", "happy"], WEAK, "not happy"),
     sig(&["no", "response"], WEAK, "no response"),
     sig(&["no", "reply"], WEAK, "no response"),
     sig(&["terugbetaling"], WEAK, "terugbetaling"),
     sig(&["geld", "terug"], WEAK, "terugbetaling"),
     sig(&["refund"], WEAK, "refund"),
     sig(&["money", "back"], WEAK, "refund"),
+    // Art. 2: any expression of dissatisfaction is a complaint; these are
+    // the everyday ways of saying so without the word.
+    sig(&["viel", "tegen"], WEAK, "viel tegen"),
+    sig(&["viel", "me", "tegen"], WEAK, "viel tegen"),
+    sig(&["viel", "helaas", "tegen"], WEAK, "viel tegen"),
+    sig(&["viel", "erg", "tegen"], WEAK, "viel tegen"),
+    sig(&["viel", "behoorlijk", "tegen"], WEAK, "viel tegen"),
+    sig(&["valt", "tegen"], WEAK, "viel tegen"),
+    sig(&["valt", "me", "tegen"], WEAK, "viel tegen"),
+    sig(&["tegengevallen"], WEAK, "viel tegen"),
+    sig(&["tegenvallend"], WEAK, "viel tegen"),
+    sig(&["meer", "van", "verwacht"], WEAK, "meer verwacht"),
+    sig(&["expected", "more"], WEAK, "meer verwacht"),
+    sig(&["slecht", "georganiseerd"], WEAK, "slecht georganiseerd"),
+    sig(&["slecht", "voorbereid"], WEAK, "slecht voorbereid"),
+    sig(&["onvoorbereid"], WEAK, "slecht voorbereid"),
+    sig(&["poorly", "organised"], WEAK, "slecht georganiseerd"),
+    sig(&["poorly", "organized"], WEAK, "slecht georganiseerd"),
+    sig(&["badly", "organised"], WEAK, "slecht georganiseerd"),
+    sig(&["badly", "organized"], WEAK, "slecht georganiseerd"),
+    sig(&["unprepared"], WEAK, "slecht voorbereid"),
+    sig(&["niet", "opgedaagd"], WEAK, "niet opgedaagd"),
+    sig(&["niet", "opdagen"], WEAK, "niet opgedaagd"),
+    sig(&["did", "not", "show", "up"], WEAK, "niet opgedaagd"),
+    sig(
+        &["hoger", "dan", "afgesproken"],
+        WEAK,
+        "niet zoals afgesproken",
+    ),
+    sig(
+        &["anders", "dan", "afgesproken"],
+        WEAK,
+        "niet zoals afgesproken",
+    ),
+    sig(
+        &["niet", "zoals", "afgesproken"],
+        WEAK,
+        "niet zoals afgesproken",
+    ),
+    sig(&["not", "as", "agreed"], WEAK, "niet zoals afgesproken"),
+    sig(&["waste", "of"], WEAK, "waste"),
+    sig(&["let", "down"], WEAK, "let down"),
+    sig(&["te", "laat"], FAINT, "te laat"),
     sig(&["probleem"], FAINT, "probleem"),
     sig(&["problemen"], FAINT, "probleem"),
     sig(&["problem"], FAINT, "problem"),
@@ -1908,5 +1960,53 @@ mod tests {
             let _ = clip(s, 0);
         }
         assert_eq!(verdict_of("😀 klacht 😀", ""), Verdict::Complaint);
+    }
+
+    #[test]
+    fn everyday_ways_of_saying_it_are_recognised_as_article_2_dissatisfaction() {
+        let complaints = [
+            ("Reactie", "Ik heb nog steeds geen reactie gehad op mijn mail. Dit is echt niet acceptabel."),
+            ("Training", "De training was slecht georganiseerd en de trainer was onvoorbereid. Ik wil mijn geld terug."),
+            ("Re: sessie", "De sessie viel helaas tegen, ik had er meer van verwacht."),
+            ("Feedback", "I'm not happy with the service I received from your trainer."),
+            ("", "Hierbij dien ik een klacht in over de training van vorige week."),
+            ("Boos", "Ik ben boos: mijn coach kwam niet opdagen en niemand heeft me gebeld."),
+        ];
+        for (subject, text) in complaints {
+            let sc = score_complaint(subject, text);
+            assert_eq!(sc.verdict, Verdict::Complaint, "{text:?}: {sc:?}");
+        }
+        let unsure = [("Factuur", "Waarom is mijn factuur hoger dan afgesproken?")];
+        for (subject, text) in unsure {
+            assert_eq!(
+                score_complaint(subject, text).verdict,
+                Verdict::Unsure,
+                "{text:?}"
+            );
+        }
+        let not = [
+            (
+                "Afspraak",
+                "Graag wil ik mijn afspraak van dinsdag verzetten naar donderdag.",
+            ),
+            (
+                "Bedankt",
+                "Bedankt voor de fijne training, ik heb er veel van geleerd!",
+            ),
+            (
+                "Question",
+                "Could you send me the dates for the next leadership course?",
+            ),
+            (
+                "Aanmelding",
+                "Sorry dat ik te laat reageer: ik wil me graag aanmelden voor de workshop.",
+            ),
+            ("", "De training viel niet tegen, integendeel!"),
+            ("", "Geen klachten hoor, alles was prima geregeld."),
+        ];
+        for (subject, text) in not {
+            let sc = score_complaint(subject, text);
+            assert_eq!(sc.verdict, Verdict::NotComplaint, "{text:?}: {sc:?}");
+        }
     }
 }
