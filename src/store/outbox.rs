@@ -186,10 +186,20 @@ impl Store {
     }
 
     /// Sent rows whose copy in the Sent folder is still missing.
-    pub async fn uncopied_sent(&self, limit: i64) -> Result<Vec<(i64, String, Vec<u8>)>> {
+    /// Sent before `before` and still without a copy in Sent. The worker
+    /// that sent a row copies it at once itself; only what it could not
+    /// copy is left for this sweep (so two daemons do not copy one mail
+    /// twice).
+    pub async fn uncopied_sent(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, Vec<u8>)>> {
         let rows = sqlx::query(
-            "SELECT id, message_id, raw FROM outbox WHERE status = 'sent' AND copied_to_sent = 0 ORDER BY id LIMIT $1",
+            "SELECT id, message_id, raw FROM outbox WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 \
+             ORDER BY id LIMIT $2",
         )
+        .bind(db_time(before))
         .bind(limit)
         .fetch_all(self.pool())
         .await?;

@@ -273,7 +273,12 @@ impl Sender {
 
     /// Sent mail whose copy to the Sent folder failed earlier.
     async fn copy_missing(&mut self) {
-        let Ok(rows) = self.app.store.uncopied_sent(20).await else {
+        let Ok(rows) = self
+            .app
+            .store
+            .uncopied_sent(self.app.clock.now() - SignedDuration::from_mins(1), 20)
+            .await
+        else {
             return;
         };
         for (id, message_id, raw) in rows {
