@@ -835,3 +835,40 @@ fn a_message_that_cannot_be_handled_does_not_block_the_rest_and_is_retried_after
     w.run_once();
     assert_eq!(w.mails(&client).len(), 1);
 }
+
+#[test]
+fn a_wrong_password_is_a_clear_error_once_and_a_retry_loop_in_the_daemon() {
+    let w = World::new();
+    let once = w
+        .command()
+        .env("KLACHTD__IMAP__PASSWORD", "wrong")
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    assert!(!once.status.success());
+    let err = String::from_utf8_lossy(&once.stderr);
+    assert!(err.contains("IMAP login as"), "{err}");
+    assert!(!err.contains("wrong"), "no password in the message: {err}");
+
+    // The daemon does not give up (an operator may fix the password), and
+    // still stops promptly.
+    let mut child = w
+        .command()
+        .env("KLACHTD__IMAP__PASSWORD", "wrong")
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon keeps retrying"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("reconnecting"), "{log}");
+}
