@@ -5,12 +5,12 @@
 mod support;
 mod world;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use world::{fixture, unique_id, World};
+use world::{fixture, unique_id, Daemon, World};
 
 const COMPLAINTS: usize = 200;
 
@@ -28,13 +28,15 @@ impl Rng {
     }
 }
 
-fn start(w: &World) -> Child {
-    w.command()
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start daemon")
+fn start(w: &World) -> Daemon {
+    Daemon(
+        w.command()
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start daemon"),
+    )
 }
 
 /// What the outbox holds, for a failure message.
@@ -131,8 +133,8 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
         }
         let mut child = start(&w);
         std::thread::sleep(Duration::from_millis(rng.between(50, 900)));
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        child.0.kill().expect("SIGKILL");
+        child.0.wait().unwrap();
         kills += 1;
     }
     sender.join().unwrap();
@@ -140,7 +142,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
     assert!(kills >= 5, "the daemon was killed often enough to matter");
 
     // A last, undisturbed run finishes the work.
-    let mut child = start(&w);
+    let child = start(&w);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let acked = clients.iter().filter(|c| !w.mails(c).is_empty()).count();
@@ -181,10 +183,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    child.wait().unwrap();
+    child.terminate();
 
     let cases = w.cases();
     assert_eq!(cases.len(), COMPLAINTS, "exactly one case per complaint");

@@ -5,21 +5,23 @@ mod common;
 mod support;
 mod world;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use world::World;
+use world::{Daemon, World};
 
 const COMPLAINTS: usize = 40;
 
-fn daemon(w: &World, db_url: &str) -> Child {
-    w.command()
-        .env("KLACHTD__DATABASE__URL", db_url)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start daemon")
+fn daemon(w: &World, db_url: &str) -> Daemon {
+    Daemon(
+        w.command()
+            .env("KLACHTD__DATABASE__URL", db_url)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start daemon"),
+    )
 }
 
 #[test]
@@ -34,8 +36,8 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
     for c in &clients[..COMPLAINTS / 2] {
         w.deliver_fixture(c, "nl-complaint-plain.eml", "pg-before");
     }
-    let mut a = daemon(&w, &db.url);
-    let mut b = daemon(&w, &db.url);
+    let a = daemon(&w, &db.url);
+    let b = daemon(&w, &db.url);
     for c in &clients[COMPLAINTS / 2..] {
         w.deliver_fixture(c, "en-complaint.eml", "pg-while");
     }
@@ -52,11 +54,8 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
     }
     // Give a second copy, if any, the chance to arrive.
     std::thread::sleep(Duration::from_secs(2));
-    for child in [&mut a, &mut b] {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let status = child.wait().unwrap();
+    for d in [a, b] {
+        let status = d.terminate();
         assert!(status.success(), "graceful stop: {status:?}");
     }
 

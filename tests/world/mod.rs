@@ -258,3 +258,26 @@ pub fn unique_id(tag: &str) -> String {
 pub fn parsed(raw: &[u8]) -> klachtd::mail::parse::InboundMail {
     klachtd::mail::parse::parse(raw, 1 << 20)
 }
+
+/// A daemon started by a test: killed when dropped, so a failing test
+/// leaves nothing running.
+pub struct Daemon(pub std::process::Child);
+
+impl Daemon {
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        self.0.wait().expect("wait for daemon")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
