@@ -343,10 +343,6 @@ impl Settings {
         validate(raw, base_dir)
     }
 
-    pub fn handlers(&self) -> impl Iterator<Item = &Staff> {
-        self.staff.iter().filter(|s| s.roles.handler)
-    }
-
     pub fn supervisors(&self) -> impl Iterator<Item = &Staff> {
         self.staff.iter().filter(|s| s.roles.supervisor)
     }

@@ -144,8 +144,8 @@ pub async fn process_message(
         tx.commit().await?;
         return Ok(Outcome::Duplicate);
     }
-    let outcome = match decide_and_record(app, &mut tx, arrived, m, now).await {
-        Ok(o) => o,
+    let (outcome, case_id) = match decide_and_record(app, &mut tx, arrived, m, now).await {
+        Ok(decided) => decided,
         // The database is down or busy: nothing recorded, try again later.
         Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
         // Something about this message (or a template) fails every time:
@@ -175,28 +175,10 @@ pub async fn process_message(
             return Ok(Outcome::Failed);
         }
     };
-    let case_id = match &outcome {
-        Outcome::Case { reference, .. } | Outcome::Reply { reference } => {
-            case_id_of(&mut tx, reference).await?
-        }
-        _ => None,
-    };
     store::set_inbound_outcome(&mut tx, &m.message_id, &outcome.label(), case_id).await?;
     store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
     tx.commit().await?;
     Ok(outcome)
-}
-
-async fn case_id_of(tx: &mut Tx, r: &CaseRef) -> Result<Option<i64>> {
-    use sqlx::Row;
-    let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
-        .bind(r.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get::<i64, _>(0)?),
-        None => None,
-    })
 }
 
 async fn decide_and_record(
@@ -205,13 +187,13 @@ async fn decide_and_record(
     arrived: Option<Timestamp>,
     m: &InboundMail,
     now: Timestamp,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<i64>)> {
     let s = &app.settings;
     if let Some(a) = automated(s, m) {
-        return Ok(Outcome::Automated(a.as_str()));
+        return Ok((Outcome::Automated(a.as_str()), None));
     }
     let Some(from) = m.from.clone() else {
-        return Ok(Outcome::Automated("no_sender"));
+        return Ok((Outcome::Automated("no_sender"), None));
     };
     // A reply on a known case goes to that case, whatever it says.
     if let Some((case_id, reference)) = store::thread_match(
@@ -234,21 +216,21 @@ async fn decide_and_record(
             now,
         )
         .await?;
-        return Ok(Outcome::Reply { reference });
+        return Ok((Outcome::Reply { reference }, Some(case_id)));
     }
     if s.staff_by_email(&from).is_some() {
         // Staff mail that is not on a case is theirs to forward with
         // /klacht (conversation issue); never a complaint by itself.
-        return Ok(Outcome::NotComplaint);
+        return Ok((Outcome::NotComplaint, None));
     }
     let score = classify::score_complaint(&m.subject, &m.text);
     if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
         answer_regulation_request(app, tx, m, &from, now).await?;
-        return Ok(Outcome::Regulation);
+        return Ok((Outcome::Regulation, None));
     }
     let received = arrived.or(m.date).unwrap_or(now).min(now);
     let status_reason = match score.verdict {
-        Verdict::NotComplaint => return Ok(Outcome::NotComplaint),
+        Verdict::NotComplaint => return Ok((Outcome::NotComplaint, None)),
         Verdict::Unsure => Some(TriageWhy::Unsure(score.points)),
         Verdict::Complaint => None,
     };
@@ -257,7 +239,7 @@ async fn decide_and_record(
         email: Some(from),
         phone: None,
     };
-    let reference = open_case(
+    let opened = open_case(
         app,
         tx,
         CaseInput {
@@ -273,10 +255,13 @@ async fn decide_and_record(
         now,
     )
     .await?;
-    Ok(Outcome::Case {
-        reference: reference.0,
-        status: reference.1,
-    })
+    Ok((
+        Outcome::Case {
+            reference: opened.reference,
+            status: opened.status,
+        },
+        Some(opened.id),
+    ))
 }
 
 fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
@@ -314,14 +299,16 @@ pub struct CaseInput<'a> {
     pub given: classify::Elements,
 }
 
+/// A case just recorded.
+pub struct Opened {
+    pub id: i64,
+    pub reference: CaseRef,
+    pub status: Status,
+}
+
 /// Records a new case (or triage item) with its handler, deadlines, timeline
 /// and outgoing mail. Shared by email intake and `register` (phone, art. 4).
-pub async fn open_case(
-    app: &App,
-    tx: &mut Tx,
-    c: CaseInput<'_>,
-    now: Timestamp,
-) -> Result<(CaseRef, Status)> {
+pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp) -> Result<Opened> {
     let s = &app.settings;
     let tz = &s.organisation.timezone;
     let received_day = local_date(c.received, tz);
@@ -549,7 +536,11 @@ pub async fn open_case(
         if warned == 0 {
             tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
         }
-        return Ok((reference, status));
+        return Ok(Opened {
+            id: case_id,
+            reference,
+            status,
+        });
     }
 
     let handler = handler.context("handler chosen above")?;
@@ -663,7 +654,11 @@ pub async fn open_case(
         now,
     )
     .await?;
-    Ok((reference, status))
+    Ok(Opened {
+        id: case_id,
+        reference,
+        status,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1000,7 +995,7 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
     .await?;
     tx.commit().await?;
     app.outbox_wake.notify_one();
-    Ok(r)
+    Ok((r.reference, r.status))
 }
 
 fn first_words(s: &str, n: usize) -> String {

@@ -4,37 +4,11 @@
 
 use std::path::Path;
 
-use klachtd::config::Settings;
+mod common;
+
 use klachtd::domain::classify::{self, Verdict};
 use klachtd::domain::types::{Category, Element, Lang};
 use klachtd::mail::parse::parse;
-
-const CONFIG: &str = r#"
-[organisation]
-name = "31Solutions"
-address = "info@31solutions.test"
-regulation_url = "https://www.31solutions.test/klachtenreglement"
-[imap]
-host = "127.0.0.1"
-username = "info@31solutions.test"
-[smtp]
-host = "127.0.0.1"
-[[staff]]
-name = "Anna de Vries"
-email = "anna@31solutions.test"
-aliases = ["Anna"]
-roles = ["handler", "supervisor"]
-[[staff]]
-name = "Bram Bakker"
-email = "bram@31solutions.test"
-aliases = ["Bram"]
-roles = ["handler"]
-[[staff]]
-name = "Carla Smit"
-email = "carla@31solutions.test"
-aliases = ["Carla"]
-roles = ["handler"]
-"#;
 
 #[derive(Debug, PartialEq)]
 enum Expect {
@@ -45,7 +19,7 @@ enum Expect {
 }
 
 fn decide(name: &str) -> (Expect, klachtd::mail::parse::InboundMail) {
-    let settings = Settings::from_toml(CONFIG, Path::new("/tmp"), &[]).expect("config");
+    let settings = common::settings("sqlite://:memory:", "");
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/mail")
         .join(name);
@@ -130,7 +104,7 @@ fn fixtures_decode_their_charsets_and_html() {
 
 #[test]
 fn fixtures_yield_category_language_elements_and_concerned_staff() {
-    let settings = Settings::from_toml(CONFIG, Path::new("/tmp"), &[]).unwrap();
+    let settings = common::settings("sqlite://:memory:", "");
     let roster: Vec<classify::RosterEntry> = settings
         .staff
         .iter()

@@ -258,11 +258,6 @@ impl Imap {
         Ok(!found.is_empty())
     }
 
-    pub async fn noop(&mut self) -> Result<()> {
-        timed(self.timeout, "NOOP", self.session.noop()).await??;
-        Ok(())
-    }
-
     /// Waits in IDLE until the server reports something, `renew` passes, or
     /// `stop` fires. Returns the session for the next round.
     pub async fn idle(

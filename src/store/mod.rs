@@ -136,10 +136,6 @@ impl Store {
             .map(|d| d.join(outbox_id.to_string()))
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     pub async fn begin(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
     }

@@ -42,8 +42,8 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(app: &App) -> Result<Sender> {
-        Ok(Sender {
+    pub fn new(app: &App) -> Sender {
+        Sender {
             app: app.clone(),
             smtp: Smtp::new(
                 &app.settings.smtp,
@@ -53,7 +53,7 @@ impl Sender {
             sent_folder: app.settings.imap.sent_folder.clone(),
             lease: SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
                 .unwrap_or(SignedDuration::from_mins(5)),
-        })
+        }
     }
 
     async fn imap(&mut self) -> Result<(&mut Imap, String)> {
@@ -309,20 +309,14 @@ fn remove_marker(marker: Option<std::path::PathBuf>) {
 
 /// Sends everything due now (for `run --once`).
 pub async fn flush(app: &App) -> Result<()> {
-    let mut sender = Sender::new(app)?;
+    let mut sender = Sender::new(app);
     let r = sender.send_due().await;
     sender.close().await;
     r.map(|_| ())
 }
 
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
-    let mut sender = match Sender::new(&app) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "outbox cannot start");
-            return;
-        }
-    };
+    let mut sender = Sender::new(&app);
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
