@@ -3,5 +3,6 @@
 pub mod compose;
 pub mod imap;
 pub mod parse;
+pub mod quote;
 pub mod render;
 pub mod smtp;
