@@ -3,4 +3,5 @@
 pub mod assign;
 pub mod calendar;
 pub mod classify;
+pub mod command;
 pub mod types;
