@@ -186,7 +186,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             let timeline = store.timeline(case.id).await?;
             if json {
                 let mut v = case_json(&case);
-                v["timeline"] = serde_json::to_value(&timeline)?;
+                v["timeline"] = timeline.iter().map(|e| e.to_json()).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let tz = &settings.organisation.timezone;

@@ -350,6 +350,57 @@ impl Settings {
     pub fn staff_by_email(&self, email: &EmailAddress) -> Option<&Staff> {
         self.staff.iter().find(|s| &s.email == email)
     }
+
+    /// The colleague a command names: full name, alias or address, or a
+    /// first name that only one person has; case-insensitive. The error
+    /// lists who can be named.
+    pub fn staff_named(&self, who: &str) -> Result<&Staff, String> {
+        let who = who
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'' || c == '<' || c == '>');
+        let norm = |x: &str| {
+            x.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        };
+        let want = norm(who);
+        let exact: Vec<&Staff> = self
+            .staff
+            .iter()
+            .filter(|s| {
+                norm(&s.name) == want
+                    || s.email.as_str().eq_ignore_ascii_case(who)
+                    || s.aliases.iter().any(|a| norm(a) == want)
+            })
+            .collect();
+        let found = if exact.is_empty() {
+            self.staff
+                .iter()
+                .filter(|s| s.name.split_whitespace().next().map(norm) == Some(want.clone()))
+                .collect()
+        } else {
+            exact
+        };
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "niemand heet '{who}'; bekend zijn: {}",
+                self.staff
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            many => Err(format!(
+                "'{who}' past op meer collega's ({}); gebruik de volledige naam of het adres",
+                many.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
 }
 
 // TOML plus a small environment overlay (rather than the `config` crate,

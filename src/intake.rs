@@ -205,17 +205,14 @@ async fn decide_and_record(
     )
     .await?
     {
-        record_reply(
-            app,
-            tx,
-            case_id,
-            &reference,
-            m,
-            &from,
-            arrived.unwrap_or(now),
-            now,
-        )
-        .await?;
+        let at = arrived.unwrap_or(now);
+        match s.staff_by_email(&from) {
+            Some(staff) => {
+                crate::conversation::staff_mail(app, tx, case_id, &reference, m, staff, at, now)
+                    .await?
+            }
+            None => record_reply(app, tx, case_id, &reference, m, &from, at, now).await?,
+        }
         return Ok((Outcome::Reply { reference }, Some(case_id)));
     }
     if s.staff_by_email(&from).is_some() {
@@ -331,19 +328,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     let concerned = classify::concerned(c.subject, c.body, &roster);
     let concerns: Vec<String> = concerned.iter().map(|e| e.to_string()).collect();
 
-    let counts = store::open_case_counts(tx).await?;
-    let candidates: Vec<Candidate> = s
-        .staff
-        .iter()
-        .map(|st| Candidate {
-            name: &st.name,
-            email: &st.email,
-            handler: st.roles.handler,
-            supervisor: st.roles.supervisor,
-            open_cases: counts.get(&st.email.key()).copied().unwrap_or(0),
-        })
-        .collect();
-    let assignment = pick_handler(&candidates, &concerned);
+    let assignment = assign(s, tx, &concerned).await?;
     let (handler, assign_reason) = match &assignment {
         Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
             (s.staff_by_email(email), reason.clone())
@@ -404,13 +389,21 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     )
     .await?;
 
-    store::add_event(
+    let first = c.message.map(|m| {
+        json!({
+            "direction": "in",
+            "from": c.client.email.as_ref().map(|e| e.as_str()),
+            "message_id": m.message_id,
+        })
+    });
+    store::add_event_data(
         tx,
         case_id,
         now,
         "received",
         c.source,
         &format!("{} via {}", db_time(c.received), c.source),
+        first.as_ref().unwrap_or(&serde_json::Value::Null),
     )
     .await?;
     store::add_event(
@@ -490,15 +483,9 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     }
 
     let org = org_json(s);
-    let concerns_json: Vec<_> = concerned
-        .iter()
-        .map(|e| json!({"name": s.staff_by_email(e).map(|x| x.name.as_str()).unwrap_or(""), "email": e.as_str()}))
-        .collect();
+    let concerns_json = concerns_json(s, &concerns);
     let missing_codes: Vec<&str> = missing.iter().map(|e| e.as_str()).collect();
     let staff_lang = s.organisation.language;
-    let thread_parent = c
-        .message
-        .map(|m| (m.message_id.clone(), m.references.clone()));
 
     if let Some(reason) = &triage_reason {
         store::add_event(tx, case_id, now, "triage", "klachtd", reason).await?;
@@ -512,7 +499,8 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "client_name": c.client.name, "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
             "original_subject": subject, "received": long_date(staff_lang, received_day),
             "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => p, None => 0 },
-            "concerns": concerns_json,
+            "concerns": concerns_json, "missing": missing_codes,
+            "attachments": attachments_meta,
         });
         let mut warned = 0;
         for sup in s
@@ -553,104 +541,18 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         &format!("{}: {}", handler.email, assign_reason),
     )
     .await?;
-
-    // Acknowledgement (art. 5) to the client, at once.
-    let mut ack_queued = false;
-    if let Some(client_email) = &c.client.email {
-        let since = now
-            .checked_sub(jiff::SignedDuration::from_hours(24))
-            .unwrap_or(now);
-        let recent = store::auto_replies_since(tx, client_email.as_str(), since).await?;
-        if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
-            store::add_event(
-                tx,
-                case_id,
-                now,
-                "ack_suppressed",
-                "klachtd",
-                &format!(
-                    "{recent} automatic replies to this sender in 24 hours; confirm personally"
-                ),
-            )
-            .await?;
-        } else {
-            let ctx = json!({
-                "org": org, "reference": reference.to_string(), "lang": lang.as_str(),
-                "client_name": c.client.name, "original_subject": subject,
-                "handler": {"name": handler.name, "email": handler.email.as_str()},
-                "received": long_date(lang, received_day), "ack_due": long_date(lang, ack_due),
-                "response_due": long_date(lang, response_due), "missing": missing_codes,
-                "response_working_days": s.procedure.response_working_days,
-            });
-            let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
-            let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
-            let (irt, refs) = match &thread_parent {
-                Some((id, refs)) => (Some(id.as_str()), compose::references_for_reply(refs, id)),
-                None => (None, Vec::new()),
-            };
-            let raw = compose::build(&Outgoing {
-                message_id: &message_id,
-                from_name: &s.organisation.name,
-                from: &s.organisation.address,
-                to_name: &c.client.name,
-                to: client_email,
-                reply_to: None,
-                subject: &rendered.subject,
-                text: &rendered.text,
-                html: &rendered.html,
-                in_reply_to: irt,
-                references: &refs,
-                auto_reply: true,
-                date: now,
-                attachments: &[],
-            })?;
-            ack_queued = store::enqueue(
-                tx,
-                &NewOutMail {
-                    message_id: &message_id,
-                    case_id: Some(case_id),
-                    kind: "ack",
-                    recipient: client_email.as_str(),
-                    raw: &raw,
-                },
-                now,
-            )
-            .await?;
-            if ack_queued {
-                store::add_event(tx, case_id, now, "ack_queued", "klachtd", &message_id).await?;
-            }
-        }
-    }
-
-    // The handler's notification: the complaint, deadlines, who it concerns.
-    let ctx = json!({
-        "org": org, "reference": reference.to_string(), "lang": staff_lang.as_str(),
-        "handler": {"name": handler.name, "email": handler.email.as_str()},
-        "client_name": c.client.name,
-        "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
-        "client_phone": c.client.phone.as_deref().unwrap_or(""),
-        "original_subject": subject,
-        "received": long_date(staff_lang, received_day),
-        "ack_due": long_date(staff_lang, ack_due),
-        "response_due": long_date(staff_lang, response_due),
-        "category": category.as_str(),
-        "concerns": concerns_json,
-        "missing": missing_codes,
-        "assignment_reason": assign_reason,
-        "body": c.body,
-        "attachments": attachments_meta,
-        "source": c.source,
-        "ack_sent": ack_queued,
-    });
-    queue_staff_mail(
+    let row = store::case_in_tx(tx, case_id)
+        .await?
+        .context("case recorded above")?;
+    let ack_queued = queue_ack(app, tx, &row, handler, now).await?;
+    queue_handler_new(
         app,
         tx,
-        Some(case_id),
-        Template::HandlerNew,
-        staff_lang,
-        &ctx,
+        &row,
         handler,
-        "handler_new",
+        &assign_reason,
+        ack_queued,
+        None,
         now,
     )
     .await?;
@@ -661,8 +563,207 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     })
 }
 
+/// The independent handler for a case about `concerned` (art. 6).
+pub(crate) async fn assign(
+    s: &Settings,
+    tx: &mut Tx,
+    concerned: &[EmailAddress],
+) -> Result<Assignment> {
+    let counts = store::open_case_counts(tx).await?;
+    let candidates: Vec<Candidate> = s
+        .staff
+        .iter()
+        .map(|st| Candidate {
+            name: &st.name,
+            email: &st.email,
+            handler: st.roles.handler,
+            supervisor: st.roles.supervisor,
+            open_cases: counts.get(&st.email.key()).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(pick_handler(&candidates, concerned))
+}
+
+fn concerns_json(s: &Settings, concerns: &[String]) -> Vec<serde_json::Value> {
+    concerns
+        .iter()
+        .map(|e| {
+            let name = EmailAddress::parse(e)
+                .ok()
+                .and_then(|a| s.staff_by_email(&a))
+                .map(|x| x.name.as_str())
+                .unwrap_or("");
+            json!({"name": name, "email": e})
+        })
+        .collect()
+}
+
+/// The dates of a case as the register holds them.
+pub(crate) struct CaseDates {
+    pub received: Date,
+    pub ack_due: Date,
+    pub response_due: Date,
+}
+
+pub(crate) fn case_dates(s: &Settings, c: &store::CaseRow) -> Result<CaseDates> {
+    let received: Timestamp = c
+        .received_at
+        .parse()
+        .with_context(|| format!("case {}: bad received_at", c.reference))?;
+    Ok(CaseDates {
+        received: local_date(received, &s.organisation.timezone),
+        ack_due: c.ack_due.parse().context("bad ack_due")?,
+        response_due: c.response_due.parse().context("bad response_due")?,
+    })
+}
+
+/// Queues the acknowledgement (art. 5) to the client, in the thread of the
+/// mail that opened the case. Returns false when nothing was queued: no
+/// address, the per-sender limit, or an acknowledgement already exists.
+pub(crate) async fn queue_ack(
+    app: &App,
+    tx: &mut Tx,
+    case: &store::CaseRow,
+    handler: &Staff,
+    now: Timestamp,
+) -> Result<bool> {
+    let s = &app.settings;
+    let Some(client_email) = case
+        .client_email
+        .as_deref()
+        .and_then(|e| EmailAddress::parse(e).ok())
+    else {
+        return Ok(false);
+    };
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let recent = store::auto_replies_since(tx, client_email.as_str(), since).await?;
+    if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
+        store::add_event(
+            tx,
+            case.id,
+            now,
+            "ack_suppressed",
+            "klachtd",
+            &format!("{recent} automatic replies to this sender in 24 hours; confirm personally"),
+        )
+        .await?;
+        return Ok(false);
+    }
+    let lang = case.language;
+    let d = case_dates(s, case)?;
+    let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "client_name": case.client_name, "original_subject": case.subject,
+        "handler": {"name": handler.name, "email": handler.email.as_str()},
+        "received": long_date(lang, d.received), "ack_due": long_date(lang, d.ack_due),
+        "response_due": long_date(lang, d.response_due), "missing": missing_codes,
+        "response_working_days": s.procedure.response_working_days,
+    });
+    let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
+    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let (irt, refs) = match store::first_message(tx, case.id).await? {
+        Some((id, refs)) => {
+            let r = compose::references_for_reply(&refs, &id);
+            (Some(id), r)
+        }
+        None => (None, Vec::new()),
+    };
+    let raw = compose::build(&Outgoing {
+        message_id: &message_id,
+        from_name: &s.organisation.name,
+        from: &s.organisation.address,
+        to_name: &case.client_name,
+        to: &client_email,
+        reply_to: None,
+        subject: &rendered.subject,
+        text: &rendered.text,
+        html: &rendered.html,
+        in_reply_to: irt.as_deref(),
+        references: &refs,
+        auto_reply: true,
+        date: now,
+        attachments: &[],
+    })?;
+    let queued = store::enqueue(
+        tx,
+        &NewOutMail {
+            message_id: &message_id,
+            case_id: Some(case.id),
+            kind: "ack",
+            recipient: client_email.as_str(),
+            raw: &raw,
+        },
+        now,
+    )
+    .await?;
+    if queued {
+        store::add_event(tx, case.id, now, "ack_queued", "klachtd", &message_id).await?;
+    }
+    Ok(queued)
+}
+
+/// Queues the handler's notification of a case: the complaint, deadlines,
+/// who it concerns. Also used when a case is reassigned or taken out of
+/// triage; `note` is the colleague's text that came with that.
 #[allow(clippy::too_many_arguments)]
-async fn queue_staff_mail(
+pub(crate) async fn queue_handler_new(
+    app: &App,
+    tx: &mut Tx,
+    case: &store::CaseRow,
+    handler: &Staff,
+    assignment_reason: &str,
+    ack_sent: bool,
+    note: Option<(&Staff, &str)>,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let lang = s.organisation.language;
+    let d = case_dates(s, case)?;
+    let attachments: Vec<_> = store::case_attachments(tx, case.id)
+        .await?
+        .iter()
+        .map(|a| json!({"filename": a.filename, "size_human": human_size(a.size), "stored": a.stored}))
+        .collect();
+    let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "handler": {"name": handler.name, "email": handler.email.as_str()},
+        "client_name": case.client_name,
+        "client_email": case.client_email.as_deref().unwrap_or(""),
+        "client_phone": case.client_phone.as_deref().unwrap_or(""),
+        "original_subject": case.subject,
+        "received": long_date(lang, d.received),
+        "ack_due": long_date(lang, d.ack_due),
+        "response_due": long_date(lang, d.response_due),
+        "category": case.category.as_str(),
+        "concerns": concerns_json(s, &case.concerns),
+        "missing": missing_codes,
+        "assignment_reason": assignment_reason,
+        "body": case.body,
+        "attachments": attachments,
+        "source": case.source,
+        "ack_sent": ack_sent,
+        "note": note.map(|(who, text)| json!({"name": who.name, "text": text})),
+    });
+    queue_staff_mail(
+        app,
+        tx,
+        Some(case.id),
+        Template::HandlerNew,
+        lang,
+        &ctx,
+        handler,
+        "handler_new",
+        now,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn queue_staff_mail(
     app: &App,
     tx: &mut Tx,
     case_id: Option<i64>,
@@ -673,9 +774,30 @@ async fn queue_staff_mail(
     kind: &str,
     now: Timestamp,
 ) -> Result<()> {
+    queue_staff_reply(app, tx, case_id, template, lang, ctx, to, kind, None, now).await
+}
+
+/// A mail to a staff member, threaded under `answering` (their own mail)
+/// when given. Its random Message-ID is what authenticates their answer.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn queue_staff_reply(
+    app: &App,
+    tx: &mut Tx,
+    case_id: Option<i64>,
+    template: Template,
+    lang: Lang,
+    ctx: &serde_json::Value,
+    to: &Staff,
+    kind: &str,
+    answering: Option<&InboundMail>,
+    now: Timestamp,
+) -> Result<()> {
     let s = &app.settings;
     let rendered = app.renderer.render(lang, template, ctx)?;
     let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let refs = answering
+        .map(|m| compose::references_for_reply(&m.references, &m.message_id))
+        .unwrap_or_default();
     let raw = compose::build(&Outgoing {
         message_id: &message_id,
         from_name: &format!("{} klachten", s.organisation.name),
@@ -686,8 +808,8 @@ async fn queue_staff_mail(
         subject: &rendered.subject,
         text: &rendered.text,
         html: &rendered.html,
-        in_reply_to: None,
-        references: &[],
+        in_reply_to: answering.map(|m| m.message_id.as_str()),
+        references: &refs,
         auto_reply: false,
         date: now,
         attachments: &[],
@@ -744,28 +866,16 @@ async fn record_reply(
         },
     )
     .await?;
-    let staff = s.staff_by_email(from);
-    let kind = if staff.is_some() {
-        "staff_message"
-    } else {
-        "client_reply"
-    };
-    store::add_event(
+    store::add_event_data(
         tx,
         case_id,
         now,
-        kind,
-        if staff.is_some() {
-            from.as_str()
-        } else {
-            "client"
-        },
+        "client_reply",
+        "client",
         &m.message_id,
+        &json!({"direction": "in", "from": from.as_str(), "message_id": m.message_id}),
     )
     .await?;
-    if staff.is_some() {
-        return Ok(());
-    }
     // Pass the client's reply on to the handler (never to anyone concerned).
     let Some(case) = store::case_in_tx(tx, case_id).await? else {
         return Ok(());
@@ -793,7 +903,8 @@ async fn record_reply(
     let ctx = json!({
         "org": org_json(s), "reference": reference.to_string(), "lang": lang.as_str(),
         "client_name": case.client_name, "original_subject": case.subject,
-        "body": m.text, "response_due": long_date(lang, due),
+        "body": crate::mail::quote::new_text(&m.text), "response_due": long_date(lang, due),
+        "status": case.status.as_str(), "closed": case.status == Status::Closed,
     });
     queue_staff_mail(
         app,
@@ -915,7 +1026,7 @@ async fn answer_regulation_request(
     Ok(())
 }
 
-fn org_json(s: &Settings) -> serde_json::Value {
+pub(crate) fn org_json(s: &Settings) -> serde_json::Value {
     json!({
         "name": s.organisation.name,
         "address": s.organisation.address.as_str(),

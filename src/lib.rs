@@ -9,6 +9,7 @@
 //! - [`mail`]: parse raw mail, compose and render outgoing mail, IMAP and SMTP.
 //! - [`store`]: the register; every SQL statement, SQLite and PostgreSQL.
 //! - [`intake`]: one message or phone complaint → records and queued mail, in one transaction.
+//! - [`conversation`]: staff answers on a case: relayed to the client, commands, notes.
 //! - [`report`]: the periodic analysis of the register (art. 10).
 //! - [`workers`]: the IMAP intake loop, the outbox sender, the daemon.
 //! - [`cli`]: the command line; `main.rs` only wires.
@@ -17,6 +18,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conversation;
 pub mod domain;
 pub mod intake;
 pub mod mail;

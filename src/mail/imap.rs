@@ -203,6 +203,82 @@ impl Imap {
         Ok(())
     }
 
+    /// Creates `folder` unless it exists already.
+    pub async fn ensure_folder(&mut self, folder: &str) -> Result<()> {
+        let existing: Vec<_> = timed(self.timeout, "LIST", async {
+            self.session
+                .list(Some(""), Some(folder))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await??;
+        if existing.iter().any(|n| n.name() == folder) {
+            return Ok(());
+        }
+        timed(self.timeout, "CREATE", self.session.create(folder))
+            .await?
+            .with_context(|| format!("cannot create folder {folder:?}"))?;
+        Ok(())
+    }
+
+    /// Moves messages of the selected folder to `to`: UID MOVE (RFC 6851)
+    /// where offered; else UID COPY, \Deleted and UID EXPUNGE of exactly
+    /// these UIDs (UIDPLUS), so nobody else's deleted mail is expunged.
+    /// Without either, the messages are copied and stay where they are.
+    /// Returns whether they left the selected folder.
+    pub async fn move_to(&mut self, uids: &[u32], to: &str) -> Result<bool> {
+        if uids.is_empty() {
+            return Ok(true);
+        }
+        let set = uid_set(uids);
+        let caps = timed(self.timeout, "CAPABILITY", self.session.capabilities()).await??;
+        if caps.has_str("MOVE") {
+            timed(self.timeout * 4, "UID MOVE", self.session.uid_mv(&set, to))
+                .await?
+                .with_context(|| format!("cannot move to {to:?}"))?;
+            return Ok(true);
+        }
+        timed(
+            self.timeout * 4,
+            "UID COPY",
+            self.session.uid_copy(&set, to),
+        )
+        .await?
+        .with_context(|| format!("cannot copy to {to:?}"))?;
+        if !caps.has_str("UIDPLUS") {
+            return Ok(false);
+        }
+        timed(self.timeout, "UID STORE", async {
+            self.session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await??;
+        timed(self.timeout, "UID EXPUNGE", async {
+            self.session
+                .uid_expunge(&set)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await??;
+        Ok(true)
+    }
+
+    /// UIDs in the selected folder that carry `keyword`.
+    pub async fn uids_with_keyword(&mut self, keyword: &str) -> Result<Vec<u32>> {
+        let found = timed(
+            self.timeout,
+            "UID SEARCH",
+            self.session.uid_search(format!("KEYWORD {keyword}")),
+        )
+        .await??;
+        Ok(found.into_iter().collect())
+    }
+
     /// The folder with special-use `\Sent`, else one named "Sent".
     pub async fn find_sent_folder(&mut self) -> Result<String> {
         let names: Vec<_> = timed(self.timeout, "LIST", async {

@@ -38,6 +38,11 @@ pub enum Template {
     Regulation,
     /// A request for a paper copy of the regulation, to each supervisor.
     RegulationPaper,
+    /// A staff answer relayed to the client: plain answer, proposal,
+    /// rejection, extension notice (art. 6) or external route (art. 8).
+    ToClient,
+    /// What a staff member's mail did, or why it was refused.
+    CommandResult,
 }
 
 impl Template {
@@ -49,6 +54,8 @@ impl Template {
         Template::ClientReplyToHandler,
         Template::Regulation,
         Template::RegulationPaper,
+        Template::ToClient,
+        Template::CommandResult,
     ];
 
     /// The file stem of the template's files.
@@ -61,6 +68,8 @@ impl Template {
             Template::ClientReplyToHandler => "client_reply",
             Template::Regulation => "regulation",
             Template::RegulationPaper => "regulation_paper",
+            Template::ToClient => "to_client",
+            Template::CommandResult => "command_result",
         }
     }
 }
@@ -97,8 +106,8 @@ macro_rules! builtin_files {
 
 /// Built-in templates: (relative path, content).
 const BUILTIN: &[(&str, &str)] = builtin_files!(
-    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper"],
-    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper"],
+    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result"],
+    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result"],
 );
 
 /// Renders outgoing mail. Cheap to share (`&self` only); build it once.
@@ -479,6 +488,77 @@ mod tests {
                 "regulation_text": "KLACHTENREGLEMENT",
                 "paper": true,
             }),
+            Template::ToClient => to_client_ctx(lang, "extension"),
+            Template::CommandResult => json!({
+                "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
+                "staff": {"name": "Anna de Vries"}, "ok": true, "error": "",
+                "done": ["voorstel aan de cliënt (art. 7)"], "status": "proposed",
+                "response_due": "21 december 2026", "original_subject": "Slechte sessie",
+                "their_subject": "RE: [KL-2026-0001] Nieuwe klacht",
+            }),
+        }
+    }
+
+    fn to_client_ctx(lang: Lang, kind: &str) -> Value {
+        json!({
+            "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
+            "client_name": "Jan Jansen", "original_subject": "Slechte sessie",
+            "kind": kind, "text": "Beste Jan,\n\nWij bieden u <een> extra sessie aan.",
+            "staff": {"name": "Anna de Vries"}, "response_due": "5 januari 2027",
+            "reason": "de coach is ziek", "days": 10,
+            "external_body": "Geschillencommissie, Postbus 1, Den Haag",
+        })
+    }
+
+    #[test]
+    fn staff_mail_carries_the_reply_marker_and_client_mail_never_does() {
+        let r = renderer();
+        for lang in LANGS {
+            for &t in Template::ALL {
+                let out = r.render(lang, t, &full_ctx(lang, t)).unwrap();
+                let to_staff = matches!(
+                    t,
+                    Template::HandlerNew
+                        | Template::Triage
+                        | Template::Unassigned
+                        | Template::ClientReplyToHandler
+                        | Template::CommandResult
+                );
+                for (part, body) in [("txt", &out.text), ("html", &out.html)] {
+                    assert_eq!(
+                        body.contains(crate::mail::quote::REPLY_ABOVE),
+                        to_staff,
+                        "{}/{}.{part}",
+                        lang.as_str(),
+                        t.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn client_mail_says_what_each_kind_means() {
+        for (kind, nl, en) in [
+            ("extension", "5 januari 2027", "5 januari 2027"),
+            ("external", "Geschillencommissie", "Geschillencommissie"),
+            ("proposal", "ons voorstel", "our proposal"),
+            ("rejection", "externe instantie", "external body"),
+            ("answer", "Anna de Vries", "Anna de Vries"),
+        ] {
+            for (lang, want) in [(Lang::Nl, nl), (Lang::En, en)] {
+                let out = render(lang, Template::ToClient, &to_client_ctx(lang, kind));
+                assert!(
+                    out.text.contains(want),
+                    "{kind}/{}: {}",
+                    lang.as_str(),
+                    out.text
+                );
+                assert!(out.text.contains("Wij bieden u <een> extra sessie aan."));
+                assert!(out.html.contains("u &lt;een&gt; extra"), "{}", out.html);
+                assert!(out.subject.contains("[KL-2026-0001]"), "{}", out.subject);
+                assert!(out.text.contains("Anna de Vries"));
+            }
         }
     }
 
@@ -529,7 +609,9 @@ mod tests {
                 "unassigned",
                 "client_reply",
                 "regulation",
-                "regulation_paper"
+                "regulation_paper",
+                "to_client",
+                "command_result"
             ]
         );
         assert_eq!(BUILTIN.len(), Template::ALL.len() * PARTS.len() * 2);
@@ -552,8 +634,9 @@ mod tests {
                 } else {
                     format!("[{reference}]")
                 };
+                // An answer in the client's thread is a reply: "Re: [KL-…] …".
                 assert!(
-                    out.subject.starts_with(&tag),
+                    out.subject.trim_start_matches("Re: ").starts_with(&tag),
                     "{}/{} subject {:?}",
                     lang.as_str(),
                     t.name(),

@@ -71,12 +71,31 @@ pub struct NewCaseMessage<'a> {
     pub refs: &'a str,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct EventRow {
     pub at: String,
     pub kind: String,
     pub actor: String,
     pub detail: String,
+    /// Structured details (a JSON object), when the event has them.
+    pub data: Option<serde_json::Value>,
+}
+
+impl EventRow {
+    /// The event as JSON: `at`, `kind`, `actor`, `detail`, plus the fields
+    /// of its structured details.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "at": self.at, "kind": self.kind, "actor": self.actor, "detail": self.detail,
+        });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (&self.data, v.as_object_mut())
+        {
+            for (k, val) in extra {
+                obj.entry(k.clone()).or_insert_with(|| val.clone());
+            }
+        }
+        v
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -148,14 +167,39 @@ pub async fn add_event(
     actor: &str,
     detail: &str,
 ) -> Result<()> {
+    add_event_data(
+        tx,
+        case_id,
+        at,
+        kind,
+        actor,
+        detail,
+        &serde_json::Value::Null,
+    )
+    .await
+}
+
+/// A timeline event with structured details (a JSON object), which
+/// `case show --json` merges into the event.
+pub async fn add_event_data(
+    tx: &mut Tx,
+    case_id: i64,
+    at: Timestamp,
+    kind: &str,
+    actor: &str,
+    detail: &str,
+    data: &serde_json::Value,
+) -> Result<()> {
+    let data = (!data.is_null()).then(|| data.to_string());
     sqlx::query(
-        "INSERT INTO events (case_id, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO events (case_id, at, kind, actor, detail, data) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(case_id)
     .bind(db_time(at))
     .bind(kind)
     .bind(actor)
     .bind(detail)
+    .bind(data)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -343,7 +387,7 @@ impl Store {
 
     pub async fn timeline(&self, case_id: i64) -> Result<Vec<EventRow>> {
         let rows = sqlx::query(
-            "SELECT at, kind, actor, detail FROM events WHERE case_id = $1 ORDER BY id",
+            "SELECT at, kind, actor, detail, data FROM events WHERE case_id = $1 ORDER BY id",
         )
         .bind(case_id)
         .fetch_all(self.pool())
@@ -355,6 +399,7 @@ impl Store {
                     kind: get_str(r, "kind")?,
                     actor: get_str(r, "actor")?,
                     detail: get_str(r, "detail")?,
+                    data: get_opt_str(r, "data")?.and_then(|d| serde_json::from_str(&d).ok()),
                 })
             })
             .collect()
@@ -464,4 +509,130 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The message that opened a case (its Message-ID and References), for
+/// threading mail to the client. None for phone complaints.
+pub async fn first_message(tx: &mut Tx, case_id: i64) -> Result<Option<(String, Vec<String>)>> {
+    let row = sqlx::query(
+        "SELECT message_id, refs FROM case_messages WHERE case_id = $1 ORDER BY at, id LIMIT 1",
+    )
+    .bind(case_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| {
+        Ok((
+            get_str(&r, "message_id")?,
+            get_str(&r, "refs")?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+        ))
+    })
+    .transpose()
+}
+
+/// An attachment of a case's messages, without its bytes.
+pub struct AttachmentMeta {
+    pub filename: String,
+    pub size: u64,
+    pub stored: bool,
+}
+
+pub async fn case_attachments(tx: &mut Tx, case_id: i64) -> Result<Vec<AttachmentMeta>> {
+    let rows = sqlx::query(
+        "SELECT a.filename, a.size, CASE WHEN a.data IS NULL THEN 0 ELSE 1 END AS stored \
+         FROM attachments a JOIN case_messages m ON m.id = a.case_message_id WHERE m.case_id = $1 ORDER BY a.id",
+    )
+    .bind(case_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AttachmentMeta {
+                filename: get_str(r, "filename")?,
+                size: get_i64(r, "size")?.max(0) as u64,
+                stored: get_i64(r, "stored")? == 1,
+            })
+        })
+        .collect()
+}
+
+/// The Message-IDs of the conversation with the client, oldest first: what
+/// the client sent on the case and what klachtd sent to them. Mail to the
+/// client carries these as References, so it lands in the client's thread.
+pub async fn client_thread(tx: &mut Tx, case_id: i64, client: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT message_id, at FROM case_messages WHERE case_id = $1 AND LOWER(sender) = LOWER($2) \
+         UNION ALL SELECT message_id, created_at AS at FROM outbox WHERE case_id = $1 AND LOWER(recipient) = LOWER($2) \
+         ORDER BY at",
+    )
+    .bind(case_id)
+    .bind(client)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(|r| get_str(r, "message_id")).collect()
+}
+
+/// A message klachtd sent, found among the IDs a mail refers to.
+pub struct SentRef {
+    pub case_id: Option<i64>,
+    pub kind: String,
+}
+
+/// Is one of `referenced` a message klachtd itself sent to `recipient`?
+/// klachtd's Message-IDs are random, so only someone who received that mail
+/// (or saw it) can refer to it: this authenticates staff answers.
+pub async fn sent_to(
+    tx: &mut Tx,
+    referenced: &[String],
+    recipient: &str,
+) -> Result<Option<SentRef>> {
+    for id in referenced.iter().rev().take(50) {
+        let row = sqlx::query(
+            "SELECT case_id, kind FROM outbox WHERE message_id = $1 AND LOWER(recipient) = LOWER($2)",
+        )
+        .bind(id.as_str())
+        .bind(recipient)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(r) = row {
+            return Ok(Some(SentRef {
+                case_id: r.try_get::<Option<i64>, _>("case_id")?,
+                kind: get_str(&r, "kind")?,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// What a command may change on a case row.
+#[derive(Debug, Default)]
+pub struct CaseUpdate<'a> {
+    pub status: Option<Status>,
+    pub handler_email: Option<&'a str>,
+    pub response_due: Option<Date>,
+    /// Some(Some(t)): closed at t; Some(None): open again.
+    pub closed_at: Option<Option<Timestamp>>,
+    /// Clears the triage reason (a triage item became a case).
+    pub clear_triage: bool,
+}
+
+pub async fn update_case(tx: &mut Tx, case_id: i64, u: &CaseUpdate<'_>) -> Result<()> {
+    sqlx::query(
+        "UPDATE cases SET status = COALESCE($2, status), handler_email = COALESCE($3, handler_email), \
+         response_due = COALESCE($4, response_due), \
+         closed_at = CASE WHEN $5 = 1 THEN $6 ELSE closed_at END, \
+         triage_reason = CASE WHEN $7 = 1 THEN NULL ELSE triage_reason END WHERE id = $1",
+    )
+    .bind(case_id)
+    .bind(u.status.map(|s| s.as_str()))
+    .bind(u.handler_email)
+    .bind(u.response_due.map(|d| d.to_string()))
+    .bind(i64::from(u.closed_at.is_some()))
+    .bind(u.closed_at.flatten().map(db_time))
+    .bind(i64::from(u.clear_triage))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

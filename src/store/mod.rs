@@ -8,9 +8,10 @@ mod cases;
 mod outbox;
 
 pub use cases::{
-    add_event, auto_replies_since, case_in_tx, insert_attachment, insert_case, insert_case_message,
-    next_reference, open_case_counts, thread_match, CaseFilter, CaseRow, EventRow, NewCase,
-    NewCaseMessage,
+    add_event, add_event_data, auto_replies_since, case_attachments, case_in_tx, client_thread,
+    first_message, insert_attachment, insert_case, insert_case_message, next_reference,
+    open_case_counts, sent_to, thread_match, update_case, AttachmentMeta, CaseFilter, CaseRow,
+    CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 
@@ -43,12 +44,20 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_outbox_recipient_index.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_event_data.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
         include_str!("../../migrations/postgres/0002_outbox_recipient_index.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_event_data.sql"),
     ),
 ];
 

@@ -129,13 +129,20 @@ impl Store {
             if row.kind == "ack" {
                 super::cases::mark_acknowledged(&mut tx, case_id, at).await?;
             }
-            super::cases::add_event(
+            let data = serde_json::json!({
+                "direction": "out",
+                "from": header_address(&row.raw, "from").unwrap_or_default(),
+                "to": row.recipient,
+                "message_id": row.message_id,
+            });
+            super::cases::add_event_data(
                 &mut tx,
                 case_id,
                 at,
                 &format!("{}_sent", row.kind),
                 "klachtd",
                 &row.message_id,
+                &data,
             )
             .await?;
         }
@@ -265,5 +272,47 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+/// The address in a header of a message klachtd composed itself (ASCII
+/// headers, one line each): `Name <addr>` or a bare address.
+fn header_address(raw: &[u8], name: &str) -> Option<String> {
+    for line in raw.split(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        let Some((n, v)) = line.split_once(':') else {
+            continue;
+        };
+        if n.eq_ignore_ascii_case(name) {
+            let v = v.trim();
+            let addr = match (v.rfind('<'), v.rfind('>')) {
+                (Some(a), Some(b)) if a < b => &v[a + 1..b],
+                _ => v,
+            };
+            return Some(addr.trim().to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_address_reads_our_own_headers() {
+        let raw = b"Message-ID: <a@b>\r\nFrom: \"31Solutions\" <info@31solutions.test>\r\nTo: x@client.test\r\n\r\nFrom: body@x.test\r\n";
+        assert_eq!(
+            super::header_address(raw, "from").as_deref(),
+            Some("info@31solutions.test")
+        );
+        assert_eq!(
+            super::header_address(raw, "to").as_deref(),
+            Some("x@client.test")
+        );
+        assert_eq!(super::header_address(raw, "cc"), None);
+        assert_eq!(super::header_address(b"", "from"), None);
     }
 }

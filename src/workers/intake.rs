@@ -44,6 +44,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
     let idle = imap.supports_idle().await.unwrap_or(false);
     tracing::info!(folder = %s.folder, idle, "IMAP intake connected");
     retry_failed(app, &mut imap).await?;
+    tidy(app, &mut imap).await?;
     loop {
         catch_up(app, &mut imap).await?;
         let stopped = if idle {
@@ -64,6 +65,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
 pub async fn pass(app: &App) -> Result<()> {
     let mut imap = Imap::connect(&app.settings.imap).await?;
     retry_failed(app, &mut imap).await?;
+    tidy(app, &mut imap).await?;
     catch_up(app, &mut imap).await?;
     imap.logout().await;
     Ok(())
@@ -83,6 +85,38 @@ async fn retry_failed(app: &App, imap: &mut Imap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// With `intake.complaint_folder` set: makes sure the folder exists and
+/// moves case mail that is still in the intake folder there (left behind
+/// by a crash or a failed move: the keyword says it is ours).
+async fn tidy(app: &App, imap: &mut Imap) -> Result<()> {
+    let Some(to) = app.settings.intake.complaint_folder.as_deref() else {
+        return Ok(());
+    };
+    imap.ensure_folder(to).await?;
+    let folder = app.settings.imap.folder.clone();
+    imap.select(&folder).await?;
+    let uids = imap.uids_with_keyword(&app.settings.imap.keyword).await?;
+    move_case_mail(imap, &uids, to).await;
+    Ok(())
+}
+
+/// Moves case mail out of the intake folder. A failure is logged, not
+/// fatal: the message keeps its keyword and `tidy` tries again.
+async fn move_case_mail(imap: &mut Imap, uids: &[u32], to: &str) {
+    if uids.is_empty() {
+        return;
+    }
+    match imap.move_to(uids, to).await {
+        Ok(true) => tracing::info!(count = uids.len(), folder = %to, "case mail moved"),
+        Ok(false) => {
+            tracing::warn!(folder = %to, "the IMAP server has neither MOVE nor UIDPLUS: case mail was copied and stays in the intake folder too")
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "could not move case mail; trying again next session")
+        }
+    }
 }
 
 /// Processes every message above the checkpoint, in UID order.
@@ -176,10 +210,13 @@ async fn process_batch(
     if processed > 0 {
         app.outbox_wake.notify_one();
     }
-    for uid in keywords {
+    for &uid in &keywords {
         if let Err(e) = imap.add_keyword(uid, &s.imap.keyword).await {
             tracing::warn!(uid, error = %format!("{e:#}"), "could not set the complaint keyword");
         }
+    }
+    if let Some(to) = s.intake.complaint_folder.as_deref() {
+        move_case_mail(imap, &keywords, to).await;
     }
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.

@@ -196,7 +196,7 @@ impl MailStack {
         }
     }
 
-    /// Raw messages now in that folder (`new/` and `cur/`), sorted by file name.
+    /// Raw messages now in that folder (`new/` and `cur/`), in delivery order.
     pub fn messages(&self, address: &str, folder: &str) -> Vec<Vec<u8>> {
         let dir = self.maildir(address, folder);
         let mut files: Vec<(String, PathBuf)> = Vec::new();
@@ -210,7 +210,9 @@ impl MailStack {
                 }
             }
         }
-        files.sort();
+        // Delivery order: Dovecot names files `<secs>.M<usecs>P<pid>.<host>`,
+        // the microseconds not zero-padded, so compare them as numbers.
+        files.sort_by_key(|(name, _)| (delivery_key(name), name.clone()));
         // A file can move from new/ to cur/ (renamed) while we read: retry it there.
         files
             .into_iter()
@@ -719,5 +721,34 @@ impl Imap {
         let tag = self.next_tag();
         let _ = self.w.write_all(format!("{tag} LOGOUT\r\n").as_bytes());
         let _ = self.finish(&tag, "LOGOUT");
+    }
+}
+
+/// (seconds, microseconds) from a Dovecot Maildir file name; (0, 0) for
+/// names of another shape, which then sort by name.
+fn delivery_key(name: &str) -> (u64, u64) {
+    let mut parts = name.split('.');
+    let secs = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let usecs = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .map(|p| {
+            p.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+        })
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    (secs, usecs)
+}
+
+#[cfg(test)]
+mod delivery_order {
+    #[test]
+    fn microseconds_compare_as_numbers() {
+        let a = super::delivery_key("1795480827.M95673P25638.vm,S=1");
+        let b = super::delivery_key("1795480827.M127903P25640.vm,S=1");
+        assert!(a < b);
+        assert_eq!(super::delivery_key("other"), (0, 0));
     }
 }

@@ -1,0 +1,696 @@
+//! Staff mail on a case: answers relayed to the client, commands, notes.
+//!
+//! Staff never log in anywhere: they answer klachtd's notifications from
+//! their own mail client. An answer counts only when it comes from a roster
+//! address AND refers to a Message-ID klachtd itself sent to that address
+//! on this case (random, so unguessable). Everything is decided first and
+//! written after, in the caller's transaction: a refused answer changes
+//! nothing but the record that it was refused, and its sender is told why.
+
+use anyhow::{Context, Result};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::app::App;
+use crate::config::Staff;
+use crate::domain::assign::Assignment;
+use crate::domain::command::{self, Command};
+use crate::domain::types::{CaseRef, EmailAddress, Status};
+use crate::intake::{self, case_dates, org_json};
+use crate::mail::compose::{self, Outgoing};
+use crate::mail::parse::InboundMail;
+use crate::mail::quote;
+use crate::mail::render::{long_date, Template};
+use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, NewOutMail, Tx};
+
+/// What an accepted staff mail will do.
+struct Plan<'a> {
+    command: Option<Command>,
+    next: Status,
+    /// Text for the client (already without quotes and command lines).
+    relay: Option<String>,
+    /// Why the answer is not relayed although it has text (for the receipt).
+    not_relayed: Option<&'static str>,
+    new_handler: Option<&'a Staff>,
+    assignment_reason: String,
+    new_due: Option<Date>,
+    note: String,
+}
+
+/// Handles a mail from a roster address that threads onto `case_id`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn staff_mail(
+    app: &App,
+    tx: &mut Tx,
+    case_id: i64,
+    reference: &CaseRef,
+    m: &InboundMail,
+    staff: &Staff,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let refs = m.referenced_ids();
+    store::insert_case_message(
+        tx,
+        &NewCaseMessage {
+            case_id,
+            message_id: &m.message_id,
+            sender: staff.email.as_str(),
+            subject: &m.subject,
+            at,
+            body: &m.text,
+            refs: &refs.join(" "),
+        },
+    )
+    .await?;
+    let case = store::case_in_tx(tx, case_id)
+        .await?
+        .context("case found by threading")?;
+    let client = case
+        .client_email
+        .as_deref()
+        .and_then(|e| EmailAddress::parse(e).ok());
+    let client_in_copy = client
+        .as_ref()
+        .is_some_and(|c| m.to.contains(c) || m.cc.contains(c));
+    let authentic = store::sent_to(tx, &refs, staff.email.as_str())
+        .await?
+        .is_some_and(|r| r.case_id == Some(case_id));
+    let answer = quote::new_text(&m.text);
+    let parsed = command::parse(&answer);
+    let has_command = !matches!(parsed, Ok(command::Parsed { command: None, .. }));
+    let who = staff.email.as_str();
+    let mut data = json!({
+        "direction": "in", "from": who, "message_id": m.message_id,
+        "authenticated": authentic, "client_in_copy": client_in_copy,
+    });
+
+    if !authentic {
+        if client_in_copy && !has_command {
+            // Written to the client directly, info@ in copy: on record only.
+            store::add_event_data(
+                tx,
+                case_id,
+                now,
+                "staff_message",
+                who,
+                "written to the client directly; recorded, not relayed",
+                &data,
+            )
+            .await?;
+            return Ok(());
+        }
+        let why =
+            "dit bericht is geen antwoord op een e-mail die klachtd u over deze zaak stuurde. \
+                   Er is niets gewijzigd en niets doorgestuurd. Beantwoord de melding van klachtd \
+                   (gebruik 'Beantwoorden' in uw mailprogramma).";
+        // The answer goes to the roster address, so the real person learns
+        // of the attempt; it names nothing of the case they did not write.
+        return refuse(app, tx, &case, m, staff, &mut data, why, false, now).await;
+    }
+
+    let plan = match plan(
+        app,
+        tx,
+        &case,
+        staff,
+        parsed,
+        client.is_some(),
+        client_in_copy,
+    )
+    .await?
+    {
+        Ok(p) => p,
+        Err(why) => return refuse(app, tx, &case, m, staff, &mut data, &why, true, now).await,
+    };
+    data["command"] = json!(plan.command.as_ref().map(|c| c.name()));
+    store::add_event_data(tx, case_id, now, "staff_message", who, &m.message_id, &data).await?;
+    apply(app, tx, &case, reference, m, staff, &plan, now).await
+}
+
+/// Decides what a staff answer does, or why it is refused. Reads only.
+async fn plan<'a>(
+    app: &'a App,
+    tx: &mut Tx,
+    case: &CaseRow,
+    staff: &Staff,
+    parsed: Result<command::Parsed, command::ParseError>,
+    client_has_email: bool,
+    client_in_copy: bool,
+) -> Result<Result<Plan<'a>, String>> {
+    let s = &app.settings;
+    let is = |e: &str| e.eq_ignore_ascii_case(staff.email.as_str());
+    if case.concerns.iter().any(|c| is(c)) {
+        return Ok(Err(
+            "deze klacht gaat (ook) over u; de behandeling ligt bij een ander (art. 6 en 9)."
+                .into(),
+        ));
+    }
+    let is_handler = case.handler_email.as_deref().is_some_and(is);
+    if !is_handler && !staff.roles.supervisor {
+        return Ok(Err(format!(
+            "alleen de behandelaar{} of een leidinggevende kan op deze zaak reageren.",
+            case.handler_email
+                .as_deref()
+                .and_then(|h| EmailAddress::parse(h).ok())
+                .and_then(|h| s.staff_by_email(&h))
+                .map(|h| format!(" ({})", h.name))
+                .unwrap_or_default()
+        )));
+    }
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(format!("{e}."))),
+    };
+    let has_handler = case.handler_email.is_some();
+    let next =
+        match &parsed.command {
+            Some(c) => match c.next_status(case.status, has_handler) {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(format!("{e}."))),
+            },
+            None if case.status == Status::Triage => return Ok(Err(
+                "deze melding wacht op beoordeling en gaat nog niet naar de cliënt. Antwoord met \
+                 /klacht (het is een klacht) of /geen-klacht, of met /intern voor een notitie."
+                    .into(),
+            )),
+            None => command::after_answer(case.status),
+        };
+    // The relayed mail is signed with the staff member's name: their own
+    // closing would say it twice (and alone it is no answer).
+    let text = without_closing(&parsed.text);
+    if text.contains("##-") {
+        // The quoted notification could not be cut off: never send it on.
+        return Ok(Err(
+            "uw nieuwe tekst was niet te scheiden van de geciteerde melding; er is niets \
+             doorgestuurd. Zet uw antwoord boven de geciteerde tekst."
+                .into(),
+        ));
+    }
+    let mut plan = Plan {
+        command: parsed.command.clone(),
+        next,
+        relay: None,
+        not_relayed: None,
+        new_handler: None,
+        assignment_reason: String::new(),
+        new_due: None,
+        note: String::new(),
+    };
+    let relays = plan.command.as_ref().is_none_or(Command::relays_text);
+    // Extension and external route always tell the client, text or not.
+    let notice = matches!(
+        plan.command,
+        Some(Command::Extend { .. } | Command::External)
+    );
+    match &plan.command {
+        None if text.is_empty() => {
+            return Ok(Err(
+                "er stond geen nieuwe tekst boven de geciteerde mail, dus er is niets doorgestuurd."
+                    .into(),
+            ))
+        }
+        Some(c) if c.needs_text() && text.is_empty() && client_has_email && !client_in_copy => {
+            return Ok(Err(format!(
+                "{}: schrijf de tekst voor de cliënt onder de opdracht; die tekst gaat naar de cliënt.",
+                c.name()
+            )))
+        }
+        Some(Command::Extend { days, .. }) => {
+            let due: Date = case.response_due.parse().context("bad response_due")?;
+            plan.new_due = Some(s.calendar.add_working_days(due, *days));
+        }
+        Some(Command::Assign { who }) => {
+            let target = match s.staff_named(who) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(format!("/toewijzen: {e}."))),
+            };
+            if case.concerns.iter().any(|c| c.eq_ignore_ascii_case(target.email.as_str())) {
+                return Ok(Err(format!(
+                    "/toewijzen geweigerd: de klacht gaat (ook) over {}, die haar dus niet mag \
+                     behandelen (art. 6). Er is niets gewijzigd.",
+                    target.name
+                )));
+            }
+            if !target.roles.handler && !target.roles.supervisor {
+                return Ok(Err(format!(
+                    "/toewijzen: {} is geen behandelaar of leidinggevende in de configuratie.",
+                    target.name
+                )));
+            }
+            if case
+                .handler_email
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(target.email.as_str()))
+            {
+                return Ok(Err(format!("/toewijzen: {} behandelt deze zaak al.", target.name)));
+            }
+            plan.new_handler = Some(target);
+            plan.assignment_reason = format!("toegewezen door {}", staff.name);
+        }
+        Some(Command::Complaint) => {
+            let concerned: Vec<EmailAddress> = case
+                .concerns
+                .iter()
+                .filter_map(|c| EmailAddress::parse(c).ok())
+                .collect();
+            match intake::assign(s, tx, &concerned).await? {
+                Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
+                    plan.new_handler = s.staff_by_email(&email);
+                    plan.assignment_reason = reason;
+                }
+                Assignment::Nobody { reason } => {
+                    return Ok(Err(format!(
+                        "/klacht: er is geen onafhankelijke behandelaar ({reason}). Er is niets gewijzigd."
+                    )))
+                }
+            }
+        }
+        _ => {}
+    }
+    if relays && (!text.is_empty() || notice) {
+        if client_in_copy {
+            plan.not_relayed = Some("de cliënt stond zelf al in uw bericht (Aan/Cc)");
+        } else if !client_has_email {
+            plan.not_relayed =
+                Some("de cliënt heeft geen e-mailadres (telefonische klacht): breng het telefonisch over");
+        } else {
+            plan.relay = Some(text);
+        }
+    } else if !text.is_empty() {
+        plan.note = text;
+    }
+    Ok(Ok(plan))
+}
+
+/// Writes what the plan says: case row, timeline, mail to the client and
+/// the colleague, and the receipt.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    app: &App,
+    tx: &mut Tx,
+    case: &CaseRow,
+    reference: &CaseRef,
+    m: &InboundMail,
+    staff: &Staff,
+    plan: &Plan<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let who = staff.email.as_str();
+    let mut update = CaseUpdate::default();
+    let mut done: Vec<String> = Vec::new();
+    if plan.next != case.status {
+        update.status = Some(plan.next);
+        store::add_event_data(
+            tx,
+            case.id,
+            now,
+            "status",
+            who,
+            &format!("{} -> {}", case.status, plan.next),
+            &json!({"from": case.status.as_str(), "to": plan.next.as_str()}),
+        )
+        .await?;
+    }
+    if let Some(h) = plan.new_handler {
+        update.handler_email = Some(h.email.as_str());
+    }
+    update.response_due = plan.new_due;
+    match plan.next {
+        Status::Closed if case.status != Status::Closed => update.closed_at = Some(Some(now)),
+        st if case.status == Status::Closed && st != Status::Closed => {
+            update.closed_at = Some(None)
+        }
+        _ => {}
+    }
+    if case.status == Status::Triage && plan.next != Status::Triage {
+        update.clear_triage = true;
+    }
+    store::update_case(tx, case.id, &update).await?;
+
+    if let Some(c) = &plan.command {
+        let (kind, detail, extra) = command_event(c, case, plan);
+        store::add_event_data(tx, case.id, now, kind, who, &detail, &extra).await?;
+        store::add_event_data(
+            tx,
+            case.id,
+            now,
+            "command",
+            who,
+            &c.to_string(),
+            &json!({"command": c.name(), "result": "ok", "message_id": m.message_id}),
+        )
+        .await?;
+        done.push(detail);
+    }
+    if !plan.note.is_empty() {
+        store::add_event_data(
+            tx,
+            case.id,
+            now,
+            "note",
+            who,
+            &m.message_id,
+            &json!({"message_id": m.message_id}),
+        )
+        .await?;
+    }
+
+    let fresh = store::case_in_tx(tx, case.id).await?.context("case")?;
+    if let Some(text) = &plan.relay {
+        let kind = match plan.command {
+            Some(Command::Proposal) => "proposal",
+            Some(Command::Rejection) => "rejection",
+            Some(Command::Extend { .. }) => "extension",
+            Some(Command::External) => "external",
+            _ => "answer",
+        };
+        queue_to_client(app, tx, &fresh, staff, kind, text, plan, m, now).await?;
+        done.push("uw tekst is vanaf het algemene adres naar de cliënt gestuurd".into());
+    } else if let Some(why) = plan.not_relayed {
+        done.push(format!("niet naar de cliënt gestuurd: {why}"));
+    }
+    if let Some(h) = plan.new_handler {
+        let ack = if case.status == Status::Triage {
+            let queued = intake::queue_ack(app, tx, &fresh, h, now).await?;
+            if queued {
+                done.push("de cliënt krijgt nu een ontvangstbevestiging".into());
+            }
+            queued
+        } else {
+            fresh.ack_sent_at.is_some()
+        };
+        let note = (!plan.note.is_empty()).then_some((staff, plan.note.as_str()));
+        intake::queue_handler_new(app, tx, &fresh, h, &plan.assignment_reason, ack, note, now)
+            .await?;
+        done.push(format!(
+            "{} heeft de zaak met alle gegevens ontvangen",
+            h.name
+        ));
+    }
+    if plan.command.is_some() {
+        receipt(app, tx, &fresh, m, staff, None, &done, true, now).await?;
+    }
+    tracing::info!(reference = %reference, message_id = %m.message_id,
+        command = plan.command.as_ref().map(|c| c.name()).unwrap_or("-"),
+        relayed = plan.relay.is_some(), "staff answer handled");
+    Ok(())
+}
+
+/// The timeline event a command leaves: kind, human detail, structured data.
+fn command_event(
+    c: &Command,
+    case: &CaseRow,
+    plan: &Plan,
+) -> (&'static str, String, serde_json::Value) {
+    match c {
+        Command::Proposal => (
+            "proposal",
+            "voorstel aan de cliënt (art. 7)".into(),
+            json!({}),
+        ),
+        Command::Rejection => (
+            "rejection",
+            "gemotiveerde afwijzing (art. 7)".into(),
+            json!({}),
+        ),
+        Command::Extend { days, reason } => {
+            let new = plan.new_due.map(|d| d.to_string()).unwrap_or_default();
+            (
+                "extended",
+                format!("termijn verlengd met {days} werkdagen tot {new}: {reason}"),
+                json!({"old_due": case.response_due, "new_due": new, "days": days, "reason": reason}),
+            )
+        }
+        Command::Agreed => ("agreed", "de cliënt is akkoord (art. 7)".into(), json!({})),
+        Command::External => (
+            "external",
+            "de cliënt is gewezen op de externe klachtencommissie (art. 8)".into(),
+            json!({}),
+        ),
+        Command::Assign { .. } | Command::Complaint => {
+            let to = plan
+                .new_handler
+                .map(|h| h.email.as_str())
+                .unwrap_or_default();
+            let kind = if matches!(c, Command::Complaint) {
+                "accepted"
+            } else {
+                "reassigned"
+            };
+            (
+                kind,
+                format!("behandelaar: {to} ({})", plan.assignment_reason),
+                json!({"old_handler": case.handler_email, "new_handler": to}),
+            )
+        }
+        Command::Internal => ("note_command", "interne notitie".into(), json!({})),
+        Command::NotComplaint => ("dismissed", "geen klacht".into(), json!({})),
+        Command::Close { reason } => ("closed", or_default(reason, "gesloten"), json!({})),
+        Command::Reopen { reason } => ("reopened", or_default(reason, "heropend"), json!({})),
+    }
+}
+
+fn or_default(s: &str, d: &str) -> String {
+    if s.trim().is_empty() {
+        d.to_string()
+    } else {
+        s.trim().to_string()
+    }
+}
+
+/// A staff answer, refused: on record, and its sender is told why.
+#[allow(clippy::too_many_arguments)]
+async fn refuse(
+    app: &App,
+    tx: &mut Tx,
+    case: &CaseRow,
+    m: &InboundMail,
+    staff: &Staff,
+    data: &mut serde_json::Value,
+    why: &str,
+    known: bool,
+    now: Timestamp,
+) -> Result<()> {
+    data["result"] = json!("refused");
+    data["error"] = json!(why);
+    store::add_event_data(
+        tx,
+        case.id,
+        now,
+        "staff_mail_refused",
+        staff.email.as_str(),
+        why,
+        data,
+    )
+    .await?;
+    tracing::info!(reference = %case.reference, message_id = %m.message_id, "staff mail refused");
+    receipt(app, tx, case, m, staff, Some(why), &[], known, now).await
+}
+
+/// The answer to a staff member's mail: what was done, or why nothing was.
+#[allow(clippy::too_many_arguments)]
+async fn receipt(
+    app: &App,
+    tx: &mut Tx,
+    case: &CaseRow,
+    m: &InboundMail,
+    staff: &Staff,
+    error: Option<&str>,
+    done: &[String],
+    known: bool,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let lang = s.organisation.language;
+    let d = case_dates(s, case)?;
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "staff": {"name": staff.name}, "ok": error.is_none(), "error": error.unwrap_or(""),
+        "done": done, "status": case.status.as_str(),
+        "response_due": long_date(lang, d.response_due),
+        "original_subject": if known { case.subject.as_str() } else { "" },
+        "their_subject": m.subject,
+    });
+    intake::queue_staff_reply(
+        app,
+        tx,
+        Some(case.id),
+        Template::CommandResult,
+        lang,
+        &ctx,
+        staff,
+        "staff_receipt",
+        Some(m),
+        now,
+    )
+    .await
+}
+
+/// Mail to the client from the organisation's address, in the client's
+/// thread, signed with the staff member's name.
+#[allow(clippy::too_many_arguments)]
+async fn queue_to_client(
+    app: &App,
+    tx: &mut Tx,
+    case: &CaseRow,
+    staff: &Staff,
+    kind: &str,
+    text: &str,
+    plan: &Plan<'_>,
+    answering: &InboundMail,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let to = case
+        .client_email
+        .as_deref()
+        .map(EmailAddress::parse)
+        .transpose()?
+        .context("client has an address")?;
+    let lang = case.language;
+    let d = case_dates(s, case)?;
+    let (reason, days) = match &plan.command {
+        Some(Command::Extend { days, reason }) => (reason.as_str(), *days),
+        _ => ("", 0),
+    };
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "client_name": case.client_name, "original_subject": case.subject,
+        "kind": kind, "text": text, "staff": {"name": staff.name},
+        "response_due": long_date(lang, d.response_due), "reason": reason, "days": days,
+        "external_body": s.organisation.external_body,
+    });
+    let rendered = app.renderer.render(lang, Template::ToClient, &ctx)?;
+    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let thread = store::client_thread(tx, case.id, to.as_str()).await?;
+    let refs = trim_references(&thread);
+    let raw = compose::build(&Outgoing {
+        message_id: &message_id,
+        from_name: &s.organisation.name,
+        from: &s.organisation.address,
+        to_name: &case.client_name,
+        to: &to,
+        reply_to: None,
+        subject: &rendered.subject,
+        text: &rendered.text,
+        html: &rendered.html,
+        in_reply_to: thread.last().map(String::as_str),
+        references: &refs,
+        auto_reply: false,
+        date: now,
+        attachments: &[],
+    })?;
+    store::enqueue(
+        tx,
+        &NewOutMail {
+            message_id: &message_id,
+            case_id: Some(case.id),
+            kind,
+            recipient: to.as_str(),
+            raw: &raw,
+        },
+        now,
+    )
+    .await?;
+    store::add_event_data(
+        tx,
+        case.id,
+        now,
+        &format!("{kind}_queued"),
+        staff.email.as_str(),
+        &message_id,
+        &json!({"relayed_from": answering.message_id, "message_id": message_id}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Closings that mail clients' users put above their name.
+const CLOSINGS: &[&str] = &[
+    "met vriendelijke groet",
+    "met vriendelijke groeten",
+    "vriendelijke groet",
+    "vriendelijke groeten",
+    "hartelijke groet",
+    "hartelijke groeten",
+    "groet",
+    "groeten",
+    "mvg",
+    "kind regards",
+    "best regards",
+    "regards",
+    "best wishes",
+    "best",
+    "cheers",
+    "thanks",
+];
+
+/// The text without a closing at its end: a line like "Met vriendelijke
+/// groet," followed by at most three short lines (name, function, phone).
+fn without_closing(text: &str) -> String {
+    let lines: Vec<&str> = text.trim().lines().collect();
+    let is_closing = |l: &str| {
+        let l = l.trim().trim_end_matches([',', '.', '!']).to_lowercase();
+        CLOSINGS.contains(&l.as_str())
+    };
+    let cut = lines.iter().enumerate().rev().take(5).find_map(|(i, l)| {
+        let after = &lines[i + 1..];
+        (is_closing(l)
+            && after.iter().filter(|a| !a.trim().is_empty()).count() <= 3
+            && after.iter().all(|a| a.trim().chars().count() <= 40))
+        .then_some(i)
+    });
+    match cut {
+        Some(i) => lines[..i].join("\n").trim().to_string(),
+        None => text.trim().to_string(),
+    }
+}
+
+/// References stay short: the first message (the thread's root) and the
+/// most recent ones, as RFC 5322 suggests.
+fn trim_references(ids: &[String]) -> Vec<String> {
+    const MAX: usize = 20;
+    if ids.len() <= MAX {
+        return ids.to_vec();
+    }
+    let mut out = vec![ids[0].clone()];
+    out.extend_from_slice(&ids[ids.len() - (MAX - 1)..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_references;
+
+    #[test]
+    fn a_closing_above_the_name_is_cut_and_nothing_else() {
+        use super::without_closing;
+        assert_eq!(
+            without_closing(
+                "Beste Jan,\n\nPrima.\n\nMet vriendelijke groet,\nAnna\nCoach | 06-12345678"
+            ),
+            "Beste Jan,\n\nPrima."
+        );
+        assert_eq!(without_closing("Met vriendelijke groet,\nAnna"), "");
+        assert_eq!(without_closing("Kind regards,\n\nAnna de Vries"), "");
+        // A closing word inside the answer, or followed by real text, stays.
+        let t =
+            "Groeten aan uw partner.\nWij bellen u morgen over de nieuwe afspraak en de factuur.";
+        assert_eq!(without_closing(t), t);
+        let t = "Dank u.\nGroet,\nAnna\nPS: de nieuwe sessie is op dinsdag 1 december om 10 uur in Amsterdam.";
+        assert_eq!(without_closing(t), t);
+    }
+
+    #[test]
+    fn references_keep_the_root_and_the_latest() {
+        let ids: Vec<String> = (0..30).map(|i| format!("<{i}@x>")).collect();
+        let r = trim_references(&ids);
+        assert_eq!(r.len(), 20);
+        assert_eq!(r[0], "<0@x>");
+        assert_eq!(r[1], "<11@x>");
+        assert_eq!(r.last().unwrap(), "<29@x>");
+        assert_eq!(trim_references(&ids[..3]), ids[..3].to_vec());
+    }
+}
