@@ -19,6 +19,7 @@ use crate::domain::command::{self, Command};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::intake::{self, case_dates, org_json};
 use crate::mail::compose::{self, Outgoing};
+use crate::mail::forward;
 use crate::mail::parse::InboundMail;
 use crate::mail::quote;
 use crate::mail::render::{long_date, Template};
@@ -127,6 +128,136 @@ pub(crate) async fn staff_mail(
     data["command"] = json!(plan.command.as_ref().map(|c| c.name()));
     store::add_event_data(tx, case_id, now, "staff_message", who, &m.message_id, &data).await?;
     apply(app, tx, &case, reference, m, staff, &plan, now).await
+}
+
+/// A colleague forwards a complaint they got themselves, `/klacht` on top.
+/// The original's sender is the client. Anyone can write a roster From, so
+/// this only makes a triage item: a supervisor confirms it with `/klacht`
+/// (authenticated like every answer). A forged forward can therefore do no
+/// more than any stranger's mail to info@. None: not such a forward.
+pub(crate) async fn forwarded_complaint(
+    app: &App,
+    tx: &mut Tx,
+    m: &InboundMail,
+    staff: &Staff,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<Option<intake::Opened>> {
+    let s = &app.settings;
+    let Ok(command::Parsed {
+        command: Some(Command::Complaint),
+        text: note,
+    }) = command::parse(&quote::new_text(&m.text))
+    else {
+        return Ok(None);
+    };
+    let original = forward::extract(m, s.intake.max_attachment_bytes);
+    let (client, subject, body, received) = match &original {
+        Some(f) => (
+            intake::Client {
+                name: if f.from_name.is_empty() {
+                    f.from
+                        .as_ref()
+                        .map(|a| a.as_str().split('@').next().unwrap_or_default().to_string())
+                        .unwrap_or_default()
+                } else {
+                    f.from_name.clone()
+                },
+                email: f.from.clone(),
+                phone: None,
+            },
+            f.subject.clone(),
+            f.body.clone(),
+            // Art. 5 counts from receipt by the organisation: the day the
+            // colleague got it, when the forward says so.
+            f.date.filter(|d| *d <= now).unwrap_or(at),
+        ),
+        None => (
+            intake::Client {
+                name: String::new(),
+                email: None,
+                phone: None,
+            },
+            m.subject.clone(),
+            note.clone(),
+            at,
+        ),
+    };
+    let subject = strip_forward_prefix(&subject);
+    let opened = intake::open_case(
+        app,
+        tx,
+        intake::CaseInput {
+            source: "forwarded",
+            client: &client,
+            subject: &subject,
+            body: &body,
+            received,
+            triage: Some(intake::TriageWhy::Forwarded(staff.name.clone())),
+            message: None,
+            given: Default::default(),
+        },
+        now,
+    )
+    .await?;
+    store::insert_case_message(
+        tx,
+        &NewCaseMessage {
+            case_id: opened.id,
+            message_id: &m.message_id,
+            sender: staff.email.as_str(),
+            subject: &m.subject,
+            at,
+            body: &m.text,
+            refs: &m.referenced_ids().join(" "),
+        },
+    )
+    .await?;
+    store::add_event_data(
+        tx,
+        opened.id,
+        now,
+        "forwarded",
+        staff.email.as_str(),
+        if original.is_some() {
+            "doorgestuurde klacht"
+        } else {
+            "doorgestuurd, maar de oorspronkelijke afzender is niet te lezen"
+        },
+        &json!({"direction": "in", "from": staff.email.as_str(), "message_id": m.message_id}),
+    )
+    .await?;
+    let case = store::case_in_tx(tx, opened.id)
+        .await?
+        .context("case just recorded")?;
+    let mut done = vec![format!(
+        "vastgelegd als melding {}; een leidinggevende maakt er met /klacht een zaak van \
+         (een doorgestuurd bericht kan niet als van jou worden herkend)",
+        opened.reference
+    )];
+    if client.email.is_none() {
+        done.push(
+            "het e-mailadres van de cliënt stond niet in het doorgestuurde bericht: \
+             er gaat geen ontvangstbevestiging uit; bevestig telefonisch"
+                .into(),
+        );
+    }
+    receipt(app, tx, &case, m, staff, None, &done, true, now).await?;
+    Ok(Some(opened))
+}
+
+fn strip_forward_prefix(subject: &str) -> String {
+    let mut s = subject.trim();
+    loop {
+        let lower = s.to_lowercase();
+        let Some(p) = ["fwd:", "fw:", "doorst:", "tr:", "wg:"]
+            .iter()
+            .find(|p| lower.starts_with(*p))
+        else {
+            return s.to_string();
+        };
+        s = s[p.len()..].trim_start();
+    }
 }
 
 /// Decides what a staff answer does, or why it is refused. Reads only.

@@ -215,10 +215,22 @@ async fn decide_and_record(
         }
         return Ok((Outcome::Reply { reference }, Some(case_id)));
     }
-    if s.staff_by_email(&from).is_some() {
-        // Staff mail that is not on a case is theirs to forward with
-        // /klacht (conversation issue); never a complaint by itself.
-        return Ok((Outcome::NotComplaint, None));
+    if let Some(staff) = s.staff_by_email(&from) {
+        // Staff mail not on a case is never a complaint by itself; a
+        // forward with /klacht on top becomes a triage item.
+        let at = arrived.unwrap_or(now);
+        return Ok(
+            match crate::conversation::forwarded_complaint(app, tx, m, staff, at, now).await? {
+                Some(o) => (
+                    Outcome::Case {
+                        reference: o.reference,
+                        status: o.status,
+                    },
+                    Some(o.id),
+                ),
+                None => (Outcome::NotComplaint, None),
+            },
+        );
     }
     let score = classify::score_complaint(&m.subject, &m.text);
     if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
@@ -278,9 +290,13 @@ pub struct Client {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum TriageWhy {
+    /// Scored between "not a complaint" and "complaint".
     Unsure(i32),
+    /// Forwarded by a colleague with `/klacht`: a supervisor confirms, as a
+    /// forward cannot be authenticated (anyone can write that From).
+    Forwarded(String),
 }
 
 pub struct CaseInput<'a> {
@@ -337,8 +353,11 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     };
 
     // Why this case waits for a supervisor instead of being acknowledged.
-    let triage_reason: Option<String> = match c.triage {
+    let triage_reason: Option<String> = match &c.triage {
         Some(TriageWhy::Unsure(points)) => Some(format!("twijfelachtig of dit een klacht is (score {points})")),
+        Some(TriageWhy::Forwarded(by)) => Some(format!(
+            "doorgestuurd door {by} met /klacht; een leidinggevende bevestigt met /klacht"
+        )),
         None if ack_due < today => Some(format!(
             "ontvangen op {received_day}, de bevestigingstermijn (uiterlijk {ack_due}) is al verstreken"
         )),
@@ -498,7 +517,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "org": org, "reference": reference.to_string(), "lang": staff_lang.as_str(),
             "client_name": c.client.name, "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
             "original_subject": subject, "received": long_date(staff_lang, received_day),
-            "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => p, None => 0 },
+            "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => p, _ => 0 },
             "concerns": concerns_json, "missing": missing_codes,
             "attachments": attachments_meta,
         });

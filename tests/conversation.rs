@@ -811,3 +811,66 @@ fn case_mail_moves_to_the_complaints_folder_and_other_mail_stays() {
     assert_eq!(w.stack.imap_flags(&w.info, "Klachten").unwrap().len(), 3);
     assert_eq!(w.mails(&w.info).len(), 1);
 }
+
+#[test]
+fn a_forwarded_complaint_becomes_a_case_once_a_supervisor_confirms() {
+    let w = World::new();
+    let client = w.client("jan");
+    // Carla got Jan's complaint in her own mailbox and forwards it, Gmail
+    // style, with /klacht on top.
+    let forward = format!(
+        "From: Carla Smit <{carla}>\r\nTo: {info}\r\nSubject: Fwd: Ontevreden over de training\r\n\
+         Date: Mon, 23 Nov 2026 09:00:00 +0100\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n/klacht\r\nJan belde er ook al over.\r\n\r\n\
+         ---------- Forwarded message ---------\r\nFrom: Jan de Vries <{client}>\r\n\
+         Date: Fri, 20 Nov 2026 16:45:00 +0100\r\nSubject: Ontevreden over de training\r\nTo: <{carla}>\r\n\r\n\
+         Beste Carla,\r\n\r\nIk ben ontevreden over de training van 18 november: de trainer was\r\n\
+         onvoorbereid. Ik wil graag mijn geld terug.\r\n\r\nJan\r\n",
+        carla = w.carla,
+        info = w.info,
+        id = unique_id("forward"),
+    );
+    w.deliver(&w.carla, forward.as_bytes());
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    assert_eq!(case["status"], "triage");
+    assert_eq!(case["source"], "forwarded");
+    assert_eq!(case["client_email"], client.as_str());
+    assert_eq!(case["client_name"], "Jan de Vries");
+    assert_eq!(case["subject"], "Ontevreden over de training");
+    assert!(case["received_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-20T15:45:00"));
+    assert_eq!(
+        case["ack_due"], "2026-11-27",
+        "five working days from Friday the 20th"
+    );
+    let receipt = parsed(&newest(&w, &w.carla, "Verwerkt"));
+    assert!(
+        receipt.text.contains("vastgelegd als melding KL-2026-0001"),
+        "{}",
+        receipt.text
+    );
+    assert!(
+        w.mails(&client).is_empty(),
+        "nothing to Jan before a supervisor confirms"
+    );
+
+    let notice = newest(&w, &w.dirk, "KL-2026-0001");
+    assert!(parsed(&notice)
+        .text
+        .contains("doorgestuurd door Carla Smit"));
+    w.deliver(
+        &w.dirk,
+        &reply(&notice, &w.dirk, &w.info, "/klacht", Client::Outlook),
+    );
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    assert_eq!(case["status"], "acknowledged");
+    let ack = parsed(&inbox(&w, &client, 1)[0]);
+    assert!(ack.subject.starts_with("[KL-2026-0001]"), "{}", ack.subject);
+    assert!(ack.text.contains("20 november 2026"), "{}", ack.text);
+    assert!(ack.text.contains("18 december 2026"), "response due: {}", ack.text);
+    assert!(kinds(&case).iter().any(|k| k == "forwarded"));
+}

@@ -1,6 +1,7 @@
 //! Mail in and out: parse, compose, render, IMAP, SMTP.
 
 pub mod compose;
+pub mod forward;
 pub mod imap;
 pub mod parse;
 pub mod quote;

@@ -511,11 +511,13 @@ impl Store {
     }
 }
 
-/// The message that opened a case (its Message-ID and References), for
-/// threading mail to the client. None for phone complaints.
+/// The client's first message on a case (its Message-ID and References),
+/// for threading mail to the client. None for phone complaints and for
+/// complaints a colleague forwarded.
 pub async fn first_message(tx: &mut Tx, case_id: i64) -> Result<Option<(String, Vec<String>)>> {
     let row = sqlx::query(
-        "SELECT message_id, refs FROM case_messages WHERE case_id = $1 ORDER BY at, id LIMIT 1",
+        "SELECT m.message_id, m.refs FROM case_messages m JOIN cases c ON c.id = m.case_id \
+         WHERE m.case_id = $1 AND LOWER(m.sender) = LOWER(c.client_email) ORDER BY m.at, m.id LIMIT 1",
     )
     .bind(case_id)
     .fetch_optional(&mut **tx)
