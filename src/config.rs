@@ -663,6 +663,14 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         closures,
     );
 
+    if let Some(f) = raw.intake.complaint_folder.as_deref() {
+        if f.trim().eq_ignore_ascii_case(imap.folder.trim()) {
+            return Err(err(
+                "intake.complaint_folder",
+                format!("must differ from imap.folder ({:?}): case mail is moved out of the folder klachtd watches", imap.folder),
+            ));
+        }
+    }
     let intake = Intake {
         max_message_bytes: raw.intake.max_message_bytes.unwrap_or(25 * 1024 * 1024),
         max_attachment_bytes: raw.intake.max_attachment_bytes.unwrap_or(10 * 1024 * 1024),
@@ -879,6 +887,11 @@ roles = ["handler", "supervisor"]
                 "hots",
             ),
             (MINIMAL, &[("KLACHTD__IMAP__PORT", "many")], "imap.port"),
+            (
+                MINIMAL,
+                &[("KLACHTD__INTAKE__COMPLAINT_FOLDER", "inbox")],
+                "intake.complaint_folder",
+            ),
             (
                 MINIMAL,
                 &[("KLACHTD__DIGEST__AT", "half nine")],

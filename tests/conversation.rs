@@ -871,6 +871,10 @@ fn a_forwarded_complaint_becomes_a_case_once_a_supervisor_confirms() {
     let ack = parsed(&inbox(&w, &client, 1)[0]);
     assert!(ack.subject.starts_with("[KL-2026-0001]"), "{}", ack.subject);
     assert!(ack.text.contains("20 november 2026"), "{}", ack.text);
-    assert!(ack.text.contains("18 december 2026"), "response due: {}", ack.text);
+    assert!(
+        ack.text.contains("18 december 2026"),
+        "response due: {}",
+        ack.text
+    );
     assert!(kinds(&case).iter().any(|k| k == "forwarded"));
 }

@@ -7,7 +7,7 @@
 //! server cannot be reached the postgres_* tests FAIL (scripts/test starts
 //! it); they never skip.
 //!
-//! Coverage and cost (debug build, measured when written): 15 tests (7 on
+//! Coverage and cost (debug build, measured when written): 17 tests (8 on
 //! both backends + 1 SQLite only) plus one helper unit test from
 //! tests/common; the whole binary runs in ~3 s once built (each PostgreSQL
 //! test creates and drops its own database).
@@ -58,6 +58,9 @@ on_both_backends!(a_whole_case_round_trips:
 on_both_backends!(concurrent_claims_from_two_pools_process_a_message_once:
     sqlite_concurrent_claims_from_two_pools_process_a_message_once,
     postgres_concurrent_claims_from_two_pools_process_a_message_once);
+on_both_backends!(a_conversation_threads_authenticates_and_updates:
+    sqlite_a_conversation_threads_authenticates_and_updates,
+    postgres_a_conversation_threads_authenticates_and_updates);
 on_both_backends!(migrations_are_idempotent:
     sqlite_migrations_are_idempotent,
     postgres_migrations_are_idempotent);
@@ -972,4 +975,162 @@ async fn sqlite_database_files_are_created_owner_only() {
     let store = open(&db.url).await;
     assert_eq!(mode(db.sqlite_path().unwrap()), 0o600);
     store.close().await;
+}
+
+/// The queries behind staff answers: whose Message-IDs authenticate whom,
+/// the client's thread in order, and what a command may change.
+async fn a_conversation_threads_authenticates_and_updates(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let case = insert_bare_case(&store, 2026, Status::Acknowledged).await;
+    let other = insert_bare_case(&store, 2026, Status::Acknowledged).await;
+    let t0 = t("2026-11-23T09:00:00Z");
+    let at = |m: i64| t0.checked_add(SignedDuration::from_mins(m)).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for (id, sender, m) in [
+        ("<c1@client.test>", "Klant@Client.test", 0),
+        ("<s1@x>", ANNA, 30),
+        ("<c2@client.test>", "klant@client.test", 60),
+    ] {
+        store::insert_case_message(
+            &mut tx,
+            &store::NewCaseMessage {
+                case_id: case,
+                message_id: id,
+                sender,
+                subject: "s",
+                at: at(m),
+                body: "b",
+                refs: "",
+            },
+        )
+        .await
+        .unwrap();
+    }
+    for (id, to, kind, m, c) in [
+        ("<ack@k>", "klant@client.test", "ack", 1, case),
+        ("<note@k>", ANNA, "handler_new", 2, case),
+        ("<other@k>", ANNA, "handler_new", 3, other),
+        ("<answer@k>", "KLANT@client.test", "answer", 45, case),
+    ] {
+        store::enqueue(
+            &mut tx,
+            &NewOutMail {
+                message_id: id,
+                case_id: Some(c),
+                kind,
+                recipient: to,
+                raw: b"From: x\r\n\r\nx",
+            },
+            at(m),
+        )
+        .await
+        .unwrap();
+    }
+    // Oldest first, client mail both ways, case-insensitive, staff excluded.
+    assert_eq!(
+        store::client_thread(&mut tx, case, "klant@client.test")
+            .await
+            .unwrap(),
+        [
+            "<c1@client.test>",
+            "<ack@k>",
+            "<answer@k>",
+            "<c2@client.test>"
+        ]
+    );
+    assert_eq!(
+        store::first_message(&mut tx, case)
+            .await
+            .unwrap()
+            .map(|(id, _)| id)
+            .as_deref(),
+        Some("<c1@client.test>")
+    );
+    // Authentication: only what was sent to that very address counts.
+    let refs = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let found = store::sent_to(
+        &mut tx,
+        &refs(&["<c1@client.test>", "<note@k>"]),
+        &ANNA.to_uppercase(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (found.case_id, found.kind.as_str()),
+        (Some(case), "handler_new")
+    );
+    assert!(store::sent_to(&mut tx, &refs(&["<note@k>"]), BRAM)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store::sent_to(&mut tx, &refs(&["<ack@k>", "<c1@client.test>"]), ANNA)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let newest = store::sent_to(&mut tx, &refs(&["<note@k>", "<other@k>"]), ANNA)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newest.case_id, Some(other), "the last reference wins");
+
+    // Updates: only what is given changes; closing and reopening.
+    let closed_at = at(120);
+    store::update_case(
+        &mut tx,
+        case,
+        &store::CaseUpdate {
+            status: Some(Status::Closed),
+            response_due: Some("2027-01-06".parse().unwrap()),
+            closed_at: Some(Some(closed_at)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let row = store::case_in_tx(&mut tx, case).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Closed);
+    assert_eq!(row.response_due, "2027-01-06");
+    assert_eq!(row.handler_email.as_deref(), Some(ANNA));
+    assert_eq!(row.closed_at, Some(db_time(closed_at)));
+    store::update_case(
+        &mut tx,
+        case,
+        &store::CaseUpdate {
+            status: Some(Status::InProgress),
+            handler_email: Some(CARLA),
+            closed_at: Some(None),
+            clear_triage: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let row = store::case_in_tx(&mut tx, case).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::InProgress);
+    assert_eq!(row.handler_email.as_deref(), Some(CARLA));
+    assert_eq!(row.closed_at, None);
+    assert_eq!(row.response_due, "2027-01-06");
+    let untouched = store::case_in_tx(&mut tx, other).await.unwrap().unwrap();
+    assert_eq!(untouched.status, Status::Acknowledged);
+
+    // Structured event details come back merged into the event's JSON.
+    store::add_event_data(
+        &mut tx,
+        case,
+        at(130),
+        "extended",
+        DIRK,
+        "d",
+        &serde_json::json!({"old_due": "2026-12-21", "at": "not this"}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let timeline = store.timeline(case).await.unwrap();
+    let e = timeline.last().unwrap().to_json();
+    assert_eq!(e["old_due"], "2026-12-21");
+    assert_eq!(e["at"], db_time(at(130)), "the event's own fields win");
 }
