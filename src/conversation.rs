@@ -25,6 +25,9 @@ use crate::mail::quote;
 use crate::mail::render::{long_date, Template};
 use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, NewOutMail, Tx};
 
+/// The outbox kind of the answer to an unauthenticated staff mail.
+const WARNING_KIND: &str = "staff_warning";
+
 /// What an accepted staff mail will do.
 struct Plan<'a> {
     command: Option<Command>,
@@ -75,9 +78,11 @@ pub(crate) async fn staff_mail(
     let client_in_copy = client
         .as_ref()
         .is_some_and(|c| m.to.contains(c) || m.cc.contains(c));
+    // A warning about a refused (possibly forged) mail does not count: a
+    // puzzled "I did not send this" in answer to it must not reach the client.
     let authentic = store::sent_to(tx, &refs, staff.email.as_str())
         .await?
-        .is_some_and(|r| r.case_id == Some(case_id));
+        .is_some_and(|r| r.case_id == Some(case_id) && r.kind != WARNING_KIND);
     let answer = quote::new_text(&m.text);
     let parsed = command::parse(&answer);
     let has_command = !matches!(parsed, Ok(command::Parsed { command: None, .. }));
@@ -652,7 +657,7 @@ async fn receipt(
         lang,
         &ctx,
         staff,
-        "staff_receipt",
+        if known { "staff_receipt" } else { WARNING_KIND },
         Some(m),
         now,
     )

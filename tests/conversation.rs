@@ -427,6 +427,24 @@ fn a_forged_command_changes_nothing_and_is_answered() {
     assert!(refused[0]
         .text
         .contains("geen antwoord op een e-mail die klachtd u"));
+
+    // The real Anna, puzzled, answers that warning: it is no answer to the
+    // client and is not relayed.
+    let warning = newest(&w, &w.anna, "Niet verwerkt");
+    w.deliver(
+        &w.anna,
+        &reply(
+            &warning,
+            &w.anna,
+            &w.info,
+            "Dit heb ik niet gestuurd!",
+            Client::Outlook,
+        ),
+    );
+    w.run_once();
+    newest_after(&w, &w.anna, "Niet verwerkt", 2);
+    assert_eq!(w.mails(&client).len(), 1, "still only the acknowledgement");
+    assert_eq!(w.case("KL-2026-0001")["status"], before["status"]);
 }
 
 #[test]
