@@ -18,12 +18,11 @@ use crate::domain::assign::Assignment;
 use crate::domain::command::{self, Command};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::intake::{self, case_dates, org_json};
-use crate::mail::compose::{self, Outgoing};
 use crate::mail::forward;
 use crate::mail::parse::InboundMail;
 use crate::mail::quote;
 use crate::mail::render::{long_date, Template};
-use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, NewOutMail, Tx};
+use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, Tx};
 
 /// The outbox kind of the answer to an unauthenticated staff mail.
 const WARNING_KIND: &str = "staff_warning";
@@ -699,33 +698,21 @@ async fn queue_to_client(
         "external_body": s.organisation.external_body,
     });
     let rendered = app.renderer.render(lang, Template::ToClient, &ctx)?;
-    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
     let thread = store::client_thread(tx, case.id, to.as_str()).await?;
-    let refs = trim_references(&thread);
-    let raw = compose::build(&Outgoing {
-        message_id: &message_id,
-        from_name: &s.organisation.name,
-        from: &s.organisation.address,
-        to_name: &case.client_name,
-        to: &to,
-        reply_to: None,
-        subject: &rendered.subject,
-        text: &rendered.text,
-        html: &rendered.html,
-        in_reply_to: thread.last().map(String::as_str),
-        references: &refs,
-        auto_reply: false,
-        date: now,
-        attachments: &[],
-    })?;
-    store::enqueue(
+    let (message_id, _) = intake::queue_mail(
+        app,
         tx,
-        &NewOutMail {
-            message_id: &message_id,
+        &intake::Mail {
             case_id: Some(case.id),
             kind,
-            recipient: to.as_str(),
-            raw: &raw,
+            from_name: &s.organisation.name,
+            to_name: &case.client_name,
+            to: &to,
+            rendered: &rendered,
+            in_reply_to: thread.last().map(String::as_str),
+            references: &trim_references(&thread),
+            auto_reply: false,
+            attachments: &[],
         },
         now,
     )

@@ -682,7 +682,6 @@ pub(crate) async fn queue_ack(
         "response_working_days": s.procedure.response_working_days,
     });
     let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
-    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
     let (irt, refs) = match store::first_message(tx, case.id).await? {
         Some((id, refs)) => {
             let r = compose::references_for_reply(&refs, &id);
@@ -690,30 +689,20 @@ pub(crate) async fn queue_ack(
         }
         None => (None, Vec::new()),
     };
-    let raw = compose::build(&Outgoing {
-        message_id: &message_id,
-        from_name: &s.organisation.name,
-        from: &s.organisation.address,
-        to_name: &case.client_name,
-        to: &client_email,
-        reply_to: None,
-        subject: &rendered.subject,
-        text: &rendered.text,
-        html: &rendered.html,
-        in_reply_to: irt.as_deref(),
-        references: &refs,
-        auto_reply: true,
-        date: now,
-        attachments: &[],
-    })?;
-    let queued = store::enqueue(
+    let (message_id, queued) = queue_mail(
+        app,
         tx,
-        &NewOutMail {
-            message_id: &message_id,
+        &Mail {
             case_id: Some(case.id),
             kind: "ack",
-            recipient: client_email.as_str(),
-            raw: &raw,
+            from_name: &s.organisation.name,
+            to_name: &case.client_name,
+            to: &client_email,
+            rendered: &rendered,
+            in_reply_to: irt.as_deref(),
+            references: &refs,
+            auto_reply: true,
+            attachments: &[],
         },
         now,
     )
@@ -813,34 +802,23 @@ pub(crate) async fn queue_staff_reply(
 ) -> Result<()> {
     let s = &app.settings;
     let rendered = app.renderer.render(lang, template, ctx)?;
-    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
     let refs = answering
         .map(|m| compose::references_for_reply(&m.references, &m.message_id))
         .unwrap_or_default();
-    let raw = compose::build(&Outgoing {
-        message_id: &message_id,
-        from_name: &format!("{} klachten", s.organisation.name),
-        from: &s.organisation.address,
-        to_name: &to.name,
-        to: &to.email,
-        reply_to: None,
-        subject: &rendered.subject,
-        text: &rendered.text,
-        html: &rendered.html,
-        in_reply_to: answering.map(|m| m.message_id.as_str()),
-        references: &refs,
-        auto_reply: false,
-        date: now,
-        attachments: &[],
-    })?;
-    store::enqueue(
+    queue_mail(
+        app,
         tx,
-        &NewOutMail {
-            message_id: &message_id,
+        &Mail {
             case_id,
             kind,
-            recipient: to.email.as_str(),
-            raw: &raw,
+            from_name: &format!("{} klachten", s.organisation.name),
+            to_name: &to.name,
+            to: &to.email,
+            rendered: &rendered,
+            in_reply_to: answering.map(|m| m.message_id.as_str()),
+            references: &refs,
+            auto_reply: false,
+            attachments: &[],
         },
         now,
     )
@@ -985,7 +963,6 @@ async fn answer_regulation_request(
         "paper": paper,
     });
     let rendered = app.renderer.render(lang, Template::Regulation, &ctx)?;
-    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
     let refs = compose::references_for_reply(&m.references, &m.message_id);
     let attachments: Vec<(String, String, Vec<u8>)> = text
         .iter()
@@ -997,30 +974,20 @@ async fn answer_regulation_request(
             )
         })
         .collect();
-    let raw = compose::build(&Outgoing {
-        message_id: &message_id,
-        from_name: &s.organisation.name,
-        from: &s.organisation.address,
-        to_name: &name,
-        to: from,
-        reply_to: None,
-        subject: &rendered.subject,
-        text: &rendered.text,
-        html: &rendered.html,
-        in_reply_to: Some(&m.message_id),
-        references: &refs,
-        auto_reply: true,
-        date: now,
-        attachments: &attachments,
-    })?;
-    store::enqueue(
+    queue_mail(
+        app,
         tx,
-        &NewOutMail {
-            message_id: &message_id,
+        &Mail {
             case_id: None,
             kind: "regulation",
-            recipient: from.as_str(),
-            raw: &raw,
+            from_name: &s.organisation.name,
+            to_name: &name,
+            to: from,
+            rendered: &rendered,
+            in_reply_to: Some(&m.message_id),
+            references: &refs,
+            auto_reply: true,
+            attachments: &attachments,
         },
         now,
     )
@@ -1061,6 +1028,64 @@ fn human_size(n: u64) -> String {
         n if n >= 1024 => format!("{} kB", n / 1024),
         n => format!("{n} bytes"),
     }
+}
+
+/// One mail from the organisation's address, already rendered.
+pub(crate) struct Mail<'a> {
+    pub case_id: Option<i64>,
+    pub kind: &'a str,
+    pub from_name: &'a str,
+    pub to_name: &'a str,
+    pub to: &'a EmailAddress,
+    pub rendered: &'a crate::mail::render::Rendered,
+    /// Threading: the message answered, and the chain before it.
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    /// An automatic reply (RFC 3834 headers).
+    pub auto_reply: bool,
+    pub attachments: &'a [(String, String, Vec<u8>)],
+}
+
+/// Composes `m` with a fresh random Message-ID and queues it in the outbox.
+/// Returns the Message-ID and whether it was queued (the database refuses a
+/// second acknowledgement of a case).
+pub(crate) async fn queue_mail(
+    app: &App,
+    tx: &mut Tx,
+    m: &Mail<'_>,
+    now: Timestamp,
+) -> Result<(String, bool)> {
+    let s = &app.settings;
+    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let raw = compose::build(&Outgoing {
+        message_id: &message_id,
+        from_name: m.from_name,
+        from: &s.organisation.address,
+        to_name: m.to_name,
+        to: m.to,
+        reply_to: None,
+        subject: &m.rendered.subject,
+        text: &m.rendered.text,
+        html: &m.rendered.html,
+        in_reply_to: m.in_reply_to,
+        references: m.references,
+        auto_reply: m.auto_reply,
+        date: now,
+        attachments: m.attachments,
+    })?;
+    let queued = store::enqueue(
+        tx,
+        &NewOutMail {
+            message_id: &message_id,
+            case_id: m.case_id,
+            kind: m.kind,
+            recipient: m.to.as_str(),
+            raw: &raw,
+        },
+        now,
+    )
+    .await?;
+    Ok((message_id, queued))
 }
 
 /// A complaint taken by phone (art. 4): same pipeline, no inbound message.

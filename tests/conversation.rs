@@ -92,6 +92,11 @@ fn reply(original: &[u8], from: &str, to: &str, top: &str, style: Client) -> Vec
     .into_bytes()
 }
 
+/// `staff` answers `original` (a mail klachtd sent them) to info@.
+fn staff_answers(w: &World, staff: &str, original: &[u8], top: &str, style: Client) {
+    w.deliver(staff, &reply(original, staff, &w.info, top, style));
+}
+
 fn quote_lines(text: &str) -> String {
     text.lines()
         .map(|l| format!("> {l}"))
@@ -187,16 +192,7 @@ fn a_case_is_handled_by_email_from_complaint_to_closing() {
 
     // 1. Anna answers from Outlook: only her new text goes to Jan, from
     //    info@, in Jan's thread, signed with her name.
-    w.deliver(
-        &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "Beste Jan,\n\nDank voor uw bericht. Kunt u mij vertellen wanneer u\nbereikbaar bent voor een gesprek?",
-            Client::Outlook,
-        ),
-    );
+    staff_answers(&w, &w.anna, &notice, "Beste Jan,\n\nDank voor uw bericht. Kunt u mij vertellen wanneer u\nbereikbaar bent voor een gesprek?", Client::Outlook);
     w.run_once();
     let to_jan = inbox(&w, &client, 2);
     let answer = parsed(&to_jan[1]);
@@ -262,15 +258,12 @@ fn a_case_is_handled_by_email_from_complaint_to_closing() {
     );
 
     // 3. Anna makes a proposal from Gmail, under Jan's notification.
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &client_notice,
-            &w.anna,
-            &w.info,
-            "/voorstel\nBeste Jan,\n\nWij plannen de sessie kosteloos opnieuw in, met Carla als coach.",
-            Client::Gmail,
-        ),
+        &client_notice,
+        "/voorstel\nBeste Jan,\n\nWij plannen de sessie kosteloos opnieuw in, met Carla als coach.",
+        Client::Gmail,
     );
     w.run_once();
     let to_jan = inbox(&w, &client, 3);
@@ -291,23 +284,11 @@ fn a_case_is_handled_by_email_from_complaint_to_closing() {
     assert!(parsed(&receipt).text.contains("voorstel aan de cliënt"));
 
     // 4. Jan agrees (by phone, say); Anna records it from Apple Mail, then closes.
-    w.deliver(
-        &w.anna,
-        &reply(&receipt, &w.anna, &w.info, "/akkoord", Client::Apple),
-    );
+    staff_answers(&w, &w.anna, &receipt, "/akkoord", Client::Apple);
     w.run_once();
     assert_eq!(w.cases()[0]["status"], "resolved");
     let receipt = newest_after(&w, &w.anna, "Verwerkt", 1);
-    w.deliver(
-        &w.anna,
-        &reply(
-            &receipt,
-            &w.anna,
-            &w.info,
-            "/sluit uitgevoerd",
-            Client::Outlook,
-        ),
-    );
+    staff_answers(&w, &w.anna, &receipt, "/sluit uitgevoerd", Client::Outlook);
     w.run_once();
     newest_after(&w, &w.anna, "Verwerkt", 2);
     let case = w.case("KL-2026-0001");
@@ -431,15 +412,12 @@ fn a_forged_command_changes_nothing_and_is_answered() {
     // The real Anna, puzzled, answers that warning: it is no answer to the
     // client and is not relayed.
     let warning = newest(&w, &w.anna, "Niet verwerkt");
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &warning,
-            &w.anna,
-            &w.info,
-            "Dit heb ik niet gestuurd!",
-            Client::Outlook,
-        ),
+        &warning,
+        "Dit heb ik niet gestuurd!",
+        Client::Outlook,
     );
     w.run_once();
     newest_after(&w, &w.anna, "Niet verwerkt", 2);
@@ -451,16 +429,7 @@ fn a_forged_command_changes_nothing_and_is_answered() {
 fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
     let Case { w, client, .. } = complaint(World::new());
     let notice = newest(&w, &w.anna, "KL-2026-0001");
-    w.deliver(
-        &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "/toewijzen Bram",
-            Client::Outlook,
-        ),
-    );
+    staff_answers(&w, &w.anna, &notice, "/toewijzen Bram", Client::Outlook);
     w.run_once();
     let refused = parsed(&newest(&w, &w.anna, "Niet verwerkt"));
     assert!(
@@ -485,10 +454,7 @@ fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
     .into_iter()
     .enumerate()
     {
-        w.deliver(
-            &w.anna,
-            &reply(&notice, &w.anna, &w.info, text, Client::Gmail),
-        );
+        staff_answers(&w, &w.anna, &notice, text, Client::Gmail);
         w.run_once();
         let answer = parsed(&newest_after(&w, &w.anna, "Niet verwerkt", n + 1));
         assert!(answer.text.contains(expect), "{text}: {}", answer.text);
@@ -499,15 +465,12 @@ fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
     assert_eq!(events(&case, "staff_mail_refused").len(), 5);
 
     // To Carla, with a note: she gets the case and the note; Jan nothing.
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "/toewijzen Carla\nCarla, wil jij dit overnemen? Ik ben volgende week weg.",
-            Client::Outlook,
-        ),
+        &notice,
+        "/toewijzen Carla\nCarla, wil jij dit overnemen? Ik ben volgende week weg.",
+        Client::Outlook,
     );
     w.run_once();
     assert_eq!(w.cases()[0]["handler_email"], w.carla.as_str());
@@ -529,15 +492,12 @@ fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
 fn an_extension_tells_the_client_the_reason_and_the_new_date() {
     let Case { w, client, .. } = complaint(World::new());
     let notice = newest(&w, &w.anna, "KL-2026-0001");
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "/verleng 10 de coach is twee weken afwezig en wij willen ook haar kant horen",
-            Client::Apple,
-        ),
+        &notice,
+        "/verleng 10 de coach is twee weken afwezig en wij willen ook haar kant horen",
+        Client::Apple,
     );
     w.run_once();
     let case = w.case("KL-2026-0001");
@@ -574,15 +534,12 @@ fn an_internal_note_is_never_relayed_and_direct_mail_is_recorded_once() {
         complaint_id,
     } = complaint(World::new());
     let notice = newest(&w, &w.anna, "KL-2026-0001");
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "/intern\nBram zegt dat hij die dag ziek was; ik bel Jan morgen.",
-            Client::Outlook,
-        ),
+        &notice,
+        "/intern\nBram zegt dat hij die dag ziek was; ik bel Jan morgen.",
+        Client::Outlook,
     );
     // Anna writes to Jan herself, info@ in Cc, in his thread.
     let direct = format!(
@@ -726,15 +683,12 @@ fn a_reply_to_a_closed_case_goes_to_the_handler_and_reopen_works() {
     assert!(n.text.contains("deze zaak is gesloten"), "{}", n.text);
     assert!(n.text.contains("Toch nog een vraag over de factuur."));
 
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "/heropen vraag over de factuur",
-            Client::Outlook,
-        ),
+        &notice,
+        "/heropen vraag over de factuur",
+        Client::Outlook,
     );
     w.run_once();
     let case = w.case("KL-2026-0001");
@@ -750,15 +704,12 @@ fn the_person_concerned_cannot_act_on_the_case() {
     // answer: the answer must come from the address it was sent to, and he
     // is concerned anyway.
     let notice = newest(&w, &w.anna, "KL-2026-0001");
-    w.deliver(
+    staff_answers(
+        &w,
         &w.bram,
-        &reply(
-            &notice,
-            &w.bram,
-            &w.info,
-            "/sluit\nDit klopt niet.",
-            Client::Outlook,
-        ),
+        &notice,
+        "/sluit\nDit klopt niet.",
+        Client::Outlook,
     );
     w.run_once();
     newest(&w, &w.bram, "Niet verwerkt");
@@ -775,15 +726,12 @@ fn case_mail_moves_to_the_complaints_folder_and_other_mail_stays() {
     inbox(&w, &client, 1);
     let invoice = w.deliver_fixture(&w.client("boekhouding"), "invoice.eml", "invoice");
     let notice = newest(&w, &w.anna, "KL-2026-0001");
-    w.deliver(
+    staff_answers(
+        &w,
         &w.anna,
-        &reply(
-            &notice,
-            &w.anna,
-            &w.info,
-            "Beste Jan, ik bel u morgen.",
-            Client::Gmail,
-        ),
+        &notice,
+        "Beste Jan, ik bel u morgen.",
+        Client::Gmail,
     );
     let flags_before: Vec<Vec<String>> = w
         .stack
@@ -879,10 +827,7 @@ fn a_forwarded_complaint_becomes_a_case_once_a_supervisor_confirms() {
     assert!(parsed(&notice)
         .text
         .contains("doorgestuurd door Carla Smit"));
-    w.deliver(
-        &w.dirk,
-        &reply(&notice, &w.dirk, &w.info, "/klacht", Client::Outlook),
-    );
+    staff_answers(&w, &w.dirk, &notice, "/klacht", Client::Outlook);
     w.run_once();
     let case = w.case("KL-2026-0001");
     assert_eq!(case["status"], "acknowledged");

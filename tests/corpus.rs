@@ -47,26 +47,6 @@ struct Msg {
     bytes: Vec<u8>,
 }
 
-/// The corpus root, or None (after saying so on stderr) when it is absent.
-fn corpus_root(test: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KLACHTD_CORPORA").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_dir(),
-            "KLACHTD_CORPORA={} is set but is not a folder",
-            p.display()
-        );
-        return Some(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {test}: ../shared/corpora not found (set KLACHTD_CORPORA)");
-        None
-    }
-}
-
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
@@ -187,7 +167,7 @@ fn counts<'a>(it: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
 
 #[test]
 fn every_corpus_message_parses_without_panic() {
-    let Some(root) = corpus_root("every_corpus_message_parses_without_panic") else {
+    let Some(root) = common::corpus_root("every_corpus_message_parses_without_panic") else {
         return;
     };
     let started = Instant::now();
@@ -358,7 +338,7 @@ fn missed_signs(m: &InboundMail) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered() {
     let Some(root) =
-        corpus_root("no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered")
+        common::corpus_root("no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered")
     else {
         return;
     };
@@ -528,7 +508,7 @@ Ik ben zeer ontevreden over de coachingsessie van 12 november. Ik wil graag mijn
 
 #[test]
 fn charset_corpus_decodes_to_valid_text() {
-    let Some(root) = corpus_root("charset_corpus_decodes_to_valid_text") else {
+    let Some(root) = common::corpus_root("charset_corpus_decodes_to_valid_text") else {
         return;
     };
     let started = Instant::now();

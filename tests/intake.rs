@@ -760,6 +760,7 @@ fn a_request_for_the_regulation_is_answered_with_it_and_a_paper_request_goes_to_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    w.settle();
 
     assert!(
         w.cases().is_empty(),
@@ -811,6 +812,7 @@ fn a_message_that_cannot_be_handled_does_not_block_the_rest_and_is_retried_after
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    w.settle();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("recorded as failed"), "{log}");
     assert!(!log.contains(&client), "{log}");

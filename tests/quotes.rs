@@ -15,6 +15,8 @@
 //! `SKIPPED: <test>: ... not found (set KLACHTD_CORPORA)` to stderr and pass.
 //! Run with `cargo test --test quotes -- --nocapture` to see the counts.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use klachtd::mail::parse::{self, InboundMail};
@@ -25,27 +27,6 @@ const CAP: u64 = 10 * 1024 * 1024;
 
 /// Text from the quoted notification that must never reach a client.
 const CONFIDENTIAL: &[&str] = &["Bram Bakker", "Deze klacht gaat over", "##-"];
-
-/// The corpus root, or None (after saying so on stderr) when it is absent.
-/// Same convention as `tests/corpus.rs`.
-fn corpus_root(test: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KLACHTD_CORPORA").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_dir(),
-            "KLACHTD_CORPORA={} is set but is not a folder",
-            p.display()
-        );
-        return Some(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {test}: ../shared/corpora not found (set KLACHTD_CORPORA)");
-        None
-    }
-}
 
 /// Files of `dir` (recursively), sorted.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -216,7 +197,7 @@ fn every_reply_fixture_has_an_expected_file_and_back() {
 #[test]
 fn talon_standard_replies_give_exactly_hello() {
     const TEST: &str = "talon_standard_replies_give_exactly_hello";
-    let Some(root) = corpus_root(TEST) else {
+    let Some(root) = common::corpus_root(TEST) else {
         return;
     };
     let dir = root.join("mailgun-talon/human");
@@ -269,7 +250,7 @@ fn talon_standard_replies_give_exactly_hello() {
 #[test]
 fn every_human_corpus_mail_survives_new_text() {
     const TEST: &str = "every_human_corpus_mail_survives_new_text";
-    let Some(root) = corpus_root(TEST) else {
+    let Some(root) = common::corpus_root(TEST) else {
         return;
     };
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&root)

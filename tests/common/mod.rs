@@ -1,6 +1,7 @@
-//! Shared helpers for `tests/corpus.rs` and `tests/store.rs` only: settings
-//! from a TOML string, an [`App`] on a given database, and throw-away
-//! databases (a temp SQLite file, or a fresh PostgreSQL database per test).
+//! Shared helpers for the tests that need no mail server: settings from a
+//! TOML string, an [`App`] on a given database, throw-away databases (a temp
+//! SQLite file, or a fresh PostgreSQL database per test), and the shared
+//! corpora's root.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -234,4 +235,26 @@ fn database_names_are_replaced_in_urls() {
         replace_db_name("postgres://h:5432", "x"),
         "postgres://h:5432/x"
     );
+}
+
+/// `../shared/corpora` (or `$KLACHTD_CORPORA`). A fresh clone has none:
+/// then every corpus test prints a SKIPPED line and passes.
+/// The corpus root, or None (after saying so on stderr) when it is absent.
+pub fn corpus_root(test: &str) -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("KLACHTD_CORPORA").filter(|p| !p.is_empty()) {
+        let p = std::path::PathBuf::from(p);
+        assert!(
+            p.is_dir(),
+            "KLACHTD_CORPORA={} is set but is not a folder",
+            p.display()
+        );
+        return Some(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {test}: ../shared/corpora not found (set KLACHTD_CORPORA)");
+        None
+    }
 }

@@ -230,6 +230,53 @@ impl MailStack {
             .collect()
     }
 
+    /// Waits until Postfix's queue holds no message for any of `addresses`:
+    /// everything accepted for them has been delivered. Mail a process sent
+    /// over SMTP is in the queue from the server's 250 on, so after that
+    /// process ends this is the moment its mail can be looked at. Other
+    /// tests' mail in the same queue does not matter.
+    pub fn wait_until_delivered(
+        &self,
+        addresses: &[String],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let bin = ["/usr/sbin/postqueue", "postqueue"]
+            .into_iter()
+            .find(|b| !b.starts_with('/') || Path::new(b).exists())
+            .unwrap_or("postqueue");
+        let wanted: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("\"{}\"", a.to_lowercase()))
+            .collect();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = std::process::Command::new(bin)
+                .arg("-c")
+                .arg(self.dir.join("postfix"))
+                .arg("-j")
+                .output()
+                .map_err(|e| format!("{bin} -j: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{bin} -j failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            let queue = String::from_utf8_lossy(&out.stdout).to_lowercase();
+            if !wanted.iter().any(|w| queue.contains(w.as_str())) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "mail still queued after {}s: {}",
+                    timeout.as_secs(),
+                    queue.trim()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Polls the Maildir (not IMAP) every 20 ms until at least `n` messages are
     /// there or `timeout` passes; returns what is there at that point.
     pub fn wait_for_messages(

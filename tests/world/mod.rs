@@ -20,6 +20,8 @@ pub struct World {
     pub bram: String,
     pub carla: String,
     pub dirk: String,
+    /// Client addresses handed out by [`World::client`].
+    clients: std::sync::Mutex<Vec<String>>,
 }
 
 pub const NOW: &str = "2026-11-23T10:00:00+01:00";
@@ -103,11 +105,30 @@ roles = ["supervisor"]
             bram,
             carla,
             dirk,
+            clients: Default::default(),
         }
     }
 
     pub fn client(&self, name: &str) -> String {
-        self.stack.fresh_address(name, "client.test")
+        let a = self.stack.fresh_address(name, "client.test");
+        self.clients.lock().expect("clients").push(a.clone());
+        a
+    }
+
+    /// Waits until Postfix has delivered all mail for this world's
+    /// addresses, so what klachtd sent can be looked at.
+    pub fn settle(&self) {
+        let mut all = vec![
+            self.info.clone(),
+            self.anna.clone(),
+            self.bram.clone(),
+            self.carla.clone(),
+            self.dirk.clone(),
+        ];
+        all.extend(self.clients.lock().expect("clients").iter().cloned());
+        self.stack
+            .wait_until_delivered(&all, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn command(&self) -> Command {
@@ -139,6 +160,7 @@ roles = ["supervisor"]
             "run --once failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        self.settle();
         out
     }
 
