@@ -169,6 +169,7 @@ struct RawIntake {
     max_message_bytes: Option<u64>,
     max_attachment_bytes: Option<u64>,
     complaint_folder: Option<String>,
+    trusted_authserv_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -288,6 +289,10 @@ pub struct Intake {
     pub max_message_bytes: u64,
     pub max_attachment_bytes: u64,
     pub complaint_folder: Option<String>,
+    /// When set, staff answers must also carry an `Authentication-Results`
+    /// header of this server (RFC 8601 authserv-id) with DKIM, SPF or DMARC
+    /// passing for the staff member's domain.
+    pub trusted_authserv_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -675,6 +680,11 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         max_message_bytes: raw.intake.max_message_bytes.unwrap_or(25 * 1024 * 1024),
         max_attachment_bytes: raw.intake.max_attachment_bytes.unwrap_or(10 * 1024 * 1024),
         complaint_folder: raw.intake.complaint_folder.filter(|s| !s.trim().is_empty()),
+        trusted_authserv_id: raw
+            .intake
+            .trusted_authserv_id
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
     };
     if intake.max_message_bytes < 64 * 1024 {
         return Err(err("intake.max_message_bytes", "must be at least 65536"));

@@ -19,7 +19,7 @@ use crate::domain::command::{self, Command};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::intake::{self, case_dates, org_json};
 use crate::mail::forward;
-use crate::mail::parse::InboundMail;
+use crate::mail::parse::{passes_authentication, InboundMail};
 use crate::mail::quote;
 use crate::mail::render::{long_date, Template};
 use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, Tx};
@@ -79,9 +79,17 @@ pub(crate) async fn staff_mail(
         .is_some_and(|c| m.to.contains(c) || m.cc.contains(c));
     // A warning about a refused (possibly forged) mail does not count: a
     // puzzled "I did not send this" in answer to it must not reach the client.
-    let authentic = store::sent_to(tx, &refs, staff.email.as_str())
+    let answers_us = store::sent_to(tx, &refs, staff.email.as_str())
         .await?
         .is_some_and(|r| r.case_id == Some(case_id) && r.kind != WARNING_KIND);
+    // Optionally also the receiving server's DKIM/SPF/DMARC verdict.
+    let server_ok = app
+        .settings
+        .intake
+        .trusted_authserv_id
+        .as_deref()
+        .is_none_or(|id| passes_authentication(&m.headers, id, staff.email.domain()));
+    let authentic = answers_us && server_ok;
     let answer = quote::new_text(&m.text);
     let parsed = command::parse(&answer);
     let has_command = !matches!(parsed, Ok(command::Parsed { command: None, .. }));
@@ -106,10 +114,14 @@ pub(crate) async fn staff_mail(
             .await?;
             return Ok(());
         }
-        let why =
+        let why = if answers_us {
+            "de mailserver heeft dit bericht niet als echt van uw adres herkend (DKIM/SPF). \
+             Er is niets gewijzigd en niets doorgestuurd."
+        } else {
             "dit bericht is geen antwoord op een e-mail die klachtd u over deze zaak stuurde. \
-                   Er is niets gewijzigd en niets doorgestuurd. Beantwoord de melding van klachtd \
-                   (gebruik 'Beantwoorden' in uw mailprogramma).";
+             Er is niets gewijzigd en niets doorgestuurd. Beantwoord de melding van klachtd \
+             (gebruik 'Beantwoorden' in uw mailprogramma)."
+        };
         // The answer goes to the roster address, so the real person learns
         // of the attempt; it names nothing of the case they did not write.
         return refuse(app, tx, &case, m, staff, &mut data, why, false, now).await;

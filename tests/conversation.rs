@@ -841,3 +841,44 @@ fn a_forwarded_complaint_becomes_a_case_once_a_supervisor_confirms() {
     );
     assert!(kinds(&case).iter().any(|k| k == "forwarded"));
 }
+
+#[test]
+fn with_a_trusted_server_configured_its_dkim_or_spf_verdict_is_required_too() {
+    let Case { w, client, .. } = complaint(World::with_config(
+        "\n[intake]\ntrusted_authserv_id = \"mx.31solutions.test\"\n",
+    ));
+    let notice = newest(&w, &w.anna, "KL-2026-0001");
+    // A real answer, but without the receiving server's verdict.
+    staff_answers(
+        &w,
+        &w.anna,
+        &notice,
+        "Beste Jan, ik bel u morgen.",
+        Client::Gmail,
+    );
+    w.run_once();
+    let refused = parsed(&newest(&w, &w.anna, "Niet verwerkt"));
+    assert!(refused.text.contains("(DKIM/SPF)"), "{}", refused.text);
+    assert_eq!(w.mails(&client).len(), 1);
+
+    // The same with the trusted server's DKIM pass for the staff domain.
+    let signed = world::rewrite_headers(
+        &reply(
+            &notice,
+            &w.anna,
+            &w.info,
+            "Beste Jan, ik bel u morgen.",
+            Client::Gmail,
+        ),
+        &[(
+            "Authentication-Results",
+            "mx.31solutions.test; dkim=pass header.d=31solutions.test header.s=mail",
+        )],
+    );
+    w.deliver(&w.anna, &signed);
+    w.run_once();
+    let mails = inbox(&w, &client, 2);
+    assert!(parsed(&mails[1])
+        .text
+        .starts_with("Beste Jan, ik bel u morgen."));
+}

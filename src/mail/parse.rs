@@ -411,3 +411,137 @@ mod tests {
         );
     }
 }
+
+/// Did the server `authserv_id` (RFC 8601) record a DKIM, SPF or DMARC pass
+/// for `domain` in an `Authentication-Results` header? Headers of other
+/// servers are ignored: only the trusted receiving server's own verdict
+/// counts (it must remove look-alikes arriving from outside, as RFC 8601
+/// section 5 requires).
+pub fn passes_authentication(
+    headers: &[(String, String)],
+    authserv_id: &str,
+    domain: &str,
+) -> bool {
+    let domain = domain.to_ascii_lowercase();
+    let same_or_parent = |d: &str| {
+        let d = d
+            .trim()
+            .trim_matches('"')
+            .trim_start_matches('@')
+            .to_ascii_lowercase();
+        let d = d.rsplit_once('@').map(|(_, x)| x.to_string()).unwrap_or(d);
+        // A parent domain counts (relaxed alignment), a bare TLD does not.
+        d.contains('.') && (d == domain || domain.ends_with(&format!(".{d}")))
+    };
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("authentication-results"))
+        .any(|(_, v)| {
+            let mut parts = v.split(';');
+            let id = parts.next().unwrap_or_default();
+            let id = id.split_whitespace().next().unwrap_or_default();
+            if !id.eq_ignore_ascii_case(authserv_id) {
+                return false;
+            }
+            parts.any(|result| {
+                let words: Vec<&str> = result.split_whitespace().collect();
+                let Some((method, verdict)) = words.first().and_then(|w| w.split_once('=')) else {
+                    return false;
+                };
+                if !verdict.eq_ignore_ascii_case("pass") {
+                    return false;
+                }
+                let prop = |key: &str| {
+                    words.iter().find_map(|w| {
+                        w.split_once('=')
+                            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+                            .map(|(_, v)| v)
+                    })
+                };
+                match method.to_ascii_lowercase().as_str() {
+                    "dkim" => prop("header.d")
+                        .or(prop("header.i"))
+                        .is_some_and(same_or_parent),
+                    "spf" => prop("smtp.mailfrom").is_some_and(same_or_parent),
+                    "dmarc" => prop("header.from").is_some_and(same_or_parent),
+                    _ => false,
+                }
+            })
+        })
+}
+
+#[cfg(test)]
+mod authentication_results {
+    use super::passes_authentication as passes;
+
+    fn h(v: &str) -> Vec<(String, String)> {
+        vec![("authentication-results".into(), v.into())]
+    }
+
+    #[test]
+    fn a_pass_of_the_trusted_server_for_the_domain_counts() {
+        let d = "31solutions.test";
+        assert!(passes(
+            &h("mx.31solutions.test; dkim=pass header.d=31solutions.test header.s=sel"),
+            "mx.31solutions.test",
+            d
+        ));
+        assert!(passes(
+            &h("MX.31solutions.test 1; spf=pass smtp.mailfrom=anna@31solutions.test"),
+            "mx.31solutions.test",
+            d
+        ));
+        assert!(passes(&h("mx.31solutions.test; spf=fail smtp.mailfrom=x@evil.test; dmarc=pass header.from=31solutions.test"), "mx.31solutions.test", d));
+        assert!(passes(
+            &h("mx.31solutions.test; dkim=pass (good) header.i=@31solutions.test"),
+            "mx.31solutions.test",
+            d
+        ));
+    }
+
+    #[test]
+    fn anything_else_does_not() {
+        let d = "31solutions.test";
+        let id = "mx.31solutions.test";
+        assert!(!passes(&[], id, d));
+        assert!(
+            !passes(&h("evil.test; dkim=pass header.d=31solutions.test"), id, d),
+            "another server"
+        );
+        assert!(!passes(
+            &h("mx.31solutions.test; dkim=fail header.d=31solutions.test"),
+            id,
+            d
+        ));
+        assert!(
+            !passes(
+                &h("mx.31solutions.test; dkim=pass header.d=evil.test"),
+                id,
+                d
+            ),
+            "another domain"
+        );
+        assert!(
+            !passes(
+                &h("mx.31solutions.test; dkim=pass header.d=test"),
+                id,
+                "31solutions.test.evil"
+            ),
+            "suffix is not parent"
+        );
+        assert!(!passes(&h("mx.31solutions.test; none"), id, d));
+        assert!(
+            !passes(&h("mx.31solutions.test; dkim=pass header.d=test"), id, d),
+            "a TLD is no parent"
+        );
+        assert!(!passes(&h(""), id, d));
+        assert!(!passes(
+            &[(
+                "received".into(),
+                "mx.31solutions.test; dkim=pass header.d=31solutions.test".into()
+            )],
+            id,
+            d
+        ));
+    }
+}
