@@ -842,6 +842,33 @@ roles = ["handler", "supervisor"]
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../config/klachtd.example.toml");
+        // The regulation file it names lives in /etc on a real install.
+        let regulation = concat!(env!("CARGO_MANIFEST_DIR"), "/config/klachtenreglement.txt");
+        let env = [("KLACHTD__ORGANISATION__REGULATION_FILE", regulation)];
+        if let Err(e) = load(text, &env) {
+            panic!("config/klachtd.example.toml: {e}");
+        }
+        // Its commented-out keys too, uncommented one by one.
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("# ") && l.contains(" = "))
+        {
+            let key = line.trim_start_matches("# ");
+            // Paths are checked against the file system of a real install.
+            let path = key.contains("_dir ") || key.contains("_file ");
+            if key.split_whitespace().count() < 3 || key.contains(". ") || path {
+                continue;
+            }
+            let on = text.replacen(line, key, 1);
+            if let Err(e) = load(&on, &env) {
+                panic!("config/klachtd.example.toml with {key:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn a_minimal_file_gets_the_regulation_defaults() {
         let s = load(MINIMAL, &[]).unwrap();
         assert_eq!(s.procedure.ack_working_days, 5);
