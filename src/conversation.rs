@@ -633,6 +633,16 @@ async fn refuse(
     )
     .await?;
     tracing::info!(reference = %case.reference, message_id = %m.message_id, "staff mail refused");
+    if !known {
+        // One warning per person and case an hour: an auto-responder that
+        // slipped past the header checks cannot start a loop with us.
+        let since = now
+            .checked_sub(jiff::SignedDuration::from_hours(1))
+            .unwrap_or(now);
+        if store::sent_since(tx, case.id, staff.email.as_str(), WARNING_KIND, since).await? > 0 {
+            return Ok(());
+        }
+    }
     receipt(app, tx, case, m, staff, Some(why), &[], known, now).await
 }
 

@@ -389,22 +389,21 @@ fn a_forged_command_changes_nothing_and_is_answered() {
         .replace("Message-ID: <forged", "Message-ID: <forged2");
     w.deliver(&w.anna, tagged.as_bytes());
     w.run_once();
-    newest_after(&w, &w.anna, "Niet verwerkt", 1);
 
     let after = w.case("KL-2026-0001");
     assert_eq!(after["status"], before["status"]);
     assert_eq!(w.mails(&client).len(), 1, "only the acknowledgement");
     assert_eq!(events(&after, "staff_mail_refused").len(), 2);
     assert!(events(&after, "command").is_empty());
-    // The real Anna hears about it (the answer goes to the roster address).
-    newest_after(&w, &w.anna, "Niet verwerkt", 1);
+    // The real Anna hears about it (the answer goes to the roster address),
+    // once an hour per case however many arrive: no loop with a responder.
     let refused: Vec<_> = w
         .mails(&w.anna)
         .iter()
         .map(|m| parsed(m))
         .filter(|m| m.subject.contains("Niet verwerkt"))
         .collect();
-    assert_eq!(refused.len(), 2);
+    assert_eq!(refused.len(), 1);
     assert!(refused[0]
         .text
         .contains("geen antwoord op een e-mail die klachtd u"));
@@ -420,9 +419,16 @@ fn a_forged_command_changes_nothing_and_is_answered() {
         Client::Outlook,
     );
     w.run_once();
-    newest_after(&w, &w.anna, "Niet verwerkt", 2);
     assert_eq!(w.mails(&client).len(), 1, "still only the acknowledgement");
-    assert_eq!(w.case("KL-2026-0001")["status"], before["status"]);
+    let after = w.case("KL-2026-0001");
+    assert_eq!(after["status"], before["status"]);
+    assert_eq!(events(&after, "staff_mail_refused").len(), 3);
+    let warnings = w
+        .mails(&w.anna)
+        .iter()
+        .filter(|m| parsed(m).subject.contains("Niet verwerkt"))
+        .count();
+    assert_eq!(warnings, 1);
 }
 
 #[test]

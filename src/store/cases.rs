@@ -287,6 +287,26 @@ pub async fn auto_replies_since(tx: &mut Tx, recipient: &str, since: Timestamp) 
     Ok(row.try_get::<i64, _>(0)?)
 }
 
+/// Mails of `kind` about a case queued for `recipient` since `since`.
+pub async fn sent_since(
+    tx: &mut Tx,
+    case_id: i64,
+    recipient: &str,
+    kind: &str,
+    since: Timestamp,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM outbox WHERE case_id = $1 AND LOWER(recipient) = LOWER($2) AND kind = $3 AND created_at >= $4",
+    )
+    .bind(case_id)
+    .bind(recipient)
+    .bind(kind)
+    .bind(db_time(since))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get::<i64, _>(0)?)
+}
+
 const CASE_COLUMNS: &str = "id, reference, status, category, language, source, client_name, client_email, client_phone, \
     subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, ack_sent_at, ack_due, \
     response_due, triage_reason, closed_at";
