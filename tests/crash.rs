@@ -70,6 +70,59 @@ fn outbox_report(w: &World) -> String {
     })
 }
 
+/// For a failure message: sent rows whose Message-ID is in no mailbox of
+/// `recipients`, each with what Postfix's log says about it (never reached
+/// Postfix, or queued and what became of it), plus Postfix's queue.
+fn missing_report(w: &World, recipients: &[&String]) -> String {
+    let url = format!("sqlite://{}", w.db().display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sent: Vec<(String, String)> = rt.block_on(async {
+        let store = klachtd::store::Store::open(&url).await.unwrap();
+        use sqlx::Row;
+        sqlx::query("SELECT message_id, kind FROM outbox WHERE status = 'sent'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect()
+    });
+    let delivered: String = recipients
+        .iter()
+        .flat_map(|r| w.mails(r))
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect();
+    let log = std::fs::read_to_string(&w.stack.postfix_log).unwrap_or_default();
+    let mut out = String::new();
+    for (id, kind) in sent
+        .iter()
+        .filter(|(id, k)| k == "handler_new" && !delivered.contains(id.as_str()))
+    {
+        out.push_str(&format!("\n  {kind} {id}: "));
+        let queue_id = log
+            .lines()
+            .find(|l| l.contains(&format!("message-id={id}")))
+            .and_then(|l| l.split(": ").nth(1))
+            .map(str::to_string);
+        match queue_id {
+            None => out.push_str("not in the Postfix log (never accepted)"),
+            Some(q) => {
+                for l in log.lines().filter(|l| l.contains(&q)) {
+                    out.push_str(&format!("\n    {l}"));
+                }
+            }
+        }
+    }
+    let queue = std::process::Command::new("postqueue")
+        .arg("-c")
+        .arg(w.stack.dir.join("postfix"))
+        .arg("-p")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    format!("{out}\n  postqueue: {}", queue.trim())
+}
+
 #[test]
 fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() {
     // A short SMTP timeout keeps the lease on an interrupted send short.
@@ -168,10 +221,11 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
     while notifications() < COMPLAINTS {
         assert!(
             Instant::now() < deadline,
-            "{} handler notifications (dirk {}); outbox: {}",
+            "{} handler notifications (dirk {}); outbox: {}; missing: {}",
             notifications(),
             w.mails(&w.dirk).len(),
-            outbox_report(&w)
+            outbox_report(&w),
+            missing_report(&w, &[&w.anna, &w.bram, &w.carla, &w.dirk])
         );
         std::thread::sleep(Duration::from_millis(200));
     }
