@@ -73,7 +73,7 @@ fn outbox_report(w: &World) -> String {
 /// For a failure message: sent rows whose Message-ID is in no mailbox of
 /// `recipients`, each with what Postfix's log says about it (never reached
 /// Postfix, or queued and what became of it), plus Postfix's queue.
-fn missing_report(w: &World, recipients: &[&String]) -> String {
+fn missing_report(w: &World, kind: &str, recipients: &[&String]) -> String {
     let url = format!("sqlite://{}", w.db().display());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sent: Vec<(String, String)> = rt.block_on(async {
@@ -96,7 +96,7 @@ fn missing_report(w: &World, recipients: &[&String]) -> String {
     let mut out = String::new();
     for (id, kind) in sent
         .iter()
-        .filter(|(id, k)| k == "handler_new" && !delivered.contains(id.as_str()))
+        .filter(|(id, k)| k == kind && !delivered.contains(id.as_str()))
     {
         out.push_str(&format!("\n  {kind} {id}: "));
         let queue_id = log
@@ -204,9 +204,10 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
         }
         assert!(
             Instant::now() < deadline,
-            "only {acked} of {COMPLAINTS} acknowledged after the last restart; cases {}; outbox: {}",
+            "only {acked} of {COMPLAINTS} acknowledged after the last restart; cases {}; outbox: {}; missing: {}",
             w.cases().len(),
-            outbox_report(&w)
+            outbox_report(&w),
+            missing_report(&w, "ack", &clients.iter().collect::<Vec<_>>())
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -225,7 +226,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
             notifications(),
             w.mails(&w.dirk).len(),
             outbox_report(&w),
-            missing_report(&w, &[&w.anna, &w.bram, &w.carla, &w.dirk])
+            missing_report(&w, "handler_new", &[&w.anna, &w.bram, &w.carla, &w.dirk])
         );
         std::thread::sleep(Duration::from_millis(200));
     }
