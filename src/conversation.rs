@@ -171,14 +171,7 @@ pub(crate) async fn forwarded_complaint(
     let (client, subject, body, received) = match &original {
         Some(f) => (
             intake::Client {
-                name: if f.from_name.is_empty() {
-                    f.from
-                        .as_ref()
-                        .map(|a| a.as_str().split('@').next().unwrap_or_default().to_string())
-                        .unwrap_or_default()
-                } else {
-                    f.from_name.clone()
-                },
+                name: intake::name_or_local_part(&f.from_name, f.from.as_ref()),
                 email: f.from.clone(),
                 phone: None,
             },
@@ -670,7 +663,7 @@ async fn receipt(
         "original_subject": if known { case.subject.as_str() } else { "" },
         "their_subject": m.subject,
     });
-    intake::queue_staff_reply(
+    intake::queue_staff_mail(
         app,
         tx,
         Some(case.id),

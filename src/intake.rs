@@ -274,12 +274,15 @@ async fn decide_and_record(
 }
 
 fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
-    if !m.from_name.trim().is_empty() {
-        return m.from_name.trim().to_string();
+    name_or_local_part(&m.from_name, Some(from))
+}
+
+/// The sender's display name, else the local part of the address.
+pub(crate) fn name_or_local_part(name: &str, addr: Option<&EmailAddress>) -> String {
+    if !name.trim().is_empty() {
+        return name.trim().to_string();
     }
-    from.as_str()
-        .split('@')
-        .next()
+    addr.and_then(|a| a.as_str().split('@').next())
         .unwrap_or_default()
         .to_string()
 }
@@ -535,6 +538,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
                 &ctx,
                 sup,
                 "triage_notice",
+                None,
                 now,
             )
             .await?;
@@ -765,30 +769,16 @@ pub(crate) async fn queue_handler_new(
         &ctx,
         handler,
         "handler_new",
+        None,
         now,
     )
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn queue_staff_mail(
-    app: &App,
-    tx: &mut Tx,
-    case_id: Option<i64>,
-    template: Template,
-    lang: Lang,
-    ctx: &serde_json::Value,
-    to: &Staff,
-    kind: &str,
-    now: Timestamp,
-) -> Result<()> {
-    queue_staff_reply(app, tx, case_id, template, lang, ctx, to, kind, None, now).await
-}
-
 /// A mail to a staff member, threaded under `answering` (their own mail)
 /// when given. Its random Message-ID is what authenticates their answer.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn queue_staff_reply(
+pub(crate) async fn queue_staff_mail(
     app: &App,
     tx: &mut Tx,
     case_id: Option<i64>,
@@ -912,6 +902,7 @@ async fn record_reply(
         &ctx,
         &handler,
         "client_reply_notice",
+        None,
         now,
     )
     .await
@@ -1004,6 +995,7 @@ async fn answer_regulation_request(
                 &ctx,
                 sup,
                 "regulation_paper",
+                None,
                 now,
             )
             .await?;

@@ -749,18 +749,13 @@ fn a_request_for_the_regulation_is_answered_with_it_and_a_paper_request_goes_to_
     );
     let regulation =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/klachtenreglement.txt");
-    let out = w
-        .command()
-        .env("KLACHTD__ORGANISATION__REGULATION_FILE", &regulation)
-        .args(["--now", NOW, "run", "--once"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    w.run_once_with(
+        NOW,
+        &[(
+            "KLACHTD__ORGANISATION__REGULATION_FILE",
+            regulation.as_os_str(),
+        )],
     );
-    w.settle();
 
     assert!(
         w.cases().is_empty(),
@@ -801,18 +796,10 @@ fn a_message_that_cannot_be_handled_does_not_block_the_rest_and_is_retried_after
     w.deliver_fixture(&client, "nl-complaint-plain.eml", "poison");
     let later = w.client("later");
     w.deliver_fixture(&later, "nl-unsure.eml", "after");
-    let out = w
-        .command()
-        .env("KLACHTD__ORGANISATION__TEMPLATES_DIR", &broken)
-        .args(["--now", NOW, "run", "--once"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = w.run_once_with(
+        NOW,
+        &[("KLACHTD__ORGANISATION__TEMPLATES_DIR", broken.as_os_str())],
     );
-    w.settle();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("recorded as failed"), "{log}");
     assert!(!log.contains(&client), "{log}");

@@ -21,6 +21,8 @@ pub struct Imap {
     session: Session,
     timeout: Duration,
     selected: Option<String>,
+    /// The server's capabilities after login, asked once per session.
+    capabilities: Option<std::collections::HashSet<String>>,
 }
 
 /// A message as fetched: uid, arrival time in the mailbox, size, bytes.
@@ -109,6 +111,7 @@ impl Imap {
             session,
             timeout: t,
             selected: None,
+            capabilities: None,
         })
     }
 
@@ -232,8 +235,7 @@ impl Imap {
             return Ok(true);
         }
         let set = uid_set(uids);
-        let caps = timed(self.timeout, "CAPABILITY", self.session.capabilities()).await??;
-        if caps.has_str("MOVE") {
+        if self.has_capability("MOVE").await? {
             timed(self.timeout * 4, "UID MOVE", self.session.uid_mv(&set, to))
                 .await?
                 .with_context(|| format!("cannot move to {to:?}"))?;
@@ -246,7 +248,7 @@ impl Imap {
         )
         .await?
         .with_context(|| format!("cannot copy to {to:?}"))?;
-        if !caps.has_str("UIDPLUS") {
+        if !self.has_capability("UIDPLUS").await? {
             return Ok(false);
         }
         timed(self.timeout, "UID STORE", async {
@@ -343,6 +345,7 @@ impl Imap {
     ) -> Result<(Imap, bool)> {
         let timeout = self.timeout;
         let selected = self.selected;
+        let capabilities = self.capabilities;
         let mut handle = self.session.idle();
         timed(timeout, "IDLE", handle.init()).await??;
         let (wait, interrupt) = handle.wait_with_timeout(renew);
@@ -358,6 +361,7 @@ impl Imap {
                 session,
                 timeout,
                 selected,
+                capabilities,
             },
             stopped,
         ))
@@ -368,8 +372,26 @@ impl Imap {
     }
 
     pub async fn supports_idle(&mut self) -> Result<bool> {
-        let caps = timed(self.timeout, "CAPABILITY", self.session.capabilities()).await??;
-        Ok(caps.has_str("IDLE"))
+        self.has_capability("IDLE").await
+    }
+
+    /// Does the server offer `name`? CAPABILITY is asked once per session.
+    async fn has_capability(&mut self, name: &str) -> Result<bool> {
+        if self.capabilities.is_none() {
+            let caps = timed(self.timeout, "CAPABILITY", self.session.capabilities()).await??;
+            let names = caps
+                .iter()
+                .filter_map(|c| match c {
+                    async_imap::types::Capability::Atom(a) => Some(a.to_ascii_uppercase()),
+                    _ => None,
+                })
+                .collect();
+            self.capabilities = Some(names);
+        }
+        Ok(self
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.contains(&name.to_ascii_uppercase())))
     }
 }
 

@@ -154,7 +154,18 @@ roles = ["supervisor"]
     }
 
     pub fn run_once_at(&self, now: &str) -> Output {
-        let out = self.klachtd(&["--now", now, "run", "--once"]);
+        self.run_once_with(now, &[])
+    }
+
+    /// `run --once --now NOW` with extra environment (config overrides);
+    /// panics with its stderr on failure, then waits for Postfix to deliver.
+    pub fn run_once_with(&self, now: &str, env: &[(&str, &std::ffi::OsStr)]) -> Output {
+        let out = self
+            .command()
+            .envs(env.iter().copied())
+            .args(["--now", now, "run", "--once"])
+            .output()
+            .expect("run klachtd");
         assert!(
             out.status.success(),
             "run --once failed: {}",
