@@ -26,7 +26,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use klachtd::domain::classify;
@@ -45,21 +45,6 @@ struct Msg {
     /// The path component after the source folder (autoreply, bounce, ...).
     category: String,
     bytes: Vec<u8>,
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p.is_file() {
-            out.push(p);
-        }
-    }
 }
 
 fn is_mbox(rel: &str) -> bool {
@@ -117,8 +102,7 @@ fn strip_envelope(bytes: &[u8]) -> &[u8] {
 }
 
 fn load(root: &Path) -> Vec<Msg> {
-    let mut files = Vec::new();
-    walk(root, &mut files);
+    let files = common::files(root);
     let mut out = Vec::new();
     for f in files {
         let rel = f

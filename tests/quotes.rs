@@ -28,24 +28,6 @@ const CAP: u64 = 10 * 1024 * 1024;
 /// Text from the quoted notification that must never reach a client.
 const CONFIDENTIAL: &[&str] = &["Bram Bakker", "Deze klacht gaat over", "##-"];
 
-/// Files of `dir` (recursively), sorted.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else if p.is_file() {
-            out.push(p);
-        }
-    }
-    out
-}
-
 fn read_mail(path: &Path) -> (Vec<u8>, InboundMail) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let m = parse::parse(&bytes, CAP);
@@ -60,7 +42,7 @@ fn name(path: &Path) -> String {
 
 fn reply_fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replies");
-    files(&dir)
+    common::files(&dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
         .collect()
@@ -177,7 +159,7 @@ fn reply_fixtures_quote_a_klachtd_notification_and_are_well_formed() {
 #[test]
 fn every_reply_fixture_has_an_expected_file_and_back() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replies");
-    for p in files(&dir) {
+    for p in common::files(&dir) {
         let n = name(&p);
         if let Some(stem) = n.strip_suffix(".expected.txt") {
             assert!(
@@ -209,7 +191,7 @@ fn talon_standard_replies_give_exactly_hello() {
     // keeps the Sparrow signature; klachtd drops mobile lines and cuts at
     // `-- `, so every plain reply is exactly "Hello".
     const SHARE_BLOCK: &str = "reply-quotations-share-block.eml";
-    let all = files(&dir);
+    let all = common::files(&dir);
     let mut exact = 0;
     let mut share_block = false;
     let mut failures = Vec::new();
@@ -263,7 +245,7 @@ fn every_human_corpus_mail_survives_new_text() {
     for dir in &sources {
         // The `.eml` files as asked, and the extension-less mails of the
         // same folders too: they are mail all the same.
-        for path in files(dir) {
+        for path in common::files(dir) {
             if path.extension().is_some_and(|e| e == "eml") {
                 eml += 1;
             } else {

@@ -258,3 +258,21 @@ pub fn corpus_root(test: &str) -> Option<std::path::PathBuf> {
         None
     }
 }
+
+/// Files of `dir` (recursively), sorted.
+pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
