@@ -61,6 +61,9 @@ on_both_backends!(concurrent_claims_from_two_pools_process_a_message_once:
 on_both_backends!(a_conversation_threads_authenticates_and_updates:
     sqlite_a_conversation_threads_authenticates_and_updates,
     postgres_a_conversation_threads_authenticates_and_updates);
+on_both_backends!(scheduled_work_and_alarms_are_claimed_once_across_pools:
+    sqlite_scheduled_work_and_alarms_are_claimed_once_across_pools,
+    postgres_scheduled_work_and_alarms_are_claimed_once_across_pools);
 on_both_backends!(migrations_are_idempotent:
     sqlite_migrations_are_idempotent,
     postgres_migrations_are_idempotent);
@@ -927,7 +930,7 @@ async fn migrations_are_idempotent(url: &str) {
         .iter()
         .map(|r| r.try_get(0).unwrap())
         .collect();
-    assert_eq!(versions, vec![1, 2, 3], "each migration recorded once");
+    assert_eq!(versions, vec![1, 2, 3, 4], "each migration recorded once");
     assert!(second
         .known_inbound(&["<kept@client.test>".into()])
         .await
@@ -1133,4 +1136,106 @@ async fn a_conversation_threads_authenticates_and_updates(url: &str) {
     let e = timeline.last().unwrap().to_json();
     assert_eq!(e["old_due"], "2026-12-21");
     assert_eq!(e["at"], db_time(at(130)), "the event's own fields win");
+}
+
+/// Two pools (two daemons) racing for the same notice keys and the same
+/// alarm: each key and each alarm or recovery is won exactly once.
+async fn scheduled_work_and_alarms_are_claimed_once_across_pools(url: &str) {
+    let a = open(url).await;
+    let b = open(url).await;
+    let case = insert_bare_case(&a, 2026, Status::Received).await;
+    let now = common::now();
+    let mut tasks = Vec::new();
+    for task in 0..10u32 {
+        let store = if task % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            for level in 1..=2 {
+                let key = store::NoticeKey {
+                    key: format!("late_response:{case}:{level}:2026-12-21"),
+                    case_id: Some(case),
+                    kind: "late_response",
+                    level,
+                    day: "2026-12-22".into(),
+                };
+                let mut tx = store.begin().await.unwrap();
+                if store::claim_notice(&mut tx, &key, "anna@31solutions.test", now)
+                    .await
+                    .unwrap()
+                {
+                    won.push(level);
+                }
+                tx.commit().await.unwrap();
+            }
+            let mut tx = store.begin().await.unwrap();
+            let raised = store::raise_alarm(&mut tx, "intake", now).await.unwrap();
+            tx.commit().await.unwrap();
+            (won, raised)
+        }));
+    }
+    let (mut won, mut raised) = (Vec::new(), 0);
+    for t in tasks {
+        let (w, r) = t.await.expect("task");
+        won.extend(w);
+        raised += r as u32;
+    }
+    won.sort();
+    assert_eq!(won, vec![1, 2], "each level claimed once");
+    assert_eq!(raised, 1, "one alarm");
+    let notices = a.notices().await.unwrap();
+    assert_eq!(notices.len(), 2);
+    assert_eq!(notices[0].recipients, "anna@31solutions.test");
+    // A rolled-back claim leaves the key free.
+    let key = store::NoticeKey {
+        key: "digest:dirk@31solutions.test:2026-11-23".into(),
+        case_id: None,
+        kind: "digest",
+        level: 1,
+        day: "2026-11-23".into(),
+    };
+    let mut tx = a.begin().await.unwrap();
+    assert!(
+        store::claim_notice(&mut tx, &key, "dirk@31solutions.test", now)
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = b.begin().await.unwrap();
+    assert!(
+        store::claim_notice(&mut tx, &key, "dirk@31solutions.test", now)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        a.last_digest_at("DIRK@31solutions.test").await.unwrap(),
+        Some(t("2026-11-23T09:00:00Z"))
+    );
+    // Health: a failure keeps its start; success ends it; the alarm is
+    // cleared once.
+    a.health_failed("intake", t("2026-11-23T10:00:00Z"), "login failed")
+        .await
+        .unwrap();
+    b.health_failed("intake", t("2026-11-23T10:05:00Z"), "login failed again")
+        .await
+        .unwrap();
+    let h = a.health("intake").await.unwrap();
+    assert_eq!(h.failing_since, Some(t("2026-11-23T10:00:00Z")));
+    assert_eq!(h.last_error.as_deref(), Some("login failed again"));
+    assert_eq!(h.alarm_at, Some(now));
+    a.health_ok("intake", t("2026-11-23T11:00:00Z"))
+        .await
+        .unwrap();
+    let h = b.health("intake").await.unwrap();
+    assert_eq!(
+        (h.failing_since, h.ok_at),
+        (None, Some(t("2026-11-23T11:00:00Z")))
+    );
+    let mut tx = a.begin().await.unwrap();
+    assert!(store::clear_alarm(&mut tx, "intake").await.unwrap());
+    assert!(!store::clear_alarm(&mut tx, "intake").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(a.unsent().await.unwrap().1, 0);
+    a.close().await;
+    b.close().await;
 }

@@ -6,6 +6,7 @@
 
 mod cases;
 mod outbox;
+mod schedule;
 
 pub use cases::{
     add_event, add_event_data, auto_replies_since, case_attachments, case_in_tx, client_thread,
@@ -14,6 +15,7 @@ pub use cases::{
     CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
+pub use schedule::{claim_notice, clear_alarm, raise_alarm, Health, NoticeKey, NoticeRow};
 
 use anyhow::{bail, Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -48,6 +50,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_event_data.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_scheduler.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -58,6 +64,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_event_data.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_scheduler.sql"),
     ),
 ];
 
