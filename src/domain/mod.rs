@@ -4,4 +4,5 @@ pub mod assign;
 pub mod calendar;
 pub mod classify;
 pub mod command;
+pub mod schedule;
 pub mod types;
