@@ -80,6 +80,10 @@ struct RawFile {
     #[serde(default)]
     digest: RawDigest,
     #[serde(default)]
+    escalation: RawEscalation,
+    #[serde(default)]
+    health: RawHealth,
+    #[serde(default)]
     report: RawReport,
     #[serde(default)]
     privacy: RawPrivacy,
@@ -151,6 +155,7 @@ struct RawProcedure {
     ack_working_days: Option<u32>,
     response_working_days: Option<u32>,
     reminder_working_days: Option<u32>,
+    reply_reminder_working_days: Option<u32>,
     auto_replies_per_sender_per_day: Option<u32>,
 }
 
@@ -176,6 +181,23 @@ struct RawIntake {
 #[serde(deny_unknown_fields)]
 struct RawDigest {
     at: Option<String>,
+    send_empty: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    second_level_working_days: Option<u32>,
+    #[serde(default)]
+    second_level_to: Vec<String>,
+    fallback: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    intake_alarm_minutes: Option<u64>,
+    outbox_alarm_minutes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -219,6 +241,10 @@ pub struct Settings {
     pub calendar: Calendar,
     pub intake: Intake,
     pub digest_at: Time,
+    /// Send the digest on working days with nothing to report too.
+    pub digest_send_empty: bool,
+    pub escalation: Escalation,
+    pub health: HealthSettings,
     pub report_every: ReportEvery,
     pub retention_months: u32,
     pub staff: Vec<Staff>,
@@ -280,8 +306,34 @@ pub struct SmtpSettings {
 pub struct Procedure {
     pub ack_working_days: u32,
     pub response_working_days: u32,
+    /// Remind the handler this many working days before the response is
+    /// due; 0: no reminders.
     pub reminder_working_days: u32,
+    /// Remind the handler when a client's reply has waited this many working
+    /// days for an answer; 0: no such reminders.
+    pub reply_reminder_working_days: u32,
     pub auto_replies_per_sender_per_day: u32,
+}
+
+/// Who hears of a missed deadline, and when again (design.md section 6).
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    /// Working days after the first escalation that a second one follows
+    /// while nothing happens; 0: no second level.
+    pub second_level_working_days: u32,
+    /// Also told at the second level (a director, an external adviser).
+    pub second_level_to: Vec<EmailAddress>,
+    /// Told when every supervisor is concerned by the case (art. 9).
+    pub fallback: Option<EmailAddress>,
+}
+
+/// When the supervisors are alarmed about klachtd itself.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    /// Intake failing this long (bad password, server down): alarm.
+    pub intake_alarm_after: std::time::Duration,
+    /// A mail waiting this long in the outbox: alarm.
+    pub outbox_alarm_after: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -465,6 +517,13 @@ fn apply_env(table: &mut toml_value::Table, env: &[(String, String)]) -> Result<
                     .map(|s| toml_value::Value::String(s.trim().to_string()))
                     .collect(),
             ),
+            _ if LIST_KEYS.contains(&parts[1].as_str()) => toml_value::Value::Array(
+                value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| toml_value::Value::String(s.trim().to_string()))
+                    .collect(),
+            ),
             _ => match value.parse::<i64>() {
                 Ok(n) if INTEGER_KEYS.contains(&parts[1].as_str()) => toml_value::Value::Integer(n),
                 _ => match value.as_str() {
@@ -485,6 +544,10 @@ const INTEGER_KEYS: &[&str] = &[
     "ack_working_days",
     "response_working_days",
     "reminder_working_days",
+    "reply_reminder_working_days",
+    "second_level_working_days",
+    "intake_alarm_minutes",
+    "outbox_alarm_minutes",
     "auto_replies_per_sender_per_day",
     "retention_months",
     "max_message_bytes",
@@ -493,7 +556,9 @@ const INTEGER_KEYS: &[&str] = &[
     "idle_renew_seconds",
     "poll_seconds",
 ];
-const BOOL_KEYS: &[&str] = &["good_friday_off"];
+const BOOL_KEYS: &[&str] = &["good_friday_off", "send_empty"];
+/// Lists given in the environment as comma-separated values.
+const LIST_KEYS: &[&str] = &["aliases", "closures", "second_level_to"];
 
 fn required<T>(v: Option<T>, key: &str) -> Result<T, ConfigError> {
     v.ok_or_else(|| err(key, "missing (required)"))
@@ -649,8 +714,21 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
             "procedure.response_working_days",
         )?,
         reminder_working_days: p.reminder_working_days.unwrap_or(3),
+        reply_reminder_working_days: p.reply_reminder_working_days.unwrap_or(2),
         auto_replies_per_sender_per_day: p.auto_replies_per_sender_per_day.unwrap_or(3),
     };
+    if procedure.reminder_working_days >= procedure.response_working_days {
+        return Err(err(
+            "procedure.reminder_working_days",
+            "must be less than procedure.response_working_days (0 turns reminders off)",
+        ));
+    }
+    if procedure.reply_reminder_working_days > 60 {
+        return Err(err(
+            "procedure.reply_reminder_working_days",
+            "must be between 0 (off) and 60",
+        ));
+    }
     if procedure.ack_working_days > procedure.response_working_days {
         return Err(err(
             "procedure.ack_working_days",
@@ -693,6 +771,48 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     let digest_raw = raw.digest.at.unwrap_or_else(|| "08:30".into());
     let digest_at = Time::strptime("%H:%M", &digest_raw)
         .map_err(|_| err("digest.at", format!("{digest_raw:?}: expected HH:MM")))?;
+
+    let e = raw.escalation;
+    let second_level_working_days = e.second_level_working_days.unwrap_or(5);
+    if second_level_working_days > 60 {
+        return Err(err(
+            "escalation.second_level_working_days",
+            "must be between 0 (no second level) and 60",
+        ));
+    }
+    let escalation = Escalation {
+        second_level_working_days,
+        second_level_to: e
+            .second_level_to
+            .iter()
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| address(a, "escalation.second_level_to"))
+            .collect::<Result<_, _>>()?,
+        fallback: e
+            .fallback
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| address(&a, "escalation.fallback"))
+            .transpose()?,
+    };
+    let minutes = |v: Option<u64>, default: u64, key: &str| {
+        let n = v.unwrap_or(default);
+        if n == 0 || n > 7 * 24 * 60 {
+            return Err(err(key, "must be between 1 and 10080 (a week)"));
+        }
+        Ok(std::time::Duration::from_secs(n * 60))
+    };
+    let health = HealthSettings {
+        intake_alarm_after: minutes(
+            raw.health.intake_alarm_minutes,
+            60,
+            "health.intake_alarm_minutes",
+        )?,
+        outbox_alarm_after: minutes(
+            raw.health.outbox_alarm_minutes,
+            30,
+            "health.outbox_alarm_minutes",
+        )?,
+    };
 
     let mut staff = Vec::new();
     for (n, st) in raw.staff.into_iter().enumerate() {
@@ -750,6 +870,9 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         calendar,
         intake,
         digest_at,
+        digest_send_empty: raw.digest.send_empty.unwrap_or(false),
+        escalation,
+        health,
         report_every: raw.report.every.unwrap_or(ReportEvery::Month),
         retention_months: raw.privacy.retention_months.unwrap_or(24),
         staff,
