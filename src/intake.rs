@@ -1063,6 +1063,7 @@ pub(crate) async fn queue_mail(
         references: m.references,
         auto_reply: m.auto_reply,
         date: now,
+        kind: m.kind,
         attachments: m.attachments,
     })?;
     let queued = store::enqueue(

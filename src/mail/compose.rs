@@ -34,6 +34,9 @@ pub struct Outgoing<'a> {
     /// An automatic reply to a client: RFC 3834 headers are added.
     pub auto_reply: bool,
     pub date: jiff::Timestamp,
+    /// What kind of mail this is (`ack`, `reminder`, `digest`, …): written
+    /// as `X-Klachtd-Kind` so staff can filter on it in their mail client.
+    pub kind: &'a str,
     pub attachments: &'a [(String, String, Vec<u8>)],
 }
 
@@ -64,6 +67,9 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>> {
         .date(date)
         .message_id(Some(o.message_id.to_string()))
         .raw_header(header("X-Mailer", "klachtd"));
+    if !o.kind.is_empty() {
+        b = b.raw_header(header("X-Klachtd-Kind", o.kind));
+    }
     if let Some(r) = o.reply_to {
         b = b.reply_to(mailbox(o.from_name, r)?);
     }
@@ -133,6 +139,7 @@ mod tests {
             references: &["<a@client.test>".into(), "<c@client.test>".into()],
             auto_reply: true,
             date: "2026-11-23T10:00:00Z".parse().unwrap(),
+            kind: "ack",
             attachments: &[],
         })
         .unwrap();
@@ -142,6 +149,7 @@ mod tests {
         assert_eq!(m.references, vec!["<a@client.test>", "<c@client.test>"]);
         assert_eq!(m.header("auto-submitted"), Some("auto-replied"));
         assert_eq!(m.header("x-auto-response-suppress"), Some("All"));
+        assert_eq!(m.header("x-klachtd-kind"), Some("ack"));
         assert!(m.subject.contains("[KL-2026-0001]"));
         assert!(m.text.contains("uw klacht ontvangen"));
         assert_eq!(m.mime_type, "multipart/alternative");
