@@ -43,6 +43,18 @@ pub enum Template {
     ToClient,
     /// What a staff member's mail did, or why it was refused.
     CommandResult,
+    /// A response date coming up, or a client's reply waiting for an
+    /// answer; to the handler (or each supervisor when there is none).
+    Reminder,
+    /// A missed deadline (art. 5, art. 6) or a handler the complaint is
+    /// about, to each supervisor the complaint does not concern.
+    Escalation,
+    /// The daily overview of new, due, overdue and open cases, to one
+    /// supervisor; no case, no reply marker.
+    Digest,
+    /// Intake or outbox trouble (alarm) and its end (recovery), to each
+    /// supervisor; no case, no reply marker.
+    Health,
 }
 
 impl Template {
@@ -56,6 +68,10 @@ impl Template {
         Template::RegulationPaper,
         Template::ToClient,
         Template::CommandResult,
+        Template::Reminder,
+        Template::Escalation,
+        Template::Digest,
+        Template::Health,
     ];
 
     /// The file stem of the template's files.
@@ -70,6 +86,10 @@ impl Template {
             Template::RegulationPaper => "regulation_paper",
             Template::ToClient => "to_client",
             Template::CommandResult => "command_result",
+            Template::Reminder => "reminder",
+            Template::Escalation => "escalation",
+            Template::Digest => "digest",
+            Template::Health => "health",
         }
     }
 }
@@ -106,8 +126,8 @@ macro_rules! builtin_files {
 
 /// Built-in templates: (relative path, content).
 const BUILTIN: &[(&str, &str)] = builtin_files!(
-    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result"],
-    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result"],
+    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health"],
+    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health"],
 );
 
 /// Renders outgoing mail. Cheap to share (`&self` only); build it once.
@@ -496,7 +516,163 @@ mod tests {
                 "response_due": "21 december 2026", "original_subject": "Slechte sessie",
                 "their_subject": "RE: [KL-2026-0001] Nieuwe klacht",
             }),
+            Template::Reminder => reminder_ctx(lang, "due_soon"),
+            Template::Escalation => escalation_ctx(lang, "response", 1),
+            Template::Digest => digest_ctx(lang),
+            Template::Health => health_ctx(lang, "intake", "alarm"),
         }
+    }
+
+    fn reminder_ctx(lang: Lang, kind: &str) -> Value {
+        json!({
+            "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
+            "recipient": {"name": "Anna de Vries"},
+            "kind": kind,
+            "original_subject": "Slechte sessie", "client_name": "Jan Jansen",
+            "status": "in_progress", "status_label": "in behandeling",
+            "response_due": "21 december 2026", "working_days_left": 3,
+            "extended": false,
+            "reply_at": "14 december 2026", "waiting_days": 2,
+            "is_handler": true,
+        })
+    }
+
+    fn escalation_ctx(lang: Lang, kind: &str, level: u8) -> Value {
+        json!({
+            "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
+            "recipient": {"name": "Carla Toezicht"},
+            "kind": kind,
+            "level": level,
+            "original_subject": "Slechte sessie", "client_name": "Jan Jansen",
+            "category": "coaching", "status": "in_progress", "status_label": "in behandeling",
+            "handler": {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
+            "due": "21 december 2026",
+            "days_late": 2,
+            "extended": false,
+            "ack_sent": true, "triage": false,
+            "last_activity": {
+                "at": "18 december 2026 14:05",
+                "what": "antwoord aan de cliënt verstuurd",
+                "actor": "Anna de Vries",
+            },
+            "second_level_working_days": 5,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn digest_row(
+        reference: &str,
+        subject: &str,
+        handler: &str,
+        status: (&str, &str),
+        received: &str,
+        ack_due: &str,
+        response_due: &str,
+        days_left: i64,
+        extended: bool,
+    ) -> Value {
+        json!({
+            "reference": reference, "subject": subject, "client_name": "Jan Jansen",
+            "category": "coaching", "status": status.0, "status_label": status.1,
+            "handler": handler, "received": received, "ack_due": ack_due,
+            "response_due": response_due, "days_left": days_left, "extended": extended,
+        })
+    }
+
+    /// Five cases, each in one section: new (and not yet acknowledged, but
+    /// not yet due), overdue, unacknowledged past its date, due soon and
+    /// triage; the four open ones again by status.
+    fn digest_ctx(lang: Lang) -> Value {
+        let (in_progress, received, triage) = match lang {
+            Lang::Nl => ("in behandeling", "ontvangen", "ter beoordeling"),
+            Lang::En => ("in progress", "received", "awaiting review"),
+        };
+        let due_soon = digest_row(
+            "KL-2026-0001",
+            "Slechte sessie",
+            "Anna de Vries",
+            ("in_progress", in_progress),
+            "20-11-2026",
+            "27-11-2026",
+            "24-12-2026",
+            3,
+            false,
+        );
+        let overdue = digest_row(
+            "KL-2026-0002",
+            "Geen reactie",
+            "Bram Bakker",
+            ("in_progress", in_progress),
+            "05-11-2026",
+            "12-11-2026",
+            "17-12-2026",
+            -2,
+            true,
+        );
+        let triage_row = digest_row(
+            "KL-2026-0003",
+            "Vraag over <b>factuur</b>",
+            "",
+            ("triage", triage),
+            "18-12-2026",
+            "28-12-2026",
+            "",
+            0,
+            false,
+        );
+        let new = digest_row(
+            "KL-2026-0004",
+            "Coach <i>te laat</i>",
+            "Anna de Vries",
+            ("received", received),
+            "18-12-2026",
+            "28-12-2026",
+            "22-01-2027",
+            22,
+            false,
+        );
+        let unacked = digest_row(
+            "KL-2026-0005",
+            "Sessie afgezegd",
+            "",
+            ("received", received),
+            "10-12-2026",
+            "17-12-2026",
+            "11-01-2027",
+            13,
+            false,
+        );
+        json!({
+            "org": org(), "lang": lang.as_str(),
+            "recipient": {"name": "Carla Toezicht"},
+            "day": "maandag 21 december 2026",
+            "since": "vrijdag 18 december 2026 08:30",
+            "counts": {"new": 1, "open": 4, "due_soon": 1, "overdue": 1, "unacknowledged": 1, "triage": 1},
+            "new_cases": [new],
+            "due_soon": [due_soon],
+            "overdue": [overdue],
+            "unacknowledged": [unacked],
+            "triage": [triage_row],
+            "open_by_status": [
+                {"status": "received", "label": received, "cases": [new, unacked]},
+                {"status": "in_progress", "label": in_progress, "cases": [due_soon, overdue]},
+            ],
+            "reminder_working_days": 3,
+        })
+    }
+
+    fn health_ctx(lang: Lang, what: &str, state: &str) -> Value {
+        json!({
+            "org": org(), "lang": lang.as_str(),
+            "recipient": {"name": "Carla Toezicht"},
+            "what": what,
+            "state": state,
+            "since": "23 november 2026 09:12",
+            "minutes": 75,
+            "last_error": "IMAP login failed: authentication failed",
+            "unsent": 3,
+            "mailbox": "info@31solutions.nl",
+        })
     }
 
     fn to_client_ctx(lang: Lang, kind: &str) -> Value {
@@ -523,12 +699,37 @@ mod tests {
                         | Template::Unassigned
                         | Template::ClientReplyToHandler
                         | Template::CommandResult
+                        | Template::Reminder
+                        | Template::Escalation
                 );
                 for (part, body) in [("txt", &out.text), ("html", &out.html)] {
                     assert_eq!(
                         body.contains(crate::mail::quote::REPLY_ABOVE),
                         to_staff,
                         "{}/{}.{part}",
+                        lang.as_str(),
+                        t.name()
+                    );
+                }
+                if to_staff {
+                    // The marker is the very first line of the text and
+                    // the first paragraph of the HTML.
+                    assert_eq!(
+                        out.text.lines().next(),
+                        Some(crate::mail::quote::REPLY_ABOVE),
+                        "{}/{}.txt",
+                        lang.as_str(),
+                        t.name()
+                    );
+                    let first_p = out
+                        .html
+                        .split("<p")
+                        .nth(1)
+                        .and_then(|p| p.split("</p>").next())
+                        .unwrap_or_default();
+                    assert!(
+                        first_p.ends_with(&format!(">{}", crate::mail::quote::REPLY_ABOVE)),
+                        "{}/{}.html: {first_p}",
                         lang.as_str(),
                         t.name()
                     );
@@ -611,7 +812,11 @@ mod tests {
                 "regulation",
                 "regulation_paper",
                 "to_client",
-                "command_result"
+                "command_result",
+                "reminder",
+                "escalation",
+                "digest",
+                "health"
             ]
         );
         assert_eq!(BUILTIN.len(), Template::ALL.len() * PARTS.len() * 2);
@@ -672,9 +877,23 @@ mod tests {
     fn plain_text_lines_stay_near_72_columns_apart_from_long_values() {
         for lang in LANGS {
             for &t in Template::ALL {
-                let out = render(lang, t, &full_ctx(lang, t));
+                let ctx = full_ctx(lang, t);
+                let out = render(lang, t, &ctx);
                 for line in out.text.lines() {
                     let width = line.chars().count();
+                    // A digest line per case may run over only through its
+                    // handler and subject; the fixed part stays short.
+                    if t == Template::Digest && line.starts_with("- KL-") {
+                        let fixed = digest_case_values(&ctx)
+                            .iter()
+                            .fold(line.to_string(), |l, v| l.replace(v.as_str(), ""));
+                        assert!(
+                            fixed.chars().count() <= 56,
+                            "{}/digest case line too long: {line:?}",
+                            lang.as_str()
+                        );
+                        continue;
+                    }
                     // Lines carrying a long value (URL, body) may run over.
                     let has_value = line.contains("http")
                         || line.contains('@')
@@ -690,6 +909,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every handler and subject in a digest context's case rows.
+    fn digest_case_values(ctx: &Value) -> Vec<String> {
+        let mut rows: Vec<&Value> = Vec::new();
+        for key in [
+            "new_cases",
+            "due_soon",
+            "overdue",
+            "unacknowledged",
+            "triage",
+        ] {
+            rows.extend(ctx[key].as_array().into_iter().flatten());
+        }
+        for group in ctx["open_by_status"].as_array().into_iter().flatten() {
+            rows.extend(group["cases"].as_array().into_iter().flatten());
+        }
+        let mut values: Vec<String> = rows
+            .iter()
+            .flat_map(|r| [&r["handler"], &r["subject"]])
+            .filter_map(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect();
+        // The stand-in for a missing handler counts as the handler.
+        values.extend(["geen behandelaar".to_string(), "no handler".to_string()]);
+        // Longest first, so a value containing another is removed whole.
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        values
     }
 
     #[test]
@@ -986,6 +1235,517 @@ mod tests {
         assert_eq!(
             nl.subject,
             "[KL-2026-0001] Reactie van cliënt: Slechte sessie"
+        );
+    }
+
+    /// Whitespace runs (the plain text's line breaks) become one space.
+    fn flat(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn reminder_names_the_reference_the_due_date_and_the_days_left() {
+        for lang in LANGS {
+            let (days_left, today, no_handler, waited) = match lang {
+                Lang::Nl => ("3 werkdagen", "vandaag", "geen behandelaar", "2 werkdagen"),
+                Lang::En => ("3 working days", "today", "no handler", "2 working days"),
+            };
+            let out = render(lang, Template::Reminder, &reminder_ctx(lang, "due_soon"));
+            for part in [&flat(&out.text), &out.html] {
+                for needle in [
+                    "KL-2026-0001",
+                    "Slechte sessie",
+                    "Anna de Vries",
+                    "21 december 2026",
+                    days_left,
+                    "art. 6",
+                    "/voorstel",
+                    "/afwijzing",
+                    "/verleng N",
+                    "/intern",
+                    "/toewijzen",
+                    "art. 9",
+                ] {
+                    assert!(
+                        part.contains(needle),
+                        "{}: {needle} missing in\n{part}",
+                        lang.as_str()
+                    );
+                }
+                assert!(!part.contains(today) && !part.contains(no_handler));
+                assert!(!part.contains("14 december 2026"), "no reply waiting");
+            }
+
+            // Due today, extended, and no handler: sent to a supervisor.
+            let mut ctx = reminder_ctx(lang, "due_soon");
+            ctx["working_days_left"] = json!(0);
+            ctx["extended"] = json!(true);
+            ctx["is_handler"] = json!(false);
+            let out = render(lang, Template::Reminder, &ctx);
+            assert!(out.subject.contains(today), "{}", out.subject);
+            let extended = match lang {
+                Lang::Nl => "verlengd",
+                Lang::En => "extended",
+            };
+            for part in [&flat(&out.text), &out.html] {
+                assert!(part.contains(today) && !part.contains(days_left), "{part}");
+                assert!(part.contains(extended) && part.contains(no_handler));
+                assert!(part.contains("/toewijzen"));
+            }
+
+            let out = render(
+                lang,
+                Template::Reminder,
+                &reminder_ctx(lang, "reply_waiting"),
+            );
+            for part in [&flat(&out.text), &out.html] {
+                assert!(part.contains("14 december 2026"), "{part}");
+                assert!(part.contains(waited) && part.contains("Jan Jansen"));
+                assert!(part.contains("KL-2026-0001") && part.contains("/intern"));
+            }
+        }
+        let subject =
+            |lang, kind| render(lang, Template::Reminder, &reminder_ctx(lang, kind)).subject;
+        assert_eq!(
+            subject(Lang::Nl, "due_soon"),
+            "[KL-2026-0001] Herinnering, reactie uiterlijk 21 december 2026: Slechte sessie"
+        );
+        assert_eq!(
+            subject(Lang::Nl, "reply_waiting"),
+            "[KL-2026-0001] Herinnering, cliënt wacht op antwoord: Slechte sessie"
+        );
+        assert_eq!(
+            subject(Lang::En, "due_soon"),
+            // The caller formats dates in the organisation's language.
+            "[KL-2026-0001] Reminder, response due by 21 december 2026: Slechte sessie"
+        );
+        assert_eq!(
+            subject(Lang::En, "reply_waiting"),
+            "[KL-2026-0001] Reminder, client awaiting an answer: Slechte sessie"
+        );
+    }
+
+    #[test]
+    fn escalation_names_the_handler_the_delay_and_the_last_activity() {
+        for lang in LANGS {
+            let (late, next, second) = match lang {
+                Lang::Nl => ("2 werkdagen te laat", "5 werkdagen", "tweede escalatie"),
+                Lang::En => ("2 working days late", "5 working days", "second escalation"),
+            };
+            let out = render(
+                lang,
+                Template::Escalation,
+                &escalation_ctx(lang, "response", 1),
+            );
+            for part in [&flat(&out.text), &out.html] {
+                for needle in [
+                    "KL-2026-0001",
+                    "Slechte sessie",
+                    "Jan Jansen",
+                    "coaching",
+                    "in behandeling",
+                    "Anna de Vries",
+                    "anna@31solutions.nl",
+                    "21 december 2026",
+                    late,
+                    "art. 6",
+                    "18 december 2026 14:05",
+                    "antwoord aan de cliënt verstuurd",
+                    next,
+                    "/intern",
+                    "/toewijzen",
+                    "/verleng",
+                    "/sluit",
+                ] {
+                    assert!(
+                        part.contains(needle),
+                        "{}: {needle} missing in\n{part}",
+                        lang.as_str()
+                    );
+                }
+                // Level 1 only announces the second level.
+                assert!(part.to_lowercase().contains(second));
+            }
+
+            let out = render(
+                lang,
+                Template::Escalation,
+                &escalation_ctx(lang, "response", 2),
+            );
+            let prefix = match lang {
+                Lang::Nl => "[KL-2026-0001] Tweede escalatie, termijn verstreken: ",
+                Lang::En => "[KL-2026-0001] Second escalation, deadline passed: ",
+            };
+            assert_eq!(out.subject, format!("{prefix}Slechte sessie"));
+            for part in [&flat(&out.text), &out.html] {
+                assert!(part.to_lowercase().contains(second), "{part}");
+                assert!(!part.contains(next), "no further level announced: {part}");
+                assert!(part.contains(late) && part.contains("Anna de Vries"));
+            }
+
+            // No second level configured: not announced.
+            let mut ctx = escalation_ctx(lang, "response", 1);
+            ctx["second_level_working_days"] = json!(0);
+            ctx["last_activity"] = Value::Null;
+            let out = render(lang, Template::Escalation, &ctx);
+            let nothing = match lang {
+                Lang::Nl => "nog niets vastgelegd",
+                Lang::En => "nothing recorded yet",
+            };
+            for part in [&flat(&out.text), &out.html] {
+                assert!(!part.to_lowercase().contains(second), "{part}");
+                assert!(part.contains(nothing));
+            }
+
+            // Acknowledgement not sent, still in triage, no handler.
+            let mut ctx = escalation_ctx(lang, "ack", 1);
+            ctx["handler"] = Value::Null;
+            ctx["triage"] = json!(true);
+            ctx["ack_sent"] = json!(false);
+            ctx["due"] = json!("27 november 2026");
+            let out = render(lang, Template::Escalation, &ctx);
+            let (subject, not_sent, none) = match lang {
+                Lang::Nl => (
+                    "Ontvangstbevestiging niet verstuurd",
+                    "niet verstuurd",
+                    "geen behandelaar",
+                ),
+                Lang::En => ("Acknowledgement not sent", "not been sent", "no handler"),
+            };
+            assert_eq!(
+                out.subject,
+                format!("[KL-2026-0001] {subject}: Slechte sessie")
+            );
+            for part in [&flat(&out.text), &out.html] {
+                for needle in [
+                    "27 november 2026",
+                    "art. 5",
+                    not_sent,
+                    none,
+                    "/klacht",
+                    "/geen-klacht",
+                    "/toewijzen",
+                ] {
+                    assert!(
+                        part.contains(needle),
+                        "{}: {needle} missing in\n{part}",
+                        lang.as_str()
+                    );
+                }
+                assert!(!part.contains("anna@31solutions.nl"));
+            }
+
+            // The handler is named in the complaint.
+            let out = render(
+                lang,
+                Template::Escalation,
+                &escalation_ctx(lang, "conflict", 1),
+            );
+            let (subject, named) = match lang {
+                Lang::Nl => ("Behandelaar is betrokken", "in de klacht zelf genoemd"),
+                Lang::En => ("Handler is involved", "named in the complaint itself"),
+            };
+            assert_eq!(
+                out.subject,
+                format!("[KL-2026-0001] {subject}: Slechte sessie")
+            );
+            for part in [&flat(&out.text), &out.html] {
+                assert!(part.contains(named), "{part}");
+                assert!(part.contains("Anna de Vries") && part.contains("art. 6"));
+                assert!(part.contains("/toewijzen"));
+                assert!(!part.contains("/geen-klacht"));
+            }
+        }
+        let nl = render(
+            Lang::Nl,
+            Template::Escalation,
+            &escalation_ctx(Lang::Nl, "response", 1),
+        );
+        assert_eq!(
+            nl.subject,
+            "[KL-2026-0001] Termijn verstreken: Slechte sessie"
+        );
+        let en = render(
+            Lang::En,
+            Template::Escalation,
+            &escalation_ctx(Lang::En, "response", 1),
+        );
+        assert_eq!(en.subject, "[KL-2026-0001] Deadline passed: Slechte sessie");
+    }
+
+    #[test]
+    fn digest_lists_every_case_in_text_and_in_html_tables() {
+        for lang in LANGS {
+            let ctx = digest_ctx(lang);
+            let out = render(lang, Template::Digest, &ctx);
+            let (headings, late, no_effect): (&[&str], &str, &str) = match lang {
+                Lang::Nl => (
+                    &[
+                        "Nieuw sinds vrijdag 18 december 2026 08:30",
+                        "Te laat",
+                        "Ontvangst niet bevestigd",
+                        "Binnen 3 werkdagen af te ronden",
+                        "Wacht op beoordeling (triage)",
+                        "Alle open zaken per status",
+                        "In behandeling (2)",
+                    ],
+                    "2 te laat",
+                    "beantwoorden heeft geen effect",
+                ),
+                Lang::En => (
+                    &[
+                        "New since vrijdag 18 december 2026 08:30",
+                        "Overdue",
+                        "Receipt not acknowledged",
+                        "Due within 3 working days",
+                        "Waiting for review (triage)",
+                        "All open cases by status",
+                        "In progress (2)",
+                    ],
+                    "2 late",
+                    "replying to it has no effect",
+                ),
+            };
+            for part in [&out.text, &out.html] {
+                for needle in headings.iter().copied().chain([
+                    "maandag 21 december 2026",
+                    "KL-2026-0001",
+                    "KL-2026-0002",
+                    "KL-2026-0003",
+                    "KL-2026-0004",
+                    "KL-2026-0005",
+                    "Anna de Vries",
+                    "Bram Bakker",
+                    "24-12-2026",
+                    "17-12-2026",
+                    "art. 9",
+                    no_effect,
+                ]) {
+                    assert!(
+                        part.contains(needle),
+                        "{}: {needle} missing in\n{part}",
+                        lang.as_str()
+                    );
+                }
+            }
+            // One text line and one table row per case and section: 5
+            // sections with one case each, and the 4 open ones by status.
+            let lines: Vec<&str> = out
+                .text
+                .lines()
+                .filter(|l| l.starts_with("- KL-"))
+                .collect();
+            assert_eq!(lines.len(), 9, "{}", out.text);
+            assert!(lines.iter().any(|l| l.contains("KL-2026-0002")
+                && l.contains("2 wd")
+                && l.contains("Bram Bakker")));
+            assert!(
+                out.text.contains("<b>factuur</b>"),
+                "text keeps the subject verbatim"
+            );
+            // Five sections and two status groups.
+            assert_eq!(out.html.matches("<table style").count(), 7, "{}", out.html);
+            assert_eq!(out.html.matches("<tr><td").count(), 9, "{}", out.html);
+            assert_eq!(out.html.matches("<thead>").count(), 7);
+            let columns = match lang {
+                Lang::Nl => [
+                    "Kenmerk",
+                    "Onderwerp",
+                    "Behandelaar",
+                    "Status",
+                    "Ontvangen",
+                    "Reactie uiterlijk",
+                    "Werkdagen",
+                ],
+                Lang::En => [
+                    "Reference",
+                    "Subject",
+                    "Handler",
+                    "Status",
+                    "Received",
+                    "Response due",
+                    "Working days",
+                ],
+            };
+            for c in columns {
+                assert!(out.html.contains(&format!(">{c}</th>")), "{c}");
+            }
+            assert!(out.html.contains(late), "{}", out.html);
+            // Client-provided subjects stay escaped.
+            assert!(!out.html.contains("<b>factuur") && !out.html.contains("<i>te laat"));
+            assert!(out.html.contains("Vraag over &lt;b&gt;factuur&lt;/b&gt;"));
+            assert!(out.html.contains("Coach &lt;i&gt;te laat&lt;/i&gt;"));
+            let none = match lang {
+                Lang::Nl => "Er zijn geen open zaken.",
+                Lang::En => "There are no open cases.",
+            };
+            assert!(!out.text.contains(none) && !out.html.contains(none));
+        }
+        let nl = render(Lang::Nl, Template::Digest, &digest_ctx(Lang::Nl));
+        assert_eq!(
+            nl.subject,
+            "Klachten: dagoverzicht maandag 21 december 2026 (1 nieuw, 1 te laat)"
+        );
+        let en = render(Lang::En, Template::Digest, &digest_ctx(Lang::En));
+        assert_eq!(
+            en.subject,
+            "Complaints: daily overview maandag 21 december 2026 (1 new, 1 overdue)"
+        );
+    }
+
+    #[test]
+    fn digest_leaves_out_empty_sections_and_says_when_nothing_is_open() {
+        for lang in LANGS {
+            let (none, overdue, new_heading) = match lang {
+                Lang::Nl => ("Er zijn geen open zaken.", "Te laat (", "Nieuw ("),
+                Lang::En => ("There are no open cases.", "Overdue (", "New ("),
+            };
+            let mut ctx = digest_ctx(lang);
+            for key in [
+                "new_cases",
+                "due_soon",
+                "overdue",
+                "unacknowledged",
+                "triage",
+                "open_by_status",
+            ] {
+                ctx[key] = json!([]);
+            }
+            ctx["counts"] = json!({"new": 0, "open": 0, "due_soon": 0, "overdue": 0, "unacknowledged": 0, "triage": 0});
+            ctx["since"] = json!("");
+            let out = render(lang, Template::Digest, &ctx);
+            for part in [&out.text, &out.html] {
+                assert!(part.contains(none), "{part}");
+                assert!(
+                    !part.contains("KL-") && !part.contains(overdue) && !part.contains(new_heading)
+                );
+            }
+            assert!(!out.html.contains("<thead>"));
+            assert!(out.subject.contains("(0 "), "{}", out.subject);
+
+            // Only a new case that is already closed: listed, nothing open,
+            // and without a previous digest the heading has no "since".
+            let mut ctx = digest_ctx(lang);
+            for key in [
+                "due_soon",
+                "overdue",
+                "unacknowledged",
+                "triage",
+                "open_by_status",
+            ] {
+                ctx[key] = json!([]);
+            }
+            ctx["since"] = json!("");
+            let out = render(lang, Template::Digest, &ctx);
+            for part in [&out.text, &out.html] {
+                assert!(part.contains(none) && part.contains(new_heading), "{part}");
+                assert!(part.contains("KL-2026-0004") && !part.contains("KL-2026-0001"));
+                assert!(!part.contains(overdue) && !part.contains("18 december 2026 08:30"));
+            }
+            assert_eq!(out.html.matches("<thead>").count(), 1);
+        }
+    }
+
+    #[test]
+    fn health_tells_alarm_from_recovery_for_intake_and_outbox() {
+        for lang in LANGS {
+            let (alarm, recovered, lost, minutes, last_error, mails) = match lang {
+                Lang::Nl => (
+                    "ALARM",
+                    "hersteld",
+                    "niets verloren",
+                    "75 minuten",
+                    "Laatste foutmelding",
+                    "3 e-mails",
+                ),
+                Lang::En => (
+                    "ALARM",
+                    "recovered",
+                    "Nothing was lost",
+                    "75 minutes",
+                    "Last error",
+                    "3 emails",
+                ),
+            };
+            for what in ["intake", "outbox"] {
+                for state in ["alarm", "recovered"] {
+                    let out = render(lang, Template::Health, &health_ctx(lang, what, state));
+                    let id = format!("{}/{what}/{state}", lang.as_str());
+                    assert!(
+                        out.subject.starts_with("klachtd: "),
+                        "{id}: {}",
+                        out.subject
+                    );
+                    for part in [&flat(&out.text), &out.html] {
+                        assert!(!part.contains(crate::mail::quote::REPLY_ABOVE), "{id}");
+                        assert!(part.contains("23 november 2026 09:12"), "{id}: {part}");
+                        assert!(part.contains(minutes), "{id}: {part}");
+                        assert!(part.contains("31Solutions"), "{id}");
+                        if state == "alarm" {
+                            assert!(out.subject.contains(alarm), "{id}");
+                            assert!(
+                                part.contains("IMAP login failed: authentication failed"),
+                                "{id}"
+                            );
+                            assert!(part.contains(last_error) && !part.contains(lost), "{id}");
+                        } else {
+                            assert!(
+                                out.subject.contains(recovered) && !out.subject.contains(alarm),
+                                "{id}"
+                            );
+                            assert!(part.contains(lost), "{id}: {part}");
+                            assert!(
+                                !part.contains(last_error)
+                                    && !part.to_uppercase().contains("ALARM"),
+                                "{id}"
+                            );
+                        }
+                        if what == "intake" {
+                            assert!(part.contains("info@31solutions.nl"), "{id}");
+                            assert!(!part.contains("SMTP"), "{id}");
+                            if state == "alarm" {
+                                assert!(part.contains("(IMAP)") && part.contains("art. 5"), "{id}");
+                            }
+                        } else {
+                            assert!(!part.contains("IMAP login") || state == "alarm", "{id}");
+                            if state == "alarm" {
+                                assert!(
+                                    part.contains(mails) && part.contains("SMTP"),
+                                    "{id}: {part}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            // Without a recorded error the line is left out.
+            let mut ctx = health_ctx(lang, "outbox", "alarm");
+            ctx["last_error"] = json!("");
+            ctx["unsent"] = json!(1);
+            let out = render(lang, Template::Health, &ctx);
+            for part in [&out.text, &out.html] {
+                assert!(!part.contains(last_error), "{part}");
+            }
+            let one = match lang {
+                Lang::Nl => "wacht 1 e-mail",
+                Lang::En => "1 email is",
+            };
+            assert!(flat(&out.text).contains(one), "{}", out.text);
+        }
+        let subject = |lang, what, state| {
+            render(lang, Template::Health, &health_ctx(lang, what, state)).subject
+        };
+        assert_eq!(
+            subject(Lang::Nl, "intake", "alarm"),
+            "klachtd: ALARM – de klachtenmailbox wordt niet gelezen"
+        );
+        assert_eq!(
+            subject(Lang::Nl, "intake", "recovered"),
+            "klachtd: hersteld – de klachtenmailbox wordt weer gelezen"
+        );
+        assert_eq!(
+            subject(Lang::En, "outbox", "alarm"),
+            "klachtd: ALARM – outgoing mail is not being sent"
         );
     }
 
