@@ -11,6 +11,7 @@
 //! - [`intake`]: one message or phone complaint → records and queued mail, in one transaction.
 //! - [`conversation`]: staff answers on a case: relayed to the client, commands, notes.
 //! - [`report`]: the periodic analysis of the register (art. 10).
+//! - [`scheduler`]: reminders, escalations, digests and health alarms, derived from the register.
 //! - [`workers`]: the IMAP intake loop, the outbox sender, the daemon.
 //! - [`cli`]: the command line; `main.rs` only wires.
 
@@ -23,5 +24,6 @@ pub mod domain;
 pub mod intake;
 pub mod mail;
 pub mod report;
+pub mod scheduler;
 pub mod store;
 pub mod workers;

@@ -235,6 +235,7 @@ mod tests {
             ack_due: cal.add_working_days(day, 5).to_string(),
             response_due: cal.add_working_days(day, 20).to_string(),
             triage_reason: None,
+            created_at: received.into(),
             closed_at: None,
         }
     }

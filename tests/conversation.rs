@@ -135,9 +135,8 @@ fn newest(w: &World, address: &str, needle: &str) -> Vec<u8> {
 /// `address`'s inbox once it holds `n` messages (waiting for delivery);
 /// exactly `n`, or the test fails.
 fn inbox(w: &World, address: &str, n: usize) -> Vec<Vec<u8>> {
-    let got = w
-        .stack
-        .wait_for_messages(address, "INBOX", n, Duration::from_secs(20));
+    w.settle();
+    let got = w.mails(address);
     assert_eq!(got.len(), n, "messages for {address}");
     got
 }

@@ -35,6 +35,8 @@ pub struct CaseRow {
     pub ack_due: String,
     pub response_due: String,
     pub triage_reason: Option<String>,
+    /// When klachtd recorded it (received_at is when it arrived).
+    pub created_at: String,
     pub closed_at: Option<String>,
 }
 
@@ -309,7 +311,7 @@ pub async fn sent_since(
 
 const CASE_COLUMNS: &str = "id, reference, status, category, language, source, client_name, client_email, client_phone, \
     subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, ack_sent_at, ack_due, \
-    response_due, triage_reason, closed_at";
+    response_due, triage_reason, created_at, closed_at";
 
 fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
     let split = |s: String| -> Vec<String> {
@@ -348,6 +350,7 @@ fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
         ack_due: get_str(r, "ack_due")?,
         response_due: get_str(r, "response_due")?,
         triage_reason: get_opt_str(r, "triage_reason")?,
+        created_at: get_str(r, "created_at")?,
         closed_at: get_opt_str(r, "closed_at")?,
     })
 }

@@ -26,6 +26,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         match session(&app, &mut stop).await {
             Ok(()) => return,
             Err(e) => {
+                record_failure(&app, &e).await;
                 let wait = backoff(failures, Duration::from_secs(300));
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "IMAP intake failed; reconnecting");
@@ -47,6 +48,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
     tidy(app, &mut imap).await?;
     loop {
         catch_up(app, &mut imap).await?;
+        record_health(app, &Ok(())).await;
         let stopped = if idle {
             let (next, stopped) = imap.idle(s.idle_renew, stop).await?;
             imap = next;
@@ -58,6 +60,29 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
             imap.logout().await;
             return Ok(());
         }
+    }
+}
+
+/// Tells the health table how intake went, for the scheduler's alarm. A
+/// failure to write it is only logged: intake itself must not stop for it.
+pub async fn record_health(app: &App, result: &Result<()>) {
+    match result {
+        Ok(()) => {
+            if let Err(e) = app.store.health_ok("intake", app.clock.now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not record intake health");
+            }
+        }
+        Err(e) => record_failure(app, e).await,
+    }
+}
+
+async fn record_failure(app: &App, e: &anyhow::Error) {
+    if let Err(e) = app
+        .store
+        .health_failed("intake", app.clock.now(), &format!("{e:#}"))
+        .await
+    {
+        tracing::warn!(error = %format!("{e:#}"), "could not record intake health");
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod intake;
 pub mod outbox;
+pub mod scheduler;
 
 use std::time::Duration;
 
@@ -21,12 +22,17 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(0.5 + jitter * 0.5)
 }
 
-/// One full pass: every new message, then the outbox until nothing is due.
+/// One full pass: every new message, the scheduler's work due now, then
+/// the outbox until nothing is due.
 pub async fn run_once(app: &App) -> Result<()> {
     let intake = intake::pass(app).await;
-    // Whatever intake managed to record is sent, even if it failed later.
+    intake::record_health(app, &intake).await;
+    // The scheduler runs even when intake failed: that is when its health
+    // alarm matters. Whatever was recorded is sent.
+    let scheduled = crate::scheduler::pass(app).await;
     let sent = outbox::flush(app).await;
     intake?;
+    scheduled?;
     sent?;
     Ok(())
 }
@@ -37,6 +43,7 @@ pub async fn run(app: App) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let intake_task = tokio::spawn(intake::run(app.clone(), stop_rx.clone()));
     let outbox_task = tokio::spawn(outbox::run(app.clone(), stop_rx.clone()));
+    let scheduler_task = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -44,6 +51,7 @@ pub async fn run(app: App) -> Result<()> {
     let joined = tokio::time::timeout(Duration::from_secs(30), async {
         let _ = intake_task.await;
         let _ = outbox_task.await;
+        let _ = scheduler_task.await;
     })
     .await;
     if joined.is_err() {

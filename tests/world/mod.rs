@@ -219,17 +219,50 @@ roles = ["supervisor"]
         id
     }
 
+    /// `address`'s inbox without the scheduler's mail (digests, reminders,
+    /// escalations, health alarms), which depends on the date a test runs
+    /// at: tests of intake and conversations look at the rest.
     pub fn mails(&self, address: &str) -> Vec<Vec<u8>> {
+        without_scheduled(self.stack.messages(address, "INBOX"))
+    }
+
+    /// Everything in `address`'s inbox, the scheduler's mail included.
+    pub fn all_mails(&self, address: &str) -> Vec<Vec<u8>> {
         self.stack.messages(address, "INBOX")
     }
 
+    /// info@'s Sent folder, without the scheduler's mail (see [`World::mails`]).
     pub fn sent(&self) -> Vec<Vec<u8>> {
-        self.stack.messages(&self.info, "Sent")
+        without_scheduled(self.stack.messages(&self.info, "Sent"))
     }
 
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("var/klachtd.db")
     }
+}
+
+/// The `X-Klachtd-Kind` of the scheduler's mail.
+pub const SCHEDULED_KINDS: &[&str] = &[
+    "digest",
+    "reminder",
+    "reply_reminder",
+    "escalation",
+    "health",
+];
+
+/// The kind klachtd wrote on a mail it sent (`X-Klachtd-Kind`), or "".
+pub fn kind(raw: &[u8]) -> String {
+    parsed(raw)
+        .header("x-klachtd-kind")
+        .unwrap_or("")
+        .to_string()
+}
+
+fn without_scheduled(mails: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    mails
+        .into_iter()
+        .filter(|m| !SCHEDULED_KINDS.contains(&kind(m).as_str()))
+        .collect()
 }
 
 /// A fixture from tests/fixtures/mail with From, To and Message-ID replaced.

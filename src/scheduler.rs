@@ -1,0 +1,754 @@
+//! The scheduler: reminders, escalations, digests and health alarms.
+//!
+//! Every pass derives all timers from the register at `now`; nothing lives
+//! in memory between passes. Each piece of work is queued in one
+//! transaction together with its key in `notices` (case, kind, level,
+//! anchor; or supervisor and day), so running twice, a restart or a second
+//! daemon on the same PostgreSQL database sends nothing twice. Health alarms
+//! are raised and cleared by conditional updates for the same reason.
+//!
+//! Case work and digests go out in the *morning round*: on working days,
+//! from `[digest] at` local time. Health alarms go out at any hour.
+
+use anyhow::{Context, Result};
+use jiff::civil::{Date, Time};
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::config::{local_date, Roles, Settings, Staff};
+use crate::domain::schedule::{self, CaseFacts, Due, Kind, Rules};
+use crate::domain::types::{EmailAddress, Lang, Status};
+use crate::intake::{org_json, queue_staff_mail};
+use crate::mail::render::{long_date, long_date_with_weekday, Template};
+use crate::store::{self, CaseFilter, CaseRow, EventRow, NoticeKey};
+
+/// What one pass queued.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub reminders: usize,
+    pub escalations: usize,
+    pub digests: usize,
+    pub alarms: usize,
+}
+
+impl Summary {
+    fn total(&self) -> usize {
+        self.reminders + self.escalations + self.digests + self.alarms
+    }
+}
+
+/// Does all work due at `app.clock.now()`.
+pub async fn pass(app: &App) -> Result<Summary> {
+    let s = &app.settings;
+    let now = app.clock.now();
+    let local = now.to_zoned(s.organisation.timezone.clone());
+    let today = local.date();
+    let mut sum = Summary::default();
+    sum.alarms += health(app, now).await?;
+    if s.calendar.is_working_day(today) && local.time() >= s.digest_at {
+        let cases = app.store.cases(&CaseFilter::default()).await?;
+        let mut extended = std::collections::HashSet::new();
+        for case in cases.iter().filter(|c| c.status != Status::Closed) {
+            let w = case_work(app, case, today, now)
+                .await
+                .with_context(|| format!("scheduled work of {}", case.reference))?;
+            sum.reminders += w.reminders;
+            sum.escalations += w.escalations;
+            if w.extended {
+                extended.insert(case.id);
+            }
+        }
+        for sup in s.supervisors() {
+            if digest(app, sup, &cases, &extended, today, now).await? {
+                sum.digests += 1;
+            }
+        }
+    }
+    if sum.total() > 0 {
+        tracing::info!(
+            reminders = sum.reminders,
+            escalations = sum.escalations,
+            digests = sum.digests,
+            alarms = sum.alarms,
+            "scheduled mail queued"
+        );
+        app.outbox_wake.notify_one();
+    }
+    Ok(sum)
+}
+
+fn rules(s: &Settings) -> Rules {
+    Rules {
+        reminder_working_days: s.procedure.reminder_working_days,
+        reply_reminder_working_days: s.procedure.reply_reminder_working_days,
+        second_level_working_days: s.escalation.second_level_working_days,
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn concerned(case: &CaseRow, email: &EmailAddress) -> bool {
+    case.concerns.iter().any(|c| same(c, email.as_str()))
+}
+
+/// Timeline events the scheduler itself leaves; "last activity" skips them.
+fn is_scheduler_event(kind: &str) -> bool {
+    [
+        "reminder",
+        "reply_reminder",
+        "escalation",
+        "late_",
+        "conflict",
+    ]
+    .iter()
+    .any(|p| kind.starts_with(p))
+}
+
+/// Mail to the client that answers whatever the client wrote before it.
+const ANSWER_EVENTS: &[&str] = &[
+    "answer_queued",
+    "proposal_queued",
+    "rejection_queued",
+    "extension_queued",
+    "external_queued",
+];
+
+/// The oldest client reply with no answer after it.
+fn waiting_reply(timeline: &[EventRow]) -> Option<&EventRow> {
+    let mut waiting = None;
+    for e in timeline {
+        let to_client_directly = e.kind == "staff_message"
+            && e.data
+                .as_ref()
+                .and_then(|d| d.get("client_in_copy"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+        if e.kind == "client_reply" {
+            waiting = waiting.or(Some(e));
+        } else if ANSWER_EVENTS.contains(&e.kind.as_str()) || to_client_directly {
+            waiting = None;
+        }
+    }
+    waiting
+}
+
+/// A recipient outside the roster (fallback, second level).
+fn outsider(email: &EmailAddress) -> Staff {
+    Staff {
+        name: String::new(),
+        email: email.clone(),
+        aliases: Vec::new(),
+        roles: Roles {
+            handler: false,
+            supervisor: false,
+        },
+    }
+}
+
+/// Supervisors the case does not concern (art. 9); the fallback address
+/// when that leaves nobody; at level 2 also `second_level_to`.
+fn escalation_recipients(s: &Settings, case: &CaseRow, level: u8) -> Vec<Staff> {
+    let mut to: Vec<Staff> = s
+        .supervisors()
+        .filter(|sup| !concerned(case, &sup.email))
+        .cloned()
+        .collect();
+    if to.is_empty() {
+        to.extend(s.escalation.fallback.iter().map(outsider));
+    }
+    if level >= 2 {
+        for a in &s.escalation.second_level_to {
+            if !concerned(case, a) && !to.iter().any(|t| &t.email == a) {
+                to.push(s.staff_by_email(a).cloned().unwrap_or_else(|| outsider(a)));
+            }
+        }
+    }
+    to
+}
+
+/// Handler reminders go to the handler; a case without one (or whose
+/// handler left the roster) reminds the supervisors instead.
+fn reminder_recipients(s: &Settings, case: &CaseRow) -> (Vec<Staff>, bool) {
+    let handler = case
+        .handler_email
+        .as_deref()
+        .and_then(|h| EmailAddress::parse(h).ok())
+        .and_then(|h| s.staff_by_email(&h))
+        .filter(|h| !concerned(case, &h.email));
+    match handler {
+        Some(h) => (vec![h.clone()], true),
+        None => (escalation_recipients(s, case, 1), false),
+    }
+}
+
+/// What [`case_work`] did, and whether the case's term was extended.
+struct CaseWork {
+    reminders: usize,
+    escalations: usize,
+    extended: bool,
+}
+
+/// Reminders and escalations due today for one case.
+async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Result<CaseWork> {
+    let s = &app.settings;
+    let tz = &s.organisation.timezone;
+    let timeline = app.store.timeline(case.id).await?;
+    let waiting = waiting_reply(&timeline);
+    let waiting_day = waiting
+        .and_then(|e| e.at.parse::<Timestamp>().ok())
+        .map(|t| local_date(t, tz));
+    let handler_concerned = case
+        .handler_email
+        .as_deref()
+        .is_some_and(|h| case.concerns.iter().any(|c| same(c, h)));
+    let facts = CaseFacts {
+        status: case.status,
+        handler: case.handler_email.as_deref(),
+        handler_concerned,
+        has_client_email: case.client_email.is_some(),
+        ack_sent: case.ack_sent_at.is_some(),
+        ack_due: case.ack_due.parse().context("bad ack_due")?,
+        response_due: case.response_due.parse().context("bad response_due")?,
+        waiting_reply: waiting.zip(waiting_day).map(|(e, d)| (e.at.as_str(), d)),
+    };
+    let mut done = CaseWork {
+        reminders: 0,
+        escalations: 0,
+        extended: timeline.iter().any(|e| e.kind == "extended"),
+    };
+    for due in schedule::due_work(&facts, &rules(s), &s.calendar, today) {
+        if due.kind == Kind::Conflict {
+            // Never allowed (art. 6); intake and /toewijzen refuse it. Only a
+            // changed roster or a hand-edited register gets here.
+            tracing::error!(reference = %case.reference, "the handler of this case is concerned by it; the supervisors are asked to reassign");
+        }
+        let (to, is_handler) = if due.kind.is_escalation() {
+            (escalation_recipients(s, case, due.level), false)
+        } else {
+            reminder_recipients(s, case)
+        };
+        let mut tx = app.store.begin().await?;
+        let list: Vec<&str> = to.iter().map(|t| t.email.as_str()).collect();
+        let key = NoticeKey {
+            key: due.key(case.id),
+            case_id: Some(case.id),
+            kind: due.kind.as_str(),
+            level: i64::from(due.level),
+            day: today.to_string(),
+        };
+        if !store::claim_notice(&mut tx, &key, &list.join(","), now).await? {
+            tx.rollback().await?;
+            continue;
+        }
+        let ctx = case_ctx(s, case, &timeline, &due, is_handler);
+        let (template, kind) = match due.kind {
+            Kind::Reminder | Kind::ReplyWaiting => (Template::Reminder, due.kind.as_str()),
+            _ => (Template::Escalation, "escalation"),
+        };
+        for who in &to {
+            let mut ctx = ctx.clone();
+            ctx["recipient"] = json!({"name": who.name});
+            queue_staff_mail(
+                app,
+                &mut tx,
+                Some(case.id),
+                template,
+                s.organisation.language,
+                &ctx,
+                who,
+                kind,
+                None,
+                now,
+            )
+            .await?;
+        }
+        let detail = if to.is_empty() {
+            tracing::error!(reference = %case.reference, kind = due.kind.as_str(), "nobody to escalate to: every supervisor is concerned and escalation.fallback is not set");
+            "nobody to tell: every supervisor is concerned and escalation.fallback is not set"
+                .to_string()
+        } else {
+            format!("{} working days", due.days)
+        };
+        store::add_event_data(
+            &mut tx,
+            case.id,
+            now,
+            due.kind.as_str(),
+            "klachtd",
+            &detail,
+            &json!({"level": due.level, "days": due.days, "anchor": due.anchor, "to": list}),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(reference = %case.reference, kind = due.kind.as_str(), level = due.level, recipients = to.len(), "scheduled work queued");
+        if due.kind.is_escalation() {
+            done.escalations += 1;
+        } else {
+            done.reminders += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// The context of a reminder or an escalation (see the templates).
+fn case_ctx(
+    s: &Settings,
+    case: &CaseRow,
+    timeline: &[EventRow],
+    due: &Due,
+    is_handler: bool,
+) -> Value {
+    let lang = s.organisation.language;
+    let tz = &s.organisation.timezone;
+    let date = |v: &str| {
+        v.parse::<Date>()
+            .map(|d| long_date(lang, d))
+            .unwrap_or_else(|_| v.to_string())
+    };
+    let handler = case
+        .handler_email
+        .as_deref()
+        .and_then(|h| EmailAddress::parse(h).ok())
+        .map(|h| {
+            let name = s
+                .staff_by_email(&h)
+                .map(|x| x.name.clone())
+                .unwrap_or_default();
+            json!({"name": name, "email": h.as_str()})
+        });
+    let last = timeline
+        .iter()
+        .rev()
+        .find(|e| !is_scheduler_event(&e.kind))
+        .map(|e| {
+            json!({
+                "at": e.at.parse::<Timestamp>().map(|t| local_time(lang, t, tz)).unwrap_or_else(|_| e.at.clone()),
+                "what": activity(lang, &e.kind),
+                "actor": actor(s, lang, &e.actor),
+            })
+        });
+    let reply_at = match (due.kind, due.anchor.parse::<Timestamp>()) {
+        (Kind::ReplyWaiting, Ok(t)) => long_date(lang, local_date(t, tz)),
+        _ => String::new(),
+    };
+    let kind = match due.kind {
+        Kind::Reminder => "due_soon",
+        Kind::ReplyWaiting => "reply_waiting",
+        Kind::LateResponse => "response",
+        Kind::LateAck => "ack",
+        Kind::Conflict => "conflict",
+    };
+    let due_date = match due.kind {
+        Kind::LateAck => date(&case.ack_due),
+        _ => date(&case.response_due),
+    };
+    json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "recipient": {"name": ""}, "kind": kind, "level": due.level,
+        "original_subject": case.subject, "client_name": case.client_name,
+        "category": case.category.as_str(), "status": case.status.as_str(),
+        "status_label": status_label(lang, case.status),
+        "response_due": date(&case.response_due), "working_days_left": due.days,
+        "extended": timeline.iter().any(|e| e.kind == "extended"),
+        "reply_at": reply_at, "waiting_days": due.days, "is_handler": is_handler,
+        "handler": handler, "due": due_date, "days_late": due.days,
+        "ack_sent": case.ack_sent_at.is_some(), "triage": case.status == Status::Triage,
+        "last_activity": last,
+        "second_level_working_days": s.escalation.second_level_working_days,
+    })
+}
+
+/// "18 december 2026 14:05", local.
+fn local_time(lang: Lang, t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    let z = t.to_zoned(tz.clone());
+    format!("{} {}", long_date(lang, z.date()), z.strftime("%H:%M"))
+}
+
+fn actor(s: &Settings, lang: Lang, actor: &str) -> String {
+    match actor {
+        "client" => match lang {
+            Lang::Nl => "cliënt".into(),
+            Lang::En => "client".into(),
+        },
+        "klachtd" | "admin" => actor.into(),
+        other => EmailAddress::parse(other)
+            .ok()
+            .and_then(|e| s.staff_by_email(&e))
+            .map(|st| st.name.clone())
+            .unwrap_or_else(|| other.to_string()),
+    }
+}
+
+/// A timeline event kind in words.
+fn activity(lang: Lang, kind: &str) -> String {
+    let (nl, en) = match kind {
+        "received" => ("klacht ontvangen", "complaint received"),
+        "client_reply" => ("reactie van de cliënt", "reply from the client"),
+        "staff_message" => ("bericht van een medewerker", "message from staff"),
+        "staff_mail_refused" => ("medewerkersbericht geweigerd", "staff mail refused"),
+        "command" => ("opdracht uitgevoerd", "command carried out"),
+        "status" => ("status gewijzigd", "status changed"),
+        "extended" => ("termijn verlengd", "term extended"),
+        "reassigned" => ("opnieuw toegewezen", "reassigned"),
+        "note" => ("interne notitie", "internal note"),
+        "reopened" => ("heropend", "reopened"),
+        "ack_sent" => ("ontvangstbevestiging verstuurd", "acknowledgement sent"),
+        "ack_queued" => ("ontvangstbevestiging klaargezet", "acknowledgement queued"),
+        "handler_new_sent" => ("melding aan de behandelaar verstuurd", "handler notified"),
+        "answer_sent" => (
+            "antwoord aan de cliënt verstuurd",
+            "answer sent to the client",
+        ),
+        "client_reply_notice_sent" => (
+            "reactie van de cliënt doorgestuurd",
+            "client's reply passed on",
+        ),
+        k if k.ends_with("_sent") => ("bericht verstuurd", "message sent"),
+        k if k.ends_with("_queued") => ("bericht klaargezet", "message queued"),
+        _ => ("", ""),
+    };
+    match (lang, nl.is_empty()) {
+        (_, true) => kind.replace('_', " "),
+        (Lang::Nl, false) => nl.into(),
+        (Lang::En, false) => en.into(),
+    }
+}
+
+pub fn status_label(lang: Lang, s: Status) -> &'static str {
+    match (lang, s) {
+        (Lang::Nl, Status::Triage) => "ter beoordeling",
+        (Lang::Nl, Status::Received) => "ontvangen",
+        (Lang::Nl, Status::Acknowledged) => "ontvangst bevestigd",
+        (Lang::Nl, Status::InProgress) => "in behandeling",
+        (Lang::Nl, Status::Proposed) => "voorstel gedaan",
+        (Lang::Nl, Status::Rejected) => "afgewezen",
+        (Lang::Nl, Status::Resolved) => "opgelost",
+        (Lang::Nl, Status::External) => "extern",
+        (Lang::Nl, Status::Closed) => "gesloten",
+        (Lang::En, Status::Triage) => "awaiting triage",
+        (Lang::En, Status::Received) => "received",
+        (Lang::En, Status::Acknowledged) => "acknowledged",
+        (Lang::En, Status::InProgress) => "in progress",
+        (Lang::En, Status::Proposed) => "proposal made",
+        (Lang::En, Status::Rejected) => "rejected",
+        (Lang::En, Status::Resolved) => "resolved",
+        (Lang::En, Status::External) => "external",
+        (Lang::En, Status::Closed) => "closed",
+    }
+}
+
+// ------------------------------------------------------------------ digest
+
+/// The moment of the previous working day's round: where the first digest
+/// starts counting new cases.
+fn previous_round(s: &Settings, today: Date) -> Option<Timestamp> {
+    let mut d = today.yesterday().ok()?;
+    for _ in 0..60 {
+        if s.calendar.is_working_day(d) {
+            break;
+        }
+        d = d.yesterday().ok()?;
+    }
+    round_at(s, d, s.digest_at)
+}
+
+fn round_at(s: &Settings, d: Date, t: Time) -> Option<Timestamp> {
+    d.to_datetime(t)
+        .to_zoned(s.organisation.timezone.clone())
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// One supervisor's digest for `today`: true when a mail was queued.
+async fn digest(
+    app: &App,
+    sup: &Staff,
+    cases: &[CaseRow],
+    extended: &std::collections::HashSet<i64>,
+    today: Date,
+    now: Timestamp,
+) -> Result<bool> {
+    let s = &app.settings;
+    let key = NoticeKey {
+        key: format!("digest:{}:{today}", sup.email.key()),
+        case_id: None,
+        kind: "digest",
+        level: 0,
+        day: today.to_string(),
+    };
+    let previous = app.store.last_digest_at(sup.email.as_str()).await?;
+    let since = previous.or_else(|| previous_round(s, today));
+    // Never a case that concerns this supervisor (art. 9).
+    let visible: Vec<&CaseRow> = cases.iter().filter(|c| !concerned(c, &sup.email)).collect();
+    let content = digest_content(s, &visible, extended, today, since);
+    let news = content.news();
+    let mut tx = app.store.begin().await?;
+    let send = news || s.digest_send_empty;
+    let key = NoticeKey {
+        level: i64::from(send),
+        ..key
+    };
+    if !store::claim_notice(&mut tx, &key, sup.email.as_str(), now).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    if send {
+        let lang = s.organisation.language;
+        let since_text = previous
+            .map(|t| {
+                let z = t.to_zoned(s.organisation.timezone.clone());
+                format!(
+                    "{} {}",
+                    long_date_with_weekday(lang, z.date()),
+                    z.strftime("%H:%M")
+                )
+            })
+            .unwrap_or_default();
+        let mut ctx = content.ctx;
+        ctx["org"] = org_json(s);
+        ctx["lang"] = json!(lang.as_str());
+        ctx["recipient"] = json!({"name": sup.name});
+        ctx["day"] = json!(long_date_with_weekday(lang, today));
+        ctx["since"] = json!(since_text);
+        ctx["reminder_working_days"] = json!(s.procedure.reminder_working_days);
+        queue_staff_mail(
+            app,
+            &mut tx,
+            None,
+            Template::Digest,
+            lang,
+            &ctx,
+            sup,
+            "digest",
+            None,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(send)
+}
+
+struct DigestContent {
+    ctx: Value,
+    counts: [usize; 5],
+}
+
+impl DigestContent {
+    /// Anything new or needing attention: new cases, due soon, overdue,
+    /// unacknowledged, triage.
+    fn news(&self) -> bool {
+        self.counts.iter().any(|&n| n > 0)
+    }
+}
+
+fn digest_content(
+    s: &Settings,
+    cases: &[&CaseRow],
+    extended: &std::collections::HashSet<i64>,
+    today: Date,
+    since: Option<Timestamp>,
+) -> DigestContent {
+    let lang = s.organisation.language;
+    let cal = &s.calendar;
+    let window = i64::from(s.procedure.reminder_working_days);
+    let short = |v: &str| {
+        v.parse::<Date>()
+            .map(|d| d.strftime("%d-%m-%Y").to_string())
+            .unwrap_or_else(|_| v.to_string())
+    };
+    let since_db = since.map(crate::clock::db_time);
+    let mut rows = Vec::new();
+    for c in cases.iter().filter(|c| c.status != Status::Closed) {
+        let due: Option<Date> = c.response_due.parse().ok();
+        let left = due.map(|d| cal.working_days_between(today, d)).unwrap_or(0);
+        let handler = c
+            .handler_email
+            .as_deref()
+            .and_then(|h| EmailAddress::parse(h).ok())
+            .map(|h| {
+                s.staff_by_email(&h)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_else(|| h.to_string())
+            })
+            .unwrap_or_default();
+        let received = c
+            .received_at
+            .parse::<Timestamp>()
+            .map(|t| {
+                local_date(t, &s.organisation.timezone)
+                    .strftime("%d-%m-%Y")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let ack_late = c.ack_sent_at.is_none()
+            && c.client_email.is_some()
+            && matches!(c.status, Status::Triage | Status::Received)
+            && c.ack_due.parse::<Date>().is_ok_and(|d| d < today);
+        let row = json!({
+            "reference": c.reference, "subject": c.subject, "client_name": c.client_name,
+            "category": c.category.as_str(), "status": c.status.as_str(),
+            "status_label": status_label(lang, c.status), "handler": handler,
+            "received": received, "ack_due": short(&c.ack_due),
+            "response_due": short(&c.response_due), "days_left": left,
+            "extended": extended.contains(&c.id),
+        });
+        // New to klachtd since then: also mail that arrived while it was down.
+        let new = since_db
+            .as_deref()
+            .is_none_or(|t| c.created_at.as_str() > t);
+        rows.push((c, row, left, new, ack_late));
+    }
+    let pick = |f: &dyn Fn(&CaseRow, i64, bool, bool) -> bool| -> Vec<Value> {
+        rows.iter()
+            .filter(|(c, _, left, new, ack)| f(c, *left, *new, *ack))
+            .map(|(_, r, ..)| r.clone())
+            .collect()
+    };
+    let new_cases = pick(&|_, _, new, _| new);
+    let due_soon =
+        pick(&|c, left, _, _| schedule::awaits_response(c.status) && (0..=window).contains(&left));
+    let overdue = pick(&|c, left, _, _| schedule::awaits_response(c.status) && left < 0);
+    let unacknowledged = pick(&|_, _, _, ack| ack);
+    let triage = pick(&|c, _, _, _| c.status == Status::Triage);
+    let open_by_status: Vec<Value> = Status::ALL
+        .iter()
+        .filter(|&&st| st != Status::Closed)
+        .filter_map(|&st| {
+            let list = pick(&|c, _, _, _| c.status == st);
+            (!list.is_empty()).then(
+                || json!({"status": st.as_str(), "label": status_label(lang, st), "cases": list}),
+            )
+        })
+        .collect();
+    let counts = [
+        new_cases.len(),
+        due_soon.len(),
+        overdue.len(),
+        unacknowledged.len(),
+        triage.len(),
+    ];
+    let ctx = json!({
+        "counts": {
+            "new": counts[0], "open": rows.len(), "due_soon": counts[1],
+            "overdue": counts[2], "unacknowledged": counts[3], "triage": counts[4],
+        },
+        "new_cases": new_cases, "due_soon": due_soon, "overdue": overdue,
+        "unacknowledged": unacknowledged, "triage": triage,
+        "open_by_status": open_by_status,
+    });
+    DigestContent { ctx, counts }
+}
+
+// ------------------------------------------------------------------ health
+
+/// Alarms about intake and outbox, and their recovery: at most one mail
+/// each way per episode. Returns how many alarm or recovery mails went out.
+async fn health(app: &App, now: Timestamp) -> Result<usize> {
+    let s = &app.settings;
+    let mut sent = 0;
+    // Intake: failing since when?
+    let h = app.store.health("intake").await?;
+    let intake_trouble = h
+        .failing_since
+        .filter(|since| elapsed(*since, now) >= s.health.intake_alarm_after);
+    sent += alarm_or_recovery(
+        app,
+        "intake",
+        intake_trouble,
+        h.alarm_at,
+        h.last_error.as_deref(),
+        0,
+        now,
+    )
+    .await?;
+    // Outbox: the oldest mail still waiting.
+    let h = app.store.health("outbox").await?;
+    let (oldest, unsent, error) = app.store.unsent().await?;
+    let outbox_trouble = oldest.filter(|o| elapsed(*o, now) >= s.health.outbox_alarm_after);
+    sent += alarm_or_recovery(
+        app,
+        "outbox",
+        outbox_trouble,
+        h.alarm_at,
+        error.as_deref(),
+        unsent,
+        now,
+    )
+    .await?;
+    Ok(sent)
+}
+
+fn elapsed(since: Timestamp, now: Timestamp) -> std::time::Duration {
+    std::time::Duration::try_from(now.duration_since(since)).unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn alarm_or_recovery(
+    app: &App,
+    what: &str,
+    trouble_since: Option<Timestamp>,
+    alarm_at: Option<Timestamp>,
+    last_error: Option<&str>,
+    unsent: i64,
+    now: Timestamp,
+) -> Result<usize> {
+    let s = &app.settings;
+    let mut tx = app.store.begin().await?;
+    let (state, since) = match (trouble_since, alarm_at) {
+        (Some(since), None) => {
+            // The alarm remembers when the trouble began, for the recovery.
+            if !store::raise_alarm(&mut tx, what, since).await? {
+                tx.rollback().await?;
+                return Ok(0);
+            }
+            tracing::error!(what, since = %since, "health alarm: supervisors are told");
+            ("alarm", since)
+        }
+        (None, Some(since)) => {
+            if !store::clear_alarm(&mut tx, what).await? {
+                tx.rollback().await?;
+                return Ok(0);
+            }
+            tracing::info!(what, "health recovered: supervisors are told");
+            ("recovered", since)
+        }
+        _ => {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+    };
+    let lang = s.organisation.language;
+    let minutes = now.duration_since(since).as_secs().max(0) / 60;
+    let ctx = json!({
+        "org": org_json(s), "lang": lang.as_str(), "recipient": {"name": ""},
+        "what": what, "state": state,
+        "since": local_time(lang, since, &s.organisation.timezone),
+        "minutes": minutes, "last_error": last_error.unwrap_or(""),
+        "unsent": unsent, "mailbox": s.organisation.address.as_str(),
+    });
+    let mut n = 0;
+    for sup in s.supervisors() {
+        let mut ctx = ctx.clone();
+        ctx["recipient"] = json!({"name": sup.name});
+        queue_staff_mail(
+            app,
+            &mut tx,
+            None,
+            Template::Health,
+            lang,
+            &ctx,
+            sup,
+            "health",
+            None,
+            now,
+        )
+        .await?;
+        n += 1;
+    }
+    tx.commit().await?;
+    Ok(n.min(1))
+}
