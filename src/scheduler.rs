@@ -752,3 +752,208 @@ async fn alarm_or_recovery(
     tx.commit().await?;
     Ok(n.min(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAFF: &str = r#"
+[organisation]
+name = "31Solutions"
+address = "info@31solutions.test"
+regulation_url = "https://www.31solutions.test/klachtenreglement"
+[imap]
+host = "127.0.0.1"
+security = "none"
+username = "info@31solutions.test"
+[smtp]
+host = "127.0.0.1"
+security = "none"
+[[staff]]
+name = "Anna de Vries"
+email = "anna@31solutions.test"
+roles = ["handler", "supervisor"]
+[[staff]]
+name = "Bram Bakker"
+email = "bram@31solutions.test"
+roles = ["handler"]
+[[staff]]
+name = "Dirk Jansen"
+email = "dirk@31solutions.test"
+roles = ["supervisor"]
+"#;
+
+    fn settings(extra: &str) -> Settings {
+        Settings::from_toml(
+            &format!("{STAFF}{extra}"),
+            std::path::Path::new("/tmp"),
+            &[],
+        )
+        .unwrap()
+    }
+
+    fn case(concerns: &[&str], handler: Option<&str>) -> CaseRow {
+        CaseRow {
+            id: 1,
+            reference: "KL-2026-0001".into(),
+            status: Status::InProgress,
+            category: crate::domain::types::Category::Coaching,
+            language: Lang::Nl,
+            source: "email".into(),
+            client_name: "Jan".into(),
+            client_email: Some("jan@client.test".into()),
+            client_phone: None,
+            subject: "Klacht".into(),
+            body: String::new(),
+            nature: None,
+            dates: None,
+            desired_outcome: None,
+            missing: vec![],
+            concerns: concerns.iter().map(|c| c.to_string()).collect(),
+            handler_email: handler.map(str::to_string),
+            received_at: "2026-11-23T09:00:00Z".into(),
+            ack_sent_at: Some("2026-11-23T09:00:05Z".into()),
+            ack_due: "2026-11-30".into(),
+            response_due: "2026-12-21".into(),
+            triage_reason: None,
+            created_at: "2026-11-23T09:00:01Z".into(),
+            closed_at: None,
+        }
+    }
+
+    fn emails(v: &[Staff]) -> Vec<&str> {
+        v.iter().map(|s| s.email.as_str()).collect()
+    }
+
+    #[test]
+    fn escalations_skip_a_concerned_supervisor_then_fall_back_and_widen_at_level_two() {
+        let s = settings(
+            "[escalation]\nfallback = \"extern@toezicht.test\"\nsecond_level_to = [\"directie@31solutions.test\", \"dirk@31solutions.test\"]\n",
+        );
+        let about_dirk = case(&["dirk@31solutions.test"], Some("bram@31solutions.test"));
+        assert_eq!(
+            emails(&escalation_recipients(&s, &about_dirk, 1)),
+            ["anna@31solutions.test"]
+        );
+        // Level 2 adds the directie, but never Dirk (concerned).
+        assert_eq!(
+            emails(&escalation_recipients(&s, &about_dirk, 2)),
+            ["anna@31solutions.test", "directie@31solutions.test"]
+        );
+        let about_both = case(
+            &["anna@31solutions.test", "DIRK@31solutions.test"],
+            Some("bram@31solutions.test"),
+        );
+        assert_eq!(
+            emails(&escalation_recipients(&s, &about_both, 1)),
+            ["extern@toezicht.test"]
+        );
+        // Without a fallback: nobody (the caller records and logs that).
+        let bare = settings("");
+        assert!(escalation_recipients(&bare, &about_both, 1).is_empty());
+    }
+
+    #[test]
+    fn reminders_go_to_the_handler_unless_there_is_none_or_they_are_concerned() {
+        let s = settings("");
+        let (to, is_handler) = reminder_recipients(&s, &case(&[], Some("bram@31solutions.test")));
+        assert_eq!(
+            (emails(&to), is_handler),
+            (vec!["bram@31solutions.test"], true)
+        );
+        let (to, is_handler) = reminder_recipients(&s, &case(&[], None));
+        assert_eq!(
+            (emails(&to), is_handler),
+            (
+                vec!["anna@31solutions.test", "dirk@31solutions.test"],
+                false
+            )
+        );
+        let conflicted = case(&["bram@31solutions.test"], Some("bram@31solutions.test"));
+        let (to, _) = reminder_recipients(&s, &conflicted);
+        assert!(!emails(&to).contains(&"bram@31solutions.test"));
+    }
+
+    fn event(kind: &str, at: &str, data: Option<Value>) -> EventRow {
+        EventRow {
+            at: at.into(),
+            kind: kind.into(),
+            actor: "x".into(),
+            detail: String::new(),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_client_reply_waits_until_anything_goes_to_the_client() {
+        let mut tl = vec![
+            event("received", "2026-11-23T09:00:00Z", None),
+            event("client_reply", "2026-11-24T09:00:00Z", None),
+            event("note", "2026-11-24T10:00:00Z", None),
+            event("client_reply", "2026-11-25T09:00:00Z", None),
+        ];
+        assert_eq!(
+            waiting_reply(&tl).unwrap().at,
+            "2026-11-24T09:00:00Z",
+            "the oldest"
+        );
+        tl.push(event("answer_queued", "2026-11-25T10:00:00Z", None));
+        assert!(waiting_reply(&tl).is_none());
+        tl.push(event("client_reply", "2026-11-26T09:00:00Z", None));
+        tl.push(event(
+            "staff_message",
+            "2026-11-26T10:00:00Z",
+            Some(json!({"client_in_copy": false})),
+        ));
+        assert!(
+            waiting_reply(&tl).is_some(),
+            "a colleague's note is no answer"
+        );
+        tl.push(event(
+            "staff_message",
+            "2026-11-26T11:00:00Z",
+            Some(json!({"client_in_copy": true})),
+        ));
+        assert!(
+            waiting_reply(&tl).is_none(),
+            "written to the client directly"
+        );
+    }
+
+    #[test]
+    fn the_digest_has_news_only_with_new_due_overdue_unacknowledged_or_triage_cases() {
+        let s = settings("");
+        let today: Date = "2026-12-01".parse().unwrap();
+        let quiet = case(&[], Some("bram@31solutions.test"));
+        let since = "2026-11-30T07:30:00Z".parse().ok();
+        let none = std::collections::HashSet::new();
+        let c = digest_content(&s, &[&quiet], &none, today, since);
+        assert!(!c.news(), "an open case on schedule is no news");
+        assert_eq!(c.ctx["counts"]["open"], 1);
+        assert_eq!(c.ctx["open_by_status"][0]["label"], "in behandeling");
+        // New since the last digest.
+        let c = digest_content(
+            &s,
+            &[&quiet],
+            &none,
+            today,
+            "2026-11-20T07:30:00Z".parse().ok(),
+        );
+        assert!(c.news());
+        // Due within the reminder window (3 working days before 21 December).
+        let c = digest_content(&s, &[&quiet], &none, "2026-12-16".parse().unwrap(), since);
+        assert_eq!(c.ctx["counts"]["due_soon"], 1);
+        // Overdue, and marked extended.
+        let ext = std::collections::HashSet::from([1]);
+        let c = digest_content(&s, &[&quiet], &ext, "2026-12-22".parse().unwrap(), since);
+        assert_eq!(c.ctx["counts"]["overdue"], 1);
+        assert_eq!(c.ctx["overdue"][0]["days_left"], -1);
+        assert_eq!(c.ctx["overdue"][0]["extended"], true);
+        // Closed cases are not listed at all.
+        let mut closed = quiet.clone();
+        closed.status = Status::Closed;
+        let c = digest_content(&s, &[&closed], &none, today, None);
+        assert!(!c.news());
+        assert_eq!(c.ctx["counts"]["open"], 0);
+    }
+}

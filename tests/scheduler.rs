@@ -399,3 +399,103 @@ fn two_daemons_on_one_postgresql_send_each_escalation_and_digest_once() {
         assert_eq!(got, want, "{who}");
     }
 }
+
+/// `run --once --now NOW` with `env`; its exit status is the caller's business.
+fn run_at(w: &World, now: &str, env: &[(&str, &str)]) -> bool {
+    let out = w
+        .command()
+        .envs(env.iter().copied())
+        .args(["--now", now, "run", "--once"])
+        .output()
+        .expect("run klachtd");
+    w.settle();
+    out.status.success()
+}
+
+/// (state word in the subject) of every health mail in a mailbox.
+fn health_mails(w: &World, who: &str) -> Vec<String> {
+    w.all_mails(who)
+        .iter()
+        .filter(|m| kind(m) == "health")
+        .map(|m| parsed(m).subject)
+        .collect()
+}
+
+#[test]
+fn a_mailbox_that_cannot_be_read_for_an_hour_alarms_the_supervisors_once_and_once_more_on_recovery()
+{
+    let w = World::new();
+    let wrong = [("KLACHTD__IMAP__PASSWORD", "wrong-password")];
+    let t = |m: i64| {
+        "2026-11-23T10:00:00+01:00"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .checked_add(jiff::SignedDuration::from_mins(m))
+            .unwrap()
+            .to_string()
+    };
+    for m in [0, 30, 59] {
+        assert!(
+            !run_at(&w, &t(m), &wrong),
+            "intake fails with a wrong password"
+        );
+    }
+    for who in [&w.anna, &w.dirk] {
+        assert!(health_mails(&w, who).is_empty(), "not yet an hour");
+    }
+    for m in [60, 90, 119] {
+        assert!(!run_at(&w, &t(m), &wrong));
+    }
+    for who in [&w.anna, &w.dirk] {
+        let got = health_mails(&w, who);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("ALARM") && got[0].contains("niet gelezen"),
+            "{got:?}"
+        );
+        let body = parsed(&w.all_mails(who)[0]).text;
+        assert!(body.contains("10:00"), "says since when: {body}");
+    }
+    assert!(w.all_mails(&w.bram).is_empty(), "handlers are not alarmed");
+    // The password is fixed: one recovery mail, then silence.
+    for m in [120, 150] {
+        assert!(run_at(&w, &t(m), &[]));
+    }
+    for who in [&w.anna, &w.dirk] {
+        let got = health_mails(&w, who);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].contains("hersteld"), "{got:?}");
+    }
+}
+
+#[test]
+fn mail_stuck_in_the_outbox_for_half_an_hour_alarms_the_supervisors_and_the_alarm_arrives_when_smtp_is_back(
+) {
+    let w = World::new();
+    let client = w.client("stuck");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "stuck");
+    // SMTP is unreachable: the acknowledgement waits in the outbox (a
+    // transient failure: retried, and run --once still exits 0).
+    let broken = [("KLACHTD__SMTP__PORT", "1")];
+    run_at(&w, "2026-11-23T10:00:00+01:00", &broken);
+    run_at(&w, "2026-11-23T10:29:00+01:00", &broken);
+    run_at(&w, "2026-11-23T10:31:00+01:00", &broken);
+    assert!(w.mails(&client).is_empty());
+    assert!(health_mails(&w, &w.dirk).is_empty(), "no way out yet");
+    // SMTP is back: everything goes out, the alarm too; the next pass sees
+    // the outbox empty and sends the recovery.
+    assert!(run_at(&w, "2026-11-23T11:00:00+01:00", &[]));
+    assert_eq!(w.mails(&client).len(), 1, "the acknowledgement");
+    assert_eq!(health_mails(&w, &w.dirk).len(), 1);
+    assert!(run_at(&w, "2026-11-23T11:01:00+01:00", &[]));
+    assert!(run_at(&w, "2026-11-23T11:30:00+01:00", &[]));
+    for who in [&w.anna, &w.dirk] {
+        let got = health_mails(&w, who);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].contains("ALARM") && got[0].contains("uitgaande mail"),
+            "{got:?}"
+        );
+        assert!(got[1].contains("hersteld"), "{got:?}");
+    }
+}

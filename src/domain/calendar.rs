@@ -333,6 +333,22 @@ mod tests {
     }
 
     #[test]
+    fn a_response_term_from_16_april_2027_skips_koningsdag_hemelvaart_and_pinkstermaandag() {
+        // Friday 16 April 2027 + 20 working days: Koningsdag (Tue 27 April),
+        // Hemelvaartsdag (Thu 6 May) and Tweede Pinksterdag (Mon 17 May)
+        // are skipped; Bevrijdingsdag (Wed 5 May) counts: 2027 is no lustrum.
+        let received = date(2027, 4, 16);
+        assert_eq!(cal().add_working_days(received, 20), date(2027, 5, 19));
+        let every_year = Calendar::new(false, LiberationDay::EveryYear, []);
+        assert_eq!(every_year.add_working_days(received, 20), date(2027, 5, 20));
+        // The acknowledgement of a complaint from Thursday 22 April 2027.
+        assert_eq!(
+            cal().add_working_days(date(2027, 4, 22), 5),
+            date(2027, 4, 30)
+        );
+    }
+
+    #[test]
     fn koningsdag_2025_moves_to_saturday_26_april_because_the_27th_is_a_sunday() {
         let c = cal();
         assert_eq!(date(2025, 4, 27).weekday(), Weekday::Sunday);
