@@ -165,6 +165,7 @@ pub async fn main(cli: Cli) -> Result<()> {
                     .map_err(anyhow::Error::msg)?,
                 handler: a.handler,
                 year: a.year,
+                ..Default::default()
             };
             let cases = store.cases(&filter).await?;
             if a.json {

@@ -47,9 +47,15 @@ pub async fn pass(app: &App) -> Result<Summary> {
     let mut sum = Summary::default();
     sum.alarms += health(app, now).await?;
     if s.calendar.is_working_day(today) && local.time() >= s.digest_at {
-        let cases = app.store.cases(&CaseFilter::default()).await?;
+        let cases = app
+            .store
+            .cases(&CaseFilter {
+                open: true,
+                ..Default::default()
+            })
+            .await?;
         let mut extended = std::collections::HashSet::new();
-        for case in cases.iter().filter(|c| c.status != Status::Closed) {
+        for case in &cases {
             let w = case_work(app, case, today, now)
                 .await
                 .with_context(|| format!("scheduled work of {}", case.reference))?;

@@ -859,6 +859,18 @@ async fn a_whole_case_round_trips(url: &str) {
             .len(),
         all.iter().filter(|c| c.status == Status::Received).count()
     );
+    let open = app
+        .store
+        .cases(&CaseFilter {
+            open: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        open.len(),
+        all.iter().filter(|c| c.status != Status::Closed).count()
+    );
     app.store.close().await;
 }
 

@@ -105,6 +105,8 @@ pub struct CaseFilter {
     pub status: Option<Status>,
     pub handler: Option<String>,
     pub year: Option<i32>,
+    /// Only cases that are not closed.
+    pub open: bool,
 }
 
 /// Next reference of a year: KL-YYYY-NNNN, sequential within the year.
@@ -371,6 +373,9 @@ impl Store {
         }
         if f.year.is_some() {
             arg(&mut sql, " AND year = ?");
+        }
+        if f.open {
+            sql.push_str(" AND status <> 'closed'");
         }
         sql.push_str(" ORDER BY year, seq");
         let mut q = sqlx::query(&sql);
