@@ -928,7 +928,7 @@ pub fn local_date(ts: jiff::Timestamp, tz: &TimeZone) -> Date {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const MINIMAL: &str = r#"

@@ -763,22 +763,9 @@ async fn alarm_or_recovery(
 mod tests {
     use super::*;
 
-    const STAFF: &str = r#"
-[organisation]
-name = "31Solutions"
-address = "info@31solutions.test"
-regulation_url = "https://www.31solutions.test/klachtenreglement"
-[imap]
-host = "127.0.0.1"
-security = "none"
-username = "info@31solutions.test"
-[smtp]
-host = "127.0.0.1"
-security = "none"
-[[staff]]
-name = "Anna de Vries"
-email = "anna@31solutions.test"
-roles = ["handler", "supervisor"]
+    /// The minimal config (Anna: handler and supervisor) plus Bram
+    /// (handler) and Dirk (supervisor).
+    const MORE_STAFF: &str = r#"
 [[staff]]
 name = "Bram Bakker"
 email = "bram@31solutions.test"
@@ -790,12 +777,8 @@ roles = ["supervisor"]
 "#;
 
     fn settings(extra: &str) -> Settings {
-        Settings::from_toml(
-            &format!("{STAFF}{extra}"),
-            std::path::Path::new("/tmp"),
-            &[],
-        )
-        .unwrap()
+        let text = format!("{}{MORE_STAFF}{extra}", crate::config::tests::MINIMAL);
+        Settings::from_toml(&text, std::path::Path::new("/tmp"), &[]).unwrap()
     }
 
     fn case(concerns: &[&str], handler: Option<&str>) -> CaseRow {
