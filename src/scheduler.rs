@@ -478,13 +478,6 @@ async fn digest(
     now: Timestamp,
 ) -> Result<bool> {
     let s = &app.settings;
-    let key = NoticeKey {
-        key: format!("digest:{}:{today}", sup.email.key()),
-        case_id: None,
-        kind: "digest",
-        level: 0,
-        day: today.to_string(),
-    };
     let previous = app.store.last_digest_at(sup.email.as_str()).await?;
     let since = previous.or_else(|| previous_round(s, today));
     // Never a case that concerns this supervisor (art. 9).
@@ -493,10 +486,15 @@ async fn digest(
     let news = content.news();
     let mut tx = app.store.begin().await?;
     let send = news || s.digest_send_empty;
+    // Level 1: a digest went out; 0: the day was done with nothing to say.
     let key = NoticeKey {
+        key: format!("digest:{}:{today}", sup.email.key()),
+        case_id: None,
+        kind: "digest",
         level: i64::from(send),
-        ..key
+        day: today.to_string(),
     };
+
     if !store::claim_notice(&mut tx, &key, sup.email.as_str(), now).await? {
         tx.rollback().await?;
         return Ok(false);

@@ -859,6 +859,8 @@ async fn a_whole_case_round_trips(url: &str) {
             .len(),
         all.iter().filter(|c| c.status == Status::Received).count()
     );
+    // A closed case: listed in full, left out of the open ones.
+    let closed = insert_bare_case(&app.store, 2026, Status::Closed).await;
     let open = app
         .store
         .cases(&CaseFilter {
@@ -867,10 +869,20 @@ async fn a_whole_case_round_trips(url: &str) {
         })
         .await
         .unwrap();
+    assert!(open
+        .iter()
+        .all(|c| c.id != closed && c.status != Status::Closed));
     assert_eq!(
         open.len(),
         all.iter().filter(|c| c.status != Status::Closed).count()
     );
+    assert!(app
+        .store
+        .cases(&CaseFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.id == closed));
     app.store.close().await;
 }
 
