@@ -12,7 +12,8 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::intake::{register_phone_complaint, PhoneComplaint};
-use crate::store::{CaseFilter, CaseRow, Store};
+use crate::register::{self, case_json, Record};
+use crate::store::{CaseFilter, CaseRow, EventRow, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,6 +65,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A client's data: access (export) and erasure (art. 9, AVG).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// The audit trail: access requests, erasures and retention runs.
+    Audit {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and try the IMAP and SMTP logins.
     CheckConfig,
     /// Create or update the database schema, then exit.
@@ -87,6 +97,10 @@ pub struct CasesArgs {
     /// Only cases of this year.
     #[arg(long)]
     pub year: Option<i32>,
+    /// Only open cases past a term: unacknowledged after the acknowledgement
+    /// date, or unanswered after the response date.
+    #[arg(long)]
+    pub overdue: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,6 +116,33 @@ pub enum CaseCommand {
         reference: String,
         #[arg(long)]
         reason: String,
+    },
+    /// Give a case to another handler (art. 6: never someone it concerns).
+    /// The new handler gets the case by mail; a triage item becomes a
+    /// complaint and the client is acknowledged.
+    Assign {
+        reference: String,
+        /// Staff name, alias or address from the configuration.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Everything stored about one client, as JSON (an AVG access request).
+    Export {
+        /// The client's email address.
+        email: String,
+    },
+    /// Remove one client's personal data from the register now (AVG).
+    /// Category, dates and outcome stay, so the analysis still counts them.
+    Erase {
+        /// The client's email address.
+        email: String,
+        /// Also erase open cases (they are closed, since nobody can be
+        /// answered any more). Without it, open cases are refused.
+        #[arg(long)]
+        include_open: bool,
     },
 }
 
@@ -156,6 +197,7 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         Command::Cases(a) => {
             let store = Store::open_existing(&settings.database_url).await?;
+            let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
             let filter = CaseFilter {
                 status: a
                     .status
@@ -167,14 +209,19 @@ pub async fn main(cli: Cli) -> Result<()> {
                 year: a.year,
                 ..Default::default()
             };
-            let cases = store.cases(&filter).await?;
+            let (cases, records) = register::load(&store, &settings, &filter, today).await?;
+            let rows: Vec<(&CaseRow, &Record)> = cases
+                .iter()
+                .zip(&records)
+                .filter(|(_, r)| !a.overdue || r.overdue)
+                .collect();
             if a.json {
-                let v: Vec<Value> = cases.iter().map(case_json).collect();
+                let v: Vec<Value> = rows.iter().map(|(c, r)| case_json(c, r)).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if a.csv {
-                print!("{}", cases_csv(&cases));
+                print!("{}", cases_csv(&rows));
             } else {
-                print_table(&cases);
+                print_table(&rows);
             }
         }
         Command::Case(CaseCommand::Show { reference, json }) => {
@@ -185,13 +232,22 @@ pub async fn main(cli: Cli) -> Result<()> {
                 .await?
                 .with_context(|| format!("no case {r}"))?;
             let timeline = store.timeline(case.id).await?;
+            let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
+            let events: Vec<&EventRow> = timeline.iter().collect();
+            let record = register::record(
+                &case,
+                &events,
+                today,
+                &settings.organisation.timezone,
+                &settings.calendar,
+            );
             if json {
-                let mut v = case_json(&case);
+                let mut v = case_json(&case, &record);
                 v["timeline"] = timeline.iter().map(|e| e.to_json()).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let tz = &settings.organisation.timezone;
-                print_case(&case, tz);
+                print_case(&case, &record, tz);
                 println!("\nTimeline ({}):", tz.iana_name().unwrap_or("local time"));
                 for e in timeline {
                     println!(
@@ -225,14 +281,76 @@ pub async fn main(cli: Cli) -> Result<()> {
                 bail!("--to {to} is before --from {from}");
             }
             let store = Store::open_existing(&settings.database_url).await?;
-            let cases = store.cases(&CaseFilter::default()).await?;
-            let responded = store.responded().await?;
             let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
-            let r = crate::report::build(&cases, &responded, from, to, today, &settings.calendar);
+            let (cases, records) =
+                register::load(&store, &settings, &CaseFilter::default(), today).await?;
+            let r = crate::report::build(&cases, &records, from, to, &settings.procedure);
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                print!("{}", crate::report::text(&r));
+                print!(
+                    "{}",
+                    crate::report::text(&r, settings.organisation.language)
+                );
+            }
+        }
+        Command::Case(CaseCommand::Assign { reference, name }) => {
+            let r: CaseRef = reference.parse()?;
+            let app = App::new(settings, clock).await?;
+            let done =
+                crate::conversation::assign_by_admin(&app, &r, &name, &admin_actor()).await?;
+            if let Err(e) = crate::workers::outbox::flush(&app).await {
+                eprintln!("klachtd: queued, not yet sent: {e:#}");
+            }
+            app.store.close().await;
+            println!("{r}: {done}");
+        }
+        Command::Client(ClientCommand::Export { email }) => {
+            let email = EmailAddress::parse(&email)
+                .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))?;
+            let store = Store::open_existing(&settings.database_url).await?;
+            let v = crate::privacy::export(&store, &settings, &email, &admin_actor(), clock.now())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Command::Client(ClientCommand::Erase {
+            email,
+            include_open,
+        }) => {
+            let email = EmailAddress::parse(&email)
+                .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))?;
+            let store = Store::open_existing(&settings.database_url).await?;
+            let refs =
+                crate::privacy::erase(&store, &email, include_open, &admin_actor(), clock.now())
+                    .await?;
+            if refs.is_empty() {
+                println!("no cases of that address; nothing to erase");
+            } else {
+                println!("erased {} case(s): {}", refs.len(), refs.join(" "));
+            }
+        }
+        Command::Audit { json } => {
+            let store = Store::open_existing(&settings.database_url).await?;
+            let rows = store.audit_trail().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                let tz = &settings.organisation.timezone;
+                for a in &rows {
+                    println!(
+                        "{}  {:<14} {:<24} {}  {}",
+                        local(&a.at, tz),
+                        a.action,
+                        a.actor,
+                        a.detail,
+                        a.cases
+                    );
+                }
+                println!(
+                    "{} entr{}",
+                    rows.len(),
+                    if rows.len() == 1 { "y" } else { "ies" }
+                );
             }
         }
         Command::Register(a) => {
@@ -320,36 +438,19 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-/// The contract's JSON form of a case.
-pub fn case_json(c: &CaseRow) -> Value {
-    json!({
-        "reference": c.reference,
-        "status": c.status.as_str(),
-        "category": c.category.as_str(),
-        "language": c.language.as_str(),
-        "source": c.source,
-        "client_name": c.client_name,
-        "client_email": c.client_email,
-        "client_phone": c.client_phone,
-        "subject": c.subject,
-        "handler_email": c.handler_email,
-        "concerns": c.concerns,
-        "received_at": c.received_at,
-        "ack_sent_at": c.ack_sent_at,
-        "ack_due": c.ack_due,
-        "response_due": c.response_due,
-        "missing": c.missing.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-        "nature": c.nature,
-        "dates": c.dates,
-        "desired_outcome": c.desired_outcome,
-        "triage_reason": c.triage_reason,
-        "closed_at": c.closed_at,
-    })
+/// Who runs an admin command, for the timeline and the audit trail.
+fn admin_actor() -> String {
+    match std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")) {
+        Ok(u) if !u.is_empty() => format!("admin ({u})"),
+        _ => "admin".into(),
+    }
 }
 
-const CSV_COLUMNS: &[&str] = &[
+/// The register as CSV (art. 10): one row per case, for an auditor.
+pub const CSV_COLUMNS: &[&str] = &[
     "reference",
     "status",
+    "outcome",
     "category",
     "language",
     "source",
@@ -362,10 +463,22 @@ const CSV_COLUMNS: &[&str] = &[
     "received_at",
     "ack_sent_at",
     "ack_due",
+    "ack_working_days",
+    "ack_on_time",
+    "original_response_due",
     "response_due",
+    "responded_on",
+    "response_working_days",
+    "response_on_time",
+    "response_within_term",
+    "extensions",
+    "extension_reasons",
+    "external",
+    "overdue",
     "missing",
     "triage_reason",
     "closed_at",
+    "anonymised_at",
 ];
 
 fn csv_field(v: &Value) -> String {
@@ -392,11 +505,17 @@ fn csv_field(v: &Value) -> String {
     }
 }
 
-pub fn cases_csv(cases: &[CaseRow]) -> String {
+pub fn cases_csv(cases: &[(&CaseRow, &Record)]) -> String {
     let mut out = CSV_COLUMNS.join(",");
     out.push_str("\r\n");
-    for c in cases {
-        let v = case_json(c);
+    for (c, r) in cases {
+        let mut v = case_json(c, r);
+        v["extensions"] = json!(r.extensions.len());
+        v["extension_reasons"] = json!(r
+            .extensions
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect::<Vec<_>>());
         let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&v[*k])).collect();
         out.push_str(&row.join(","));
         out.push_str("\r\n");
@@ -404,21 +523,30 @@ pub fn cases_csv(cases: &[CaseRow]) -> String {
     out
 }
 
-fn print_table(cases: &[CaseRow]) {
+fn print_table(cases: &[(&CaseRow, &Record)]) {
     println!(
-        "{:<14} {:<13} {:<16} {:<11} {:<11} {:<28}",
-        "REFERENCE", "STATUS", "CATEGORY", "ACK DUE", "DUE", "HANDLER"
+        "{:<14} {:<13} {:<13} {:<16} {:<11} {:<12} {:<28}",
+        "REFERENCE", "STATUS", "OUTCOME", "CATEGORY", "ACK DUE", "DUE", "HANDLER"
     );
-    for c in cases {
+    for (c, r) in cases {
+        let due = if r.overdue {
+            format!("{} !", c.response_due)
+        } else {
+            c.response_due.clone()
+        };
         println!(
-            "{:<14} {:<13} {:<16} {:<11} {:<11} {:<28}",
+            "{:<14} {:<13} {:<13} {:<16} {:<11} {:<12} {:<28}",
             c.reference,
             c.status,
+            r.outcome.as_str(),
             c.category,
             c.ack_due,
-            c.response_due,
+            due,
             c.handler_email.as_deref().unwrap_or("-")
         );
+    }
+    if cases.iter().any(|(_, r)| r.overdue) {
+        println!("! overdue: a term has passed without the acknowledgement or the answer");
     }
     println!("{} case(s)", cases.len());
 }
@@ -434,7 +562,7 @@ fn local(ts: &str, tz: &jiff::tz::TimeZone) -> String {
     }
 }
 
-fn print_case(c: &CaseRow, tz: &jiff::tz::TimeZone) {
+fn print_case(c: &CaseRow, r: &Record, tz: &jiff::tz::TimeZone) {
     let missing: Vec<&str> = c.missing.iter().map(|e| e.as_str()).collect();
     for (k, v) in [
         ("Reference", c.reference.clone()),
@@ -463,6 +591,16 @@ fn print_case(c: &CaseRow, tz: &jiff::tz::TimeZone) {
         ),
         ("Ack due", c.ack_due.clone()),
         ("Response due", c.response_due.clone()),
+        ("Outcome", r.outcome.as_str().to_string()),
+        (
+            "Extensions",
+            r.extensions
+                .iter()
+                .map(|e| format!("{} ({})", e.new_due.as_deref().unwrap_or("-"), e.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        ("Overdue", if r.overdue { "yes" } else { "no" }.into()),
         ("Missing", missing.join(", ")),
     ] {
         println!("{k:<14} {v}");

@@ -956,6 +956,11 @@ aliases = ["Anna"]
 roles = ["handler", "supervisor"]
 "#;
 
+    /// The minimal file's settings, for other modules' tests.
+    pub(crate) fn settings() -> Settings {
+        load(MINIMAL, &[]).expect("the minimal config loads")
+    }
+
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let env: Vec<(String, String)> = env
             .iter()

@@ -362,30 +362,10 @@ async fn plan<'a>(
             plan.new_due = Some(s.calendar.add_working_days(due, *days));
         }
         Some(Command::Assign { who }) => {
-            let target = match s.staff_named(who) {
+            let target = match assignable(s, case, who) {
                 Ok(t) => t,
-                Err(e) => return Ok(Err(format!("/toewijzen: {e}."))),
+                Err(e) => return Ok(Err(format!("/toewijzen: {e}. Er is niets gewijzigd."))),
             };
-            if case.concerns.iter().any(|c| c.eq_ignore_ascii_case(target.email.as_str())) {
-                return Ok(Err(format!(
-                    "/toewijzen geweigerd: de klacht gaat (ook) over {}, die haar dus niet mag \
-                     behandelen (art. 6). Er is niets gewijzigd.",
-                    target.name
-                )));
-            }
-            if !target.roles.handler && !target.roles.supervisor {
-                return Ok(Err(format!(
-                    "/toewijzen: {} is geen behandelaar of leidinggevende in de configuratie.",
-                    target.name
-                )));
-            }
-            if case
-                .handler_email
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(target.email.as_str()))
-            {
-                return Ok(Err(format!("/toewijzen: {} behandelt deze zaak al.", target.name)));
-            }
             plan.new_handler = Some(target);
             plan.assignment_reason = format!("toegewezen door {}", staff.name);
         }
@@ -422,6 +402,131 @@ async fn plan<'a>(
         plan.note = text;
     }
     Ok(Ok(plan))
+}
+
+/// The staff member `who` names, if they may handle `case`: on the roster
+/// as handler or supervisor, not concerned by it (art. 6), not already its
+/// handler. The error says why not, in the organisation's words.
+fn assignable<'a>(
+    s: &'a crate::config::Settings,
+    case: &CaseRow,
+    who: &str,
+) -> Result<&'a Staff, String> {
+    let target = s.staff_named(who)?;
+    if case
+        .concerns
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(target.email.as_str()))
+    {
+        return Err(format!(
+            "geweigerd: de klacht gaat (ook) over {}, die haar dus niet mag behandelen (art. 6)",
+            target.name
+        ));
+    }
+    if !target.roles.handler && !target.roles.supervisor {
+        return Err(format!(
+            "{} is geen behandelaar of leidinggevende in de configuratie",
+            target.name
+        ));
+    }
+    if case
+        .handler_email
+        .as_deref()
+        .is_some_and(|h| h.eq_ignore_ascii_case(target.email.as_str()))
+    {
+        return Err(format!("{} behandelt deze zaak al", target.name));
+    }
+    Ok(target)
+}
+
+/// `klachtd case assign REF NAME`: an administrator gives a case to another
+/// handler, under the same rule as `/toewijzen`. The new handler gets the
+/// whole case by mail; a triage item becomes a complaint, and its client is
+/// acknowledged. Returns what was done, for the terminal.
+pub async fn assign_by_admin(
+    app: &App,
+    reference: &CaseRef,
+    who: &str,
+    actor: &str,
+) -> Result<String> {
+    let s = &app.settings;
+    let now = app.clock.now();
+    let id = app
+        .store
+        .case_by_ref(reference)
+        .await?
+        .with_context(|| format!("no case {reference}"))?
+        .id;
+    let mut tx = app.store.begin().await?;
+    let case = store::case_in_tx(&mut tx, id).await?.context("case")?;
+    if case.status == Status::Closed {
+        anyhow::bail!(
+            "case {reference} is closed; reopen it first (reply /heropen on one of its mails)"
+        );
+    }
+    if case.anonymised_at.is_some() {
+        anyhow::bail!("case {reference} is anonymised");
+    }
+    let target = assignable(s, &case, who)
+        .map_err(|e| anyhow::anyhow!("{reference}: {e}; nothing changed"))?;
+    let from_triage = case.status == Status::Triage;
+    let reason = format!("toegewezen door {actor}");
+    store::update_case(
+        &mut tx,
+        id,
+        &CaseUpdate {
+            status: from_triage.then_some(Status::Received),
+            handler_email: Some(target.email.as_str()),
+            clear_triage: from_triage,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if from_triage {
+        store::add_event_data(
+            &mut tx,
+            id,
+            now,
+            "status",
+            actor,
+            &format!("{} -> {}", Status::Triage, Status::Received),
+            &json!({"from": Status::Triage.as_str(), "to": Status::Received.as_str()}),
+        )
+        .await?;
+    }
+    store::add_event_data(
+        &mut tx,
+        id,
+        now,
+        if from_triage {
+            "accepted"
+        } else {
+            "reassigned"
+        },
+        actor,
+        &format!("behandelaar: {} ({reason})", target.email),
+        &json!({"old_handler": case.handler_email, "new_handler": target.email.as_str()}),
+    )
+    .await?;
+    let fresh = store::case_in_tx(&mut tx, id).await?.context("case")?;
+    let mut done = vec![format!(
+        "{} is now the handler and has the case by mail",
+        target.name
+    )];
+    let ack = if from_triage {
+        let queued = intake::queue_ack(app, &mut tx, &fresh, target, now).await?;
+        if queued {
+            done.push("the client is acknowledged now".into());
+        }
+        queued
+    } else {
+        fresh.ack_sent_at.is_some()
+    };
+    intake::queue_handler_new(app, &mut tx, &fresh, target, &reason, ack, None, now).await?;
+    tx.commit().await?;
+    tracing::info!(reference = %reference, "case assigned by an administrator");
+    app.outbox_wake.notify_one();
+    Ok(done.join("; "))
 }
 
 /// Writes what the plan says: case row, timeline, mail to the client and
@@ -728,6 +833,7 @@ async fn queue_to_client(
             references: &trim_references(&thread),
             auto_reply: false,
             attachments: &[],
+            inline: &[],
         },
         now,
     )

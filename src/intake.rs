@@ -707,6 +707,7 @@ pub(crate) async fn queue_ack(
             references: &refs,
             auto_reply: true,
             attachments: &[],
+            inline: &[],
         },
         now,
     )
@@ -809,6 +810,7 @@ pub(crate) async fn queue_staff_mail(
             references: &refs,
             auto_reply: false,
             attachments: &[],
+            inline: &[],
         },
         now,
     )
@@ -979,6 +981,7 @@ async fn answer_regulation_request(
             references: &refs,
             auto_reply: true,
             attachments: &attachments,
+            inline: &[],
         },
         now,
     )
@@ -1036,6 +1039,8 @@ pub(crate) struct Mail<'a> {
     /// An automatic reply (RFC 3834 headers).
     pub auto_reply: bool,
     pub attachments: &'a [(String, String, Vec<u8>)],
+    /// Inline images of the HTML part (see `compose::Outgoing::inline`).
+    pub inline: &'a [(String, String, Vec<u8>)],
 }
 
 /// Composes `m` with a fresh random Message-ID and queues it in the outbox.
@@ -1065,6 +1070,7 @@ pub(crate) async fn queue_mail(
         date: now,
         kind: m.kind,
         attachments: m.attachments,
+        inline: m.inline,
     })?;
     let queued = store::enqueue(
         tx,

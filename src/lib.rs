@@ -10,7 +10,9 @@
 //! - [`store`]: the register; every SQL statement, SQLite and PostgreSQL.
 //! - [`intake`]: one message or phone complaint → records and queued mail, in one transaction.
 //! - [`conversation`]: staff answers on a case: relayed to the client, commands, notes.
-//! - [`report`]: the periodic analysis of the register (art. 10).
+//! - [`register`]: one case's outcome, kept terms and extensions, from its timeline.
+//! - [`report`]: the periodic analysis of the register (art. 10), its chart and its mail.
+//! - [`privacy`]: access requests, erasure and retention (art. 9, AVG), with an audit trail.
 //! - [`scheduler`]: reminders, escalations, digests and health alarms, derived from the register.
 //! - [`workers`]: the IMAP intake loop, the outbox sender, the daemon.
 //! - [`cli`]: the command line; `main.rs` only wires.
@@ -23,6 +25,8 @@ pub mod conversation;
 pub mod domain;
 pub mod intake;
 pub mod mail;
+pub mod privacy;
+pub mod register;
 pub mod report;
 pub mod scheduler;
 pub mod store;

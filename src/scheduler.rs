@@ -1,4 +1,5 @@
-//! The scheduler: reminders, escalations, digests and health alarms.
+//! The scheduler: reminders, escalations, digests, health alarms, the
+//! periodic analysis mail and the retention of personal data.
 //!
 //! Every pass derives all timers from the register at `now`; nothing lives
 //! in memory between passes. Each piece of work is queued in one
@@ -30,11 +31,15 @@ pub struct Summary {
     pub escalations: usize,
     pub digests: usize,
     pub alarms: usize,
+    /// Periodic analysis mails (art. 10).
+    pub reports: usize,
+    /// Closed cases anonymised at the end of the retention period.
+    pub anonymised: usize,
 }
 
 impl Summary {
     fn total(&self) -> usize {
-        self.reminders + self.escalations + self.digests + self.alarms
+        self.reminders + self.escalations + self.digests + self.alarms + self.reports
     }
 }
 
@@ -46,6 +51,10 @@ pub async fn pass(app: &App) -> Result<Summary> {
     let today = local.date();
     let mut sum = Summary::default();
     sum.alarms += health(app, now).await?;
+    sum.anonymised += crate::privacy::retention(&app.store, s, now)
+        .await
+        .context("retention")?
+        .len();
     if s.calendar.is_working_day(today) && local.time() >= s.digest_at {
         let cases = app
             .store
@@ -70,6 +79,9 @@ pub async fn pass(app: &App) -> Result<Summary> {
                 sum.digests += 1;
             }
         }
+        sum.reports += crate::report::mail::round(app, today, now)
+            .await
+            .context("periodic analysis mail")?;
     }
     if sum.total() > 0 {
         tracing::info!(
@@ -77,6 +89,7 @@ pub async fn pass(app: &App) -> Result<Summary> {
             escalations = sum.escalations,
             digests = sum.digests,
             alarms = sum.alarms,
+            reports = sum.reports,
             "scheduled mail queued"
         );
         app.outbox_wake.notify_one();
@@ -805,6 +818,8 @@ roles = ["supervisor"]
             triage_reason: None,
             created_at: "2026-11-23T09:00:01Z".into(),
             closed_at: None,
+            client_token: None,
+            anonymised_at: None,
         }
     }
 

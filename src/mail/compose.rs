@@ -38,6 +38,9 @@ pub struct Outgoing<'a> {
     /// as `X-Klachtd-Kind` so staff can filter on it in their mail client.
     pub kind: &'a str,
     pub attachments: &'a [(String, String, Vec<u8>)],
+    /// Images the HTML shows inline: (Content-ID without brackets, content
+    /// type, bytes), referred to as `<img src="cid:…">`.
+    pub inline: &'a [(String, String, Vec<u8>)],
 }
 
 fn mailbox(name: &str, addr: &EmailAddress) -> Result<Mailbox> {
@@ -85,7 +88,16 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>> {
             .raw_header(header("X-Auto-Response-Suppress", "All"))
             .raw_header(header("Precedence", "auto_reply"));
     }
-    let body = MultiPart::alternative_plain_html(o.text.to_string(), o.html.to_string());
+    let mut body = MultiPart::alternative_plain_html(o.text.to_string(), o.html.to_string());
+    if !o.inline.is_empty() {
+        let mut related = MultiPart::related().multipart(body);
+        for (cid, ctype, data) in o.inline {
+            let ct = ContentType::parse(ctype).context("inline part content type")?;
+            related =
+                related.singlepart(Attachment::new_inline(cid.clone()).body(data.clone(), ct));
+        }
+        body = related;
+    }
     let msg = if o.attachments.is_empty() {
         b.multipart(body)
     } else {
@@ -141,6 +153,7 @@ mod tests {
             date: "2026-11-23T10:00:00Z".parse().unwrap(),
             kind: "ack",
             attachments: &[],
+            inline: &[],
         })
         .unwrap();
         let m = parse(&raw, 0);
@@ -153,6 +166,42 @@ mod tests {
         assert!(m.subject.contains("[KL-2026-0001]"));
         assert!(m.text.contains("uw klacht ontvangen"));
         assert_eq!(m.mime_type, "multipart/alternative");
+    }
+
+    #[test]
+    fn an_inline_image_is_related_to_the_html_it_appears_in() {
+        let from = EmailAddress::parse("info@31solutions.test").unwrap();
+        let png = b"\x89PNG\r\n\x1a\nnot really".to_vec();
+        let raw = build(&Outgoing {
+            message_id: "<r@k.test>",
+            from_name: "31Solutions",
+            from: &from,
+            to_name: "",
+            to: &from,
+            reply_to: None,
+            subject: "Klachtenanalyse",
+            text: "tekst",
+            html: "<img src=\"cid:chart@k.test\">",
+            in_reply_to: None,
+            references: &[],
+            auto_reply: false,
+            date: "2026-12-01T08:30:00Z".parse().unwrap(),
+            kind: "report",
+            attachments: &[],
+            inline: &[("chart@k.test".into(), "image/png".into(), png.clone())],
+        })
+        .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("multipart/related"), "{text}");
+        assert!(text.contains("Content-ID: <chart@k.test>"), "{text}");
+        assert!(text.contains("Content-Disposition: inline"), "{text}");
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let part = m
+            .parts
+            .iter()
+            .find(|p| mail_parser::MimeHeaders::content_id(*p) == Some("chart@k.test"))
+            .expect("the image part");
+        assert_eq!(part.contents(), png.as_slice());
     }
 
     #[test]

@@ -804,7 +804,9 @@ mod tests {
     }
 
     #[test]
-    fn a_million_lines_take_linear_time() {
+    fn a_million_lines_are_cut_correctly() {
+        // How long this takes is measured by scripts/bench, not here: a
+        // timed assertion fails on a loaded machine, not on slow code.
         let mut body = String::new();
         // Every line kind that looks ahead or back, none of them cutting.
         for n in 0..125_000 {
@@ -817,12 +819,10 @@ mod tests {
             body.push_str(&format!("regel {n}\n"));
             body.push('\n');
         }
-        let start = std::time::Instant::now();
         let got = new_text(&body);
         assert_eq!(got.lines().count(), 125_000 * 5 - 1);
         assert!(got.ends_with("regel 124999"));
         let blanks = "\n".repeat(1_000_000) + "Anna <a@b> wrote:";
         assert_eq!(new_text(&blanks), "");
-        assert!(start.elapsed() < std::time::Duration::from_secs(20));
     }
 }

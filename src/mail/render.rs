@@ -55,6 +55,8 @@ pub enum Template {
     /// Intake or outbox trouble (alarm) and its end (recovery), to each
     /// supervisor; no case, no reply marker.
     Health,
+    /// The periodic analysis (art. 10) with its chart, to each supervisor.
+    Report,
 }
 
 impl Template {
@@ -72,6 +74,7 @@ impl Template {
         Template::Escalation,
         Template::Digest,
         Template::Health,
+        Template::Report,
     ];
 
     /// The file stem of the template's files.
@@ -90,6 +93,7 @@ impl Template {
             Template::Escalation => "escalation",
             Template::Digest => "digest",
             Template::Health => "health",
+            Template::Report => "report",
         }
     }
 }
@@ -126,8 +130,8 @@ macro_rules! builtin_files {
 
 /// Built-in templates: (relative path, content).
 const BUILTIN: &[(&str, &str)] = builtin_files!(
-    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health"],
-    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health"],
+    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
+    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
 );
 
 /// Renders outgoing mail. Cheap to share (`&self` only); build it once.
@@ -306,7 +310,7 @@ const MONTHS_EN: [&str; 12] = [
     "December",
 ];
 
-fn month_name(lang: Lang, month: i8) -> &'static str {
+pub fn month_name(lang: Lang, month: i8) -> &'static str {
     let names = match lang {
         Lang::Nl => &MONTHS_NL,
         Lang::En => &MONTHS_EN,
@@ -520,6 +524,7 @@ mod tests {
             Template::Escalation => escalation_ctx(lang, "response", 1),
             Template::Digest => digest_ctx(lang),
             Template::Health => health_ctx(lang, "intake", "alarm"),
+            Template::Report => crate::report::mail::sample_context(lang),
         }
     }
 
@@ -816,7 +821,8 @@ mod tests {
                 "reminder",
                 "escalation",
                 "digest",
-                "health"
+                "health",
+                "report"
             ]
         );
         assert_eq!(BUILTIN.len(), Template::ALL.len() * PARTS.len() * 2);

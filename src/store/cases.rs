@@ -38,6 +38,11 @@ pub struct CaseRow {
     /// When klachtd recorded it (received_at is when it arrived).
     pub created_at: String,
     pub closed_at: Option<String>,
+    /// Random, shared by the cases of one client: repeat complainants stay
+    /// countable after anonymisation (never shown).
+    pub client_token: Option<String>,
+    /// When the personal data was removed (retention or erasure).
+    pub anonymised_at: Option<String>,
 }
 
 pub struct NewCase<'a> {
@@ -131,8 +136,8 @@ pub async fn insert_case(tx: &mut Tx, reference: CaseRef, c: &NewCase<'_>) -> Re
     let row = sqlx::query(
         "INSERT INTO cases (reference, year, seq, status, category, language, source, client_name, client_email, \
          client_phone, subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, \
-         ack_due, response_due, triage_reason, created_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) RETURNING id",
+         ack_due, response_due, triage_reason, created_at, client_token) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) RETURNING id",
     )
     .bind(reference.to_string())
     .bind(reference.year as i64)
@@ -157,10 +162,67 @@ pub async fn insert_case(tx: &mut Tx, reference: CaseRef, c: &NewCase<'_>) -> Re
     .bind(c.response_due.to_string())
     .bind(c.triage_reason)
     .bind(db_time(c.created_at))
+    .bind(client_token(tx, c.client_email).await?)
     .fetch_one(&mut **tx)
     .await
     .context("cannot record case")?;
     Ok(row.try_get::<i64, _>(0)?)
+}
+
+/// The token of this client's earlier cases, else a new random one.
+async fn client_token(tx: &mut Tx, email: Option<&str>) -> Result<String> {
+    if let Some(e) = email {
+        let row = sqlx::query(
+            "SELECT client_token FROM cases WHERE LOWER(client_email) = LOWER($1) AND client_token IS NOT NULL LIMIT 1",
+        )
+        .bind(e)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(r) = row {
+            return get_str(&r, "client_token");
+        }
+    }
+    new_token()
+}
+
+fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 12];
+    getrandom::getrandom(&mut bytes).context("no randomness for a client token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Gives cases recorded before tokens existed (migration 5) one token per
+/// client address. Idempotent; run after every migration.
+pub(crate) async fn backfill_client_tokens(tx: &mut Tx) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT LOWER(client_email) AS e FROM cases WHERE client_token IS NULL AND client_email IS NOT NULL",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in rows {
+        let email = get_str(&r, "e")?;
+        let token = client_token(tx, Some(&email)).await?;
+        sqlx::query("UPDATE cases SET client_token = $1 WHERE LOWER(client_email) = $2 AND client_token IS NULL")
+            .bind(token)
+            .bind(email)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // Phone complaints without an address: one client each.
+    let ids = sqlx::query("SELECT id FROM cases WHERE client_token IS NULL")
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| get_i64(r, "id"))
+        .collect::<Result<Vec<i64>>>()?;
+    for id in ids {
+        sqlx::query("UPDATE cases SET client_token = $1 WHERE id = $2")
+            .bind(new_token()?)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn add_event(
@@ -313,7 +375,7 @@ pub async fn sent_since(
 
 const CASE_COLUMNS: &str = "id, reference, status, category, language, source, client_name, client_email, client_phone, \
     subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, ack_sent_at, ack_due, \
-    response_due, triage_reason, created_at, closed_at";
+    response_due, triage_reason, created_at, closed_at, client_token, anonymised_at";
 
 fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
     let split = |s: String| -> Vec<String> {
@@ -354,6 +416,8 @@ fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
         triage_reason: get_opt_str(r, "triage_reason")?,
         created_at: get_str(r, "created_at")?,
         closed_at: get_opt_str(r, "closed_at")?,
+        client_token: get_opt_str(r, "client_token")?,
+        anonymised_at: get_opt_str(r, "anonymised_at")?,
     })
 }
 
@@ -420,17 +484,7 @@ impl Store {
         .bind(case_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRow {
-                    at: get_str(r, "at")?,
-                    kind: get_str(r, "kind")?,
-                    actor: get_str(r, "actor")?,
-                    detail: get_str(r, "detail")?,
-                    data: get_opt_str(r, "data")?.and_then(|d| serde_json::from_str(&d).ok()),
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     /// Closes a case by hand (admin). Refuses an unknown or already closed case.
@@ -516,26 +570,32 @@ pub async fn thread_match(
     Ok(None)
 }
 
+/// The timeline events the register's facts are made of
+/// (`crate::register::record`).
+const REGISTER_EVENTS: &str =
+    "'proposal', 'rejection', 'agreed', 'external', 'dismissed', 'closed', 'reopened', 'extended'";
+
+fn event_from_row(r: &AnyRow) -> Result<EventRow> {
+    Ok(EventRow {
+        at: get_str(r, "at")?,
+        kind: get_str(r, "kind")?,
+        actor: get_str(r, "actor")?,
+        detail: get_str(r, "detail")?,
+        data: get_opt_str(r, "data")?.and_then(|d| serde_json::from_str(&d).ok()),
+    })
+}
+
 impl Store {
-    /// The day each case got its substantive answer (art. 6/7): the first
-    /// proposal, reasoned rejection or close.
-    pub async fn responded(&self) -> Result<Vec<crate::report::Responded>> {
-        let rows = sqlx::query(
-            "SELECT case_id, MIN(at) AS at FROM events WHERE kind IN ('proposal', 'rejection', 'closed') GROUP BY case_id",
-        )
+    /// The register events of every case, in timeline order per case.
+    pub async fn register_events(&self) -> Result<Vec<(i64, EventRow)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT case_id, at, kind, actor, detail, data FROM events WHERE kind IN ({REGISTER_EVENTS}) ORDER BY case_id, id"
+        ))
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let at = get_str(&r, "at")?;
-            if let Some(on) = at.get(..10).and_then(|d| d.parse::<Date>().ok()) {
-                out.push(crate::report::Responded {
-                    case_id: get_i64(&r, "case_id")?,
-                    on,
-                });
-            }
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| Ok((get_i64(r, "case_id")?, event_from_row(r)?)))
+            .collect()
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod cases;
 mod outbox;
+mod privacy;
 mod schedule;
 
 pub use cases::{
@@ -15,6 +16,10 @@ pub use cases::{
     CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
+pub use privacy::{
+    anonymise_case, audit, mail_in_flight, scrub, AuditRow, SentMail, StoredAttachment,
+    StoredMessage,
+};
 pub use schedule::{claim_notice, clear_alarm, raise_alarm, Health, NoticeKey, NoticeRow};
 
 use anyhow::{bail, Context, Result};
@@ -54,6 +59,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_scheduler.sql"),
     ),
+    (5, include_str!("../../migrations/sqlite/0005_register.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -68,6 +74,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_scheduler.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_register.sql"),
     ),
 ];
 
@@ -111,6 +121,11 @@ impl Store {
                 .execute(&pool)
                 .await?;
             sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&pool)
+                .await?;
+            // Erased and anonymised data is overwritten with zeroes, not
+            // left in free pages of the file (art. 9, AVG).
+            sqlx::query("PRAGMA secure_delete = ON")
                 .execute(&pool)
                 .await?;
         }
@@ -198,12 +213,30 @@ impl Store {
                 .await?;
             tracing::info!(version, "database migration applied");
         }
+        cases::backfill_client_tokens(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// After personal data was erased: on SQLite, copies the WAL into the
+    /// database file and truncates it, so the old page images leave the
+    /// disk now rather than at some later checkpoint (art. 9). A reader
+    /// holding an old snapshot can keep the checkpoint from finishing;
+    /// that returns false and the caller says so. PostgreSQL: nothing to
+    /// do here (dead row versions go at VACUUM, see README).
+    pub async fn flush_erased(&self) -> Result<bool> {
+        if self.backend != Backend::Sqlite {
+            return Ok(true);
+        }
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        Ok(busy == 0)
     }
 
     // ------------------------------------------------------- mailbox state

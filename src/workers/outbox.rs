@@ -246,7 +246,8 @@ impl Sender {
             }
             Err(SendError::Permanent(e)) => {
                 remove_marker(marker);
-                tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "mail refused permanently");
+                tracing::warn!(message_id = %row.message_id, kind = %row.kind, "mail refused permanently; the reason (it may name the recipient) is kept with the outbox row and on the case's timeline, and logged at debug");
+                tracing::debug!(message_id = %row.message_id, kind = %row.kind, error = %e, "mail refused permanently");
                 store.mark_failed(row, &e, self.app.clock.now()).await?;
             }
             Err(SendError::Transient(e)) => {
@@ -263,7 +264,8 @@ impl Sender {
                     let wait = backoff(attempts as u32, Duration::from_secs(3600));
                     let next = self.app.clock.now()
                         + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
-                    tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), error = %e, "SMTP failed; will retry");
+                    tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
+                    tracing::debug!(message_id = %row.message_id, attempts, error = %e, "SMTP failed; will retry");
                     store.mark_retry(row.id, &e, next).await?;
                 }
             }

@@ -1,0 +1,246 @@
+//! Article 9 and the AVG: a client's access request (`client export`),
+//! erasure (`client erase`), and the retention period after which the
+//! scheduler removes personal data of closed cases by itself. Each action
+//! leaves an entry in the audit trail (references and counts, never the
+//! person) and an `anonymised` step in each case's timeline.
+
+use anyhow::{bail, Context, Result};
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::config::Settings;
+use crate::domain::types::EmailAddress;
+use crate::register;
+use crate::store::{self, CaseRow, EventRow, Store};
+
+/// Everything stored about the client with this address, as JSON.
+pub async fn export(
+    store: &Store,
+    s: &Settings,
+    email: &EmailAddress,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Value> {
+    let today = crate::config::local_date(now, &s.organisation.timezone);
+    let ids = store.case_ids_of_client(email.as_str()).await?;
+    let mut cases = Vec::new();
+    let mut refs = Vec::new();
+    for id in &ids {
+        let c = store.case_by_id(*id).await?.context("case")?;
+        let timeline = store.timeline(c.id).await?;
+        let evs: Vec<&EventRow> = timeline.iter().collect();
+        let r = register::record(&c, &evs, today, &s.organisation.timezone, &s.calendar);
+        let mut v = register::case_json(&c, &r);
+        v["body"] = json!(c.body);
+        v["timeline"] = timeline.iter().map(EventRow::to_json).collect();
+        v["messages"] = serde_json::to_value(store.stored_messages(c.id).await?)?;
+        refs.push(c.reference.clone());
+        cases.push(v);
+    }
+    let mail = store.mail_to(email.as_str(), &ids).await?;
+    let mut tx = store.begin().await?;
+    store::audit(
+        &mut tx,
+        now,
+        actor,
+        "client_export",
+        &format!(
+            "access request answered: {} case(s), {} mail(s)",
+            refs.len(),
+            mail.len()
+        ),
+        &refs,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(cases = refs.len(), "client data exported (access request)");
+    Ok(json!({
+        "subject": email.as_str(),
+        "exported_at": crate::clock::db_time(now),
+        "controller": {"name": s.organisation.name, "address": s.organisation.address.as_str()},
+        "cases": cases,
+        "mail": mail,
+        "not_included": "The original messages in the organisation's mailbox and the copies of \
+                         sent mail in its Sent folder are kept there, outside the register.",
+    }))
+}
+
+/// Anonymises every case of this client now. Open cases are refused
+/// unless `include_open`, which closes them first (nobody can be answered
+/// any more). Returns the references anonymised.
+pub async fn erase(
+    store: &Store,
+    email: &EmailAddress,
+    include_open: bool,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Vec<String>> {
+    let ids = store.case_ids_of_client(email.as_str()).await?;
+    let mut cases: Vec<CaseRow> = Vec::new();
+    for id in &ids {
+        cases.push(store.case_by_id(*id).await?.context("case")?);
+    }
+    let open: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.status != crate::domain::types::Status::Closed)
+        .map(|c| c.reference.as_str())
+        .collect();
+    if !open.is_empty() && !include_open {
+        bail!(
+            "open case(s) {}: close them first, or pass --include-open to close and erase them; nothing erased",
+            open.join(" ")
+        );
+    }
+    let mut tx = store.begin().await?;
+    let mut refs = Vec::new();
+    for c in &cases {
+        if store::mail_in_flight(&mut tx, c.id).await? {
+            bail!(
+                "mail of {} is being sent right now; try again in a minute; nothing erased",
+                c.reference
+            );
+        }
+        if c.status != crate::domain::types::Status::Closed {
+            let reason = "gesloten: persoonsgegevens gewist op verzoek (AVG)";
+            sqlx::query("UPDATE cases SET status = 'closed', closed_at = $2 WHERE id = $1")
+                .bind(c.id)
+                .bind(crate::clock::db_time(now))
+                .execute(&mut *tx)
+                .await?;
+            store::add_event(&mut tx, c.id, now, "closed", actor, reason).await?;
+        }
+        if !store::anonymise_case(&mut tx, c.id, false, now).await? {
+            continue;
+        }
+        store::add_event(
+            &mut tx,
+            c.id,
+            now,
+            "anonymised",
+            actor,
+            "persoonsgegevens gewist op verzoek van de cliënt (AVG)",
+        )
+        .await?;
+        refs.push(c.reference.clone());
+    }
+    store::audit(
+        &mut tx,
+        now,
+        actor,
+        "client_erase",
+        &format!("erasure request: {} case(s) anonymised", refs.len()),
+        &refs,
+    )
+    .await?;
+    tx.commit().await?;
+    flush(store).await;
+    tracing::info!(cases = refs.len(), "client data erased (erasure request)");
+    Ok(refs)
+}
+
+/// The first moment that is not yet `months` months ago.
+pub fn retention_cutoff(now: Timestamp, tz: &jiff::tz::TimeZone, months: u32) -> Option<Timestamp> {
+    now.to_zoned(tz.clone())
+        .checked_sub(jiff::Span::new().months(i64::from(months)))
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// Anonymises closed cases closed longer than `[privacy] retention_months`
+/// ago. Called by the scheduler on every pass; each case once. A case
+/// with mail in flight waits for the next pass. Returns the references.
+pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Vec<String>> {
+    if s.retention_months == 0 {
+        return Ok(Vec::new());
+    }
+    let Some(cutoff) = retention_cutoff(now, &s.organisation.timezone, s.retention_months) else {
+        return Ok(Vec::new());
+    };
+    let due = store.closed_before(cutoff).await?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = store.begin().await?;
+    let mut refs = Vec::new();
+    for (id, reference) in due {
+        if store::mail_in_flight(&mut tx, id).await? {
+            continue;
+        }
+        if !store::anonymise_case(&mut tx, id, true, now).await? {
+            continue;
+        }
+        store::add_event(
+            &mut tx,
+            id,
+            now,
+            "anonymised",
+            "klachtd",
+            &format!(
+                "bewaartermijn van {} maanden verstreken: persoonsgegevens verwijderd",
+                s.retention_months
+            ),
+        )
+        .await?;
+        refs.push(reference);
+    }
+    if refs.is_empty() {
+        tx.rollback().await?;
+        return Ok(refs);
+    }
+    let cutoff_day = crate::config::local_date(cutoff, &s.organisation.timezone);
+    store::audit(
+        &mut tx,
+        now,
+        "klachtd",
+        "retention",
+        &format!(
+            "closed before {cutoff_day} (retention_months = {}): {} case(s) anonymised",
+            s.retention_months,
+            refs.len()
+        ),
+        &refs,
+    )
+    .await?;
+    tx.commit().await?;
+    flush(store).await;
+    tracing::info!(
+        cases = refs.len(),
+        "retention: personal data of closed cases removed"
+    );
+    Ok(refs)
+}
+
+/// The erasure is committed; getting the old page images out of the SQLite
+/// WAL is best effort (a busy reader delays it to a later checkpoint).
+async fn flush(store: &Store) {
+    match store.flush_erased().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "erased data is still in the SQLite write-ahead log: a reader was busy; the next checkpoint removes it"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot checkpoint the SQLite write-ahead log after an erasure"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retention_cutoff_is_whole_months_back_in_local_time() {
+        let tz = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
+        let now: Timestamp = "2026-11-24T09:00:00+01:00".parse().unwrap();
+        let cut = retention_cutoff(now, &tz, 24).unwrap();
+        assert_eq!(
+            cut,
+            "2024-11-24T09:00:00+01:00".parse::<Timestamp>().unwrap()
+        );
+        // 31 March minus one month is the last day of February.
+        let now: Timestamp = "2027-03-31T12:00:00+02:00".parse().unwrap();
+        let cut = retention_cutoff(now, &tz, 1).unwrap();
+        assert_eq!(
+            cut,
+            "2027-02-28T12:00:00+01:00".parse::<Timestamp>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The periodic analysis by mail (art. 10): on the first working day of a
+//! new month or quarter (`[report] every`), each supervisor gets the
+//! analysis of the period that just ended, with a chart inline. Once per
+//! supervisor and period, under a key in `notices`, like every other piece
+//! of scheduled work.
+
+use anyhow::Result;
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::chart::{self, ChartData, ChartLabels};
+use super::{Report, Timeliness};
+use crate::app::App;
+use crate::config::{ReportEvery, Settings, Staff};
+use crate::domain::calendar::Calendar;
+use crate::domain::types::Lang;
+use crate::intake::{org_json, queue_mail, Mail};
+use crate::mail::render::{long_date, month_name, Template};
+use crate::store::{self, CaseFilter, NoticeKey};
+
+/// A report period: its first and last day, and a key part (`2026-10`,
+/// `2026-Q4`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    pub first: Date,
+    pub last: Date,
+    pub id: String,
+}
+
+/// How many working days into a new period a missed report is still sent
+/// (the daemon was down on the first one).
+const CATCH_UP_WORKING_DAYS: i64 = 5;
+
+fn period_containing(d: Date, every: ReportEvery) -> Period {
+    let (first, months, id) = match every {
+        ReportEvery::Month => (
+            d.first_of_month(),
+            1,
+            format!("{:04}-{:02}", d.year(), d.month()),
+        ),
+        ReportEvery::Quarter => {
+            let q = (d.month() - 1) / 3;
+            (
+                Date::new(d.year(), q * 3 + 1, 1).unwrap_or(d),
+                3,
+                format!("{:04}-Q{}", d.year(), q + 1),
+            )
+        }
+    };
+    let last = first
+        .checked_add(jiff::Span::new().months(months))
+        .and_then(|n| n.yesterday())
+        .unwrap_or(first);
+    Period { first, last, id }
+}
+
+/// The period whose report is due on `today`, if any: the one before
+/// today's, from the first working day of today's period until
+/// [`CATCH_UP_WORKING_DAYS`] working days later.
+pub fn due_period(today: Date, every: ReportEvery, cal: &Calendar) -> Option<Period> {
+    let current = period_containing(today, every);
+    let mut first_working = current.first;
+    while !cal.is_working_day(first_working) {
+        first_working = first_working.tomorrow().ok()?;
+    }
+    if today < first_working
+        || cal.working_days_between(first_working, today) >= CATCH_UP_WORKING_DAYS
+    {
+        return None;
+    }
+    Some(period_containing(current.first.yesterday().ok()?, every))
+}
+
+/// "oktober 2026", "4e kwartaal 2026", "Q4 2026".
+pub fn period_label(p: &Period, every: ReportEvery, lang: Lang) -> String {
+    match (every, lang) {
+        (ReportEvery::Month, _) => {
+            format!("{} {}", month_name(lang, p.first.month()), p.first.year())
+        }
+        (ReportEvery::Quarter, Lang::Nl) => {
+            format!(
+                "{}e kwartaal {}",
+                (p.first.month() - 1) / 3 + 1,
+                p.first.year()
+            )
+        }
+        (ReportEvery::Quarter, Lang::En) => {
+            format!("Q{} {}", (p.first.month() - 1) / 3 + 1, p.first.year())
+        }
+    }
+}
+
+/// Sends the report of the period due today to every supervisor who has
+/// not had it. Returns how many were queued.
+pub async fn round(app: &App, today: Date, now: Timestamp) -> Result<usize> {
+    let s = &app.settings;
+    let Some(period) = due_period(today, s.report_every, &s.calendar) else {
+        return Ok(0);
+    };
+    let supervisors: Vec<&Staff> = s.supervisors().collect();
+    if supervisors.is_empty() {
+        return Ok(0);
+    }
+    let (cases, records) =
+        crate::register::load(&app.store, s, &CaseFilter::default(), today).await?;
+    let report = super::build(&cases, &records, period.first, period.last, &s.procedure);
+    let lang = s.organisation.language;
+    let png = match chart::render_png(&chart_data(&report, &period, s.report_every, lang)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), period = %period.id, "report chart not drawn; the mail goes without it");
+            None
+        }
+    };
+    let mut sent = 0;
+    for sup in supervisors {
+        if send_to(app, sup, &report, &period, png.as_deref(), now).await? {
+            sent += 1;
+        }
+    }
+    if sent > 0 {
+        tracing::info!(period = %period.id, mails = sent, "periodic analysis queued");
+    }
+    Ok(sent)
+}
+
+fn chart_data(r: &Report, p: &Period, every: ReportEvery, lang: Lang) -> ChartData {
+    let t = |nl: &str, en: &str| if lang == Lang::Nl { nl } else { en }.to_string();
+    let categories: Vec<String> = r.by_category.keys().cloned().collect();
+    ChartData {
+        title: format!(
+            "{} {}",
+            t("Klachten", "Complaints"),
+            period_label(p, every, lang)
+        ),
+        months: r.months.iter().map(|m| m.month.clone()).collect(),
+        counts: r
+            .months
+            .iter()
+            .map(|m| {
+                categories
+                    .iter()
+                    .map(|c| m.by_category.get(c).copied().unwrap_or(0))
+                    .collect()
+            })
+            .collect(),
+        categories,
+        ack_on_time: r
+            .months
+            .iter()
+            .map(|m| m.acknowledgement_on_time_rate)
+            .collect(),
+        response_on_time: r.months.iter().map(|m| m.response_on_time_rate).collect(),
+        labels: ChartLabels {
+            per_month: t(
+                "Klachten per maand per categorie",
+                "Complaints per month by category",
+            ),
+            on_time: t("Op tijd (%)", "On time (%)"),
+            acknowledgement: format!(
+                "{} ({} {})",
+                t("Ontvangstbevestiging", "Acknowledgement"),
+                r.ack_working_days,
+                t("werkdagen", "working days")
+            ),
+            response: format!(
+                "{} ({} {})",
+                t("Reactie", "Response"),
+                r.response_working_days,
+                t("werkdagen", "working days")
+            ),
+        },
+    }
+}
+
+fn term_json(t: &Timeliness) -> serde_json::Value {
+    json!({
+        "pct": t.on_time_rate.map(|r| format!("{:.0}%", r * 100.0)),
+        "on_time": t.on_time,
+        "measured": t.measured,
+        "late": t.late,
+        "median": t.median_working_days.map(|d| d.to_string()),
+        "max": t.max_working_days,
+    })
+}
+
+/// One supervisor's report mail, once per period.
+async fn send_to(
+    app: &App,
+    sup: &Staff,
+    report: &Report,
+    period: &Period,
+    png: Option<&[u8]>,
+    now: Timestamp,
+) -> Result<bool> {
+    let s = &app.settings;
+    let lang = s.organisation.language;
+    let cid = png.map(|_| format!("chart-{}@{}", period.id, s.organisation.message_id_domain));
+    let ctx = mail_context(s, sup, report, period, cid.as_deref());
+    let mut tx = app.store.begin().await?;
+    let key = NoticeKey {
+        key: format!("report:{}:{}", period.id, sup.email.key()),
+        case_id: None,
+        kind: "report",
+        level: 1,
+        day: period.first.to_string(),
+    };
+    if !store::claim_notice(&mut tx, &key, sup.email.as_str(), now).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let rendered = app.renderer.render(lang, Template::Report, &ctx)?;
+    let inline: Vec<(String, String, Vec<u8>)> = match (&cid, png) {
+        (Some(cid), Some(png)) => vec![(cid.clone(), "image/png".into(), png.to_vec())],
+        _ => Vec::new(),
+    };
+    queue_mail(
+        app,
+        &mut tx,
+        &Mail {
+            case_id: None,
+            kind: "report",
+            from_name: &format!("{} klachten", s.organisation.name),
+            to_name: &sup.name,
+            to: &sup.email,
+            rendered: &rendered,
+            in_reply_to: None,
+            references: &[],
+            auto_reply: false,
+            attachments: &[],
+            inline: &inline,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The report template's context for one supervisor: the counts are the
+/// whole register's; the lines that name a case (extension reasons,
+/// external referrals) leave out the cases that concern `sup` (art. 9).
+pub(crate) fn mail_context(
+    s: &Settings,
+    sup: &Staff,
+    report: &Report,
+    period: &Period,
+    cid: Option<&str>,
+) -> serde_json::Value {
+    let lang = s.organisation.language;
+    let shown = report.for_reader(sup.email.as_str());
+    let extensions: Vec<_> = shown
+        .extensions
+        .items
+        .iter()
+        .map(|e| json!({"reference": e.reference, "days": e.days, "reason": e.reason}))
+        .collect();
+    let concerned: serde_json::Map<String, serde_json::Value> = report
+        .by_concerned
+        .iter()
+        .map(|(who, n)| {
+            let name = crate::domain::types::EmailAddress::parse(who)
+                .ok()
+                .and_then(|e| s.staff_by_email(&e))
+                .map_or(who.clone(), |st| st.name.clone());
+            (name, json!(n))
+        })
+        .collect();
+    json!({
+        "org": org_json(s),
+        "lang": lang.as_str(),
+        "recipient": {"name": sup.name},
+        "period": period_label(period, s.report_every, lang),
+        "from": long_date(lang, period.first),
+        "to": long_date(lang, period.last),
+        "from_iso": period.first.to_string(),
+        "to_iso": period.last.to_string(),
+        "report": shown,
+        "text": super::text(&shown, lang),
+        "terms": {
+            "acknowledgement": term_json(&report.acknowledgement),
+            "response": term_json(&report.response),
+            "within_term": term_json(&report.response_within_term),
+        },
+        "ack_days": report.ack_working_days,
+        "response_days": report.response_working_days,
+        "concerned": concerned,
+        "extensions": extensions,
+        "chart_cid": cid,
+    })
+}
+
+/// A filled-in context for the template tests.
+#[cfg(test)]
+pub(crate) fn sample_context(lang: Lang) -> serde_json::Value {
+    let mut s = crate::config::tests::settings();
+    s.organisation.language = lang;
+    let sup = s.supervisors().next().expect("a supervisor").clone();
+    let period = due_period(
+        "2026-11-02".parse().unwrap(),
+        ReportEvery::Month,
+        &s.calendar,
+    )
+    .expect("a period");
+    let mut r = super::build(&[], &[], period.first, period.last, &s.procedure);
+    r.total = 3;
+    r.by_concerned.insert(sup.email.key(), 1);
+    r.acknowledgement = Timeliness {
+        measured: 3,
+        on_time: 2,
+        late: 1,
+        on_time_rate: Some(0.667),
+        median_working_days: Some(1.0),
+        max_working_days: Some(6),
+    };
+    r.extensions = super::Extensions {
+        cases: 1,
+        total: 1,
+        items: vec![super::ExtensionItem {
+            reference: "KL-2026-0003".into(),
+            days: Some(5),
+            reason: "wacht op het verslag <van de coach>".into(),
+            concerns: vec![],
+        }],
+    };
+    mail_context(&s, &sup, &r, &period, Some("chart-2026-10@k.test"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_report_is_due_from_the_first_working_day_of_a_new_period_for_a_week() {
+        let cal = Calendar::dutch_default();
+        let m = ReportEvery::Month;
+        // 1 November 2026 is a Sunday: Monday 2 November is the day.
+        assert_eq!(due_period(d("2026-11-01"), m, &cal), None);
+        let p = due_period(d("2026-11-02"), m, &cal).unwrap();
+        assert_eq!(
+            (p.first, p.last, p.id.as_str()),
+            (d("2026-10-01"), d("2026-10-31"), "2026-10")
+        );
+        // A daemon that was down catches up within five working days.
+        assert!(due_period(d("2026-11-06"), m, &cal).is_some());
+        assert_eq!(due_period(d("2026-11-09"), m, &cal), None);
+        // 1 January is a holiday: Friday 2 January 2026.
+        let p = due_period(d("2026-01-02"), m, &cal).unwrap();
+        assert_eq!((p.first, p.last), (d("2025-12-01"), d("2025-12-31")));
+        assert_eq!(due_period(d("2026-01-01"), m, &cal), None);
+        // Quarters: Thursday 1 October 2026 reports on July to September.
+        let q = ReportEvery::Quarter;
+        let p = due_period(d("2026-10-01"), q, &cal).unwrap();
+        assert_eq!(
+            (p.first, p.last, p.id.as_str()),
+            (d("2026-07-01"), d("2026-09-30"), "2026-Q3")
+        );
+        assert_eq!(due_period(d("2026-11-02"), q, &cal), None);
+        assert_eq!(period_label(&p, q, Lang::Nl), "3e kwartaal 2026");
+        assert_eq!(period_label(&p, q, Lang::En), "Q3 2026");
+        let p = due_period(d("2026-11-02"), m, &cal).unwrap();
+        assert_eq!(period_label(&p, m, Lang::Nl), "oktober 2026");
+    }
+}
