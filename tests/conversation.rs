@@ -438,7 +438,7 @@ fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
     w.run_once();
     let refused = parsed(&newest(&w, &w.anna, "Niet verwerkt"));
     assert!(
-        refused.text.contains("/toewijzen geweigerd"),
+        refused.text.contains("/toewijzen: geweigerd"),
         "{}",
         refused.text
     );

@@ -645,8 +645,8 @@ fn the_register_exports_as_csv_closes_by_hand_and_is_analysed() {
     let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
-    assert!(lines[0].starts_with("reference,status,category,"));
-    assert!(lines[1].starts_with("KL-2026-0001,acknowledged,coaching,"));
+    assert!(lines[0].starts_with("reference,status,outcome,category,"));
+    assert!(lines[1].starts_with("KL-2026-0001,acknowledged,open,coaching,"));
 
     let closed = w.klachtd(&[
         "case",

@@ -270,6 +270,9 @@ fn a_quarter_of_deadlines_sends_every_notice_once_on_the_right_day_to_the_right_
     // report.
     add(&w.anna, "digest", 24);
     add(&w.dirk, "digest", 24);
+    // The monthly analysis on the first working day of April, May and June.
+    add(&w.anna, "report", 3);
+    add(&w.dirk, "report", 3);
     for who in [&w.anna, &w.bram, &w.carla, &w.dirk, &ext] {
         let got = counts(&scheduled(&w, who));
         let want = expected.get(who.as_str()).cloned().unwrap_or_default();

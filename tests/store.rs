@@ -954,7 +954,11 @@ async fn migrations_are_idempotent(url: &str) {
         .iter()
         .map(|r| r.try_get(0).unwrap())
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4], "each migration recorded once");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4, 5],
+        "each migration recorded once"
+    );
     assert!(second
         .known_inbound(&["<kept@client.test>".into()])
         .await

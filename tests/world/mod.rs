@@ -248,6 +248,7 @@ pub const SCHEDULED_KINDS: &[&str] = &[
     "reply_reminder",
     "escalation",
     "health",
+    "report",
 ];
 
 /// The kind klachtd wrote on a mail it sent (`X-Klachtd-Kind`), or "".
