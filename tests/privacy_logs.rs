@@ -25,7 +25,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use world::{kind, parsed, unique_id, Daemon, World};
+use world::{parsed, unique_id, Daemon, World};
 
 /// The log of one klachtd invocation: what ran, and what it wrote.
 struct Log {
@@ -74,58 +74,18 @@ impl Logs {
     }
 }
 
+fn date(day: &str) -> jiff::civil::Date {
+    day.parse().expect("a date (YYYY-MM-DD)")
+}
+
 /// `HH:00` in Amsterdam on `day` (YYYY-MM-DD), as RFC 3339.
 fn at(day: &str, hour: i8) -> String {
-    day.parse::<jiff::civil::Date>()
-        .expect("a date")
+    date(day)
         .at(hour, 0, 0, 0)
         .in_tz("Europe/Amsterdam")
         .expect("Amsterdam time")
         .timestamp()
         .to_string()
-}
-
-/// Puts a mail into info@'s INBOX as if it arrived at 08:00 on `day`.
-/// `headers` come after From/To/Subject/Message-ID/Date. Returns the
-/// Message-ID.
-fn arrive(
-    w: &World,
-    day: &str,
-    from: &str,
-    subject: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-) -> String {
-    let id = unique_id("privacy");
-    let z = day
-        .parse::<jiff::civil::Date>()
-        .expect("a date")
-        .at(8, 0, 0, 0)
-        .in_tz("Europe/Amsterdam")
-        .expect("Amsterdam time");
-    let mut raw = format!(
-        "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\nDate: {}\r\n",
-        w.info,
-        z.strftime("%a, %d %b %Y %H:%M:%S %z")
-    );
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str(
-        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Transfer-Encoding: 8bit\r\n\r\n",
-    );
-    raw.push_str(&body.replace('\n', "\r\n"));
-    w.stack
-        .imap_append(
-            &w.info,
-            "INBOX",
-            raw.as_bytes(),
-            Some(&z.strftime("%d-%b-%Y %H:%M:%S %z").to_string()),
-            &[],
-        )
-        .expect("IMAP APPEND");
-    id
 }
 
 /// `from` answers `original` (a mail klachtd sent them) with `top` above
@@ -140,9 +100,8 @@ fn answer(w: &World, day: &str, from: &str, original: &[u8], top: &str) {
         "{top}\n\nOp {day} om 08:00 schreef 31Solutions klachten <{sender}>:\n\n{}\n",
         quoted.join("\n")
     );
-    arrive(
-        w,
-        day,
+    w.arrive(
+        date(day),
         from,
         &format!("Re: {}", o.subject),
         &body,
@@ -151,22 +110,6 @@ fn answer(w: &World, day: &str, from: &str, original: &[u8], top: &str) {
             ("References", &refs.join(" ")),
         ],
     );
-}
-
-/// The first mail of `kind_` in `address`'s INBOX whose subject names
-/// `reference`.
-fn find(w: &World, address: &str, kind_: &str, reference: &str) -> Vec<u8> {
-    w.all_mails(address)
-        .into_iter()
-        .find(|m| kind(m) == kind_ && parsed(m).subject.contains(reference))
-        .unwrap_or_else(|| {
-            let have: Vec<(String, String)> = w
-                .all_mails(address)
-                .iter()
-                .map(|m| (kind(m), parsed(m).subject))
-                .collect();
-            panic!("no {kind_} about {reference} for {address}: {have:?}")
-        })
 }
 
 fn case_of<'a>(cases: &'a [Value], client: &str) -> &'a Value {
@@ -297,9 +240,8 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
     };
 
     // Monday 5 October 2026: Xandra mails a complaint.
-    let complaint_id = arrive(
-        &w,
-        "2026-10-05",
+    let complaint_id = w.arrive(
+        date("2026-10-05"),
         &format!("{xandra_name} <{xandra}>"),
         "Klacht over de zeepbelvormige coachingsruimte",
         "Beste 31Solutions,\n\nOp 1 oktober 2026 had ik een sessie met Bram aan de Kwakkelstraat 17.\n\
@@ -315,8 +257,8 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
     let x_ref = x["reference"].as_str().unwrap().to_string();
     let x_handler = x["handler_email"].as_str().expect("a handler").to_string();
     assert_eq!(x["status"], "acknowledged", "{x:#}");
-    let ack = find(&w, &xandra, "ack", &x_ref);
-    let notice = find(&w, &x_handler, "handler_new", &x_ref);
+    let ack = w.find(&xandra, "ack", &x_ref);
+    let notice = w.find(&x_handler, "handler_new", &x_ref);
 
     // Tuesday 6 October: Xandra replies on her thread; a mail that is only
     // a triage candidate, a request for the regulation and an ordinary mail
@@ -328,9 +270,8 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
         &ack,
         "Aanvulling: de sessie begon pas om 10:40, bij de Okkernootboom voor de deur.",
     );
-    arrive(
-        &w,
-        "2026-10-06",
+    w.arrive(
+        date("2026-10-06"),
         &format!("{femke_name} <{femke}>"),
         "Workshop van vrijdag",
         "Hallo,\n\nDe workshop van vrijdag in de Blauwgroenzaal was op zich wel leuk, maar ik was een beetje\n\
@@ -338,9 +279,8 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
          Groetjes,\nFemke-Lotte\n",
         &[],
     );
-    arrive(
-        &w,
-        "2026-10-06",
+    w.arrive(
+        date("2026-10-06"),
         &format!("{ysbrand_name} <{ysbrand}>"),
         "Klachtenreglement",
         "Goedendag,\n\nKunt u mij het klachtenreglement sturen? Ik heb het liefst een papieren\n\
@@ -348,9 +288,8 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
          Met vriendelijke groet,\nYsbrand Kieftenbeld\n",
         &[],
     );
-    arrive(
-        &w,
-        "2026-10-06",
+    w.arrive(
+        date("2026-10-06"),
         &format!("{theodora_name} <{theodora}>"),
         "Bedankt voor de workshop",
         "Hoi,\n\nEven een berichtje: geen klachten, alles was prima! De pannenkoekenmiddag van vorige\n\

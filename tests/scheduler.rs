@@ -21,7 +21,7 @@ use std::io::Write as _;
 use jiff::civil::Date;
 use klachtd::domain::calendar::Calendar;
 use serde_json::Value;
-use world::{kind, parsed, unique_id, World, SCHEDULED_KINDS};
+use world::{kind, parsed, World, SCHEDULED_KINDS};
 
 /// 09:00 (or `hour`) in Amsterdam on `day`, as RFC 3339 (winter or summer time).
 fn at(day: Date, hour: i8) -> String {
@@ -32,57 +32,12 @@ fn at(day: Date, hour: i8) -> String {
         .to_string()
 }
 
-/// IMAP INTERNALDATE of 08:00 Amsterdam time on `day`.
-fn internal_date(day: Date) -> String {
-    let z = day
-        .at(8, 0, 0, 0)
-        .in_tz("Europe/Amsterdam")
-        .expect("Amsterdam time");
-    z.strftime("%d-%b-%Y %H:%M:%S %z").to_string()
-}
-
-/// Puts a mail into info@'s INBOX as if it arrived at 08:00 on `day`.
-fn arrive(
-    w: &World,
-    day: Date,
-    from: &str,
-    subject: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-) -> String {
-    let id = unique_id("sched");
-    let mut raw = format!(
-        "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\nDate: {}\r\n",
-        w.info,
-        day.at(8, 0, 0, 0)
-            .in_tz("Europe/Amsterdam")
-            .expect("Amsterdam time")
-            .strftime("%a, %d %b %Y %H:%M:%S %z")
-    );
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
-    raw.push_str(&body.replace('\n', "\r\n"));
-    w.stack
-        .imap_append(
-            &w.info,
-            "INBOX",
-            raw.as_bytes(),
-            Some(&internal_date(day)),
-            &[],
-        )
-        .expect("IMAP APPEND");
-    id
-}
-
 /// A staff member's or client's answer to `original` (threaded).
 fn answer(w: &World, day: Date, from: &str, original: &[u8], body: &str) {
     let o = parsed(original);
     let mut refs = o.references.clone();
     refs.push(o.message_id.clone());
-    arrive(
-        w,
+    w.arrive(
         day,
         from,
         &format!("Re: {}", o.subject),
@@ -92,14 +47,6 @@ fn answer(w: &World, day: Date, from: &str, original: &[u8], body: &str) {
             ("References", &refs.join(" ")),
         ],
     );
-}
-
-/// The first mail in `address`'s INBOX of `kind` whose subject names `reference`.
-fn find(w: &World, address: &str, kind_: &str, reference: &str) -> Vec<u8> {
-    w.all_mails(address)
-        .into_iter()
-        .find(|m| kind(m) == kind_ && parsed(m).subject.contains(reference))
-        .unwrap_or_else(|| panic!("no {kind_} about {reference} for {address}"))
 }
 
 /// (kind, local date) of every scheduled mail in a mailbox.
@@ -166,15 +113,15 @@ fn a_quarter_of_deadlines_sends_every_notice_once_on_the_right_day_to_the_right_
     );
 
     // Monday 16 March 2026, 08:00: five mails in info@.
-    arrive(&w, start, &format!("Ans Peters <{ans}>"), "Klacht over mijn coachingssessie",
+    w.arrive(start, &format!("Ans Peters <{ans}>"), "Klacht over mijn coachingssessie",
         "Beste 31Solutions,\n\nOp 15 februari 2026 had ik een sessie met Bram. Bram kwam een half uur\nte laat en was slecht voorbereid. Ik ben hier zeer ontevreden over en\ndien hierbij een klacht in.\n\nIk wil graag een nieuwe sessie met een andere coach.\n\nMet vriendelijke groet,\nAns Peters\n", &[]);
-    arrive(&w, start, &format!("Bep Smit <{bep}>"), "Klacht over telefoongesprek",
+    w.arrive(start, &format!("Bep Smit <{bep}>"), "Klacht over telefoongesprek",
         "Geachte heer, mevrouw,\n\nOp 16 februari 2026 belde ik met Dirk Jansen over mijn factuur. Dirk was\nonbeleefd en hing zomaar op. Ik ben zeer ontevreden en dien hierbij een\nklacht in. Ik verwacht excuses.\n\nBep Smit\n", &[]);
-    arrive(&w, start, &format!("Cor Visser <{cor}>"), "Klacht over de intake",
+    w.arrive(start, &format!("Cor Visser <{cor}>"), "Klacht over de intake",
         "Beste 31Solutions,\n\nDe intake op 17 februari 2026 met Anna de Vries en Dirk Jansen verliep\nslecht: Anna en Dirk spraken elkaar tegen en niemand legde iets uit. Ik\nben zeer ontevreden en dien een klacht in. Ik wil een nieuw gesprek.\n\nCor Visser\n", &[]);
-    arrive(&w, start, &format!("Dora Bos <{dora}>"), "Klacht over de training",
+    w.arrive(start, &format!("Dora Bos <{dora}>"), "Klacht over de training",
         "Beste 31Solutions,\n\nDe training van 18 februari 2026 was slecht georganiseerd: de zaal was\nte klein en het materiaal ontbrak. Ik ben zeer ontevreden en dien\nhierbij een klacht in. Ik wil een gedeeltelijke terugbetaling.\n\nDora Bos\n", &[]);
-    arrive(&w, start, &format!("Eva de Wit <{eva}>"), "Workshop van vrijdag",
+    w.arrive(start, &format!("Eva de Wit <{eva}>"), "Workshop van vrijdag",
         "Hallo,\n\nDe workshop van vrijdag was op zich wel leuk, maar ik was een beetje\nteleurgesteld over de lange pauzes. Misschien iets voor de volgende keer?\n\nGroetjes,\nEva\n", &[]);
     w.run_once_at(&at(start, 9));
     let cases = w.cases();
@@ -217,12 +164,12 @@ fn a_quarter_of_deadlines_sends_every_notice_once_on_the_right_day_to_the_right_
         if day > start {
             match day.to_string().as_str() {
                 // Ans replies to her acknowledgement; nobody answers her.
-                "2026-03-25" => answer(&w, day, &ans, &find(&w, &ans, "ack", &ref_a), "Aanvulling: het was om 10:00 uur.\n"),
+                "2026-03-25" => answer(&w, day, &ans, &w.find(&ans, "ack", &ref_a), "Aanvulling: het was om 10:00 uur.\n"),
                 // Dora's handler proposes before the reminder window.
-                "2026-03-30" => answer(&w, day, &handler_d, &find(&w, &handler_d, "handler_new", &ref_d),
+                "2026-03-30" => answer(&w, day, &handler_d, &w.find(&handler_d, "handler_new", &ref_d),
                     "/voorstel\n\nBeste Dora,\n\nWij bieden u een gedeeltelijke terugbetaling aan.\n"),
                 // Dirk decides the triage item is no complaint.
-                "2026-04-01" => answer(&w, day, &w.dirk, &find(&w, &w.dirk, "triage_notice", &ref_e), "/geen-klacht\n"),
+                "2026-04-01" => answer(&w, day, &w.dirk, &w.find(&w.dirk, "triage_notice", &ref_e), "/geen-klacht\n"),
                 // The office closes A, B and C by hand.
                 "2026-04-28" => {
                     for r in [&ref_a, &ref_b, &ref_c] {
@@ -375,7 +322,7 @@ fn two_daemons_on_one_postgresql_send_each_escalation_and_digest_once() {
     let start = d("2026-03-16");
     let clients: Vec<String> = (0..3).map(|i| w.client(&format!("pgs{i}"))).collect();
     for (i, c) in clients.iter().enumerate() {
-        arrive(&w, start, &format!("Klant {i} <{c}>"), "Klacht over de training",
+        w.arrive(start, &format!("Klant {i} <{c}>"), "Klacht over de training",
             "Beste 31Solutions,\n\nDe training van 18 februari 2026 was slecht georganiseerd: de zaal was\nte klein en het materiaal ontbrak. Ik ben zeer ontevreden en dien\nhierbij een klacht in. Ik wil een gedeeltelijke terugbetaling.\n", &[]);
     }
     w.run_once_with(&at(start, 9), &env);

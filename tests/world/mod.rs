@@ -239,6 +239,66 @@ roles = ["supervisor"]
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("var/klachtd.db")
     }
+
+    /// Puts a text mail into info@'s INBOX as if it arrived at 08:00
+    /// Amsterdam time on `day` (Date header and IMAP INTERNALDATE).
+    /// `headers` come after From/To/Subject/Message-ID/Date. Returns the
+    /// Message-ID. Dovecot moves future dates back to now, so `day` is in
+    /// the past of the machine running the test.
+    pub fn arrive(
+        &self,
+        day: jiff::civil::Date,
+        from: &str,
+        subject: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> String {
+        let id = unique_id("arrive");
+        let z = day
+            .at(8, 0, 0, 0)
+            .in_tz("Europe/Amsterdam")
+            .expect("Amsterdam time");
+        let mut raw = format!(
+            "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\nDate: {}\r\n",
+            self.info,
+            z.strftime("%a, %d %b %Y %H:%M:%S %z")
+        );
+        for (k, v) in headers {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        raw.push_str(
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: 8bit\r\n\r\n",
+        );
+        raw.push_str(&body.replace('\n', "\r\n"));
+        self.stack
+            .imap_append(
+                &self.info,
+                "INBOX",
+                raw.as_bytes(),
+                Some(&z.strftime("%d-%b-%Y %H:%M:%S %z").to_string()),
+                &[],
+            )
+            .expect("IMAP APPEND");
+        id
+    }
+
+    /// The first mail of `kind_` in `address`'s INBOX whose subject holds
+    /// `needle`; the test fails, listing what is there, if there is none.
+    pub fn find(&self, address: &str, kind_: &str, needle: &str) -> Vec<u8> {
+        let all = self.all_mails(address);
+        match all
+            .iter()
+            .position(|m| kind(m) == kind_ && parsed(m).subject.contains(needle))
+        {
+            Some(i) => all[i].clone(),
+            None => {
+                let have: Vec<(String, String)> =
+                    all.iter().map(|m| (kind(m), parsed(m).subject)).collect();
+                panic!("no {kind_} about {needle} for {address}: {have:?}")
+            }
+        }
+    }
 }
 
 /// The `X-Klachtd-Kind` of the scheduler's mail.
