@@ -320,13 +320,18 @@ pub async fn main(cli: Cli) -> Result<()> {
             let email = EmailAddress::parse(&email)
                 .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))?;
             let store = Store::open_existing(&settings.database_url).await?;
-            let refs =
+            let erased =
                 crate::privacy::erase(&store, &email, include_open, &admin_actor(), clock.now())
                     .await?;
-            if refs.is_empty() {
-                println!("no cases of that address; nothing to erase");
+            if erased.cases.is_empty() && erased.other_mail == 0 {
+                println!("nothing stored about that address; nothing to erase");
             } else {
-                println!("erased {} case(s): {}", refs.len(), refs.join(" "));
+                println!(
+                    "erased {} case(s): {}; {} other mail(s) emptied",
+                    erased.cases.len(),
+                    erased.cases.join(" "),
+                    erased.other_mail
+                );
             }
         }
         Command::Audit { json } => {

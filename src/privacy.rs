@@ -65,16 +65,41 @@ pub async fn export(
     }))
 }
 
-/// Anonymises every case of this client now. Open cases are refused
-/// unless `include_open`, which closes them first (nobody can be answered
-/// any more). Returns the references anonymised.
+/// What an erasure removed.
+#[derive(Debug, Default)]
+pub struct Erased {
+    /// References of the cases anonymised.
+    pub cases: Vec<String>,
+    /// Mails outside any case (the answer to a request for the regulation,
+    /// the supervisors' notice of a paper request) emptied.
+    pub other_mail: usize,
+}
+
+/// Whether a mail outside any case went to `email` or names it, in its
+/// headers or (decoded) text.
+fn mentions(m: &store::LooseMail, email: &str) -> bool {
+    let needle = email.to_lowercase();
+    if m.recipient.eq_ignore_ascii_case(email)
+        || String::from_utf8_lossy(&m.raw)
+            .to_lowercase()
+            .contains(&needle)
+    {
+        return true;
+    }
+    let parsed = crate::mail::parse::parse(&m.raw, 0);
+    parsed.text.to_lowercase().contains(&needle) || parsed.subject.to_lowercase().contains(&needle)
+}
+
+/// Anonymises every case of this client now, and empties the mail outside
+/// cases to or about them. Open cases are refused unless `include_open`,
+/// which closes them first (nobody can be answered any more).
 pub async fn erase(
     store: &Store,
     email: &EmailAddress,
     include_open: bool,
     actor: &str,
     now: Timestamp,
-) -> Result<Vec<String>> {
+) -> Result<Erased> {
     let ids = store.case_ids_of_client(email.as_str()).await?;
     let mut cases: Vec<CaseRow> = Vec::new();
     for id in &ids {
@@ -123,19 +148,40 @@ pub async fn erase(
         .await?;
         refs.push(c.reference.clone());
     }
+    let mut other_mail = 0;
+    for m in store::loose_mail(&mut tx).await? {
+        if !mentions(&m, email.as_str()) {
+            continue;
+        }
+        if matches!(m.status.as_str(), "sending" | "committing") {
+            bail!("a mail to or about this address is being sent right now; try again in a minute; nothing erased");
+        }
+        store::empty_loose_mail(&mut tx, m.id, email.as_str()).await?;
+        other_mail += 1;
+    }
     store::audit(
         &mut tx,
         now,
         actor,
         "client_erase",
-        &format!("erasure request: {} case(s) anonymised", refs.len()),
+        &format!(
+            "erasure request: {} case(s) anonymised, {other_mail} other mail(s) emptied",
+            refs.len()
+        ),
         &refs,
     )
     .await?;
     tx.commit().await?;
     flush(store).await;
-    tracing::info!(cases = refs.len(), "client data erased (erasure request)");
-    Ok(refs)
+    tracing::info!(
+        cases = refs.len(),
+        other_mail,
+        "client data erased (erasure request)"
+    );
+    Ok(Erased {
+        cases: refs,
+        other_mail,
+    })
 }
 
 /// The first moment that is not yet `months` months ago.
@@ -157,9 +203,6 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         return Ok(Vec::new());
     };
     let due = store.closed_before(cutoff).await?;
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut tx = store.begin().await?;
     let mut refs = Vec::new();
     for (id, reference) in due {
@@ -183,7 +226,10 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         .await?;
         refs.push(reference);
     }
-    if refs.is_empty() {
+    // Mail outside cases (answers to requests for the regulation, notices
+    // of paper requests, digests) is personal data too.
+    let other_mail = store::empty_loose_mail_before(&mut tx, cutoff).await?;
+    if refs.is_empty() && other_mail == 0 {
         tx.rollback().await?;
         return Ok(refs);
     }
@@ -194,7 +240,8 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         "klachtd",
         "retention",
         &format!(
-            "closed before {cutoff_day} (retention_months = {}): {} case(s) anonymised",
+            "closed before {cutoff_day} (retention_months = {}): {} case(s) anonymised, \
+             {other_mail} other mail(s) emptied",
             s.retention_months,
             refs.len()
         ),

@@ -564,6 +564,26 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
     w.run_once_at("2026-05-08T10:00:00+02:00");
     assert!(w.case(&other_old)["anonymised_at"].is_string());
 
+    // She asks for the regulation on paper: answered, and passed on to the
+    // supervisors with her name and address; not a case, but hers.
+    w.arrive(
+        "2026-05-20".parse().unwrap(),
+        &format!("Lotte Lavendel <{lotte}>"),
+        "Klachtenreglement",
+        "Goedendag,\n\nKunt u mij het klachtenreglement sturen? Graag een papieren exemplaar.\n\n\
+         Lotte Lavendel\n",
+        &[],
+    );
+    w.run_once_at("2026-05-20T10:00:00+02:00");
+    mail_of(&w, &lotte, "regulation", "");
+    mail_of(&w, &w.dirk, "regulation_paper", "");
+    mail_of(&w, &w.anna, "regulation_paper", "");
+    assert_eq!(
+        w.cases().len(),
+        3,
+        "a request for the regulation is no case"
+    );
+
     // Erasure: refused while a case is open, then done with --include-open.
     let err = refused(
         &w,
@@ -584,7 +604,10 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
         "2026-06-01T10:00:00+02:00",
         &["client", "erase", &lotte, "--include-open"],
     );
-    assert!(out.contains(&recent), "{out}");
+    assert!(
+        out.contains(&recent) && out.contains("; 3 other mail(s) emptied"),
+        "{out}"
+    );
     let erased = w.case(&recent);
     assert_eq!(
         (erased["status"].as_str(), erased["client_name"].as_str()),
@@ -651,4 +674,24 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
     let text = audit.to_string().to_lowercase();
     assert!(!text.contains(&lotte.to_lowercase()) && !text.contains("lavendel"));
     assert!(text.contains(&old.to_lowercase()) && text.contains(&recent.to_lowercase()));
+
+    // Mail outside cases goes at the end of the retention period too: the
+    // supervisors' analysis of March 2026, sent on 1 April 2026, is emptied
+    // in June 2028.
+    let stored = |needle: &str| {
+        let mut bytes = std::fs::read(w.db()).unwrap();
+        bytes.extend(std::fs::read(w.db().with_extension("db-wal")).unwrap_or_default());
+        String::from_utf8_lossy(&bytes).contains(needle)
+    };
+    assert!(stored("Klachtenanalyse maart 2026"));
+    w.run_once_at("2028-06-01T10:00:00+02:00");
+    assert!(!stored("Klachtenanalyse maart 2026"));
+    let audit = json(&w, "2028-06-02T10:00:00+02:00", &["audit", "--json"]);
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    let detail = last["detail"].as_str().unwrap();
+    assert_eq!(last["action"], "retention", "{audit:#}");
+    assert!(
+        detail.contains("0 case(s) anonymised") && !detail.contains(" 0 other mail(s)"),
+        "{detail}"
+    );
 }

@@ -83,6 +83,67 @@ pub async fn mail_in_flight(tx: &mut Tx, case_id: i64) -> Result<bool> {
     Ok(row.try_get::<i64, _>(0)? > 0)
 }
 
+/// A mail of the outbox that belongs to no case (the answer to a request
+/// for the regulation, the supervisors' notice of a paper request, digests,
+/// analyses, alarms).
+pub struct LooseMail {
+    pub id: i64,
+    pub recipient: String,
+    pub status: String,
+    pub raw: Vec<u8>,
+}
+
+/// Every mail outside a case that still has content.
+pub async fn loose_mail(tx: &mut Tx) -> Result<Vec<LooseMail>> {
+    sqlx::query("SELECT id, recipient, status, raw FROM outbox WHERE case_id IS NULL ORDER BY id")
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(LooseMail {
+                id: get_i64(r, "id")?,
+                recipient: get_str(r, "recipient")?,
+                status: get_str(r, "status")?,
+                raw: r.try_get("raw")?,
+            })
+        })
+        .filter(|m: &Result<LooseMail>| m.as_ref().map_or(true, |m| !m.raw.is_empty()))
+        .collect()
+}
+
+/// Empties one mail outside a case: its content goes, the recipient too
+/// when that was `client_email`, and unsent mail is cancelled. Never touches
+/// mail being sent (the caller checked).
+pub async fn empty_loose_mail(tx: &mut Tx, id: i64, client_email: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET raw = $2, last_error = NULL, copied_to_sent = 1, \
+         status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, \
+         recipient = CASE WHEN LOWER(recipient) = LOWER($3) THEN '' ELSE recipient END \
+         WHERE id = $1 AND status NOT IN ('sending', 'committing')",
+    )
+    .bind(id)
+    .bind(Vec::<u8>::new())
+    .bind(client_email)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Empties the sent (or given up) mail outside any case that was queued
+/// before `cutoff`. Returns how many.
+pub async fn empty_loose_mail_before(tx: &mut Tx, cutoff: Timestamp) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE outbox SET raw = $1, last_error = NULL, copied_to_sent = 1 \
+         WHERE case_id IS NULL AND status IN ('sent', 'failed', 'cancelled') \
+         AND created_at < $2 AND LENGTH(raw) > 0",
+    )
+    .bind(Vec::<u8>::new())
+    .bind(db_time(cutoff))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Removes the personal data of one case: the client's name, address and
 /// phone, the complaint's subject and texts, every message's sender,
 /// subject and body, attachments, the content of the mail sent on it (and
