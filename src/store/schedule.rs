@@ -68,6 +68,16 @@ pub struct NoticeRow {
 }
 
 impl Store {
+    /// Whether `key` was claimed already: a cheap look before costly work
+    /// (the claim itself still decides).
+    pub async fn notice_claimed(&self, key: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) FROM notices WHERE key = $1")
+            .bind(key)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
     /// When the last digest for `recipient` was done (sent or found empty).
     pub async fn last_digest_at(&self, recipient: &str) -> Result<Option<Timestamp>> {
         let row = sqlx::query(
