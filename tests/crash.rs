@@ -261,3 +261,107 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
     refs.dedup();
     assert_eq!(refs.len(), COMPLAINTS, "references are unique");
 }
+
+/// The three states a kill can leave a send in after it recorded
+/// `committing`, set up by hand: no marker file (killed before the last
+/// step's file was even opened), an empty one (killed after opening it,
+/// before its byte: the dot was never written) and one holding its byte
+/// (the dot was handed to the kernel). A restart sends the first two again
+/// and counts the third as sent, copying it to Sent only.
+#[test]
+fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_written() {
+    use klachtd::store::{enqueue, NewOutMail, Store};
+
+    let w = World::new();
+    let clients: Vec<String> = ["none", "empty", "written"]
+        .iter()
+        .map(|n| w.client(n))
+        .collect();
+    let ids: Vec<String> = (0..3).map(|i| unique_id(&format!("cut{i}"))).collect();
+    let url = format!("sqlite://{}", w.db().display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows: Vec<i64> = rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let now: jiff::Timestamp = world::NOW.parse().unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for (to, id) in clients.iter().zip(&ids) {
+            let raw = format!(
+                "From: 31Solutions <{}>\r\nTo: <{to}>\r\nSubject: test\r\nMessage-ID: {id}\r\n\
+                 Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nX-Klachtd-Kind: test\r\n\r\nHallo.\r\n",
+                w.info
+            );
+            let m = NewOutMail {
+                message_id: id,
+                case_id: None,
+                kind: "test",
+                recipient: to,
+                raw: raw.as_bytes(),
+            };
+            assert!(enqueue(&mut tx, &m, now).await.unwrap());
+        }
+        tx.commit().await.unwrap();
+        // As a killed worker leaves them: committing, lease run out.
+        sqlx::query(
+            "UPDATE outbox SET status = 'committing', attempts = 1, \
+             lease_until = '2000-01-01T00:00:00Z', next_attempt_at = '2000-01-01T00:00:00Z'",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let rows = sqlx::query("SELECT id FROM outbox ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        use sqlx::Row;
+        rows.iter().map(|r| r.get::<i64, _>(0)).collect()
+    });
+    let markers = w.db().with_file_name("outbox-inflight");
+    std::fs::write(markers.join(rows[1].to_string()), b"").unwrap();
+    std::fs::write(markers.join(rows[2].to_string()), b"1").unwrap();
+
+    let out = w.run_once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for to in &clients[..2] {
+        let got = w
+            .stack
+            .wait_for_messages(to, "INBOX", 1, Duration::from_secs(20));
+        assert_eq!(
+            got.len(),
+            1,
+            "sent again to {to}; klachtd said: {}; outbox: {}",
+            String::from_utf8_lossy(&out.stderr),
+            outbox_report(&w)
+        );
+    }
+    // The third was never repeated (it was dealt with before the other two
+    // were sent again, and they have arrived), but it is in Sent like
+    // every sent mail.
+    w.settle();
+    assert!(w.stack.messages(&clients[2], "INBOX").is_empty());
+    let sent = w.stack.messages(&w.info, "Sent");
+    let in_sent = |id: &str| {
+        sent.iter()
+            .filter(|m| String::from_utf8_lossy(m).contains(id))
+            .count()
+    };
+    assert_eq!(
+        (in_sent(&ids[0]), in_sent(&ids[1]), in_sent(&ids[2])),
+        (1, 1, 1)
+    );
+    let left: Vec<String> = std::fs::read_dir(&markers)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "markers left: {left:?}");
+    let statuses = rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        store.outbox_counts().await.unwrap()
+    });
+    assert_eq!(statuses, vec![("sent".to_string(), 3)]);
+}

@@ -4,13 +4,14 @@
 //! MAIL, RCPT, DATA and the whole body go out first; then the caller's
 //! `commit` records in the database that the final dot is about to be
 //! written, and returns a last step that runs synchronously, on this very
-//! thread, immediately before the dot (the outbox drops a marker file
-//! there). A crash before the last step means the server never got the dot
-//! and discards the message: safe to send again. A crash after it means the
-//! dot is in the kernel's socket buffer, which is transmitted even when the
-//! process dies: the message counts as sent. So a restart never sends twice,
-//! and the window for a lost message is the few microseconds between the
-//! last step's system call and the dot's.
+//! thread, immediately before the dot (the outbox writes one byte to a
+//! marker file it opened earlier). A crash before the last step means the
+//! server never got the dot and discards the message: safe to send again.
+//! A crash after the dot's system call means the dot is in the kernel's
+//! socket buffer, which is transmitted even when the process dies: the
+//! message counts as sent. So a restart never sends twice, and the window
+//! for a lost message is the microsecond or two between the last step's
+//! system call and the dot's.
 //!
 //! Failures are classified as transient (4xx, network: retry with backoff)
 //! or permanent (5xx: recorded, never retried).
@@ -344,8 +345,10 @@ where
         .await
         .map_err(|e| transient(format!("not sent: could not record the send ({e:#})")))?;
     last_step().map_err(|e| transient(format!("not sent: could not mark the send ({e:#})")))?;
-    // Same thread, no await point in between when the socket is writable.
-    conn.write(b".\r\n").await?;
+    // Same thread, no await point in between when the socket is writable;
+    // unconstrained, so tokio's cooperative budget cannot make this poll
+    // yield to other tasks here of all places.
+    tokio::task::unconstrained(conn.write(b".\r\n")).await?;
     let r = conn
         .reply()
         .await

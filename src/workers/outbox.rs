@@ -137,7 +137,7 @@ impl Sender {
     async fn finish_interrupted(&mut self, row: &OutboxRow) -> Result<()> {
         let store = self.app.store.clone();
         let marker = store.inflight_marker(row.id);
-        if marker.as_ref().is_some_and(|m| !m.exists()) {
+        if marker.as_ref().is_some_and(|m| !dot_written(m)) {
             tracing::info!(message_id = %row.message_id, kind = %row.kind, "send was interrupted before the final dot; sending again");
             return store.reset_interrupted(row.id, self.app.clock.now()).await;
         }
@@ -196,11 +196,25 @@ impl Sender {
             let marker = marker.clone();
             let id = row.id;
             async move {
+                // The marker file is opened, empty, before the record: the
+                // last step is then a single one-byte write to an open
+                // file, the shortest thing that can stand before the dot
+                // (creating a file there left a window of tens of
+                // microseconds in which a kill lost the mail).
+                let file = match &marker {
+                    Some(m) => Some(
+                        std::fs::File::create(m)
+                            .with_context(|| format!("cannot create {}", m.display()))?,
+                    ),
+                    None => None,
+                };
                 store.mark_committing(id, lease_until).await?;
-                let last: LastStep = Box::new(move || match marker {
-                    Some(m) => std::fs::File::create(&m)
-                        .map(|_| ())
-                        .with_context(|| format!("cannot create {}", m.display())),
+                let last: LastStep = Box::new(move || match file {
+                    Some(mut f) => {
+                        use std::io::Write;
+                        f.write_all(b"1")
+                            .context("cannot write the in-flight marker")
+                    }
                     None => Ok(()),
                 });
                 Ok(last)
@@ -301,6 +315,12 @@ impl Sender {
             imap.logout().await;
         }
     }
+}
+
+/// The marker is written (one byte) right before the final dot; missing
+/// or empty, the dot was never written.
+fn dot_written(marker: &std::path::Path) -> bool {
+    std::fs::metadata(marker).is_ok_and(|m| m.len() > 0)
 }
 
 fn remove_marker(marker: Option<std::path::PathBuf>) {
