@@ -523,6 +523,23 @@ pub async fn assign_by_admin(
         fresh.ack_sent_at.is_some()
     };
     intake::queue_handler_new(app, &mut tx, &fresh, target, &reason, ack, None, now).await?;
+    intake::queue_handler_released(
+        app,
+        &mut tx,
+        &fresh,
+        case.handler_email.as_deref(),
+        target,
+        &reason,
+        now,
+    )
+    .await?;
+    if case
+        .handler_email
+        .as_deref()
+        .is_some_and(|e| !e.eq_ignore_ascii_case(target.email.as_str()))
+    {
+        done.push("the previous handler is told".into());
+    }
     tx.commit().await?;
     tracing::info!(reference = %reference, "case assigned by an administrator");
     app.outbox_wake.notify_one();
@@ -629,6 +646,23 @@ async fn apply(
         let note = (!plan.note.is_empty()).then_some((staff, plan.note.as_str()));
         intake::queue_handler_new(app, tx, &fresh, h, &plan.assignment_reason, ack, note, now)
             .await?;
+        // The previous handler hears of it, unless they sent the command.
+        if case
+            .handler_email
+            .as_deref()
+            .is_some_and(|e| !e.eq_ignore_ascii_case(staff.email.as_str()))
+        {
+            intake::queue_handler_released(
+                app,
+                tx,
+                &fresh,
+                case.handler_email.as_deref(),
+                h,
+                &plan.assignment_reason,
+                now,
+            )
+            .await?;
+        }
         done.push(format!(
             "{} heeft de zaak met alle gegevens ontvangen",
             h.name

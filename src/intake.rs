@@ -776,6 +776,54 @@ pub(crate) async fn queue_handler_new(
     .await
 }
 
+/// Tells the handler a case was taken from that it went to `new_handler`,
+/// unless there was none, it is the same person, or they are off the roster
+/// now. Nothing of the complaint beyond its reference and subject: they had
+/// the case until now.
+pub(crate) async fn queue_handler_released(
+    app: &App,
+    tx: &mut Tx,
+    case: &store::CaseRow,
+    old_handler: Option<&str>,
+    new_handler: &Staff,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let Some(old) = old_handler
+        .and_then(|e| EmailAddress::parse(e).ok())
+        .and_then(|e| s.staff_by_email(&e))
+    else {
+        return Ok(());
+    };
+    if old.email == new_handler.email {
+        return Ok(());
+    }
+    let lang = s.organisation.language;
+    let d = case_dates(s, case)?;
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "original_subject": case.subject,
+        "old_handler": {"name": old.name},
+        "new_handler": {"name": new_handler.name},
+        "reason": reason,
+        "response_due": long_date(lang, d.response_due),
+    });
+    queue_staff_mail(
+        app,
+        tx,
+        Some(case.id),
+        Template::HandlerReleased,
+        lang,
+        &ctx,
+        old,
+        "handler_released",
+        None,
+        now,
+    )
+    .await
+}
+
 /// A mail to a staff member, threaded under `answering` (their own mail)
 /// when given. Its random Message-ID is what authenticates their answer.
 #[allow(clippy::too_many_arguments)]

@@ -491,6 +491,12 @@ fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
         "{}",
         done.text
     );
+    assert!(
+        !w.mails(&w.anna)
+            .iter()
+            .any(|m| world::kind(m) == "handler_released"),
+        "Anna handed it over herself: her receipt says so, no second mail"
+    );
 }
 
 #[test]

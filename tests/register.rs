@@ -353,6 +353,26 @@ fn an_administrator_reassigns_but_never_to_the_person_concerned() {
     assert_eq!(event["new_handler"], new.as_str());
     assert!(event["actor"].as_str().unwrap().starts_with("admin"));
     mail_of(&w, new, "handler_new", &r);
+    // The previous handler hears that it moved, and to whom.
+    assert!(out.contains("the previous handler is told"), "{out}");
+    let new_name = if name == "Anna" {
+        "Anna de Vries"
+    } else {
+        "Bram Bakker"
+    };
+    let released = parsed(&mail_of(&w, old, "handler_released", &r));
+    assert!(
+        released
+            .subject
+            .contains(&format!("Overgedragen aan {new_name}")),
+        "{}",
+        released.subject
+    );
+    assert!(
+        !released.text.contains("Mira") && !released.text.contains(&client),
+        "no client details: {}",
+        released.text
+    );
     assert_eq!(
         w.mails(&client).len(),
         1,

@@ -28,6 +28,8 @@ pub enum Template {
     Ack,
     /// A new complaint, to the assigned handler.
     HandlerNew,
+    /// The case went to another handler; to the one who had it.
+    HandlerReleased,
     /// Possible complaint awaiting a supervisor's `/klacht` or `/geen-klacht`.
     Triage,
     /// No independent handler could be assigned; to each supervisor.
@@ -63,6 +65,7 @@ impl Template {
     pub const ALL: &'static [Template] = &[
         Template::Ack,
         Template::HandlerNew,
+        Template::HandlerReleased,
         Template::Triage,
         Template::Unassigned,
         Template::ClientReplyToHandler,
@@ -82,6 +85,7 @@ impl Template {
         match self {
             Template::Ack => "ack",
             Template::HandlerNew => "handler_new",
+            Template::HandlerReleased => "handler_released",
             Template::Triage => "triage",
             Template::Unassigned => "unassigned",
             Template::ClientReplyToHandler => "client_reply",
@@ -130,8 +134,8 @@ macro_rules! builtin_files {
 
 /// Built-in templates: (relative path, content).
 const BUILTIN: &[(&str, &str)] = builtin_files!(
-    "nl": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
-    "en": ["ack", "handler_new", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
+    "nl": ["ack", "handler_new", "handler_released", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
+    "en": ["ack", "handler_new", "handler_released", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
 );
 
 /// Renders outgoing mail. Cheap to share (`&self` only); build it once.
@@ -497,6 +501,14 @@ mod tests {
         match t {
             Template::Ack => ack_ctx(lang, &["nature", "dates", "desired_outcome"]),
             Template::HandlerNew => handler_new_ctx(lang, "email", "jan@example.nl"),
+            Template::HandlerReleased => json!({
+                "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
+                "original_subject": "Slechte sessie",
+                "old_handler": {"name": "Bram Bakker"},
+                "new_handler": {"name": "Carla Smit"},
+                "reason": "toegewezen door beheer",
+                "response_due": "21 december 2026",
+            }),
             Template::Triage => triage_ctx(lang),
             Template::Unassigned => unassigned_ctx(lang),
             Template::ClientReplyToHandler => client_reply_ctx(lang),
@@ -700,6 +712,7 @@ mod tests {
                 let to_staff = matches!(
                     t,
                     Template::HandlerNew
+                        | Template::HandlerReleased
                         | Template::Triage
                         | Template::Unassigned
                         | Template::ClientReplyToHandler
@@ -811,6 +824,7 @@ mod tests {
             [
                 "ack",
                 "handler_new",
+                "handler_released",
                 "triage",
                 "unassigned",
                 "client_reply",
