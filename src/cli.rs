@@ -78,6 +78,13 @@ pub enum Command {
     CheckConfig,
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Copy the whole register from database.url into a new, empty database
+    /// (SQLite to PostgreSQL, or back). Stop the daemon first.
+    Transfer {
+        /// The target: postgres://… or sqlite://FILE (created and migrated).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +191,24 @@ pub async fn main(cli: Cli) -> Result<()> {
             let store = Store::open(&settings.database_url).await?;
             store.close().await;
             println!("database schema is up to date");
+        }
+        Command::Transfer { to } => {
+            if to.trim() == settings.database_url.trim() {
+                anyhow::bail!("--to is database.url itself; give a new, empty database");
+            }
+            let from = Store::open_existing(&settings.database_url).await?;
+            let target = Store::open(&to).await?;
+            let result = crate::store::transfer(&from, &target).await;
+            from.close().await;
+            target.close().await;
+            let copied = result?;
+            for c in &copied {
+                println!("{:<14} {:>8} rows", c.table, c.rows);
+            }
+            println!(
+                "register copied into {}; point database.url there and start klachtd",
+                crate::store::redact_url(&to)
+            );
         }
         Command::CheckConfig => check_config(settings).await?,
         Command::Run { once } => {

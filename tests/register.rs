@@ -4,6 +4,7 @@
 //! its chart, retention, and a client's export and erasure with the audit
 //! trail.
 
+mod common;
 mod support;
 mod world;
 
@@ -714,4 +715,129 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
         detail.contains("0 case(s) anonymised") && !detail.contains(" 0 other mail(s)"),
         "{detail}"
     );
+}
+
+/// The register moves from its SQLite file into PostgreSQL whole: every
+/// command answers the same on both, and the daemon goes on there without
+/// processing an old mail twice or reusing a reference.
+#[test]
+fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
+    let w = World::new();
+    let a = w.client("move-a");
+    let b = w.client("move-b");
+    let unsure = w.client("move-unsure");
+    w.deliver(
+        &a,
+        &fixture("with-attachment.eml", &a, &w.info, &unique_id("mva")),
+    );
+    w.deliver(
+        &b,
+        &fixture("nl-complaint-plain.eml", &b, &w.info, &unique_id("mvb")),
+    );
+    w.deliver(
+        &unsure,
+        &fixture("nl-unsure.eml", &unsure, &w.info, &unique_id("mvu")),
+    );
+    w.run_once();
+    let phone = register(
+        &w,
+        world::NOW,
+        &[
+            "--name",
+            "Piet Telefoon",
+            "--phone",
+            "0612345678",
+            "--description",
+            "Ontevreden over de intake.",
+        ],
+    );
+    ok(
+        &w,
+        world::NOW,
+        &["case", "close", &phone, "--reason", "opgelost"],
+    );
+    ok(&w, "2026-11-24T09:00:00+01:00", &["run", "--once"]);
+    let before = w.cases();
+    assert_eq!(before.len(), 4, "{before:#?}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pg = rt.block_on(common::TestDb::postgres());
+    let out = ok(&w, world::NOW, &["transfer", "--to", &pg.url]);
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["cases", "4", "rows"]),
+        "{out}"
+    );
+    assert!(out.contains("attachments"), "{out}");
+    let on_pg = |now: &str, args: &[&str]| -> String {
+        let out = w
+            .command()
+            .env("KLACHTD__DATABASE__URL", &pg.url)
+            .args(["--now", now])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "on PostgreSQL, klachtd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = before[0]["reference"].as_str().unwrap().to_string();
+    for args in [
+        vec!["cases", "--json"],
+        vec!["cases", "--csv"],
+        vec!["audit", "--json"],
+        vec!["case", "show", &first, "--json"],
+        vec![
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+            "--json",
+        ],
+        vec!["client", "export", &a],
+    ] {
+        assert_eq!(
+            on_pg(world::NOW, &args),
+            ok(&w, world::NOW, &args),
+            "{args:?}"
+        );
+    }
+
+    // Into a database that is not empty: refused, in one line.
+    let refused = w
+        .command()
+        .args(["--now", world::NOW, "transfer", "--to", &pg.url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("not empty"),
+        "{err}"
+    );
+
+    // The daemon goes on on PostgreSQL: old mail is not processed again, a
+    // new complaint gets the next reference, a new row the next id.
+    let c = w.client("move-c");
+    w.deliver(
+        &c,
+        &fixture("nl-complaint-plain.eml", &c, &w.info, &unique_id("mvc")),
+    );
+    on_pg("2026-11-24T10:00:00+01:00", &["run", "--once"]);
+    let after: Vec<Value> = serde_json::from_str(&on_pg(world::NOW, &["cases", "--json"])).unwrap();
+    assert_eq!(after.len(), 5, "exactly one new case");
+    let mut refs: Vec<&str> = after
+        .iter()
+        .map(|c| c["reference"].as_str().unwrap())
+        .collect();
+    refs.sort();
+    refs.dedup();
+    assert_eq!(refs.len(), 5, "no reference used twice");
+    w.settle();
+    assert_eq!(w.mails(&a).len(), 1, "no second acknowledgement");
+    assert_eq!(w.mails(&c).len(), 1, "the new complaint is acknowledged");
 }

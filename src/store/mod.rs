@@ -8,6 +8,7 @@ mod cases;
 mod outbox;
 mod privacy;
 mod schedule;
+mod transfer;
 
 pub use cases::{
     add_event, add_event_data, auto_replies_since, case_attachments, case_in_tx, client_thread,
@@ -21,6 +22,7 @@ pub use privacy::{
     scrub, AuditRow, LooseMail, SentMail, StoredAttachment, StoredMessage,
 };
 pub use schedule::{claim_notice, clear_alarm, raise_alarm, Health, NoticeKey, NoticeRow};
+pub use transfer::{transfer, Copied, TABLES};
 
 use anyhow::{bail, Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -160,8 +162,9 @@ impl Store {
         Store::open(url).await
     }
 
-    /// The in-flight marker of an outbox row: it exists from just before the
-    /// final dot of its SMTP transaction until the row is marked sent. None
+    /// The in-flight marker of an outbox row: created empty before the row
+    /// is recorded `committing`, given one byte right before the final dot
+    /// of its SMTP transaction, removed once the row is marked sent. None
     /// on PostgreSQL (no local folder; there an interrupted "committing"
     /// row counts as sent).
     pub fn inflight_marker(&self, outbox_id: i64) -> Option<std::path::PathBuf> {
@@ -379,7 +382,7 @@ pub async fn set_inbound_outcome(
     Ok(())
 }
 
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     // postgres://user:password@host/db → postgres://user:***@host/db
     if let Some((scheme, rest)) = url.split_once("://") {
         if let Some((cred, host)) = rest.split_once('@') {
