@@ -840,4 +840,18 @@ fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
     w.settle();
     assert_eq!(w.mails(&a).len(), 1, "no second acknowledgement");
     assert_eq!(w.mails(&c).len(), 1, "the new complaint is acknowledged");
+
+    // And back, from PostgreSQL into a new SQLite file.
+    let back = format!("sqlite://{}", w.dir.path().join("var/back.db").display());
+    on_pg(world::NOW, &["transfer", "--to", &back]);
+    let on_back = w
+        .command()
+        .env("KLACHTD__DATABASE__URL", &back)
+        .args(["--now", world::NOW, "cases", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&on_back.stdout),
+        on_pg(world::NOW, &["cases", "--json"])
+    );
 }
