@@ -150,6 +150,11 @@ pub enum ClientCommand {
         /// answered any more). Without it, open cases are refused.
         #[arg(long)]
         include_open: bool,
+        /// Erase the register only; leave the case's mails in the mailbox
+        /// (by default they are deleted from the watched folder, the
+        /// complaint folder and Sent, as `privacy.purge_mailbox` says).
+        #[arg(long)]
+        keep_mailbox: bool,
     },
 }
 
@@ -341,21 +346,30 @@ pub async fn main(cli: Cli) -> Result<()> {
         Command::Client(ClientCommand::Erase {
             email,
             include_open,
+            keep_mailbox,
         }) => {
             let email = EmailAddress::parse(&email)
                 .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))?;
             let store = Store::open_existing(&settings.database_url).await?;
-            let erased =
-                crate::privacy::erase(&store, &email, include_open, &admin_actor(), clock.now())
-                    .await?;
+            let mailbox = (settings.purge_mailbox && !keep_mailbox).then_some(&settings);
+            let erased = crate::privacy::erase(
+                &store,
+                mailbox,
+                &email,
+                include_open,
+                &admin_actor(),
+                clock.now(),
+            )
+            .await?;
             if erased.cases.is_empty() && erased.other_mail == 0 {
                 println!("nothing stored about that address; nothing to erase");
             } else {
                 println!(
-                    "erased {} case(s): {}; {} other mail(s) emptied",
+                    "erased {} case(s): {}; {} other mail(s) emptied; {} message(s) deleted from the mailbox",
                     erased.cases.len(),
                     erased.cases.join(" "),
-                    erased.other_mail
+                    erased.other_mail,
+                    erased.mailbox_deleted
                 );
             }
         }

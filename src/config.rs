@@ -210,6 +210,7 @@ struct RawReport {
 #[serde(deny_unknown_fields)]
 struct RawPrivacy {
     retention_months: Option<u32>,
+    purge_mailbox: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -247,6 +248,9 @@ pub struct Settings {
     pub health: HealthSettings,
     pub report_every: ReportEvery,
     pub retention_months: u32,
+    /// Retention and erasure also delete the case's mail from the
+    /// organisation's mailbox (watched folder, complaint folder, Sent).
+    pub purge_mailbox: bool,
     pub staff: Vec<Staff>,
     pub log_level: String,
 }
@@ -556,7 +560,7 @@ const INTEGER_KEYS: &[&str] = &[
     "idle_renew_seconds",
     "poll_seconds",
 ];
-const BOOL_KEYS: &[&str] = &["good_friday_off", "send_empty"];
+const BOOL_KEYS: &[&str] = &["good_friday_off", "send_empty", "purge_mailbox"];
 /// Lists given in the environment as comma-separated values.
 const LIST_KEYS: &[&str] = &["aliases", "closures", "second_level_to"];
 
@@ -875,6 +879,7 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         health,
         report_every: raw.report.every.unwrap_or(ReportEvery::Month),
         retention_months: raw.privacy.retention_months.unwrap_or(24),
+        purge_mailbox: raw.privacy.purge_mailbox.unwrap_or(true),
         staff,
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
     })

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::config::Settings;
 use crate::domain::types::EmailAddress;
+use crate::mail::imap::Imap;
 use crate::register;
 use crate::store::{self, CaseRow, EventRow, Store};
 
@@ -73,6 +74,52 @@ pub struct Erased {
     /// Mails outside any case (the answer to a request for the regulation,
     /// the supervisors' notice of a paper request) emptied.
     pub other_mail: usize,
+    /// Messages deleted from the organisation's mailbox.
+    pub mailbox_deleted: usize,
+}
+
+/// The Message-IDs a mail outside any case stands for in the mailbox: its
+/// own copy in Sent and the mail it answered (a request for the regulation).
+fn mailbox_ids_of(m: &store::LooseMail) -> Vec<String> {
+    let mut ids = vec![m.message_id.clone()];
+    ids.extend(crate::mail::parse::parse(&m.raw, 0).in_reply_to);
+    ids
+}
+
+/// Deletes the messages with these Message-IDs from the organisation's
+/// mailbox: the watched folder, the complaint folder and Sent. Only those:
+/// other mail stays exactly as it was. Returns how many were deleted.
+pub async fn purge_mailbox(s: &Settings, ids: &[String]) -> Result<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut imap = Imap::connect(&s.imap)
+        .await
+        .context("cannot reach the mailbox")?;
+    let result = async {
+        let mut folders = vec![s.imap.folder.clone()];
+        if let Some(f) = &s.intake.complaint_folder {
+            // Intake creates it at the first complaint; it may not be there.
+            imap.ensure_folder(f).await?;
+            folders.push(f.clone());
+        }
+        folders.push(match &s.imap.sent_folder {
+            Some(f) => f.clone(),
+            None => imap.find_sent_folder().await?,
+        });
+        folders.dedup();
+        let mut deleted = 0;
+        for f in &folders {
+            deleted += imap
+                .delete_message_ids(f, ids)
+                .await
+                .with_context(|| format!("cleaning folder {f:?}"))?;
+        }
+        Ok::<_, anyhow::Error>(deleted)
+    }
+    .await;
+    imap.logout().await;
+    result
 }
 
 /// Whether a mail outside any case went to `email` or names it, in its
@@ -92,9 +139,13 @@ fn mentions(m: &store::LooseMail, email: &str) -> bool {
 
 /// Anonymises every case of this client now, and empties the mail outside
 /// cases to or about them. Open cases are refused unless `include_open`,
-/// which closes them first (nobody can be answered any more).
+/// which closes them first (nobody can be answered any more). With
+/// `mailbox` (the settings of the organisation's mailbox), the mails of
+/// those cases go from the mailbox first; when it cannot be cleaned,
+/// nothing is erased and the command can simply be run again.
 pub async fn erase(
     store: &Store,
+    mailbox: Option<&Settings>,
     email: &EmailAddress,
     include_open: bool,
     actor: &str,
@@ -115,6 +166,20 @@ pub async fn erase(
             "open case(s) {}: close them first, or pass --include-open to close and erase them; nothing erased",
             open.join(" ")
         );
+    }
+    let mut mailbox_deleted = 0;
+    if let Some(s) = mailbox {
+        let mut tx = store.begin().await?;
+        let mut msg_ids = store::mailbox_message_ids(&mut tx, &ids).await?;
+        for m in store::loose_mail(&mut tx).await? {
+            if mentions(&m, email.as_str()) {
+                msg_ids.extend(mailbox_ids_of(&m));
+            }
+        }
+        tx.rollback().await?;
+        mailbox_deleted = purge_mailbox(s, &msg_ids).await.context(
+            "the mailbox could not be cleaned (or pass --keep-mailbox to erase the register only); nothing erased",
+        )?;
     }
     let mut tx = store.begin().await?;
     let mut refs = Vec::new();
@@ -165,7 +230,8 @@ pub async fn erase(
         actor,
         "client_erase",
         &format!(
-            "erasure request: {} case(s) anonymised, {other_mail} other mail(s) emptied",
+            "erasure request: {} case(s) anonymised, {other_mail} other mail(s) emptied, \
+             {mailbox_deleted} message(s) deleted from the mailbox",
             refs.len()
         ),
         &refs,
@@ -176,11 +242,13 @@ pub async fn erase(
     tracing::info!(
         cases = refs.len(),
         other_mail,
+        mailbox_deleted,
         "client data erased (erasure request)"
     );
     Ok(Erased {
         cases: refs,
         other_mail,
+        mailbox_deleted,
     })
 }
 
@@ -203,6 +271,24 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         return Ok(Vec::new());
     };
     let due = store.closed_before(cutoff).await?;
+    // The mailbox first: while it cannot be cleaned, retention waits.
+    let mut mailbox_deleted = 0;
+    if s.purge_mailbox {
+        let mut tx = store.begin().await?;
+        let case_ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
+        let mut msg_ids = store::mailbox_message_ids(&mut tx, &case_ids).await?;
+        for m in store::loose_mail_before(&mut tx, cutoff).await? {
+            msg_ids.extend(mailbox_ids_of(&m));
+        }
+        tx.rollback().await?;
+        match purge_mailbox(s, &msg_ids).await {
+            Ok(n) => mailbox_deleted = n,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "retention waits: the mailbox could not be cleaned; trying again at the next pass");
+                return Ok(Vec::new());
+            }
+        }
+    }
     let mut tx = store.begin().await?;
     let mut refs = Vec::new();
     for (id, reference) in due {
@@ -241,7 +327,7 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         "retention",
         &format!(
             "closed before {cutoff_day} (retention_months = {}): {} case(s) anonymised, \
-             {other_mail} other mail(s) emptied",
+             {other_mail} other mail(s) emptied, {mailbox_deleted} message(s) deleted from the mailbox",
             s.retention_months,
             refs.len()
         ),
@@ -252,6 +338,7 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
     flush(store).await;
     tracing::info!(
         cases = refs.len(),
+        mailbox_deleted,
         "retention: personal data of closed cases removed"
     );
     Ok(refs)

@@ -484,6 +484,32 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
     let w = World::new();
     let lotte = w.client("lotte");
     let other = w.client("other");
+    // Ordinary mail in info@: no retention or erasure ever touches it.
+    let theo = w.client("theo");
+    let ordinary = w.arrive(
+        "2024-02-01".parse().unwrap(),
+        &theo,
+        "Bedankt",
+        "Fijne training, dank jullie wel!\n",
+        &[],
+    );
+    // Mails in info@'s Sent folder whose subject names `reference`.
+    let in_sent = |reference: &str| {
+        w.stack
+            .messages(&w.info, "Sent")
+            .iter()
+            .filter(|m| parsed(m).subject.contains(reference))
+            .count()
+    };
+    // Mails in info@ (watched folder and Sent) that mention `needle`.
+    let in_mailbox = |needle: &str| {
+        let needle = needle.to_lowercase();
+        ["INBOX", "Sent"]
+            .iter()
+            .flat_map(|f| w.stack.messages(&w.info, f))
+            .filter(|m| String::from_utf8_lossy(m).to_lowercase().contains(&needle))
+            .count()
+    };
     let words = "zeepkistrace Kwakkelpad";
     let old = register(
         &w,
@@ -551,8 +577,12 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
         .any(|m| m["kind"] == "ack" && m["to_client"] == true));
 
     // Retention (24 months): on 1 April 2026 the case closed on 11 March
-    // 2024 goes; the one closed on 7 May 2024 and the open one stay.
+    // 2024 goes, from the register and from the mailbox; the one closed on
+    // 7 May 2024 and the open one stay.
+    assert!(in_sent(&old) > 0 && in_sent(&other_old) > 0);
     w.run_once_at("2026-04-01T10:00:00+02:00");
+    assert_eq!(in_sent(&old), 0, "the acknowledgement's copy left Sent");
+    assert!(in_sent(&other_old) > 0 && in_sent(&recent) > 0);
     let anonymised = w.case(&old);
     assert_eq!(anonymised["client_name"], "");
     assert!(anonymised["client_email"].is_null() && anonymised["client_phone"].is_null());
@@ -629,6 +659,16 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
         out.contains(&recent) && out.contains("; 3 other mail(s) emptied"),
         "{out}"
     );
+    // The mailbox holds nothing of her any more (her request for the
+    // regulation, the answer, the acknowledgements), and the ordinary mail
+    // is still there.
+    assert!(
+        !out.contains("; 0 message(s) deleted from the mailbox"),
+        "{out}"
+    );
+    assert_eq!(in_mailbox(&lotte), 0);
+    assert_eq!(in_sent(&recent), 0);
+    assert_eq!(in_mailbox(&ordinary), 1, "ordinary mail left alone");
     let erased = w.case(&recent);
     assert_eq!(
         (erased["status"].as_str(), erased["client_name"].as_str()),

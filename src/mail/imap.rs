@@ -251,9 +251,15 @@ impl Imap {
         if !self.has_capability("UIDPLUS").await? {
             return Ok(false);
         }
+        self.expunge_uids(&set).await?;
+        Ok(true)
+    }
+
+    /// `\Deleted` and UID EXPUNGE (UIDPLUS) of exactly this UID set.
+    async fn expunge_uids(&mut self, set: &str) -> Result<()> {
         timed(self.timeout, "UID STORE", async {
             self.session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
@@ -261,13 +267,13 @@ impl Imap {
         .await??;
         timed(self.timeout, "UID EXPUNGE", async {
             self.session
-                .uid_expunge(&set)
+                .uid_expunge(set)
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
         })
         .await??;
-        Ok(true)
+        Ok(())
     }
 
     /// UIDs in the selected folder that carry `keyword`.
@@ -325,7 +331,15 @@ impl Imap {
         if self.selected.as_deref() != Some(folder) {
             self.select(folder).await?;
         }
+        Ok(!self.uids_of_message_id(message_id).await?.is_empty())
+    }
+
+    /// UIDs in the selected folder of messages with this Message-ID.
+    async fn uids_of_message_id(&mut self, message_id: &str) -> Result<Vec<u32>> {
         let id = message_id.replace(['"', '\\'], "");
+        if id.trim().is_empty() {
+            return Ok(Vec::new());
+        }
         let found = timed(
             self.timeout,
             "UID SEARCH",
@@ -333,7 +347,29 @@ impl Imap {
                 .uid_search(format!("HEADER Message-ID \"{id}\"")),
         )
         .await??;
-        Ok(!found.is_empty())
+        Ok(found.into_iter().collect())
+    }
+
+    /// Deletes from `folder` every message with one of these Message-IDs:
+    /// \Deleted and UID EXPUNGE of exactly those UIDs (UIDPLUS), so nobody
+    /// else's deleted mail goes with them. Returns how many were deleted.
+    pub async fn delete_message_ids(&mut self, folder: &str, ids: &[String]) -> Result<usize> {
+        self.select(folder).await?;
+        let mut uids = Vec::new();
+        for id in ids {
+            uids.extend(self.uids_of_message_id(id).await?);
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        if uids.is_empty() {
+            return Ok(0);
+        }
+        if !self.has_capability("UIDPLUS").await? {
+            bail!("the IMAP server lacks UIDPLUS: klachtd cannot delete single messages without expunging others' deleted mail");
+        }
+        let set = uid_set(&uids);
+        self.expunge_uids(&set).await?;
+        Ok(uids.len())
     }
 
     /// Waits in IDLE until the server reports something, `renew` passes, or

@@ -88,6 +88,7 @@ pub async fn mail_in_flight(tx: &mut Tx, case_id: i64) -> Result<bool> {
 /// analyses, alarms).
 pub struct LooseMail {
     pub id: i64,
+    pub message_id: String,
     pub recipient: String,
     pub status: String,
     pub raw: Vec<u8>,
@@ -95,20 +96,60 @@ pub struct LooseMail {
 
 /// Every mail outside a case that still has content.
 pub async fn loose_mail(tx: &mut Tx) -> Result<Vec<LooseMail>> {
-    sqlx::query("SELECT id, recipient, status, raw FROM outbox WHERE case_id IS NULL ORDER BY id")
+    sqlx::query(
+        "SELECT id, message_id, recipient, status, raw FROM outbox WHERE case_id IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(loose_row)
+    .filter(|m: &Result<LooseMail>| m.as_ref().map_or(true, |m| !m.raw.is_empty()))
+    .collect()
+}
+
+fn loose_row(r: &sqlx::any::AnyRow) -> Result<LooseMail> {
+    Ok(LooseMail {
+        id: get_i64(r, "id")?,
+        message_id: get_str(r, "message_id")?,
+        recipient: get_str(r, "recipient")?,
+        status: get_str(r, "status")?,
+        raw: r.try_get("raw")?,
+    })
+}
+
+/// The sent (or given up) mail outside any case, with content, queued
+/// before `cutoff`: what retention empties.
+pub async fn loose_mail_before(tx: &mut Tx, cutoff: Timestamp) -> Result<Vec<LooseMail>> {
+    sqlx::query(
+        "SELECT id, message_id, recipient, status, raw FROM outbox WHERE case_id IS NULL \
+         AND status IN ('sent', 'failed', 'cancelled') AND created_at < $1 AND LENGTH(raw) > 0 ORDER BY id",
+    )
+    .bind(db_time(cutoff))
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(loose_row)
+    .collect()
+}
+
+/// Every Message-ID the organisation's mailbox may hold of these cases:
+/// the mail that came in on them and the copies of what klachtd sent.
+pub async fn mailbox_message_ids(tx: &mut Tx, case_ids: &[i64]) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for id in case_ids {
+        let rows = sqlx::query(
+            "SELECT message_id FROM case_messages WHERE case_id = $1 \
+             UNION SELECT message_id FROM inbound WHERE case_id = $1 \
+             UNION SELECT message_id FROM outbox WHERE case_id = $1",
+        )
+        .bind(id)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(LooseMail {
-                id: get_i64(r, "id")?,
-                recipient: get_str(r, "recipient")?,
-                status: get_str(r, "status")?,
-                raw: r.try_get("raw")?,
-            })
-        })
-        .filter(|m: &Result<LooseMail>| m.as_ref().map_or(true, |m| !m.raw.is_empty()))
-        .collect()
+        .await?;
+        for r in rows {
+            ids.push(r.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(ids)
 }
 
 /// Empties one mail outside a case: its content goes, the recipient too
