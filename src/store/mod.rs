@@ -88,6 +88,13 @@ impl Store {
     /// Opens (creating where needed) the database and brings its schema up
     /// to date. SQLite files are created owner-only (0600).
     pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool and per-connection settings, without migrations.
+    async fn connect(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -141,13 +148,11 @@ impl Store {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             set_mode(dir, 0o700);
         }
-        let store = Store {
+        Ok(Store {
             pool,
             backend,
             inflight,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// For commands that only read or amend the register: a SQLite file
@@ -181,6 +186,18 @@ impl Store {
     /// Applies the embedded migrations not yet applied. Safe to run from
     /// several daemons at once on PostgreSQL (advisory lock).
     pub async fn migrate(&self) -> Result<()> {
+        self.migrate_to(i64::MAX).await
+    }
+
+    /// A store whose schema stops at `version`: for testing upgrades.
+    #[cfg(test)]
+    async fn open_at_version(url: &str, version: i64) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate_to(version).await?;
+        Ok(store)
+    }
+
+    async fn migrate_to(&self, up_to: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7340211)")
@@ -202,7 +219,8 @@ impl Store {
             Backend::Sqlite => MIGRATIONS_SQLITE,
             Backend::Postgres => MIGRATIONS_POSTGRES,
         };
-        for (version, sql) in list {
+        let mut applied = Vec::new();
+        for (version, sql) in list.iter().filter(|(v, _)| *v <= up_to) {
             if done.contains(version) {
                 continue;
             }
@@ -216,8 +234,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tracing::info!(version, "database migration applied");
+            applied.push(*version);
         }
-        cases::backfill_client_tokens(&mut tx).await?;
+        // Migration 5 brought client tokens: cases from before it get theirs
+        // once, then. (Later, a NULL token is an erasure's doing and stays.)
+        if applied.contains(&5) {
+            cases::backfill_client_tokens(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -466,5 +489,61 @@ mod tests {
             "postgres://k:***@db/klachtd"
         );
         assert_eq!(redact_url("sqlite:///var/k.db"), "sqlite:///var/k.db");
+    }
+
+    /// A register from before migration 5: on the upgrade, one client's
+    /// cases share a token, a phone complaint without an address gets its
+    /// own; later opens leave tokens alone.
+    #[tokio::test]
+    async fn the_upgrade_to_client_tokens_links_each_clients_cases() {
+        let dir = std::env::temp_dir().join(format!(
+            "klachtd-backfill-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("k.db").display());
+        let old = Store::open_at_version(&url, 4).await.unwrap();
+        for (seq, email) in [(1, Some("jan@x.nl")), (2, Some("JAN@x.nl")), (3, None)] {
+            sqlx::query(
+                "INSERT INTO cases (reference, year, seq, status, category, language, source, \
+                 client_name, client_email, subject, body, missing, concerns, received_at, ack_due, \
+                 response_due, created_at) VALUES ($1, 2025, $2, 'closed', 'overig', 'nl', 'email', \
+                 'Jan', $3, 's', 'b', '', '', '2025-01-06T09:00:00Z', '2025-01-13', '2025-02-03', \
+                 '2025-01-06T09:00:00Z')",
+            )
+            .bind(format!("KL-2025-000{seq}"))
+            .bind(seq)
+            .bind(email)
+            .execute(&old.pool)
+            .await
+            .unwrap();
+        }
+        old.close().await;
+        let tokens = |store: Store| async move {
+            let t: Vec<Option<String>> = sqlx::query("SELECT client_token FROM cases ORDER BY seq")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get(0).unwrap())
+                .collect();
+            store.close().await;
+            t
+        };
+        let t = tokens(Store::open(&url).await.unwrap()).await;
+        assert!(t.iter().all(Option::is_some), "{t:?}");
+        assert_eq!(t[0], t[1], "one client, one token");
+        assert_ne!(t[0], t[2]);
+        // An erasure's NULL stays NULL on the next start.
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query("UPDATE cases SET client_token = NULL WHERE seq = 3")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let again = tokens(Store::open(&url).await.unwrap()).await;
+        assert_eq!((&again[0], &again[2]), (&t[0], &None));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
