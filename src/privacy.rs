@@ -167,16 +167,15 @@ pub async fn erase(
             open.join(" ")
         );
     }
+    let loose: Vec<store::LooseMail> = store
+        .loose_mail()
+        .await?
+        .into_iter()
+        .filter(|m| mentions(m, email.as_str()))
+        .collect();
     let mut mailbox_deleted = 0;
     if let Some(s) = mailbox {
-        let mut tx = store.begin().await?;
-        let mut msg_ids = store::mailbox_message_ids(&mut tx, &ids).await?;
-        for m in store::loose_mail(&mut tx).await? {
-            if mentions(&m, email.as_str()) {
-                msg_ids.extend(mailbox_ids_of(&m));
-            }
-        }
-        tx.rollback().await?;
+        let msg_ids = mailbox_ids(store, &ids, &loose).await?;
         mailbox_deleted = purge_mailbox(s, &msg_ids).await.context(
             "the mailbox could not be cleaned (or pass --keep-mailbox to erase the register only); nothing erased",
         )?;
@@ -213,32 +212,18 @@ pub async fn erase(
         .await?;
         refs.push(c.reference.clone());
     }
-    let mut other_mail = 0;
-    for m in store::loose_mail(&mut tx).await? {
-        if !mentions(&m, email.as_str()) {
-            continue;
-        }
-        if matches!(m.status.as_str(), "sending" | "committing") {
+    for m in &loose {
+        if !store::empty_loose_mail(&mut tx, m.id, email.as_str()).await? {
             bail!("a mail to or about this address is being sent right now; try again in a minute; nothing erased");
         }
-        store::empty_loose_mail(&mut tx, m.id, email.as_str()).await?;
-        other_mail += 1;
     }
-    store::audit(
-        &mut tx,
-        now,
-        actor,
-        "client_erase",
-        &format!(
-            "erasure request: {} case(s) anonymised, {other_mail} other mail(s) emptied, \
-             {mailbox_deleted} message(s) deleted from the mailbox",
-            refs.len()
-        ),
-        &refs,
-    )
-    .await?;
-    tx.commit().await?;
-    flush(store).await;
+    let other_mail = loose.len();
+    let detail = format!(
+        "erasure request: {} case(s) anonymised, {other_mail} other mail(s) emptied, \
+         {mailbox_deleted} message(s) deleted from the mailbox",
+        refs.len()
+    );
+    finish(store, tx, now, actor, "client_erase", &detail, &refs).await?;
     tracing::info!(
         cases = refs.len(),
         other_mail,
@@ -274,13 +259,9 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
     // The mailbox first: while it cannot be cleaned, retention waits.
     let mut mailbox_deleted = 0;
     if s.purge_mailbox {
-        let mut tx = store.begin().await?;
         let case_ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
-        let mut msg_ids = store::mailbox_message_ids(&mut tx, &case_ids).await?;
-        for m in store::loose_mail_before(&mut tx, cutoff).await? {
-            msg_ids.extend(mailbox_ids_of(&m));
-        }
-        tx.rollback().await?;
+        let loose = store.loose_mail_before(cutoff).await?;
+        let msg_ids = mailbox_ids(store, &case_ids, &loose).await?;
         match purge_mailbox(s, &msg_ids).await {
             Ok(n) => mailbox_deleted = n,
             Err(e) => {
@@ -320,28 +301,47 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         return Ok(refs);
     }
     let cutoff_day = crate::config::local_date(cutoff, &s.organisation.timezone);
-    store::audit(
-        &mut tx,
-        now,
-        "klachtd",
-        "retention",
-        &format!(
-            "closed before {cutoff_day} (retention_months = {}): {} case(s) anonymised, \
-             {other_mail} other mail(s) emptied, {mailbox_deleted} message(s) deleted from the mailbox",
-            s.retention_months,
-            refs.len()
-        ),
-        &refs,
-    )
-    .await?;
-    tx.commit().await?;
-    flush(store).await;
+    let detail = format!(
+        "closed before {cutoff_day} (retention_months = {}): {} case(s) anonymised, \
+         {other_mail} other mail(s) emptied, {mailbox_deleted} message(s) deleted from the mailbox",
+        s.retention_months,
+        refs.len()
+    );
+    finish(store, tx, now, "klachtd", "retention", &detail, &refs).await?;
     tracing::info!(
         cases = refs.len(),
         mailbox_deleted,
         "retention: personal data of closed cases removed"
     );
     Ok(refs)
+}
+
+/// The mailbox's Message-IDs of these cases and of these mails outside cases.
+async fn mailbox_ids(
+    store: &Store,
+    case_ids: &[i64],
+    loose: &[store::LooseMail],
+) -> Result<Vec<String>> {
+    let mut ids = store.mailbox_message_ids(case_ids).await?;
+    ids.extend(loose.iter().flat_map(mailbox_ids_of));
+    Ok(ids)
+}
+
+/// The end of every removal: its entry in the audit trail, the commit, and
+/// the old page images out of the SQLite WAL.
+async fn finish(
+    store: &Store,
+    mut tx: store::Tx,
+    now: Timestamp,
+    actor: &str,
+    action: &str,
+    detail: &str,
+    refs: &[String],
+) -> Result<()> {
+    store::audit(&mut tx, now, actor, action, detail, refs).await?;
+    tx.commit().await?;
+    flush(store).await;
+    Ok(())
 }
 
 /// The erasure is committed; getting the old page images out of the SQLite

@@ -18,9 +18,8 @@ pub use cases::{
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 pub use privacy::{
-    anonymise_case, audit, empty_loose_mail, empty_loose_mail_before, loose_mail,
-    loose_mail_before, mail_in_flight, mailbox_message_ids, scrub, AuditRow, LooseMail, SentMail,
-    StoredAttachment, StoredMessage,
+    anonymise_case, audit, empty_loose_mail, empty_loose_mail_before, mail_in_flight, scrub,
+    AuditRow, LooseMail, SentMail, StoredAttachment, StoredMessage,
 };
 pub use schedule::{claim_notice, clear_alarm, raise_alarm, Health, NoticeKey, NoticeRow};
 pub use transfer::{transfer, Copied, TABLES};

@@ -94,19 +94,6 @@ pub struct LooseMail {
     pub raw: Vec<u8>,
 }
 
-/// Every mail outside a case that still has content.
-pub async fn loose_mail(tx: &mut Tx) -> Result<Vec<LooseMail>> {
-    sqlx::query(
-        "SELECT id, message_id, recipient, status, raw FROM outbox WHERE case_id IS NULL ORDER BY id",
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(loose_row)
-    .filter(|m: &Result<LooseMail>| m.as_ref().map_or(true, |m| !m.raw.is_empty()))
-    .collect()
-}
-
 fn loose_row(r: &sqlx::any::AnyRow) -> Result<LooseMail> {
     Ok(LooseMail {
         id: get_i64(r, "id")?,
@@ -117,46 +104,11 @@ fn loose_row(r: &sqlx::any::AnyRow) -> Result<LooseMail> {
     })
 }
 
-/// The sent (or given up) mail outside any case, with content, queued
-/// before `cutoff`: what retention empties.
-pub async fn loose_mail_before(tx: &mut Tx, cutoff: Timestamp) -> Result<Vec<LooseMail>> {
-    sqlx::query(
-        "SELECT id, message_id, recipient, status, raw FROM outbox WHERE case_id IS NULL \
-         AND status IN ('sent', 'failed', 'cancelled') AND created_at < $1 AND LENGTH(raw) > 0 ORDER BY id",
-    )
-    .bind(db_time(cutoff))
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(loose_row)
-    .collect()
-}
-
-/// Every Message-ID the organisation's mailbox may hold of these cases:
-/// the mail that came in on them and the copies of what klachtd sent.
-pub async fn mailbox_message_ids(tx: &mut Tx, case_ids: &[i64]) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for id in case_ids {
-        let rows = sqlx::query(
-            "SELECT message_id FROM case_messages WHERE case_id = $1 \
-             UNION SELECT message_id FROM inbound WHERE case_id = $1 \
-             UNION SELECT message_id FROM outbox WHERE case_id = $1",
-        )
-        .bind(id)
-        .fetch_all(&mut **tx)
-        .await?;
-        for r in rows {
-            ids.push(r.try_get::<String, _>(0)?);
-        }
-    }
-    Ok(ids)
-}
-
 /// Empties one mail outside a case: its content goes, the recipient too
 /// when that was `client_email`, and unsent mail is cancelled. Never touches
-/// mail being sent (the caller checked).
-pub async fn empty_loose_mail(tx: &mut Tx, id: i64, client_email: &str) -> Result<()> {
-    sqlx::query(
+/// mail being sent: then it returns false.
+pub async fn empty_loose_mail(tx: &mut Tx, id: i64, client_email: &str) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE outbox SET raw = $2, last_error = NULL, copied_to_sent = 1, \
          status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, \
          recipient = CASE WHEN LOWER(recipient) = LOWER($3) THEN '' ELSE recipient END \
@@ -167,7 +119,7 @@ pub async fn empty_loose_mail(tx: &mut Tx, id: i64, client_email: &str) -> Resul
     .bind(client_email)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Empties the sent (or given up) mail outside any case that was queued
@@ -322,6 +274,54 @@ pub fn scrub(text: &str, needles: &[String]) -> String {
 }
 
 impl Store {
+    /// Every mail outside a case that still has content.
+    pub async fn loose_mail(&self) -> Result<Vec<LooseMail>> {
+        sqlx::query(
+            "SELECT id, message_id, recipient, status, raw FROM outbox WHERE case_id IS NULL \
+             AND LENGTH(raw) > 0 ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(loose_row)
+        .collect()
+    }
+
+    /// The sent (or given up) mail outside any case, with content, queued
+    /// before `cutoff`: what retention empties.
+    pub async fn loose_mail_before(&self, cutoff: Timestamp) -> Result<Vec<LooseMail>> {
+        sqlx::query(
+            "SELECT id, message_id, recipient, status, raw FROM outbox WHERE case_id IS NULL \
+             AND status IN ('sent', 'failed', 'cancelled') AND created_at < $1 AND LENGTH(raw) > 0 ORDER BY id",
+        )
+        .bind(db_time(cutoff))
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(loose_row)
+        .collect()
+    }
+
+    /// Every Message-ID the organisation's mailbox may hold of these cases:
+    /// the mail that came in on them and the copies of what klachtd sent.
+    pub async fn mailbox_message_ids(&self, case_ids: &[i64]) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for id in case_ids {
+            let rows = sqlx::query(
+                "SELECT message_id FROM case_messages WHERE case_id = $1 \
+                 UNION SELECT message_id FROM inbound WHERE case_id = $1 \
+                 UNION SELECT message_id FROM outbox WHERE case_id = $1",
+            )
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+            for r in rows {
+                ids.push(r.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Cases of a client, by address (any case).
     pub async fn case_ids_of_client(&self, email: &str) -> Result<Vec<i64>> {
         sqlx::query("SELECT id FROM cases WHERE LOWER(client_email) = LOWER($1) ORDER BY year, seq")
