@@ -336,8 +336,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             println!("{r}: {done}");
         }
         Command::Client(ClientCommand::Export { email }) => {
-            let email = EmailAddress::parse(&email)
-                .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))?;
+            let email = client_address(&email)?;
             let store = Store::open_existing(&settings.database_url).await?;
             let v = crate::privacy::export(&store, &settings, &email, &admin_actor(), clock.now())
                 .await?;
@@ -348,8 +347,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             include_open,
             keep_mailbox,
         }) => {
-            let email = EmailAddress::parse(&email)
-                .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))?;
+            let email = client_address(&email)?;
             let store = Store::open_existing(&settings.database_url).await?;
             let mailbox = (settings.purge_mailbox && !keep_mailbox).then_some(&settings);
             let erased = crate::privacy::erase(
@@ -480,6 +478,12 @@ fn init_logging(level: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The address an AVG request names.
+fn client_address(email: &str) -> Result<EmailAddress> {
+    EmailAddress::parse(email)
+        .map_err(|_| anyhow::anyhow!("{email:?} is not a valid email address"))
 }
 
 /// Who runs an admin command, for the timeline and the audit trail.

@@ -513,37 +513,50 @@ pub async fn assign_by_admin(
         "{} is now the handler and has the case by mail",
         target.name
     )];
-    let ack = if from_triage {
-        let queued = intake::queue_ack(app, &mut tx, &fresh, target, now).await?;
-        if queued {
-            done.push("the client is acknowledged now".into());
-        }
-        queued
-    } else {
-        fresh.ack_sent_at.is_some()
-    };
-    intake::queue_handler_new(app, &mut tx, &fresh, target, &reason, ack, None, now).await?;
-    intake::queue_handler_released(
-        app,
-        &mut tx,
-        &fresh,
-        case.handler_email.as_deref(),
-        target,
-        &reason,
-        now,
+    let (acked, released) = hand_over(
+        app, &mut tx, &case, &fresh, target, &reason, None, None, now,
     )
     .await?;
-    if case
-        .handler_email
-        .as_deref()
-        .is_some_and(|e| !e.eq_ignore_ascii_case(target.email.as_str()))
-    {
+    if acked {
+        done.push("the client is acknowledged now".into());
+    }
+    if released {
         done.push("the previous handler is told".into());
     }
     tx.commit().await?;
     tracing::info!(reference = %reference, "case assigned by an administrator");
     app.outbox_wake.notify_one();
     Ok(done.join("; "))
+}
+
+/// The mail of a new assignment: `fresh` (the case already given to `to`)
+/// goes to its new handler with everything, a triage item's client is
+/// acknowledged now, and the previous handler is told, unless they made
+/// the change themselves (`by`). Returns (client acknowledged now,
+/// previous handler told).
+#[allow(clippy::too_many_arguments)]
+async fn hand_over(
+    app: &App,
+    tx: &mut Tx,
+    before: &CaseRow,
+    fresh: &CaseRow,
+    to: &Staff,
+    reason: &str,
+    note: Option<(&Staff, &str)>,
+    by: Option<&Staff>,
+    now: Timestamp,
+) -> Result<(bool, bool)> {
+    let acked =
+        before.status == Status::Triage && intake::queue_ack(app, tx, fresh, to, now).await?;
+    let ack_sent = acked || fresh.ack_sent_at.is_some();
+    intake::queue_handler_new(app, tx, fresh, to, reason, ack_sent, note, now).await?;
+    let previous = before
+        .handler_email
+        .as_deref()
+        .filter(|e| by.is_none_or(|b| !b.email.as_str().eq_ignore_ascii_case(e)));
+    let released =
+        intake::queue_handler_released(app, tx, fresh, previous, to, reason, now).await?;
+    Ok((acked, released))
 }
 
 /// Writes what the plan says: case row, timeline, mail to the client and
@@ -634,34 +647,21 @@ async fn apply(
         done.push(format!("niet naar de cliënt gestuurd: {why}"));
     }
     if let Some(h) = plan.new_handler {
-        let ack = if case.status == Status::Triage {
-            let queued = intake::queue_ack(app, tx, &fresh, h, now).await?;
-            if queued {
-                done.push("de cliënt krijgt nu een ontvangstbevestiging".into());
-            }
-            queued
-        } else {
-            fresh.ack_sent_at.is_some()
-        };
         let note = (!plan.note.is_empty()).then_some((staff, plan.note.as_str()));
-        intake::queue_handler_new(app, tx, &fresh, h, &plan.assignment_reason, ack, note, now)
-            .await?;
-        // The previous handler hears of it, unless they sent the command.
-        if case
-            .handler_email
-            .as_deref()
-            .is_some_and(|e| !e.eq_ignore_ascii_case(staff.email.as_str()))
-        {
-            intake::queue_handler_released(
-                app,
-                tx,
-                &fresh,
-                case.handler_email.as_deref(),
-                h,
-                &plan.assignment_reason,
-                now,
-            )
-            .await?;
+        let (acked, _) = hand_over(
+            app,
+            tx,
+            case,
+            &fresh,
+            h,
+            &plan.assignment_reason,
+            note,
+            Some(staff),
+            now,
+        )
+        .await?;
+        if acked {
+            done.push("de cliënt krijgt nu een ontvangstbevestiging".into());
         }
         done.push(format!(
             "{} heeft de zaak met alle gegevens ontvangen",

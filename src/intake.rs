@@ -779,7 +779,7 @@ pub(crate) async fn queue_handler_new(
 /// Tells the handler a case was taken from that it went to `new_handler`,
 /// unless there was none, it is the same person, or they are off the roster
 /// now. Nothing of the complaint beyond its reference and subject: they had
-/// the case until now.
+/// the case until now. Returns whether they were told.
 pub(crate) async fn queue_handler_released(
     app: &App,
     tx: &mut Tx,
@@ -788,16 +788,16 @@ pub(crate) async fn queue_handler_released(
     new_handler: &Staff,
     reason: &str,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<bool> {
     let s = &app.settings;
     let Some(old) = old_handler
         .and_then(|e| EmailAddress::parse(e).ok())
         .and_then(|e| s.staff_by_email(&e))
     else {
-        return Ok(());
+        return Ok(false);
     };
     if old.email == new_handler.email {
-        return Ok(());
+        return Ok(false);
     }
     let lang = s.organisation.language;
     let d = case_dates(s, case)?;
@@ -821,7 +821,8 @@ pub(crate) async fn queue_handler_released(
         None,
         now,
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
 /// A mail to a staff member, threaded under `answering` (their own mail)

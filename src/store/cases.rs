@@ -192,7 +192,8 @@ fn new_token() -> Result<String> {
 }
 
 /// Gives cases recorded before tokens existed (migration 5) one token per
-/// client address. Idempotent; run after every migration.
+/// client address; a phone complaint without one is a client of its own.
+/// Run once, in the transaction that applies migration 5.
 pub(crate) async fn backfill_client_tokens(tx: &mut Tx) -> Result<()> {
     let rows = sqlx::query(
         "SELECT DISTINCT LOWER(client_email) AS e FROM cases WHERE client_token IS NULL AND client_email IS NOT NULL",
