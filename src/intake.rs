@@ -235,12 +235,16 @@ async fn decide_and_record(
     let score = classify::score_complaint(&m.subject, &m.text);
     if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
         answer_regulation_request(app, tx, m, &from, now).await?;
-        return Ok((Outcome::Regulation, None));
+        if score.verdict == Verdict::Ordinary {
+            return Ok((Outcome::Regulation, None));
+        }
+        // A possible complaint that also asks for the regulation gets it,
+        // and still reaches triage: no complaint is lost silently.
     }
     let received = arrived.or(m.date).unwrap_or(now).min(now);
     let status_reason = match score.verdict {
-        Verdict::NotComplaint => return Ok((Outcome::NotComplaint, None)),
-        Verdict::Unsure => Some(TriageWhy::Unsure(score.points)),
+        Verdict::Ordinary => return Ok((Outcome::NotComplaint, None)),
+        Verdict::Possible => Some(TriageWhy::Unsure(score.probability)),
         Verdict::Complaint => None,
     };
     let client = Client {
@@ -295,8 +299,8 @@ pub struct Client {
 
 #[derive(Debug, Clone)]
 pub enum TriageWhy {
-    /// Scored between "not a complaint" and "complaint".
-    Unsure(i32),
+    /// The model's probability fell between the `possible` and `complaint` thresholds.
+    Unsure(f64),
     /// Forwarded by a colleague with `/klacht`: a supervisor confirms, as a
     /// forward cannot be authenticated (anyone can write that From).
     Forwarded(String),
@@ -357,7 +361,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
 
     // Why this case waits for a supervisor instead of being acknowledged.
     let triage_reason: Option<String> = match &c.triage {
-        Some(TriageWhy::Unsure(points)) => Some(format!("twijfelachtig of dit een klacht is (score {points})")),
+        Some(TriageWhy::Unsure(p)) => Some(format!("mogelijk een klacht (kans {:.0}%)", p * 100.0)),
         Some(TriageWhy::Forwarded(by)) => Some(format!(
             "doorgestuurd door {by} met /klacht; een leidinggevende bevestigt met /klacht"
         )),
@@ -520,7 +524,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "org": org, "reference": reference.to_string(), "lang": staff_lang.as_str(),
             "client_name": c.client.name, "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
             "original_subject": subject, "received": long_date(staff_lang, received_day),
-            "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => p, _ => 0 },
+            "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => format!("{:.0}%", p * 100.0), _ => String::new() },
             "concerns": concerns_json, "missing": missing_codes,
             "attachments": attachments_meta,
         });

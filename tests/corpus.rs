@@ -462,13 +462,12 @@ Ik ben zeer ontevreden over de coachingsessie van 12 november. Ik wil graag mijn
         let score = classify::score_complaint(&mail.subject, &mail.text);
         let settings = common::settings("sqlite://:memory:", "");
         report.push(format!(
-            "{} [{}] → {reference} acknowledged\n    subject: {:?}\n    score: {} {:?} signals {:?}\n    automated(): {:?}\n    {}",
+            "{} [{}] → {reference} acknowledged\n    subject: {:?}\n    score: {:.3} {:?}\n    automated(): {:?}\n    {}",
             m.label,
             m.category,
             mail.subject,
-            score.points,
+            score.probability,
             score.verdict,
-            score.signals,
             intake::automated(&settings, &mail),
             missed_signs(&mail).join("\n    ")
         ));

