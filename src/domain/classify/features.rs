@@ -224,6 +224,8 @@ impl Prepared {
         let mut aimed_at_us = false;
         let mut aimed_elsewhere = false;
         let mut own_fault = false;
+        let mut dissatisfied = false;
+        let mut explicit = false;
         let mut failure = false;
         let mut reproach = false;
         for s in self.sentences() {
@@ -235,9 +237,22 @@ impl Prepared {
                     aimed_elsewhere = true;
                 } else if s.iter().any(|t| is_any(&t.word, SECOND_PERSON)) {
                     aimed_at_us = true;
+                } else if negative {
+                    // "Ik ben teleurgesteld": unhappy, at no one named.
+                    dissatisfied = true;
                 } else if s.iter().any(|t| is_any(&t.word, FIRST_PERSON)) {
+                    // "Ik ben de factuur vergeten": what went wrong was mine.
                     own_fault = true;
                 }
+            }
+            // "Hierbij dien ik een klacht in", "I am writing to complain":
+            // said, not asked about ("hoe dien ik…?") or supposed ("als ik…").
+            if s.iter().any(|t| is_any(&t.word, COMPLAINT_WORDS))
+                && s.iter().any(|t| is_any(&t.word, FIRST_PERSON))
+                && !s.iter().any(|t| t.question || is_any(&t.word, CONDITIONAL))
+                && !has_phrase(s, NO_COMPLAINT)
+            {
+                explicit = true;
             }
             if has_phrase(s, APOLOGY) && s.iter().any(|t| is_any(&t.word, FIRST_PERSON)) {
                 own_fault = true;
@@ -258,6 +273,12 @@ impl Prepared {
         }
         if own_fault {
             out.push("own_fault");
+        }
+        if dissatisfied {
+            out.push("dissatisfied");
+        }
+        if explicit {
+            out.push("explicit_complaint");
         }
         if failure {
             out.push("service_failed");
@@ -363,6 +384,17 @@ const SECOND_PERSON: &[&str] = &[
 
 #[rustfmt::skip]
 const FIRST_PERSON: &[&str] = &["ik", "mijn", "mij", "me", "wij", "we", "i", "im", "ive", "my", "mine", "our", "ons", "onze"];
+
+#[rustfmt::skip]
+const COMPLAINT_WORDS: &[&str] = &[
+    "klacht", "klachten", "klaag", "klagen", "beklag", "complaint", "complaints", "complain",
+    "complaining",
+];
+
+#[rustfmt::skip]
+const CONDITIONAL: &[&str] = &[
+    "als", "indien", "wanneer", "mocht", "stel", "hoe", "if", "when", "whether", "should", "how",
+];
 
 #[rustfmt::skip]
 const APOLOGY: &[&str] = &[

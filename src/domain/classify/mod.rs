@@ -926,6 +926,15 @@ const OUTCOME_PHRASES: &[&[&str]] = &[
     &["money", "back"],
 ];
 
+/// Cues of a sentence that states what went wrong.
+const NATURE_CUES: &[&str] = &[
+    "aimed_at_us",
+    "service_failed",
+    "dissatisfied",
+    "reproachful_question",
+    "escalation",
+];
+
 /// Words that, shortly after "ik wil graag" / "I would like", show the
 /// sentence is about filing the complaint, not about its outcome.
 #[rustfmt::skip]
@@ -969,9 +978,22 @@ pub fn extract_elements(subject: &str, text: &str) -> Elements {
             .map(|(i, s)| (i, m.probability(&features::prepare("", s))))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
     };
+    // The sentence that says what went wrong: one with a cue of
+    // dissatisfaction or failure first, then the most complaint-like.
+    let nature_sentence = || -> Option<usize> {
+        body.iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let p = features::prepare("", s);
+                let cued = p.cues().iter().any(|c| NATURE_CUES.contains(c));
+                (i, f64::from(u8::from(cued)) + model::MODEL.probability(&p))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(i, _)| i)
+    };
     let nature = if model::NATURE.decides(&whole) {
-        match sentence_p(&model::MODEL) {
-            Some((i, _)) => Some(clip(&body[i], ELEMENT_MAX_CHARS)),
+        match nature_sentence() {
+            Some(i) => Some(clip(&body[i], ELEMENT_MAX_CHARS)),
             None => (!subject.is_empty()).then(|| clip(subject, ELEMENT_MAX_CHARS)),
         }
     } else {
@@ -984,9 +1006,16 @@ pub fn extract_elements(subject: &str, text: &str) -> Elements {
         .find(|s| states_outcome(&tokenize(s, Mode::Signals)));
     let desired = match by_rule {
         Some(s) => Some(clip(s, ELEMENT_MAX_CHARS)),
-        None if model::OUTCOME.decides(&whole) => {
-            sentence_p(&model::OUTCOME).map(|(i, _)| clip(&body[i], ELEMENT_MAX_CHARS))
-        }
+        // The outcome model reads the whole mail; the sentence it points at
+        // must itself read as a wish, and not one to file the complaint.
+        None if model::OUTCOME.decides(&whole) => sentence_p(&model::OUTCOME)
+            .filter(|&(i, p)| {
+                p >= 0.5
+                    && !tokenize(&body[i], Mode::Signals)
+                        .iter()
+                        .any(|t| FILING_WORDS.contains(&t.w.as_str()))
+            })
+            .map(|(i, _)| clip(&body[i], ELEMENT_MAX_CHARS)),
         None => None,
     };
     let subj_toks = tokenize(subject, Mode::Signals);
