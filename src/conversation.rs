@@ -205,6 +205,7 @@ pub(crate) async fn forwarded_complaint(
             triage: Some(intake::TriageWhy::Forwarded(staff.name.clone())),
             message: None,
             given: Default::default(),
+            by_staff: false,
         },
         now,
     )

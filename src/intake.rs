@@ -38,6 +38,9 @@ pub enum Outcome {
     /// This message could not be handled (not a database problem): it is
     /// recorded as such and left in the mailbox, and intake goes on.
     Failed,
+    /// Staff asked to make a complaint of it, and klachtd will not: the
+    /// mail is klachtd's own (`own`) or a colleague's (`staff`).
+    Refused(&'static str),
 }
 
 impl Outcome {
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::Reply { .. } => "reply".into(),
             Outcome::Regulation => "regulation_request".into(),
             Outcome::Failed => "failed".into(),
+            Outcome::Refused(why) => format!("refused:{why}"),
         }
     }
 
@@ -264,6 +268,7 @@ async fn decide_and_record(
             triage: status_reason,
             message: Some(m),
             given: Default::default(),
+            by_staff: false,
         },
         now,
     )
@@ -277,7 +282,7 @@ async fn decide_and_record(
     ))
 }
 
-fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
+pub(crate) fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
     name_or_local_part(&m.from_name, Some(from))
 }
 
@@ -317,6 +322,10 @@ pub struct CaseInput<'a> {
     /// Article-4 elements stated explicitly (phone intake), which win over
     /// what is read from the text.
     pub given: classify::Elements,
+    /// A staff member made this a complaint (`crate::overrule`): it is
+    /// acknowledged even when the art. 5 term has passed already, as a
+    /// person decided, not a blind first run over old mail.
+    pub by_staff: bool,
 }
 
 /// A case just recorded.
@@ -365,7 +374,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         Some(TriageWhy::Forwarded(by)) => Some(format!(
             "doorgestuurd door {by} met /klacht; een leidinggevende bevestigt met /klacht"
         )),
-        None if ack_due < today => Some(format!(
+        None if ack_due < today && !c.by_staff => Some(format!(
             "ontvangen op {received_day}, de bevestigingstermijn (uiterlijk {ack_due}) is al verstreken"
         )),
         None if handler.is_none() => Some("geen onafhankelijke behandelaar beschikbaar".into()),
@@ -883,7 +892,7 @@ pub(crate) async fn queue_staff_mail(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn record_reply(
+pub(crate) async fn record_reply(
     app: &App,
     tx: &mut Tx,
     case_id: i64,
@@ -1196,6 +1205,7 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
                     .filter(|d| !d.is_empty())
                     .map(str::to_string),
             },
+            by_staff: false,
         },
         now,
     )
