@@ -35,6 +35,8 @@ pub enum Outcome {
     },
     /// A request for the regulation (art. 11), answered; no case.
     Regulation,
+    /// A supervisor's answer to the daily digest, deciding triage items.
+    DigestAnswer,
     /// This message could not be handled (not a database problem): it is
     /// recorded as such and left in the mailbox, and intake goes on.
     Failed,
@@ -52,6 +54,7 @@ impl Outcome {
             Outcome::Case { status, .. } => format!("case:{status}"),
             Outcome::Reply { .. } => "reply".into(),
             Outcome::Regulation => "regulation_request".into(),
+            Outcome::DigestAnswer => "digest_answer".into(),
             Outcome::Failed => "failed".into(),
             Outcome::Refused(why) => format!("refused:{why}"),
         }
@@ -220,6 +223,10 @@ async fn decide_and_record(
         return Ok((Outcome::Reply { reference }, Some(case_id)));
     }
     if let Some(staff) = s.staff_by_email(&from) {
+        // A supervisor's answer to the daily digest decides triage items.
+        if crate::conversation::digest_answer(app, tx, m, staff, now).await? {
+            return Ok((Outcome::DigestAnswer, None));
+        }
         // Staff mail not on a case is never a complaint by itself; a
         // forward with /klacht on top becomes a triage item.
         let at = arrived.unwrap_or(now);
@@ -537,10 +544,14 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "concerns": concerns_json, "missing": missing_codes,
             "attachments": attachments_meta,
         });
+        // A possible complaint waits for the digest when so configured:
+        // a busy box does not send a mail per item.
+        let quiet = matches!(c.triage, Some(TriageWhy::Unsure(_)))
+            && s.triage_mail == crate::config::TriageMail::Digest;
         let mut warned = 0;
         for sup in s
             .supervisors()
-            .filter(|sup| !concerned.contains(&sup.email))
+            .filter(|sup| !concerned.contains(&sup.email) && !quiet)
         {
             queue_staff_mail(
                 app,
@@ -557,7 +568,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             .await?;
             warned += 1;
         }
-        if warned == 0 {
+        if warned == 0 && !quiet {
             tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
         }
         return Ok(Opened {
