@@ -55,6 +55,15 @@ pub enum Security {
     None,
 }
 
+/// How supervisors hear of possible complaints (triage items).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriageMail {
+    /// A mail per item at once, and the item in the daily digest.
+    Each,
+    /// Only the daily digest, answerable there per item.
+    Digest,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportEvery {
@@ -182,6 +191,7 @@ struct RawIntake {
 struct RawDigest {
     at: Option<String>,
     send_empty: Option<bool>,
+    triage_mail: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -244,6 +254,8 @@ pub struct Settings {
     pub digest_at: Time,
     /// Send the digest on working days with nothing to report too.
     pub digest_send_empty: bool,
+    /// A mail to the supervisors per possible complaint, or only the digest.
+    pub triage_mail: TriageMail,
     pub escalation: Escalation,
     pub health: HealthSettings,
     pub report_every: ReportEvery,
@@ -775,6 +787,16 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
     let digest_raw = raw.digest.at.unwrap_or_else(|| "08:30".into());
     let digest_at = Time::strptime("%H:%M", &digest_raw)
         .map_err(|_| err("digest.at", format!("{digest_raw:?}: expected HH:MM")))?;
+    let triage_mail = match raw.digest.triage_mail.as_deref().map(str::trim) {
+        None | Some("each") => TriageMail::Each,
+        Some("digest") => TriageMail::Digest,
+        Some(other) => {
+            return Err(err(
+                "digest.triage_mail",
+                format!("{other:?}: expected \"each\" or \"digest\""),
+            ))
+        }
+    };
 
     let e = raw.escalation;
     let second_level_working_days = e.second_level_working_days.unwrap_or(5);
@@ -875,6 +897,7 @@ fn validate(raw: RawFile, base: &Path) -> Result<Settings, ConfigError> {
         intake,
         digest_at,
         digest_send_empty: raw.digest.send_empty.unwrap_or(false),
+        triage_mail,
         escalation,
         health,
         report_every: raw.report.every.unwrap_or(ReportEvery::Month),
@@ -1066,6 +1089,11 @@ roles = ["handler", "supervisor"]
                 MINIMAL,
                 &[("KLACHTD__DIGEST__AT", "half nine")],
                 "digest.at",
+            ),
+            (
+                MINIMAL,
+                &[("KLACHTD__DIGEST__TRIAGE_MAIL", "weekly")],
+                "digest.triage_mail",
             ),
             (
                 MINIMAL,

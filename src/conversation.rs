@@ -24,6 +24,9 @@ use crate::mail::quote;
 use crate::mail::render::{long_date, Template};
 use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, Tx};
 
+mod digest;
+pub(crate) use digest::digest_answer;
+
 /// The outbox kind of the answer to an unauthenticated staff mail.
 const WARNING_KIND: &str = "staff_warning";
 
@@ -143,7 +146,11 @@ pub(crate) async fn staff_mail(
     };
     data["command"] = json!(plan.command.as_ref().map(|c| c.name()));
     store::add_event_data(tx, case_id, now, "staff_message", who, &m.message_id, &data).await?;
-    apply(app, tx, &case, reference, m, staff, &plan, now).await
+    let (fresh, done) = apply(app, tx, &case, reference, m, staff, &plan, now).await?;
+    if plan.command.is_some() {
+        receipt(app, tx, &fresh, m, staff, None, &done, true, now).await?;
+    }
+    Ok(())
 }
 
 /// A colleague forwards a complaint they got themselves, `/klacht` on top.
@@ -205,6 +212,7 @@ pub(crate) async fn forwarded_complaint(
             triage: Some(intake::TriageWhy::Forwarded(staff.name.clone())),
             message: None,
             given: Default::default(),
+            by_staff: false,
         },
         now,
     )
@@ -560,7 +568,8 @@ async fn hand_over(
 }
 
 /// Writes what the plan says: case row, timeline, mail to the client and
-/// the colleague, and the receipt.
+/// the colleague. Returns the case as it is now and what was done, for the
+/// caller's receipt.
 #[allow(clippy::too_many_arguments)]
 async fn apply(
     app: &App,
@@ -571,7 +580,7 @@ async fn apply(
     staff: &Staff,
     plan: &Plan<'_>,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<(CaseRow, Vec<String>)> {
     let who = staff.email.as_str();
     let mut update = CaseUpdate::default();
     let mut done: Vec<String> = Vec::new();
@@ -668,13 +677,10 @@ async fn apply(
             h.name
         ));
     }
-    if plan.command.is_some() {
-        receipt(app, tx, &fresh, m, staff, None, &done, true, now).await?;
-    }
     tracing::info!(reference = %reference, message_id = %m.message_id,
         command = plan.command.as_ref().map(|c| c.name()).unwrap_or("-"),
         relayed = plan.relay.is_some(), "staff answer handled");
-    Ok(())
+    Ok((fresh, done))
 }
 
 /// The timeline event a command leaves: kind, human detail, structured data.
@@ -800,7 +806,7 @@ async fn receipt(
         "done": done, "status": case.status.as_str(),
         "response_due": long_date(lang, d.response_due),
         "original_subject": if known { case.subject.as_str() } else { "" },
-        "their_subject": m.subject,
+        "their_subject": m.subject, "items": [],
     });
     intake::queue_staff_mail(
         app,

@@ -35,9 +35,14 @@ pub enum Outcome {
     },
     /// A request for the regulation (art. 11), answered; no case.
     Regulation,
+    /// A supervisor's answer to the daily digest, deciding triage items.
+    DigestAnswer,
     /// This message could not be handled (not a database problem): it is
     /// recorded as such and left in the mailbox, and intake goes on.
     Failed,
+    /// Staff asked to make a complaint of it, and klachtd will not: the
+    /// mail is klachtd's own (`own`) or a colleague's (`staff`).
+    Refused(&'static str),
 }
 
 impl Outcome {
@@ -49,7 +54,9 @@ impl Outcome {
             Outcome::Case { status, .. } => format!("case:{status}"),
             Outcome::Reply { .. } => "reply".into(),
             Outcome::Regulation => "regulation_request".into(),
+            Outcome::DigestAnswer => "digest_answer".into(),
             Outcome::Failed => "failed".into(),
+            Outcome::Refused(why) => format!("refused:{why}"),
         }
     }
 
@@ -216,6 +223,10 @@ async fn decide_and_record(
         return Ok((Outcome::Reply { reference }, Some(case_id)));
     }
     if let Some(staff) = s.staff_by_email(&from) {
+        // A supervisor's answer to the daily digest decides triage items.
+        if crate::conversation::digest_answer(app, tx, m, staff, now).await? {
+            return Ok((Outcome::DigestAnswer, None));
+        }
         // Staff mail not on a case is never a complaint by itself; a
         // forward with /klacht on top becomes a triage item.
         let at = arrived.unwrap_or(now);
@@ -264,6 +275,7 @@ async fn decide_and_record(
             triage: status_reason,
             message: Some(m),
             given: Default::default(),
+            by_staff: false,
         },
         now,
     )
@@ -277,7 +289,7 @@ async fn decide_and_record(
     ))
 }
 
-fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
+pub(crate) fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
     name_or_local_part(&m.from_name, Some(from))
 }
 
@@ -317,6 +329,10 @@ pub struct CaseInput<'a> {
     /// Article-4 elements stated explicitly (phone intake), which win over
     /// what is read from the text.
     pub given: classify::Elements,
+    /// A staff member made this a complaint (`crate::overrule`): it is
+    /// acknowledged even when the art. 5 term has passed already, as a
+    /// person decided, not a blind first run over old mail.
+    pub by_staff: bool,
 }
 
 /// A case just recorded.
@@ -365,7 +381,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         Some(TriageWhy::Forwarded(by)) => Some(format!(
             "doorgestuurd door {by} met /klacht; een leidinggevende bevestigt met /klacht"
         )),
-        None if ack_due < today => Some(format!(
+        None if ack_due < today && !c.by_staff => Some(format!(
             "ontvangen op {received_day}, de bevestigingstermijn (uiterlijk {ack_due}) is al verstreken"
         )),
         None if handler.is_none() => Some("geen onafhankelijke behandelaar beschikbaar".into()),
@@ -528,10 +544,14 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "concerns": concerns_json, "missing": missing_codes,
             "attachments": attachments_meta,
         });
+        // A possible complaint waits for the digest when so configured:
+        // a busy box does not send a mail per item.
+        let quiet = matches!(c.triage, Some(TriageWhy::Unsure(_)))
+            && s.triage_mail == crate::config::TriageMail::Digest;
         let mut warned = 0;
         for sup in s
             .supervisors()
-            .filter(|sup| !concerned.contains(&sup.email))
+            .filter(|sup| !concerned.contains(&sup.email) && !quiet)
         {
             queue_staff_mail(
                 app,
@@ -548,7 +568,7 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             .await?;
             warned += 1;
         }
-        if warned == 0 {
+        if warned == 0 && !quiet {
             tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
         }
         return Ok(Opened {
@@ -883,7 +903,7 @@ pub(crate) async fn queue_staff_mail(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn record_reply(
+pub(crate) async fn record_reply(
     app: &App,
     tx: &mut Tx,
     case_id: i64,
@@ -1196,6 +1216,7 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
                     .filter(|d| !d.is_empty())
                     .map(str::to_string),
             },
+            by_staff: false,
         },
         now,
     )

@@ -10,6 +10,7 @@
 //! - [`store`]: the register; every SQL statement, SQLite and PostgreSQL.
 //! - [`intake`]: one message or phone complaint → records and queued mail, in one transaction.
 //! - [`conversation`]: staff answers on a case: relayed to the client, commands, notes.
+//! - [`overrule`]: staff make any mail a complaint from their own mail client (folder or keyword).
 //! - [`register`]: one case's outcome, kept terms and extensions, from its timeline.
 //! - [`report`]: the periodic analysis of the register (art. 10), its chart and its mail.
 //! - [`privacy`]: access requests, erasure and retention (art. 9, AVG), with an audit trail.
@@ -25,6 +26,7 @@ pub mod conversation;
 pub mod domain;
 pub mod intake;
 pub mod mail;
+pub mod overrule;
 pub mod privacy;
 pub mod register;
 pub mod report;

@@ -549,6 +549,23 @@ async fn digest(
     Ok(send)
 }
 
+/// The start of a text on one line, at most `max` characters.
+fn excerpt(text: &str, max: usize) -> String {
+    let flat = crate::mail::quote::new_text(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max).collect();
+    if let Some(i) = cut.rfind(' ') {
+        cut.truncate(i);
+    }
+    cut.push('…');
+    cut
+}
+
 struct DigestContent {
     ctx: Value,
     counts: [usize; 5],
@@ -612,6 +629,11 @@ fn digest_content(
             "received": received, "ack_due": short(&c.ack_due),
             "response_due": short(&c.response_due), "days_left": left,
             "extended": extended.contains(&c.id),
+            // A triage item is decided from the digest: why it waits and
+            // how it starts (the digest goes only to supervisors it does
+            // not concern).
+            "triage_reason": c.triage_reason.as_deref().unwrap_or(""),
+            "excerpt": if c.status == Status::Triage { excerpt(&c.body, 300) } else { String::new() },
         });
         // New to klachtd since then: also mail that arrived while it was down.
         let new = since_db

@@ -892,3 +892,110 @@ fn with_a_trusted_server_configured_its_dkim_or_spf_verdict_is_required_too() {
         .text
         .starts_with("Beste Jan, ik bel u morgen."));
 }
+
+/// Carla forwards a complaint of `client` with `/klacht` on top: a triage
+/// item that waits for a supervisor, whatever the model thinks of it.
+fn forwarded(w: &World, client: &str, subject: &str) {
+    let forward = format!(
+        "From: Carla Smit <{carla}>\r\nTo: {info}\r\nSubject: Fwd: {subject}\r\n\
+         Date: Mon, 23 Nov 2026 09:00:00 +0100\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n/klacht\r\n\r\n\
+         ---------- Forwarded message ---------\r\nFrom: Klant <{client}>\r\n\
+         Date: Fri, 20 Nov 2026 16:45:00 +0100\r\nSubject: {subject}\r\nTo: <{carla}>\r\n\r\n\
+         Beste Carla,\r\n\r\nIk ben ontevreden over de training van 18 november: de trainer was\r\n\
+         onvoorbereid. Ik wil graag mijn geld terug.\r\n",
+        carla = w.carla,
+        info = w.info,
+        id = unique_id("forward"),
+    );
+    w.deliver(&w.carla, forward.as_bytes());
+}
+
+#[test]
+fn supervisors_decide_triage_items_by_answering_the_digest_one_line_each() {
+    let w = World::with_config("\n[digest]\ntriage_mail = \"digest\"\n");
+    let jan = w.client("jan");
+    let piet = w.client("piet");
+    let kees = w.client("kees");
+    forwarded(&w, &jan, "Training onvoorbereid");
+    forwarded(&w, &piet, "Geld terug");
+    forwarded(&w, &kees, "Nog een training");
+    w.run_once();
+    for r in ["KL-2026-0001", "KL-2026-0002", "KL-2026-0003"] {
+        assert_eq!(w.case(r)["status"], "triage");
+    }
+    // Tuesday's digest lists the three items, each with how to decide it.
+    w.run_once_at("2026-11-24T09:00:00+01:00");
+    let digests: Vec<Vec<u8>> = w
+        .all_mails(&w.anna)
+        .into_iter()
+        .filter(|m| world::kind(m) == "digest")
+        .collect();
+    let digest = digests.last().expect("a digest for Anna").clone();
+    let text = parsed(&digest).text;
+    for r in ["KL-2026-0001", "KL-2026-0002", "KL-2026-0003"] {
+        assert!(
+            text.contains(&format!("/klacht {r} of /geen-klacht {r}")),
+            "{text}"
+        );
+    }
+
+    // Anna decides two of them, and mistypes a third reference.
+    staff_answers(
+        &w,
+        &w.anna,
+        &digest,
+        "/klacht KL-2026-0001\n/geen-klacht KL-2026-0002\n/klacht KL-2026-0099",
+        Client::Gmail,
+    );
+    w.run_once_at("2026-11-24T10:00:00+01:00");
+    let first = w.case("KL-2026-0001");
+    assert_eq!(first["status"], "acknowledged", "{first:#}");
+    assert!(first["handler_email"].is_string());
+    assert_eq!(inbox(&w, &jan, 1).len(), 1, "Jan is acknowledged now");
+    assert_eq!(w.case("KL-2026-0002")["status"], "closed");
+    assert!(w.mails(&piet).is_empty());
+    assert_eq!(w.case("KL-2026-0003")["status"], "triage");
+    let receipts: Vec<_> = w
+        .mails(&w.anna)
+        .into_iter()
+        .filter(|m| world::kind(m) == "digest_receipt")
+        .collect();
+    assert_eq!(receipts.len(), 1, "one result mail for the whole answer");
+    let receipt = parsed(&receipts[0]).text;
+    for needle in [
+        "/klacht KL-2026-0001: verwerkt",
+        "/geen-klacht KL-2026-0002: verwerkt",
+        "/klacht KL-2026-0099: NIET verwerkt",
+    ] {
+        assert!(receipt.contains(needle), "{needle:?} in:\n{receipt}");
+    }
+
+    // Bram holds Anna's digest (forwarded to him, say): his answer to it
+    // changes nothing, and he is told why.
+    staff_answers(
+        &w,
+        &w.bram,
+        &digest,
+        "/klacht KL-2026-0003",
+        Client::Outlook,
+    );
+    w.run_once_at("2026-11-24T11:00:00+01:00");
+    assert_eq!(w.case("KL-2026-0003")["status"], "triage");
+    assert!(w.mails(&kees).is_empty());
+    let refused = newest(&w, &w.bram, "Dagoverzicht");
+    assert!(parsed(&refused)
+        .text
+        .contains("geen antwoord op een dagoverzicht dat klachtd aan u stuurde"));
+
+    // Running again applies nothing twice.
+    w.run_once_at("2026-11-24T12:00:00+01:00");
+    assert_eq!(inbox(&w, &jan, 1).len(), 1);
+    assert_eq!(
+        w.mails(&w.anna)
+            .into_iter()
+            .filter(|m| world::kind(m) == "digest_receipt")
+            .count(),
+        1
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::types::Status;
+use super::types::{CaseRef, Status};
 
 /// One command. Arguments are already validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,9 +307,86 @@ fn parse_line(line: &str) -> Result<Command, ParseError> {
     Ok(cmd)
 }
 
+/// One decision in an answer to the supervisors' digest: a triage item
+/// and what becomes of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriageDecision {
+    pub reference: CaseRef,
+    /// `Command::Complaint` or `Command::NotComplaint`.
+    pub command: Command,
+}
+
+/// Reads the decisions in an answer to the digest: every command line of
+/// the new text, one per triage item, like `/klacht KL-2026-0003` or
+/// `/geen-klacht KL-2026-0004` (the reference may be in brackets). Each
+/// line gives its own result, so one bad line does not stop the others:
+/// `(the line as written, the decision or why it cannot be read)`.
+pub fn parse_triage_decisions(new_text: &str) -> Vec<(String, Result<TriageDecision, String>)> {
+    new_text
+        .lines()
+        .filter(|l| is_command_line(l))
+        .map(|l| {
+            let line = l.trim().to_string();
+            let decision = parse_line(&line)
+                .map_err(|e| e.to_string())
+                .and_then(|command| match command {
+                    Command::Complaint | Command::NotComplaint => Ok(command),
+                    other => Err(format!(
+                        "{} kan niet in een antwoord op het dagoverzicht; daar gelden alleen \
+                         /klacht KENMERK en /geen-klacht KENMERK",
+                        other.name()
+                    )),
+                })
+                .and_then(|command| {
+                    let given = line.split_whitespace().nth(1).unwrap_or_default();
+                    let reference = given
+                        .trim_matches(|c: char| "[]().,:;".contains(c))
+                        .parse::<CaseRef>()
+                        .map_err(|_| {
+                            format!(
+                                "{}: het kenmerk ontbreekt of is onleesbaar (schrijf {} KL-JJJJ-NNNN)",
+                                command.name(),
+                                command.name()
+                            )
+                        })?;
+                    Ok(TriageDecision { reference, command })
+                });
+            (line, decision)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_answer_decides_each_triage_item_on_its_own_line() {
+        let got = parse_triage_decisions(
+            "/klacht KL-2026-0003\n/geen-klacht [KL-2026-0004]\n\nDank!\n/voorstel KL-2026-0005\n/klacht\n/klacht KL-26-1",
+        );
+        let r = |s: &str| s.parse::<CaseRef>().unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(
+            got[0].1,
+            Ok(TriageDecision {
+                reference: r("KL-2026-0003"),
+                command: Command::Complaint
+            })
+        );
+        assert_eq!(
+            got[1].1,
+            Ok(TriageDecision {
+                reference: r("KL-2026-0004"),
+                command: Command::NotComplaint
+            })
+        );
+        assert!(got[2].1.as_ref().unwrap_err().contains("/voorstel"));
+        assert!(got[3].1.as_ref().unwrap_err().contains("kenmerk"));
+        assert!(got[4].1.as_ref().unwrap_err().contains("kenmerk"));
+        assert_eq!(got[4].0, "/klacht KL-26-1");
+        assert!(parse_triage_decisions("Geen opdrachten hier.\n").is_empty());
+    }
 
     fn cmd(s: &str) -> Option<Command> {
         parse(s).unwrap().command

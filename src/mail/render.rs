@@ -52,7 +52,7 @@ pub enum Template {
     /// about, to each supervisor the complaint does not concern.
     Escalation,
     /// The daily overview of new, due, overdue and open cases, to one
-    /// supervisor; no case, no reply marker.
+    /// supervisor; no case. Answerable per triage item (reply marker).
     Digest,
     /// Intake or outbox trouble (alarm) and its end (recovery), to each
     /// supervisor; no case, no reply marker.
@@ -530,7 +530,7 @@ mod tests {
                 "staff": {"name": "Anna de Vries"}, "ok": true, "error": "",
                 "done": ["voorstel aan de cliënt (art. 7)"], "status": "proposed",
                 "response_due": "21 december 2026", "original_subject": "Slechte sessie",
-                "their_subject": "RE: [KL-2026-0001] Nieuwe klacht",
+                "their_subject": "RE: [KL-2026-0001] Nieuwe klacht", "items": [],
             }),
             Template::Reminder => reminder_ctx(lang, "due_soon"),
             Template::Escalation => escalation_ctx(lang, "response", 1),
@@ -719,6 +719,7 @@ mod tests {
                         | Template::CommandResult
                         | Template::Reminder
                         | Template::Escalation
+                        | Template::Digest
                 );
                 for (part, body) in [("txt", &out.text), ("html", &out.html)] {
                     assert_eq!(
@@ -1510,7 +1511,7 @@ mod tests {
                         "In behandeling (2)",
                     ],
                     "2 te laat",
-                    "beantwoorden heeft geen effect",
+                    "heeft beantwoorden geen effect",
                 ),
                 Lang::En => (
                     &[

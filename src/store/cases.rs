@@ -697,6 +697,35 @@ pub async fn sent_to(
     Ok(None)
 }
 
+/// Is one of `referenced` a mail of `kind` klachtd sent (to anyone)?
+pub async fn refers_to_kind(tx: &mut Tx, referenced: &[String], kind: &str) -> Result<bool> {
+    for id in referenced.iter().rev().take(50) {
+        let row = sqlx::query("SELECT 1 FROM outbox WHERE message_id = $1 AND kind = $2")
+            .bind(id.as_str())
+            .bind(kind)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("look up a sent mail")?;
+        if row.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The id of the case with this reference, in a transaction.
+pub async fn case_id_by_ref(tx: &mut Tx, reference: &CaseRef) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+        .bind(reference.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .with_context(|| format!("look up case {reference}"))?;
+    Ok(match row {
+        Some(r) => Some(r.try_get::<i64, _>(0)?),
+        None => None,
+    })
+}
+
 /// What a command may change on a case row.
 #[derive(Debug, Default)]
 pub struct CaseUpdate<'a> {

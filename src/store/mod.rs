@@ -11,10 +11,11 @@ mod schedule;
 mod transfer;
 
 pub use cases::{
-    add_event, add_event_data, auto_replies_since, case_attachments, case_in_tx, client_thread,
-    first_message, insert_attachment, insert_case, insert_case_message, next_reference,
-    open_case_counts, sent_since, sent_to, thread_match, update_case, AttachmentMeta, CaseFilter,
-    CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
+    add_event, add_event_data, auto_replies_since, case_attachments, case_id_by_ref, case_in_tx,
+    client_thread, first_message, insert_attachment, insert_case, insert_case_message,
+    next_reference, open_case_counts, refers_to_kind, sent_since, sent_to, thread_match,
+    update_case, AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase,
+    NewCaseMessage, SentRef,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 pub use privacy::{
@@ -316,6 +317,52 @@ impl Store {
         Ok(known)
     }
 
+    /// UIDs of `folder` (at this UIDVALIDITY) whose message intake has
+    /// settled for good: case mail (it has a case) or mail staff asked to
+    /// make a complaint of that klachtd refused. The keyword search of the
+    /// staff overrule (`crate::overrule`) skips them without a fetch.
+    pub async fn settled_uids(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+    ) -> Result<std::collections::HashSet<u32>> {
+        let rows = sqlx::query(
+            "SELECT uid FROM inbound WHERE folder = $1 AND uidvalidity = $2 \
+             AND (case_id IS NOT NULL OR outcome LIKE 'refused:%')",
+        )
+        .bind(folder)
+        .bind(uidvalidity as i64)
+        .fetch_all(&self.pool)
+        .await
+        .with_context(|| format!("settled messages of {folder:?}"))?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>(0)? as u32))
+            .collect()
+    }
+
+    /// Message-IDs (of a given list) that are case mail already: an
+    /// inbound record with a case, a message of a case, or a refused staff
+    /// overrule. Mail that klachtd moved itself is recognised this way.
+    pub async fn settled_ids(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut settled = std::collections::HashSet::new();
+        for chunk in ids.chunks(200) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let list = placeholders.join(",");
+            let sql = format!(
+                "SELECT message_id FROM inbound WHERE (case_id IS NOT NULL OR outcome LIKE 'refused:%') \
+                 AND message_id IN ({list}) UNION SELECT message_id FROM case_messages WHERE message_id IN ({list})"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await.context("settled messages")? {
+                settled.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(settled)
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -388,6 +435,45 @@ pub async fn forget_failed(tx: &mut Tx, message_id: &str) -> Result<()> {
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Claims a message that staff made a complaint of (`crate::overrule`):
+/// records it when intake never saw it, or takes over its record when that
+/// has no case yet. False when it is case mail already or was refused, or
+/// another daemon holds it: then the caller rolls back and does nothing. The row lock of the
+/// insert or update keeps a second daemon out until this transaction ends,
+/// and the `case_id IS NULL` it re-checks then keeps it out for good.
+pub async fn claim_for_staff(
+    tx: &mut Tx,
+    message_id: &str,
+    folder: &str,
+    uidvalidity: u32,
+    uid: u32,
+    at: jiff::Timestamp,
+) -> Result<bool> {
+    let claimed = claim_inbound(tx, message_id, folder, uidvalidity, uid, "pending", at).await?
+        || sqlx::query(
+            "UPDATE inbound SET outcome = 'pending' WHERE message_id = $1 AND case_id IS NULL \
+         AND outcome NOT LIKE 'refused:%'",
+        )
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await
+        .context("claim a message staff made a complaint of")?
+        .rows_affected()
+            == 1;
+    if !claimed {
+        return Ok(false);
+    }
+    // A message of a case without an inbound record pointing there (a
+    // phone case's later mail, say): a case's own mail is never opened
+    // twice.
+    let of_case = sqlx::query("SELECT 1 FROM case_messages WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("look up a case message")?;
+    Ok(of_case.is_none())
 }
 
 pub async fn set_inbound_outcome(

@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::intake::{self, Origin, Outcome};
 use crate::mail::imap::Imap;
 use crate::mail::parse;
+use crate::overrule::{self, Gesture};
 
 /// UIDs fetched per round trip.
 const BATCH: usize = 250;
@@ -48,6 +49,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
     tidy(app, &mut imap).await?;
     loop {
         catch_up(app, &mut imap).await?;
+        staff_overrule(app, &mut imap).await?;
         record_health(app, &Ok(())).await;
         let stopped = if idle {
             let (next, stopped) = imap.idle(s.idle_renew, stop).await?;
@@ -92,6 +94,7 @@ pub async fn pass(app: &App) -> Result<()> {
     retry_failed(app, &mut imap).await?;
     tidy(app, &mut imap).await?;
     catch_up(app, &mut imap).await?;
+    staff_overrule(app, &mut imap).await?;
     imap.logout().await;
     Ok(())
 }
@@ -253,6 +256,185 @@ async fn process_batch(
         }
     }
     Ok(processed)
+}
+
+/// Mail staff made a complaint of in their own mail client (see
+/// `crate::overrule`): in the intake folder, messages with the keyword that
+/// are not case mail; in the complaint folder, messages above its own
+/// checkpoint that are not case mail. Case mail klachtd marked or moved
+/// itself is known by its Message-ID and left alone. Ends with the intake
+/// folder selected again (for IDLE).
+pub async fn staff_overrule(app: &App, imap: &mut Imap) -> Result<usize> {
+    let s = &app.settings;
+    let folder = s.imap.folder.clone();
+    let sel = imap.select(&folder).await?;
+    let marked = imap.uids_with_keyword(&s.imap.keyword).await?;
+    let mut opened = 0;
+    if !marked.is_empty() {
+        // Case mail carries the keyword too: skip what the register knows
+        // by UID, and the rest (few) by Message-ID after a header fetch.
+        let settled = app.store.settled_uids(&folder, sel.uidvalidity).await?;
+        let unknown: Vec<u32> = marked
+            .into_iter()
+            .filter(|u| !settled.contains(u))
+            .collect();
+        for chunk in unknown.chunks(BATCH) {
+            let (n, _) = overrule_batch(
+                app,
+                imap,
+                &folder,
+                sel.uidvalidity,
+                chunk,
+                Gesture::Keyword,
+                false,
+            )
+            .await?;
+            opened += n;
+        }
+    }
+    let Some(complaints) = s.intake.complaint_folder.clone() else {
+        return Ok(opened);
+    };
+    let sel = imap.select(&complaints).await?;
+    let (last, first_look) = match app.store.mailbox_state(&complaints).await? {
+        Some((validity, last)) if validity == sel.uidvalidity => (last, false),
+        _ => (0, true),
+    };
+    let uids = if sel.exists == 0 || sel.uid_next.is_some_and(|next| next <= last + 1) {
+        Vec::new()
+    } else {
+        imap.uids_after(last).await?
+    };
+    // An empty folder seen for the first time: watched from here on.
+    let mut checkpoint =
+        (first_look && uids.is_empty()).then(|| sel.uid_next.unwrap_or(1).saturating_sub(1));
+    for chunk in uids.chunks(BATCH) {
+        let (n, failed) = overrule_batch(
+            app,
+            imap,
+            &complaints,
+            sel.uidvalidity,
+            chunk,
+            Gesture::Moved,
+            first_look,
+        )
+        .await?;
+        opened += n;
+        // A message that could not be handled is tried again next round:
+        // the checkpoint stops just before it (on a first look, the look
+        // is repeated whole).
+        if let Some(f) = failed {
+            checkpoint = (!first_look).then(|| f.saturating_sub(1));
+            break;
+        }
+        checkpoint = chunk.iter().max().copied();
+    }
+    if let Some(to) = checkpoint.filter(|&c| c > last || first_look) {
+        let mut tx = app.store.begin().await?;
+        crate::store::set_mailbox_state(&mut tx, &complaints, sel.uidvalidity, to).await?;
+        tx.commit().await?;
+    }
+    imap.select(&folder).await?;
+    Ok(opened)
+}
+
+/// One batch of `staff_overrule`. Returns how many messages became case
+/// mail, and the first UID whose handling failed (not a database error).
+/// On the `first_look` at a complaint folder, mail intake never saw (it
+/// was there before klachtd watched the folder) is left alone.
+async fn overrule_batch(
+    app: &App,
+    imap: &mut Imap,
+    folder: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+    gesture: Gesture,
+    first_look: bool,
+) -> Result<(usize, Option<u32>)> {
+    let s = &app.settings;
+    let headers = imap.fetch_headers(uids).await?;
+    let ids: Vec<String> = headers
+        .iter()
+        .map(|h| parse::parse(&h.bytes, 0).message_id)
+        .collect();
+    let settled = app.store.settled_ids(&ids).await?;
+    let seen = if first_look {
+        app.store.known_inbound(&ids).await?
+    } else {
+        Default::default()
+    };
+    let wanted: Vec<u32> = headers
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| !settled.contains(*id) && (!first_look || seen.contains(*id)))
+        .map(|(h, _)| h.uid)
+        .collect();
+    if wanted.is_empty() {
+        return Ok((0, None));
+    }
+    let bodies = imap
+        .fetch_bodies(&wanted, s.intake.max_message_bytes)
+        .await?;
+    let mut case_mail = Vec::new();
+    let mut failed = None;
+    for b in &bodies {
+        let mut mail = parse::parse(&b.bytes, s.intake.max_attachment_bytes);
+        if u64::from(b.size) > s.intake.max_message_bytes {
+            mail.truncated_from = Some(u64::from(b.size));
+            for a in &mut mail.attachments {
+                a.data = None;
+            }
+        }
+        let origin = Origin {
+            folder,
+            uidvalidity,
+            uid: b.uid,
+        };
+        let outcome = match overrule::open_by_staff(app, origin, b.internal_date, &mail, gesture)
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
+            Err(e) => {
+                tracing::warn!(uid = b.uid, message_id = %mail.message_id, error = %format!("{e:#}"),
+                        "a mail staff made a complaint of could not be handled; trying again next round");
+                failed = Some(failed.map_or(b.uid, |f: u32| f.min(b.uid)));
+                continue;
+            }
+        };
+        match &outcome {
+            Outcome::Case { reference, status } => {
+                tracing::info!(uid = b.uid, message_id = %mail.message_id, reference = %reference,
+                    status = %status, gesture = gesture.as_str(), "case opened by staff")
+            }
+            Outcome::Reply { reference } => {
+                tracing::info!(uid = b.uid, message_id = %mail.message_id, reference = %reference,
+                    gesture = gesture.as_str(), "mail staff marked filed on its case")
+            }
+            Outcome::Refused(why) => {
+                tracing::warn!(uid = b.uid, message_id = %mail.message_id, outcome = %outcome.label(),
+                    gesture = gesture.as_str(), "staff asked to make a complaint of {why} mail; refused")
+            }
+            other => tracing::debug!(uid = b.uid, outcome = %other.label(), "case mail already"),
+        }
+        if outcome.is_case_mail() {
+            case_mail.push(b.uid);
+        }
+    }
+    if !case_mail.is_empty() {
+        app.outbox_wake.notify_one();
+    }
+    for &uid in &case_mail {
+        if let Err(e) = imap.add_keyword(uid, &s.imap.keyword).await {
+            tracing::warn!(uid, error = %format!("{e:#}"), "could not set the complaint keyword");
+        }
+    }
+    if gesture == Gesture::Keyword {
+        if let Some(to) = s.intake.complaint_folder.as_deref() {
+            move_case_mail(imap, &case_mail, to).await;
+        }
+    }
+    Ok((case_mail.len(), failed))
 }
 
 fn log_outcome(uid: u32, message_id: &str, outcome: &Outcome) {

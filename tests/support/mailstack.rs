@@ -372,6 +372,18 @@ impl MailStack {
         r.map(|_| ())
     }
 
+    /// What a person's mail client does to one message: `SELECT folder`,
+    /// then `cmd` (e.g. `UID MOVE 3 Klachten` or `UID STORE 3 +FLAGS
+    /// ($Klacht)`) as `address`, over its own IMAP session.
+    pub fn imap_act(&self, address: &str, folder: &str, cmd: &str) -> Result<(), String> {
+        let mut c = Imap::login(&self.imap_addr(), address, &self.password)?;
+        let r = c
+            .command(&format!("SELECT {}", imap_quote(&mutf7_encode(folder))))
+            .and_then(|_| c.command(cmd));
+        c.logout();
+        r.map(|_| ())
+    }
+
     /// `(uid, flags)` of every message in `folder` (`UID FETCH 1:* (FLAGS)`),
     /// sorted by UID; the folder is opened read-only (EXAMINE). The
     /// session-dependent `\Recent` is left out.
