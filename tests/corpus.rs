@@ -341,7 +341,8 @@ async fn no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered() {
         let raw = b"From: Control Klant <control@client.test>\r\nTo: info@31solutions.test\r\n\
 Subject: Klacht over de coaching\r\nMessage-ID: <control@client.test>\r\n\
 Date: Mon, 23 Nov 2026 09:30:00 +0100\r\n\r\n\
-Ik ben zeer ontevreden over de coachingsessie van 12 november. Ik wil graag mijn geld terug.\r\n";
+Op 12 november had ik een sessie met mijn coach. Ik ben zeer ontevreden: de coach kwam een half uur\r\n\
+te laat en was slecht voorbereid. Ik wil graag mijn geld terug en verwacht excuses.\r\n";
         let mail = parse::parse(raw, CAP);
         let origin = Origin {
             folder: "INBOX",

@@ -39,9 +39,12 @@ pub fn run(settings: Option<&Settings>, file: &Path, explain: bool, as_json: boo
     let model = &*model::MODEL;
     let prepared = features::prepare(&m.subject, &m.text);
     let (probability, top) = model.explain(&prepared, EXPLAIN_TOP);
+    // The verdict intake would reach (the model's band plus the rules on top).
     let verdict = match automated {
         Some(_) => "automated",
-        None => classify::band(probability, model.file.thresholds).as_str(),
+        None => classify::score_complaint(&m.subject, &m.text)
+            .verdict
+            .as_str(),
     };
     let elements = classify::extract_elements(&m.subject, &m.text);
     let roster: Vec<RosterEntry> = settings

@@ -86,14 +86,34 @@ struct Problem<'a> {
 /// so holding out a whole batch measures what a new writer meets (mixing a
 /// writer's mails over folds measured 2-3 times fewer errors than the test
 /// split then showed).
+///
+/// A batch of a genre rather than a writer (`SPREAD_BATCHES`: spam and
+/// newsletters, which no other batch has) is spread over those folds
+/// instead: held out whole, every fold would meet spam for the first time,
+/// which the shipped model never does, and the thresholds would be set by
+/// that.
 fn folds_by_writer(records: &[&Record]) -> Vec<usize> {
-    let batches: BTreeSet<&str> = records.iter().map(|r| r.batch.as_str()).collect();
+    let batches: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r.batch.as_str())
+        .filter(|b| !SPREAD_BATCHES.contains(b))
+        .collect();
     let batches: Vec<&str> = batches.into_iter().collect();
+    let mut spread = 0;
     records
         .iter()
-        .map(|r| batches.iter().position(|b| *b == r.batch).unwrap_or(0))
+        .map(|r| match batches.iter().position(|b| *b == r.batch) {
+            Some(i) => i,
+            None => {
+                spread += 1;
+                spread % batches.len().max(1)
+            }
+        })
         .collect()
 }
+
+/// Batches of a genre, spread over the writers' folds (see `folds_by_writer`).
+pub const SPREAD_BATCHES: &[&str] = &["batch-11.txt"];
 
 /// A vocabulary: feature name → column, in name order.
 struct Vocab {
@@ -347,7 +367,12 @@ pub fn cross_validated(train: &[Record], recipe: &Recipe) -> Result<(f64, Vec<f6
 
 /// Trains all three models on the training split with `RECIPE`.
 pub fn train(train: &[Record], sha: &str) -> Result<Trained> {
-    let recipe = &RECIPE;
+    train_with(train, sha, &RECIPE)
+}
+
+/// Trains with `recipe` (the test that checks the committed models gives
+/// it only the alpha they were trained with, which halves its time).
+pub fn train_with(train: &[Record], sha: &str, recipe: &Recipe) -> Result<Trained> {
     let prepared: Vec<Prepared> = train
         .iter()
         .map(|r| features::prepare(&r.subject, &r.body))

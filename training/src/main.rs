@@ -85,7 +85,41 @@ fn run() -> Result<()> {
             print!("{}", r.text);
         }
         Some("compare") => compare(&c.train)?,
-        _ => bail!("usage: klachtd-train train|evaluate|compare"),
+        Some("cues") => {
+            // How often each cue fires per label on the training split.
+            let mut n: std::collections::BTreeMap<&str, [usize; 3]> = Default::default();
+            let mut total = [0usize; 3];
+            for r in &c.train {
+                total[r.label as usize] += 1;
+                let p = klachtd::domain::classify::features::prepare(&r.subject, &r.body);
+                for cue in p.cues() {
+                    n.entry(cue).or_default()[r.label as usize] += 1;
+                }
+                if p.files_complaint() {
+                    n.entry("(rule) files_complaint").or_default()[r.label as usize] += 1;
+                }
+                let model = &*klachtd::domain::classify::model::MODEL;
+                if p.lodges_complaint() && model.probability(&p) >= model.file.thresholds.possible {
+                    n.entry("(rule) lodges, in-sample p >= possible")
+                        .or_default()[r.label as usize] += 1;
+                    if r.label == Label::Ordinary {
+                        println!("  LODGES {} [{}] {}", r.id, r.kind, r.subject);
+                    }
+                }
+                if std::env::var("KLACHTD_TRAIN_CUE").is_ok_and(|w| {
+                    p.cues().contains(&w.as_str())
+                        || (w == "files_complaint" && p.files_complaint())
+                }) && r.label == Label::Ordinary
+                {
+                    println!("  {} [{}] {}", r.id, r.kind, r.subject);
+                }
+            }
+            println!("labels {total:?} (complaint, borderline, ordinary)");
+            for (cue, c) in n {
+                println!("{cue:22} {c:?}");
+            }
+        }
+        _ => bail!("usage: klachtd-train train|evaluate|compare [RECIPE]|cues"),
     }
     Ok(())
 }
@@ -96,13 +130,21 @@ fn run() -> Result<()> {
 /// trainer would choose.
 fn compare(train: &[klachtd_train::Record]) -> Result<()> {
     let base = RECIPE;
+    let only: Option<String> = std::env::args().nth(2);
     let recipes: Vec<(&str, Recipe)> = vec![
         ("shipped", base.clone()),
         (
-            "no NB",
+            "min_df 4",
             Recipe {
-                nb_smoothing: None,
-                alphas: &[0.03, 0.1, 0.3],
+                min_df: 4,
+                min_df_chars: 5,
+                ..base.clone()
+            },
+        ),
+        (
+            "alpha 1,3",
+            Recipe {
+                alphas: &[1.0, 3.0],
                 ..base.clone()
             },
         ),
@@ -114,14 +156,6 @@ fn compare(train: &[klachtd_train::Record]) -> Result<()> {
             },
         ),
         (
-            "min_df 4",
-            Recipe {
-                min_df: 4,
-                min_df_chars: 5,
-                ..base.clone()
-            },
-        ),
-        (
             "no bigrams",
             Recipe {
                 without: &["b:"],
@@ -129,20 +163,18 @@ fn compare(train: &[klachtd_train::Record]) -> Result<()> {
             },
         ),
         (
-            "no chars",
+            "no NB",
             Recipe {
-                without: &["c:"],
-                ..base.clone()
-            },
-        ),
-        (
-            "alpha 1,3",
-            Recipe {
-                alphas: &[1.0, 3.0],
+                nb_smoothing: None,
+                alphas: &[0.03, 0.1, 0.3],
                 ..base.clone()
             },
         ),
     ];
+    let recipes = recipes
+        .into_iter()
+        .filter(|(n, _)| only.as_deref().is_none_or(|o| n.starts_with(o)));
+
     let labels: Vec<Label> = train.iter().map(|r| r.label).collect();
     for (name, r) in recipes {
         let (alpha, oof) = klachtd_train::cross_validated(train, &r)?;
@@ -167,6 +199,28 @@ fn compare(train: &[klachtd_train::Record]) -> Result<()> {
             share(Label::Ordinary, t.complaint),
             auc(&oof, &labels),
         );
+        if std::env::var_os("KLACHTD_TRAIN_DEBUG").is_some() {
+            let mut ord: Vec<(f64, &klachtd_train::Record)> = oof
+                .iter()
+                .copied()
+                .zip(train)
+                .filter(|(_, r)| r.label == Label::Ordinary)
+                .collect();
+            ord.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (p, r) in ord.iter().take(12) {
+                println!("  ordinary {p:.3} {} [{}] {}", r.id, r.kind, r.subject);
+            }
+            let mut com: Vec<(f64, &klachtd_train::Record)> = oof
+                .iter()
+                .copied()
+                .zip(train)
+                .filter(|(_, r)| r.label == Label::Complaint)
+                .collect();
+            com.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for (p, r) in com.iter().take(12) {
+                println!("  complaint {p:.3} {} [{}] {}", r.id, r.kind, r.subject);
+            }
+        }
     }
     Ok(())
 }

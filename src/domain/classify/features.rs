@@ -46,6 +46,7 @@ pub struct Prepared {
     /// Normalised word tokens of subject then body, with sentence ends.
     tokens: Vec<Token>,
     subject_len: usize,
+    cues: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,13 +62,19 @@ struct Token {
 /// Tokenises subject and body once (quoted history cut off, at most
 /// `MAX_CHARS`), detects the language and stems.
 pub fn prepare(subject: &str, body: &str) -> Prepared {
+    prepare_in(None, subject, body)
+}
+
+/// `prepare` with the language already known (a sentence of a mail whose
+/// language was detected on the whole), which saves the detection.
+pub fn prepare_in(lang: Option<Lang>, subject: &str, body: &str) -> Prepared {
     let body = cut_quoted(body);
     let mut text = String::with_capacity(subject.len() + body.len().min(MAX_CHARS) + 2);
     text.push_str(subject);
     text.push_str(".\n");
     let subject_chars = text.chars().count();
     text.extend(body.chars().take(MAX_CHARS.saturating_sub(subject_chars)));
-    let lang = detect_language(&text);
+    let lang = lang.unwrap_or_else(|| detect_language(&text));
     let stemmer: &Stemmer = match lang {
         Lang::En => &EN_STEM,
         Lang::Nl => &NL_STEM,
@@ -104,7 +111,16 @@ pub fn prepare(subject: &str, body: &str) -> Prepared {
             subject_len = Some(tokens.len());
         }
         let next_alnum = chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
-        let ends = matches!(c, '?' | '!' | '\n') || (c == '.' && !next_alnum);
+        // A line break ends a sentence only before a blank line or a line
+        // that starts a list item: plain-text mail is wrapped at ~72
+        // columns, and "Ik\nben ontevreden" is one sentence.
+        let paragraph = c == '\n' && {
+            let rest = chars[i + 1..]
+                .iter()
+                .skip_while(|c| **c == ' ' || **c == '\t');
+            matches!(rest.clone().next(), None | Some('\n' | '-' | '*' | '•'))
+        };
+        let ends = matches!(c, '?' | '!') || paragraph || (c == '.' && !next_alnum);
         if ends {
             if c == '?' {
                 for t in &mut tokens[sentence_start..] {
@@ -119,11 +135,14 @@ pub fn prepare(subject: &str, body: &str) -> Prepared {
     }
     flush(&mut word, &mut tokens, sentence);
     let subject_len = subject_len.unwrap_or(tokens.len());
-    Prepared {
+    let mut p = Prepared {
         lang,
         tokens,
         subject_len,
-    }
+        cues: Vec::new(),
+    };
+    p.cues = p.compute_cues();
+    p
 }
 
 impl Prepared {
@@ -218,8 +237,12 @@ impl Prepared {
             .filter(|s| !s.is_empty())
     }
 
-    /// The linguistic cues present, by name.
+    /// The linguistic cues present, by name (worked out once, in `prepare`).
     pub fn cues(&self) -> Vec<&'static str> {
+        self.cues.clone()
+    }
+
+    fn compute_cues(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         let mut aimed_at_us = false;
         let mut aimed_elsewhere = false;
@@ -306,6 +329,53 @@ impl Prepared {
         out
     }
 }
+
+impl Prepared {
+    /// Does the writer say, in so many words, that they file a complaint
+    /// ("Hierbij dien ik een klacht in", "I wish to lodge a complaint", "ik
+    /// heb een klacht: ik ben ontevreden over …")? A statement, not a question about how, not
+    /// a supposition, and not about a third party. Not a model feature: a
+    /// rule on top of the model, so that such a mail never goes unseen
+    /// however short it is (`score_complaint`).
+    pub fn files_complaint(&self) -> bool {
+        self.states_complaint(true)
+    }
+
+    /// Like `files_complaint`, but only with a verb of filing ("dien …
+    /// in", "lodge", "hierbij"), not merely a word of displeasure: the
+    /// writer does what art. 3 describes.
+    pub fn lodges_complaint(&self) -> bool {
+        self.states_complaint(false)
+    }
+
+    fn states_complaint(&self, displeasure_counts: bool) -> bool {
+        if self.cues().contains(&"aimed_elsewhere") {
+            return false;
+        }
+        self.sentences().any(|s| {
+            s.iter().any(|t| is_any(&t.word, COMPLAINT_WORDS))
+                && s.iter().any(|t| {
+                    (is_any(&t.word, FILING) && !is_any(&t.word, &["klaag", "klagen", "beklag"]))
+                        || (displeasure_counts
+                            && is_any(&t.word, NEGATIVE)
+                            && !is_any(&t.word, COMPLAINT_WORDS))
+                })
+                && s.iter().any(|t| is_any(&t.word, FIRST_PERSON))
+                && !s.iter().any(|t| {
+                    t.question || is_any(&t.word, CONDITIONAL) || is_any(&t.word, THIRD_PARTY)
+                })
+                && !has_phrase(s, NO_COMPLAINT)
+        })
+    }
+}
+
+/// Verbs and markers of filing a complaint (with a complaint word).
+#[rustfmt::skip]
+const FILING: &[&str] = &[
+    "dien", "dienen", "indienen", "hierbij", "bijdeze", "formeel", "officieel", "officiele",
+    "klaag", "klagen", "beklag", "lodge", "lodging", "file", "filing", "submit", "submitting",
+    "formal", "formally", "writing", "hereby", "register", "raise", "make",
+];
 
 /// A pattern word: exact, or a prefix when it ends in `*`.
 fn is(pat: &str, w: &str) -> bool {
