@@ -779,7 +779,7 @@ fn case_mail_moves_to_the_complaints_folder_and_other_mail_stays() {
     // The checkpoint is still right: a new complaint is taken, nothing is
     // taken twice.
     let second = w.client("piet");
-    w.deliver_fixture(&second, "en-complaint.eml", "second");
+    w.deliver_fixture(&second, "en-complaint-formal.eml", "second");
     w.run_once();
     w.run_once();
     assert_eq!(w.cases().len(), 2);

@@ -160,7 +160,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
             let kinds = [
                 "nl-complaint-plain.eml",
                 "nl-complaint-missing.eml",
-                "en-complaint.eml",
+                "en-complaint-formal.eml",
                 "with-attachment.eml",
             ];
             for (i, c) in clients.iter().enumerate() {

@@ -255,7 +255,7 @@ fn an_unsure_mail_waits_in_triage_for_a_supervisor() {
 fn an_english_complaint_is_answered_in_english_and_never_by_the_trainer_concerned() {
     let w = World::new();
     let client = w.client("emily");
-    w.deliver_fixture(&client, "en-complaint.eml", "en");
+    w.deliver_fixture(&client, "en-complaint-formal.eml", "en");
     w.run_once();
     let case = only_case(&w);
     assert_eq!(case["concerns"], serde_json::json!([w.carla]));

@@ -39,7 +39,7 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
     let a = daemon(&w, &db.url);
     let b = daemon(&w, &db.url);
     for c in &clients[COMPLAINTS / 2..] {
-        w.deliver_fixture(c, "en-complaint.eml", "pg-while");
+        w.deliver_fixture(c, "en-complaint-formal.eml", "pg-while");
     }
     let deadline = Instant::now() + Duration::from_secs(90);
     let notifications = || {

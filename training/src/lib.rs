@@ -53,7 +53,11 @@ pub const RECIPE: Recipe = Recipe {
     without: &[],
 };
 /// Weights smaller than this are left out of the shipped model.
-pub const PRUNE: f64 = 5e-4;
+///
+/// 0: every feature of the training vocabulary ships, so that at run time
+/// the per-group normalisation (`Prepared::vectorize`, which counts the
+/// features the model knows) is the one the model was trained with.
+pub const PRUNE: f64 = 0.0;
 /// Share of ordinary mail the `possible` threshold lets into triage on the
 /// cross-validated training split, at most (and at least, when every
 /// complaint is already above that).
