@@ -68,7 +68,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 const COMPLAINTS: &[&str] = &[
     "nl-complaint-plain",
     "nl-complaint-missing",
-    "en-complaint",
+    "en-complaint-formal",
     "nl-complaint-html-only",
     "nl-complaint-windows1252",
     "nl-complaint-latin1-qp",

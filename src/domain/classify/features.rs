@@ -47,6 +47,8 @@ pub struct Prepared {
     tokens: Vec<Token>,
     subject_len: usize,
     cues: Vec<&'static str>,
+    /// Every feature name, NUL-separated, made on first use.
+    features: std::cell::OnceCell<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +142,7 @@ pub fn prepare_in(lang: Option<Lang>, subject: &str, body: &str) -> Prepared {
         tokens,
         subject_len,
         cues: Vec::new(),
+        features: std::cell::OnceCell::new(),
     };
     p.cues = p.compute_cues();
     p
@@ -149,6 +152,22 @@ impl Prepared {
     /// Calls `emit` with every feature name (a name may come more than once).
     /// `buf` is reused so that no feature allocates.
     pub fn for_each_feature(&self, mut emit: impl FnMut(&str)) {
+        let all = self.features.get_or_init(|| {
+            let mut all = String::with_capacity(self.tokens.len() * 48);
+            self.generate_features(|f| {
+                all.push_str(f);
+                all.push('\0');
+            });
+            all
+        });
+        for name in all.split('\0').filter(|n| !n.is_empty()) {
+            emit(name);
+        }
+    }
+
+    /// Generates every feature name (kept in `features` by
+    /// `for_each_feature`, so that several models generate them once).
+    fn generate_features(&self, mut emit: impl FnMut(&str)) {
         let mut buf = String::with_capacity(48);
         let mut put = |buf: &mut String, parts: &[&str]| {
             buf.clear();
@@ -253,7 +272,7 @@ impl Prepared {
         let mut reproach = false;
         for s in self.sentences() {
             let negative = s.iter().any(|t| is_any(&t.word, NEGATIVE));
-            let failed = has_phrase(s, FAILURE) || negated_service(s);
+            let failed = has_phrase(s, &FAILURE_WORDS) || negated_service(s);
             failure |= failed;
             if negative || failed {
                 if s.iter().any(|t| is_any(&t.word, THIRD_PARTY)) {
@@ -273,15 +292,15 @@ impl Prepared {
             if s.iter().any(|t| is_any(&t.word, COMPLAINT_WORDS))
                 && s.iter().any(|t| is_any(&t.word, FIRST_PERSON))
                 && !s.iter().any(|t| t.question || is_any(&t.word, CONDITIONAL))
-                && !has_phrase(s, NO_COMPLAINT)
+                && !has_phrase(s, &NO_COMPLAINT_WORDS)
             {
                 explicit = true;
             }
-            if has_phrase(s, APOLOGY) && s.iter().any(|t| is_any(&t.word, FIRST_PERSON)) {
+            if has_phrase(s, &APOLOGY_WORDS) && s.iter().any(|t| is_any(&t.word, FIRST_PERSON)) {
                 own_fault = true;
             }
             if s.first().is_some_and(|t| t.question)
-                && (has_phrase(s, REPROACH_QUESTION) || negative || failed)
+                && (has_phrase(s, &REPROACH_QUESTION_WORDS) || negative || failed)
             {
                 reproach = true;
             }
@@ -306,19 +325,19 @@ impl Prepared {
         if failure {
             out.push("service_failed");
         }
-        if has_phrase(all, REMEDY) {
+        if has_phrase(all, &REMEDY_WORDS) {
             out.push("asks_remedy");
         }
         if reproach {
             out.push("reproachful_question");
         }
-        if has_phrase(all, ESCALATION) {
+        if has_phrase(all, &ESCALATION_WORDS) {
             out.push("escalation");
         }
-        if has_phrase(all, NO_COMPLAINT) {
+        if has_phrase(all, &NO_COMPLAINT_WORDS) {
             out.push("no_complaint");
         }
-        if has_phrase(all, PRAISE) {
+        if has_phrase(all, &PRAISE_WORDS) {
             out.push("praise");
         }
         if toks.len() < 40 {
@@ -364,7 +383,7 @@ impl Prepared {
                 && !s.iter().any(|t| {
                     t.question || is_any(&t.word, CONDITIONAL) || is_any(&t.word, THIRD_PARTY)
                 })
-                && !has_phrase(s, NO_COMPLAINT)
+                && !has_phrase(s, &NO_COMPLAINT_WORDS)
         })
     }
 }
@@ -379,6 +398,10 @@ const FILING: &[&str] = &[
 
 /// A pattern word: exact, or a prefix when it ends in `*`.
 fn is(pat: &str, w: &str) -> bool {
+    // Most pairs differ in their first letter: no need to compare further.
+    if pat.as_bytes().first() != w.as_bytes().first() {
+        return false;
+    }
     match pat.strip_suffix('*') {
         Some(p) => w.starts_with(p),
         None => pat == w,
@@ -389,17 +412,37 @@ fn is_any(w: &str, pats: &[&str]) -> bool {
     pats.iter().any(|p| is(p, w))
 }
 
-/// Does any of `phrases` (space-separated pattern words) occur in `toks`
-/// within one sentence?
-fn has_phrase(toks: &[Token], phrases: &[&str]) -> bool {
-    phrases.iter().any(|ph| {
-        let pat: Vec<&str> = ph.split(' ').collect();
-        toks.windows(pat.len()).any(|win| {
-            win.iter().all(|t| t.sentence == win[0].sentence)
-                && win.iter().zip(&pat).all(|(t, p)| is(p, &t.word))
+/// Does any of `phrases` (pattern words) occur in `toks` within one
+/// sentence? The first word is checked on its own, for every token.
+fn has_phrase(toks: &[Token], phrases: &[Vec<&str>]) -> bool {
+    phrases.iter().any(|pat| {
+        let Some((first, rest)) = pat.split_first() else {
+            return false;
+        };
+        toks.iter().enumerate().any(|(i, t)| {
+            is(first, &t.word)
+                && rest.iter().enumerate().all(|(k, p)| {
+                    toks.get(i + 1 + k)
+                        .is_some_and(|u| u.sentence == t.sentence && is(p, &u.word))
+                })
         })
     })
 }
+
+/// A phrase list split into its words once.
+type Phrases = LazyLock<Vec<Vec<&'static str>>>;
+
+fn words_of(list: &'static [&'static str]) -> Vec<Vec<&'static str>> {
+    list.iter().map(|ph| ph.split(' ').collect()).collect()
+}
+
+static FAILURE_WORDS: Phrases = LazyLock::new(|| words_of(FAILURE));
+static NO_COMPLAINT_WORDS: Phrases = LazyLock::new(|| words_of(NO_COMPLAINT));
+static APOLOGY_WORDS: Phrases = LazyLock::new(|| words_of(APOLOGY));
+static REPROACH_QUESTION_WORDS: Phrases = LazyLock::new(|| words_of(REPROACH_QUESTION));
+static REMEDY_WORDS: Phrases = LazyLock::new(|| words_of(REMEDY));
+static ESCALATION_WORDS: Phrases = LazyLock::new(|| words_of(ESCALATION));
+static PRAISE_WORDS: Phrases = LazyLock::new(|| words_of(PRAISE));
 
 /// "niet doorgegaan", "never arrived", "geen reactie": a negation right
 /// before a word of delivery.

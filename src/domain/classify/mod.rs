@@ -1059,13 +1059,19 @@ pub fn extract_elements(subject: &str, text: &str) -> Elements {
     // A mail with no such cue and no complaint-like reading states no
     // nature, whatever the nature model (which only saw complaints) says.
     let nature_sentence = || -> Option<usize> {
-        let (i, score) = body
+        let cued: Vec<bool> = parts
             .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                let p = &parts[i];
-                let cued = p.cues().iter().any(|c| NATURE_CUES.contains(c));
-                (i, f64::from(u8::from(cued)) + model::MODEL.probability(&p))
+            .map(|p| p.cues().iter().any(|c| NATURE_CUES.contains(c)))
+            .collect();
+        // Only the cued sentences need scoring when there are any.
+        let any_cued = cued.contains(&true);
+        let (i, score) = (0..parts.len())
+            .filter(|&i| cued[i] || !any_cued)
+            .map(|i| {
+                (
+                    i,
+                    f64::from(u8::from(cued[i])) + model::MODEL.probability(&parts[i]),
+                )
             })
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
         let plausible = score >= 1.0
