@@ -86,12 +86,7 @@ pub(crate) async fn staff_mail(
         .await?
         .is_some_and(|r| r.case_id == Some(case_id) && r.kind != WARNING_KIND);
     // Optionally also the receiving server's DKIM/SPF/DMARC verdict.
-    let server_ok = app
-        .settings
-        .intake
-        .trusted_authserv_id
-        .as_deref()
-        .is_none_or(|id| passes_authentication(&m.headers, id, staff.email.domain()));
+    let server_ok = server_vouches(app, m, staff);
     let authentic = answers_us && server_ok;
     let answer = quote::new_text(&m.text);
     let parsed = command::parse(&answer);
@@ -942,6 +937,16 @@ fn trim_references(ids: &[String]) -> Vec<String> {
     let mut out = vec![ids[0].clone()];
     out.extend_from_slice(&ids[ids.len() - (MAX - 1)..]);
     out
+}
+
+/// The receiving server's DKIM/SPF/DMARC verdict on staff mail, when
+/// `intake.trusted_authserv_id` asks for it (otherwise it does not count).
+pub(crate) fn server_vouches(app: &App, m: &InboundMail, staff: &Staff) -> bool {
+    app.settings
+        .intake
+        .trusted_authserv_id
+        .as_deref()
+        .is_none_or(|id| passes_authentication(&m.headers, id, staff.email.domain()))
 }
 
 #[cfg(test)]

@@ -258,28 +258,9 @@ async fn decide_and_record(
         Verdict::Possible => Some(TriageWhy::Unsure(score.probability)),
         Verdict::Complaint => None,
     };
-    let client = Client {
-        name: client_name(m, &from),
-        email: Some(from),
-        phone: None,
-    };
-    let opened = open_case(
-        app,
-        tx,
-        CaseInput {
-            source: "email",
-            client: &client,
-            subject: &m.subject,
-            body: &m.text,
-            received,
-            triage: status_reason,
-            message: Some(m),
-            given: Default::default(),
-            by_staff: false,
-        },
-        now,
-    )
-    .await?;
+    let client = email_client(m, Some(from));
+    let input = email_case(m, &client, received, status_reason, false);
+    let opened = open_case(app, tx, input, now).await?;
     Ok((
         Outcome::Case {
             reference: opened.reference,
@@ -291,6 +272,36 @@ async fn decide_and_record(
 
 pub(crate) fn client_name(m: &InboundMail, from: &EmailAddress) -> String {
     name_or_local_part(&m.from_name, Some(from))
+}
+
+/// The client of a mail: its sender (name, else the address's local part).
+pub(crate) fn email_client(m: &InboundMail, from: Option<EmailAddress>) -> Client {
+    Client {
+        name: name_or_local_part(&m.from_name, from.as_ref()),
+        email: from,
+        phone: None,
+    }
+}
+
+/// What `open_case` needs for a case opened from a mail.
+pub(crate) fn email_case<'a>(
+    m: &'a InboundMail,
+    client: &'a Client,
+    received: Timestamp,
+    triage: Option<TriageWhy>,
+    by_staff: bool,
+) -> CaseInput<'a> {
+    CaseInput {
+        source: "email",
+        client,
+        subject: &m.subject,
+        body: &m.text,
+        received,
+        triage,
+        message: Some(m),
+        given: Default::default(),
+        by_staff,
+    }
 }
 
 /// The sender's display name, else the local part of the address.

@@ -12,7 +12,7 @@ use anyhow::Result;
 use jiff::Timestamp;
 
 use crate::app::App;
-use crate::intake::{self, CaseInput, Client, Origin, Outcome};
+use crate::intake::{self, Origin, Outcome};
 use crate::mail::parse::InboundMail;
 use crate::store::{self, Tx};
 
@@ -96,31 +96,9 @@ async fn decide(
     }
     // The terms count from the mail's arrival, never from the future.
     let received = arrived.or(m.date).unwrap_or(now).min(now);
-    let client = Client {
-        name: match &from {
-            Some(f) => intake::client_name(m, f),
-            None => intake::name_or_local_part(&m.from_name, None),
-        },
-        email: from,
-        phone: None,
-    };
-    let opened = intake::open_case(
-        app,
-        tx,
-        CaseInput {
-            source: "email",
-            client: &client,
-            subject: &m.subject,
-            body: &m.text,
-            received,
-            triage: None,
-            message: Some(m),
-            given: Default::default(),
-            by_staff: true,
-        },
-        now,
-    )
-    .await?;
+    let client = intake::email_client(m, from);
+    let input = intake::email_case(m, &client, received, None, true);
+    let opened = intake::open_case(app, tx, input, now).await?;
     let detail = match gesture {
         Gesture::Moved => format!(
             "moved into {} by staff",

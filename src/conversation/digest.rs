@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::config::Staff;
 use crate::domain::command::{self, Parsed};
 use crate::intake::{self, org_json};
-use crate::mail::parse::{passes_authentication, InboundMail};
+use crate::mail::parse::InboundMail;
 use crate::mail::quote;
 use crate::mail::render::Template;
 use crate::store::{self, Tx};
@@ -39,12 +39,7 @@ pub(crate) async fn digest_answer(
     let to_them = store::sent_to(tx, &refs, staff.email.as_str())
         .await?
         .is_some_and(|r| r.kind == DIGEST_KIND);
-    let server_ok = app
-        .settings
-        .intake
-        .trusted_authserv_id
-        .as_deref()
-        .is_none_or(|id| passes_authentication(&m.headers, id, staff.email.domain()));
+    let server_ok = super::server_vouches(app, m, staff);
     let mut items = Vec::new();
     if !(to_them && server_ok) {
         items.push(item(

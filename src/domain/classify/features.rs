@@ -305,46 +305,23 @@ impl Prepared {
                 reproach = true;
             }
         }
-        let toks = &self.tokens;
-        let all = toks.as_slice();
-        if aimed_at_us {
-            out.push("aimed_at_us");
-        }
-        if aimed_elsewhere {
-            out.push("aimed_elsewhere");
-        }
-        if own_fault {
-            out.push("own_fault");
-        }
-        if dissatisfied {
-            out.push("dissatisfied");
-        }
-        if explicit {
-            out.push("explicit_complaint");
-        }
-        if failure {
-            out.push("service_failed");
-        }
-        if has_phrase(all, &REMEDY_WORDS) {
-            out.push("asks_remedy");
-        }
-        if reproach {
-            out.push("reproachful_question");
-        }
-        if has_phrase(all, &ESCALATION_WORDS) {
-            out.push("escalation");
-        }
-        if has_phrase(all, &NO_COMPLAINT_WORDS) {
-            out.push("no_complaint");
-        }
-        if has_phrase(all, &PRAISE_WORDS) {
-            out.push("praise");
-        }
-        if toks.len() < 40 {
-            out.push("short");
-        } else if toks.len() > 250 {
-            out.push("long");
-        }
+        let all = self.tokens.as_slice();
+        let present = [
+            (aimed_at_us, "aimed_at_us"),
+            (aimed_elsewhere, "aimed_elsewhere"),
+            (own_fault, "own_fault"),
+            (dissatisfied, "dissatisfied"),
+            (explicit, "explicit_complaint"),
+            (failure, "service_failed"),
+            (has_phrase(all, &REMEDY_WORDS), "asks_remedy"),
+            (reproach, "reproachful_question"),
+            (has_phrase(all, &ESCALATION_WORDS), "escalation"),
+            (has_phrase(all, &NO_COMPLAINT_WORDS), "no_complaint"),
+            (has_phrase(all, &PRAISE_WORDS), "praise"),
+            (all.len() < 40, "short"),
+            (all.len() > 250, "long"),
+        ];
+        out.extend(present.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
         out
     }
 }
