@@ -1,7 +1,7 @@
 //! Classification time per mail (release): every mail of the labelled
 //! corpus (`training/corpus/`) through what intake calls for a mail that
-//! reaches the model (`score_complaint`, `extract_elements`, `category`),
-//! plus the memory the models take once loaded.
+//! reaches the model (`read` once, then the verdict, the article-4
+//! elements and the category), plus the memory the models take once loaded.
 //!
 //!   cargo bench --bench classify [-- --rounds N]
 //!
@@ -88,9 +88,10 @@ fn main() {
     for _ in 0..rounds {
         for (subject, body) in &mails {
             let t = Instant::now();
-            let score = classify::score_complaint(subject, body);
+            let reading = classify::read(subject, body);
+            let score = reading.score();
             let scored = t.elapsed();
-            let elements = classify::extract_elements(subject, body);
+            let elements = reading.elements();
             let category = classify::category(subject, body);
             times.push(t.elapsed().as_secs_f64() * 1e6);
             scoring.push(scored.as_secs_f64() * 1e6);
@@ -114,7 +115,7 @@ fn main() {
         mails.len()
     );
     println!(
-        "classify: of which the verdict alone (score_complaint): p50 {s50:.0} µs, p99 {s99:.0} µs"
+        "classify: of which reading the mail and the verdict: p50 {s50:.0} µs, p99 {s99:.0} µs"
     );
     println!(
         "classify: models loaded in {load_ms:.1} ms; RSS {rss_before} kB before, {rss_models} kB with the models (+{} kB), peak {hwm} kB",

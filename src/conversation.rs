@@ -208,6 +208,7 @@ pub(crate) async fn forwarded_complaint(
             message: None,
             given: Default::default(),
             by_staff: false,
+            reading: None,
         },
         now,
     )

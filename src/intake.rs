@@ -243,7 +243,8 @@ async fn decide_and_record(
             },
         );
     }
-    let score = classify::score_complaint(&m.subject, &m.text);
+    let reading = classify::read(&m.subject, &m.text);
+    let score = reading.score();
     if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
         answer_regulation_request(app, tx, m, &from, now).await?;
         if score.verdict == Verdict::Ordinary {
@@ -259,7 +260,8 @@ async fn decide_and_record(
         Verdict::Complaint => None,
     };
     let client = email_client(m, Some(from));
-    let input = email_case(m, &client, received, status_reason, false);
+    let mut input = email_case(m, &client, received, status_reason, false);
+    input.reading = Some(reading);
     let opened = open_case(app, tx, input, now).await?;
     Ok((
         Outcome::Case {
@@ -301,6 +303,7 @@ pub(crate) fn email_case<'a>(
         message: Some(m),
         given: Default::default(),
         by_staff,
+        reading: None,
     }
 }
 
@@ -344,6 +347,9 @@ pub struct CaseInput<'a> {
     /// acknowledged even when the art. 5 term has passed already, as a
     /// person decided, not a blind first run over old mail.
     pub by_staff: bool,
+    /// The mail as scoring read it, when it was scored (the text is then
+    /// not read again).
+    pub reading: Option<classify::Reading<'a>>,
 }
 
 /// A case just recorded.
@@ -367,9 +373,14 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         .add_working_days(received_day, s.procedure.response_working_days);
     let today = local_date(now, tz);
 
-    let lang = classify::language(c.subject, c.body);
+    let reading = match c.reading {
+        Some(r) => r,
+        None => classify::read(c.subject, c.body),
+    };
+    let lang = reading.lang();
     let category = classify::category(c.subject, c.body);
-    let mut elements = classify::extract_elements(c.subject, c.body);
+    let mut elements = reading.elements();
+    drop(reading);
     elements.dates = c.given.dates.clone().or(elements.dates);
     elements.desired_outcome = c.given.desired_outcome.clone().or(elements.desired_outcome);
     elements.nature = c.given.nature.clone().or(elements.nature);
@@ -1228,6 +1239,7 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
                     .map(str::to_string),
             },
             by_staff: false,
+            reading: None,
         },
         now,
     )

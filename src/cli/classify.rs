@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::domain::classify::{self, features, model, MailFacts, RosterEntry, Verdict};
+use crate::domain::classify::{self, model, MailFacts, RosterEntry, Verdict};
 use crate::mail::parse;
 
 /// Features shown by `--explain`.
@@ -37,16 +37,14 @@ pub fn run(settings: Option<&Settings>, file: &Path, explain: bool, as_json: boo
         ),
     };
     let model = &*model::MODEL;
-    let prepared = features::prepare(&m.subject, &m.text);
-    let (probability, top) = model.explain(&prepared, EXPLAIN_TOP);
+    let reading = classify::read(&m.subject, &m.text);
+    let (probability, top) = model.explain(reading.prepared(), EXPLAIN_TOP);
     // The verdict intake would reach (the model's band plus the rules on top).
     let verdict = match automated {
         Some(_) => "automated",
-        None => classify::score_complaint(&m.subject, &m.text)
-            .verdict
-            .as_str(),
+        None => reading.score().verdict.as_str(),
     };
-    let elements = classify::extract_elements(&m.subject, &m.text);
+    let elements = reading.elements();
     let roster: Vec<RosterEntry> = settings
         .map(|s| {
             s.staff
@@ -71,7 +69,7 @@ pub fn run(settings: Option<&Settings>, file: &Path, explain: bool, as_json: boo
             "automated": automated.map(|a| a.as_str()),
             "probability": (probability * 1000.0).round() / 1000.0,
             "thresholds": { "possible": model.file.thresholds.possible, "complaint": model.file.thresholds.complaint },
-            "language": prepared.lang.as_str(),
+            "language": reading.lang().as_str(),
             "category": classify::category(&m.subject, &m.text).as_str(),
             "asks_for_regulation": regulation,
             "nature": elements.nature,
@@ -95,7 +93,7 @@ pub fn run(settings: Option<&Settings>, file: &Path, explain: bool, as_json: boo
         "probability:     {probability:.3} (triage from {:.3}, case from {:.3})",
         t.possible, t.complaint
     );
-    let _ = writeln!(out, "language:        {}", prepared.lang.as_str());
+    let _ = writeln!(out, "language:        {}", reading.lang().as_str());
     let _ = writeln!(
         out,
         "category:        {}",
