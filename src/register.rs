@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::domain::calendar::Calendar;
+use crate::domain::event::{CaseEvent, EventKind};
 use crate::domain::types::Status;
 use crate::store::{CaseRow, EventRow};
 
@@ -122,32 +123,35 @@ pub fn record(
     let mut external = false;
     for e in events {
         let on = day_of(&e.at, tz).unwrap_or(today);
-        match e.kind.as_str() {
-            "proposal" | "rejection" => {
+        let EventKind::Case(kind) = e.kind else {
+            continue;
+        };
+        match kind {
+            CaseEvent::Proposal | CaseEvent::Rejection => {
                 responded_on.get_or_insert(on);
-                outcome = Some(if e.kind == "proposal" {
+                outcome = Some(if kind == CaseEvent::Proposal {
                     Outcome::Proposal
                 } else {
                     Outcome::Rejected
                 });
             }
-            "agreed" => outcome = Some(Outcome::Agreed),
-            "external" => {
+            CaseEvent::Agreed => outcome = Some(Outcome::Agreed),
+            CaseEvent::External => {
                 external = true;
                 outcome = Some(Outcome::External);
             }
-            "dismissed" => outcome = Some(Outcome::NoComplaint),
-            "reopened" => {
+            CaseEvent::Dismissed => outcome = Some(Outcome::NoComplaint),
+            CaseEvent::Reopened => {
                 closed_on = None;
                 if outcome == Some(Outcome::Closed) {
                     outcome = None;
                 }
             }
-            "closed" => {
+            CaseEvent::Closed => {
                 closed_on = Some(on);
                 outcome.get_or_insert(Outcome::Closed);
             }
-            "extended" => {
+            CaseEvent::Extended => {
                 let field = |k: &str| e.data.as_ref().and_then(|d| d.get(k).cloned());
                 extensions.push(Extension {
                     at: on,
@@ -187,7 +191,7 @@ pub fn record(
     let response_due = case.response_due.parse::<Date>().ok();
     let original_response_due = events
         .iter()
-        .find(|e| e.kind == "extended")
+        .find(|e| e.kind == CaseEvent::Extended.into())
         .and_then(|e| {
             e.data
                 .as_ref()?
@@ -355,7 +359,7 @@ pub(crate) mod tests {
     pub(crate) fn event(at: &str, kind: &str, data: serde_json::Value) -> EventRow {
         EventRow {
             at: at.into(),
-            kind: kind.into(),
+            kind: kind.parse().expect("a known event kind"),
             actor: "anna@31solutions.test".into(),
             detail: String::new(),
             data: (!data.is_null()).then_some(data),

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use klachtd::domain::classify;
-use klachtd::intake::{self, Origin, Outcome};
+use klachtd::flows::intake::{self, Origin, Outcome};
 use klachtd::mail::parse::{self, InboundMail};
 use sqlx::Row;
 

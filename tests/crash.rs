@@ -270,6 +270,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
 /// and counts the third as sent, copying it to Sent only.
 #[test]
 fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_written() {
+    use klachtd::domain::event::OutboxKind;
     use klachtd::store::{enqueue, NewOutMail, Store};
 
     let w = World::new();
@@ -293,7 +294,7 @@ fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_wr
             let m = NewOutMail {
                 message_id: id,
                 case_id: None,
-                kind: "test",
+                kind: OutboxKind::Report,
                 recipient: to,
                 raw: raw.as_bytes(),
             };

@@ -24,7 +24,7 @@ fn decide(name: &str) -> (Expect, klachtd::mail::parse::InboundMail) {
         .join("tests/fixtures/mail")
         .join(name);
     let m = parse(&std::fs::read(&path).expect("fixture"), 1 << 20);
-    if let Some(a) = klachtd::intake::automated(&settings, &m) {
+    if let Some(a) = klachtd::flows::intake::automated(&settings, &m) {
         return (Expect::Automated(a.as_str()), m);
     }
     let e = match classify::score_complaint(&m.subject, &m.text).verdict {

@@ -17,8 +17,9 @@ mod common;
 use common::{TestDb, ANNA, BRAM, CARLA, DIRK};
 use jiff::{SignedDuration, Timestamp};
 use klachtd::clock::db_time;
+use klachtd::domain::event::{CaseEvent, OutboxKind};
 use klachtd::domain::types::{CaseRef, Category, EmailAddress, Lang, Status};
-use klachtd::intake::{register_phone_complaint, PhoneComplaint};
+use klachtd::flows::phone::{register_phone_complaint, PhoneComplaint};
 use klachtd::store::{self, CaseFilter, NewCase, NewOutMail, OutboxRow, Store};
 use sqlx::Row;
 
@@ -135,7 +136,7 @@ async fn enqueue(
         &NewOutMail {
             message_id,
             case_id,
-            kind,
+            kind: kind.parse().expect("an outbox kind"),
             recipient: "klant@client.test",
             raw: b"Subject: x\r\n\r\nx\r\n",
         },
@@ -363,7 +364,7 @@ async fn only_one_acknowledgement_can_be_queued_per_case(url: &str) {
             &NewOutMail {
                 message_id: &id,
                 case_id: Some(third),
-                kind: "ack",
+                kind: OutboxKind::Ack,
                 recipient: "klant@client.test",
                 raw: b"x",
             },
@@ -433,7 +434,7 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
         .clone();
     let ack_busy = due
         .iter()
-        .find(|r| r.kind == "ack" && r.case_id == Some(busy))
+        .find(|r| r.kind == OutboxKind::Ack && r.case_id == Some(busy))
         .unwrap()
         .clone();
     let digest = due.iter().find(|r| r.case_id.is_none()).unwrap().clone();
@@ -462,7 +463,7 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
     let later = plus_minutes(now, 6);
     let due = store.due_outbox(later, 10).await.unwrap();
     let ack = find(&due, ack.id).expect("expired lease is due").clone();
-    assert_eq!(ack.status, "sending");
+    assert_eq!(ack.status.as_str(), "sending");
     assert!(store
         .lease_outbox(ack.id, later, plus_minutes(later, 5))
         .await
@@ -498,7 +499,7 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
     assert!(
         timeline
             .iter()
-            .any(|e| e.kind == "ack_sent" && e.detail == "<ack@k.test>"),
+            .any(|e| e.kind.to_string() == "ack_sent" && e.detail == "<ack@k.test>"),
         "{timeline:?}"
     );
 
@@ -571,7 +572,7 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
     assert!(
         timeline
             .iter()
-            .any(|e| e.kind == "handler_new_failed" && e.detail == "550 no such user"),
+            .any(|e| e.kind.to_string() == "handler_new_failed" && e.detail == "550 no such user"),
         "{timeline:?}"
     );
     let c = store.case_by_id(case).await.unwrap().unwrap();
@@ -717,7 +718,7 @@ async fn a_whole_case_round_trips(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.to_string())
         .collect();
     for k in [
         "received",
@@ -748,7 +749,7 @@ async fn a_whole_case_round_trips(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.to_string())
         .collect();
     assert!(!kinds2.iter().any(|k| k == "ack_queued"), "{kinds2:?}");
 
@@ -1048,7 +1049,7 @@ async fn a_conversation_threads_authenticates_and_updates(url: &str) {
             &NewOutMail {
                 message_id: id,
                 case_id: Some(c),
-                kind,
+                kind: kind.parse().expect("an outbox kind"),
                 recipient: to,
                 raw: b"From: x\r\n\r\nx",
             },
@@ -1152,7 +1153,7 @@ async fn a_conversation_threads_authenticates_and_updates(url: &str) {
         &mut tx,
         case,
         at(130),
-        "extended",
+        CaseEvent::Extended,
         DIRK,
         "d",
         &serde_json::json!({"old_due": "2026-12-21", "at": "not this"}),

@@ -23,7 +23,7 @@ pub fn run(settings: Option<&Settings>, file: &Path, explain: bool, as_json: boo
     let max_attachment = settings.map_or(10 << 20, |s| s.intake.max_attachment_bytes);
     let m = parse::parse(&raw, max_attachment);
     let automated = match settings {
-        Some(s) => crate::intake::automated(s, &m),
+        Some(s) => crate::flows::intake::automated(s, &m),
         None => classify::automated(
             &MailFacts {
                 headers: &m.headers,

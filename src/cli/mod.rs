@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::types::{CaseRef, EmailAddress, Status};
-use crate::intake::{register_phone_complaint, PhoneComplaint};
+use crate::flows::phone::{register_phone_complaint, PhoneComplaint};
 use crate::register::{self, case_json, Record};
 use crate::store::{CaseFilter, CaseRow, EventRow, Store};
 
@@ -358,7 +358,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             let r: CaseRef = reference.parse()?;
             let app = App::new(settings, clock).await?;
             let done =
-                crate::conversation::assign_by_admin(&app, &r, &name, &admin_actor()).await?;
+                crate::flows::assign::assign_by_admin(&app, &r, &name, &admin_actor()).await?;
             if let Err(e) = crate::workers::outbox::flush(&app).await {
                 eprintln!("klachtd: queued, not yet sent: {e:#}");
             }
@@ -368,8 +368,14 @@ pub async fn main(cli: Cli) -> Result<()> {
         Command::Client(ClientCommand::Export { email }) => {
             let email = client_address(&email)?;
             let store = Store::open_existing(&settings.database_url).await?;
-            let v = crate::privacy::export(&store, &settings, &email, &admin_actor(), clock.now())
-                .await?;
+            let v = crate::flows::privacy::export(
+                &store,
+                &settings,
+                &email,
+                &admin_actor(),
+                clock.now(),
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Command::Client(ClientCommand::Erase {
@@ -380,7 +386,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             let email = client_address(&email)?;
             let store = Store::open_existing(&settings.database_url).await?;
             let mailbox = (settings.purge_mailbox && !keep_mailbox).then_some(&settings);
-            let erased = crate::privacy::erase(
+            let erased = crate::flows::privacy::erase(
                 &store,
                 mailbox,
                 &email,

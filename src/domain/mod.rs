@@ -4,5 +4,6 @@ pub mod assign;
 pub mod calendar;
 pub mod classify;
 pub mod command;
+pub mod event;
 pub mod schedule;
 pub mod types;

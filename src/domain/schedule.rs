@@ -40,11 +40,23 @@ pub struct CaseFacts<'a> {
 }
 
 /// Kinds of scheduled work on a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Kind {
     /// The response is due within the reminder window: to the handler.
     Reminder,
     /// A client's reply is waiting for an answer: to the handler.
+    #[strum(serialize = "reply_reminder")]
     ReplyWaiting,
     /// The response date passed with no proposal, rejection or close.
     LateResponse,
@@ -55,14 +67,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The stored form (`notices.kind`, `events.kind`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Reminder => "reminder",
-            Kind::ReplyWaiting => "reply_reminder",
-            Kind::LateResponse => "late_response",
-            Kind::LateAck => "late_ack",
-            Kind::Conflict => "conflict",
-        }
+        self.into()
     }
 
     /// Escalations go to the supervisors; the rest to the handler.

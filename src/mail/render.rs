@@ -576,15 +576,14 @@ mod tests {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One case row of the digest; `dates` are received, ack due and
+    /// response due.
     fn digest_row(
         reference: &str,
         subject: &str,
         handler: &str,
         status: (&str, &str),
-        received: &str,
-        ack_due: &str,
-        response_due: &str,
+        (received, ack_due, response_due): (&str, &str, &str),
         days_left: i64,
         extended: bool,
     ) -> Value {
@@ -609,9 +608,7 @@ mod tests {
             "Slechte sessie",
             "Anna de Vries",
             ("in_progress", in_progress),
-            "20-11-2026",
-            "27-11-2026",
-            "24-12-2026",
+            ("20-11-2026", "27-11-2026", "24-12-2026"),
             3,
             false,
         );
@@ -620,9 +617,7 @@ mod tests {
             "Geen reactie",
             "Bram Bakker",
             ("in_progress", in_progress),
-            "05-11-2026",
-            "12-11-2026",
-            "17-12-2026",
+            ("05-11-2026", "12-11-2026", "17-12-2026"),
             -2,
             true,
         );
@@ -631,9 +626,7 @@ mod tests {
             "Vraag over <b>factuur</b>",
             "",
             ("triage", triage),
-            "18-12-2026",
-            "28-12-2026",
-            "",
+            ("18-12-2026", "28-12-2026", ""),
             0,
             false,
         );
@@ -642,9 +635,7 @@ mod tests {
             "Coach <i>te laat</i>",
             "Anna de Vries",
             ("received", received),
-            "18-12-2026",
-            "28-12-2026",
-            "22-01-2027",
+            ("18-12-2026", "28-12-2026", "22-01-2027"),
             22,
             false,
         );
@@ -653,9 +644,7 @@ mod tests {
             "Sessie afgezegd",
             "",
             ("received", received),
-            "10-12-2026",
-            "17-12-2026",
-            "11-01-2027",
+            ("10-12-2026", "17-12-2026", "11-01-2027"),
             13,
             false,
         );

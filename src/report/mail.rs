@@ -14,8 +14,9 @@ use super::{Report, Timeliness};
 use crate::app::App;
 use crate::config::{ReportEvery, Settings, Staff};
 use crate::domain::calendar::Calendar;
+use crate::domain::event::OutboxKind;
 use crate::domain::types::Lang;
-use crate::intake::{org_json, queue_mail, Mail};
+use crate::flows::notify::{org_json, queue_mail, Mail};
 use crate::mail::render::{long_date, month_name, Template};
 use crate::store::{self, CaseFilter, NoticeKey};
 
@@ -231,7 +232,7 @@ async fn send_to(
         &mut tx,
         &Mail {
             case_id: None,
-            kind: "report",
+            kind: OutboxKind::Report,
             from_name: &format!("{} klachten", s.organisation.name),
             to_name: &sup.name,
             to: &sup.email,

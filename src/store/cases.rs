@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::{get_i64, get_opt_str, get_str, Store, Tx};
 use crate::clock::db_time;
+use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, Lang, Status};
 
 /// A case as the register holds it.
@@ -81,7 +82,7 @@ pub struct NewCaseMessage<'a> {
 #[derive(Debug, Clone)]
 pub struct EventRow {
     pub at: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub actor: String,
     pub detail: String,
     /// Structured details (a JSON object), when the event has them.
@@ -230,7 +231,7 @@ pub async fn add_event(
     tx: &mut Tx,
     case_id: i64,
     at: Timestamp,
-    kind: &str,
+    kind: impl Into<EventKind>,
     actor: &str,
     detail: &str,
 ) -> Result<()> {
@@ -252,7 +253,7 @@ pub async fn add_event_data(
     tx: &mut Tx,
     case_id: i64,
     at: Timestamp,
-    kind: &str,
+    kind: impl Into<EventKind>,
     actor: &str,
     detail: &str,
     data: &serde_json::Value,
@@ -263,7 +264,7 @@ pub async fn add_event_data(
     )
     .bind(case_id)
     .bind(db_time(at))
-    .bind(kind)
+    .bind(kind.into().to_string())
     .bind(actor)
     .bind(detail)
     .bind(data)
@@ -359,7 +360,7 @@ pub async fn sent_since(
     tx: &mut Tx,
     case_id: i64,
     recipient: &str,
-    kind: &str,
+    kind: OutboxKind,
     since: Timestamp,
 ) -> Result<i64> {
     let row = sqlx::query(
@@ -367,7 +368,7 @@ pub async fn sent_since(
     )
     .bind(case_id)
     .bind(recipient)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(db_time(since))
     .fetch_one(&mut **tx)
     .await?;
@@ -517,7 +518,7 @@ impl Store {
             anyhow::bail!("no case {reference}");
         };
         let id: i64 = row.try_get(0)?;
-        add_event(&mut tx, id, at, "closed", actor, reason).await?;
+        add_event(&mut tx, id, at, CaseEvent::Closed, actor, reason).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -573,13 +574,18 @@ pub async fn thread_match(
 
 /// The timeline events the register's facts are made of
 /// (`crate::register::record`).
-const REGISTER_EVENTS: &str =
-    "'proposal', 'rejection', 'agreed', 'external', 'dismissed', 'closed', 'reopened', 'extended'";
+fn register_events() -> String {
+    CaseEvent::REGISTER
+        .iter()
+        .map(|e| format!("'{}'", e.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn event_from_row(r: &AnyRow) -> Result<EventRow> {
     Ok(EventRow {
         at: get_str(r, "at")?,
-        kind: get_str(r, "kind")?,
+        kind: get_str(r, "kind")?.parse()?,
         actor: get_str(r, "actor")?,
         detail: get_str(r, "detail")?,
         data: get_opt_str(r, "data")?.and_then(|d| serde_json::from_str(&d).ok()),
@@ -590,7 +596,8 @@ impl Store {
     /// The register events of every case, in timeline order per case.
     pub async fn register_events(&self) -> Result<Vec<(i64, EventRow)>> {
         let rows = sqlx::query(&format!(
-            "SELECT case_id, at, kind, actor, detail, data FROM events WHERE kind IN ({REGISTER_EVENTS}) ORDER BY case_id, id"
+            "SELECT case_id, at, kind, actor, detail, data FROM events WHERE kind IN ({}) ORDER BY case_id, id",
+            register_events()
         ))
         .fetch_all(self.pool())
         .await?;
@@ -668,7 +675,7 @@ pub async fn client_thread(tx: &mut Tx, case_id: i64, client: &str) -> Result<Ve
 /// A message klachtd sent, found among the IDs a mail refers to.
 pub struct SentRef {
     pub case_id: Option<i64>,
-    pub kind: String,
+    pub kind: OutboxKind,
 }
 
 /// Is one of `referenced` a message klachtd itself sent to `recipient`?
@@ -690,7 +697,7 @@ pub async fn sent_to(
         if let Some(r) = row {
             return Ok(Some(SentRef {
                 case_id: r.try_get::<Option<i64>, _>("case_id")?,
-                kind: get_str(&r, "kind")?,
+                kind: get_str(&r, "kind")?.parse()?,
             }));
         }
     }
@@ -698,11 +705,11 @@ pub async fn sent_to(
 }
 
 /// Is one of `referenced` a mail of `kind` klachtd sent (to anyone)?
-pub async fn refers_to_kind(tx: &mut Tx, referenced: &[String], kind: &str) -> Result<bool> {
+pub async fn refers_to_kind(tx: &mut Tx, referenced: &[String], kind: OutboxKind) -> Result<bool> {
     for id in referenced.iter().rev().take(50) {
         let row = sqlx::query("SELECT 1 FROM outbox WHERE message_id = $1 AND kind = $2")
             .bind(id.as_str())
-            .bind(kind)
+            .bind(kind.as_str())
             .fetch_optional(&mut **tx)
             .await
             .context("look up a sent mail")?;

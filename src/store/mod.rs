@@ -320,7 +320,7 @@ impl Store {
     /// UIDs of `folder` (at this UIDVALIDITY) whose message intake has
     /// settled for good: case mail (it has a case) or mail staff asked to
     /// make a complaint of that klachtd refused. The keyword search of the
-    /// staff overrule (`crate::overrule`) skips them without a fetch.
+    /// staff overrule (`crate::flows::overrule`) skips them without a fetch.
     pub async fn settled_uids(
         &self,
         folder: &str,
@@ -437,7 +437,7 @@ pub async fn forget_failed(tx: &mut Tx, message_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Claims a message that staff made a complaint of (`crate::overrule`):
+/// Claims a message that staff made a complaint of (`crate::flows::overrule`):
 /// records it when intake never saw it, or takes over its record when that
 /// has no case yet. False when it is case mail already or was refused, or
 /// another daemon holds it: then the caller rolls back and does nothing. The row lock of the

@@ -7,11 +7,12 @@ use sqlx::Row;
 
 use super::{get_i64, get_opt_str, get_str, Store, Tx};
 use crate::clock::db_time;
+use crate::domain::event::{EventKind, MailStep, OutboxKind, OutboxStatus};
 
 pub struct NewOutMail<'a> {
     pub message_id: &'a str,
     pub case_id: Option<i64>,
-    pub kind: &'a str,
+    pub kind: OutboxKind,
     pub recipient: &'a str,
     pub raw: &'a [u8],
 }
@@ -21,10 +22,10 @@ pub struct OutboxRow {
     pub id: i64,
     pub message_id: String,
     pub case_id: Option<i64>,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub recipient: String,
     pub raw: Vec<u8>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
@@ -38,7 +39,7 @@ pub async fn enqueue(tx: &mut Tx, m: &NewOutMail<'_>, now: Timestamp) -> Result<
     )
     .bind(m.message_id)
     .bind(m.case_id)
-    .bind(m.kind)
+    .bind(m.kind.as_str())
     .bind(m.recipient)
     .bind(m.raw.to_vec())
     .bind(db_time(now))
@@ -68,10 +69,10 @@ impl Store {
                     id: get_i64(r, "id")?,
                     message_id: get_str(r, "message_id")?,
                     case_id: r.try_get::<Option<i64>, _>("case_id")?,
-                    kind: get_str(r, "kind")?,
+                    kind: get_str(r, "kind")?.parse()?,
                     recipient: get_str(r, "recipient")?,
                     raw: r.try_get::<Vec<u8>, _>("raw")?,
-                    status: get_str(r, "status")?,
+                    status: get_str(r, "status")?.parse()?,
                     attempts: get_i64(r, "attempts")?,
                     last_error: get_opt_str(r, "last_error")?,
                 })
@@ -126,7 +127,7 @@ impl Store {
             return Ok(());
         }
         if let Some(case_id) = row.case_id {
-            if row.kind == "ack" {
+            if row.kind == OutboxKind::Ack {
                 super::cases::mark_acknowledged(&mut tx, case_id, at).await?;
             }
             let data = serde_json::json!({
@@ -139,7 +140,7 @@ impl Store {
                 &mut tx,
                 case_id,
                 at,
-                &format!("{}_sent", row.kind),
+                EventKind::Mail(row.kind, MailStep::Sent),
                 "klachtd",
                 &row.message_id,
                 &data,
@@ -182,7 +183,7 @@ impl Store {
                 &mut tx,
                 case_id,
                 at,
-                &format!("{}_failed", row.kind),
+                EventKind::Mail(row.kind, MailStep::Failed),
                 "klachtd",
                 error,
             )

@@ -10,10 +10,10 @@ use tokio::sync::watch;
 
 use super::{backoff, sleep_or_stop};
 use crate::app::App;
-use crate::intake::{self, Origin, Outcome};
+use crate::flows::intake::{self, Origin, Outcome};
+use crate::flows::overrule::{self, Gesture};
 use crate::mail::imap::Imap;
 use crate::mail::parse;
-use crate::overrule::{self, Gesture};
 
 /// UIDs fetched per round trip.
 const BATCH: usize = 250;
@@ -259,7 +259,7 @@ async fn process_batch(
 }
 
 /// Mail staff made a complaint of in their own mail client (see
-/// `crate::overrule`): in the intake folder, messages with the keyword that
+/// `crate::flows::overrule`): in the intake folder, messages with the keyword that
 /// are not case mail; in the complaint folder, messages above its own
 /// checkpoint that are not case mail. Case mail klachtd marked or moved
 /// itself is known by its Message-ID and left alone. Ends with the intake

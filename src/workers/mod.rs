@@ -29,7 +29,7 @@ pub async fn run_once(app: &App) -> Result<()> {
     intake::record_health(app, &intake).await;
     // The scheduler runs even when intake failed: that is when its health
     // alarm matters. Whatever was recorded is sent.
-    let scheduled = crate::scheduler::pass(app).await;
+    let scheduled = crate::flows::scheduler::pass(app).await;
     let sent = outbox::flush(app).await;
     intake?;
     scheduled?;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use super::{backoff, sleep_or_stop};
 use crate::app::App;
+use crate::domain::event::OutboxStatus;
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::mail::smtp::{LastStep, SendError, Smtp};
@@ -108,7 +109,7 @@ impl Sender {
             }
             let mut progressed = false;
             for row in rows {
-                if row.status == "committing" {
+                if row.status == OutboxStatus::Committing {
                     self.finish_interrupted(&row).await?;
                     progressed = true;
                     handled += 1;
@@ -156,7 +157,7 @@ impl Sender {
 
     async fn send_one(&mut self, row: &OutboxRow, lease_until: jiff::Timestamp) -> Result<()> {
         let store = self.app.store.clone();
-        if row.status == "sending" {
+        if row.status == OutboxStatus::Sending {
             // An earlier attempt was cut off after it started.
             match self.already_sent(&row.message_id).await {
                 Ok(true) => {
@@ -250,7 +251,10 @@ impl Sender {
                         &mut tx,
                         case_id,
                         self.app.clock.now(),
-                        &format!("{}_unconfirmed", row.kind),
+                        crate::domain::event::EventKind::Mail(
+                            row.kind,
+                            crate::domain::event::MailStep::Unconfirmed,
+                        ),
                         "klachtd",
                         &e,
                     )

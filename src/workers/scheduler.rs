@@ -1,4 +1,4 @@
-//! The scheduler loop: one pass a minute (see [`crate::scheduler`]). Every
+//! The scheduler loop: one pass a minute (see [`crate::flows::scheduler`]). Every
 //! timer is derived from the register on each pass, so a restart loses
 //! nothing and a pass that fails is simply done again a minute later.
 
@@ -18,7 +18,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let wait = match crate::scheduler::pass(&app).await {
+        let wait = match crate::flows::scheduler::pass(&app).await {
             Ok(_) => {
                 failures = 0;
                 TICK

@@ -10,18 +10,20 @@ use anyhow::{Context, Result};
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::{apply, plan};
+use super::staff_reply::{apply, plan};
 use crate::app::App;
 use crate::config::Staff;
 use crate::domain::command::{self, Parsed};
-use crate::intake::{self, org_json};
+use crate::domain::event::{CaseEvent, OutboxKind};
+use crate::flows::notify::{self, org_json, StaffMail};
+use crate::flows::Work;
 use crate::mail::parse::InboundMail;
 use crate::mail::quote;
 use crate::mail::render::Template;
 use crate::store::{self, Tx};
 
-/// The outbox kind of the daily digest (see `crate::scheduler`).
-const DIGEST_KIND: &str = "digest";
+/// The outbox kind of the daily digest (see `crate::flows::scheduler`).
+const DIGEST_KIND: OutboxKind = OutboxKind::Digest;
 
 /// Handles `m` from roster member `staff` if it answers a digest; false
 /// when it does not (then it is ordinary staff mail).
@@ -39,7 +41,7 @@ pub(crate) async fn digest_answer(
     let to_them = store::sent_to(tx, &refs, staff.email.as_str())
         .await?
         .is_some_and(|r| r.kind == DIGEST_KIND);
-    let server_ok = super::server_vouches(app, m, staff);
+    let server_ok = super::staff_reply::server_vouches(app, m, staff);
     let mut items = Vec::new();
     if !(to_them && server_ok) {
         items.push(item(
@@ -89,17 +91,17 @@ pub(crate) async fn digest_answer(
         "status": "", "response_due": "", "original_subject": "",
         "their_subject": m.subject, "items": items,
     });
-    intake::queue_staff_mail(
-        app,
-        tx,
-        None,
-        Template::CommandResult,
-        lang,
-        &ctx,
+    notify::queue_staff_mail(
+        &mut Work { app, tx, now },
         staff,
-        "digest_receipt",
-        Some(m),
-        now,
+        StaffMail {
+            case_id: None,
+            template: Template::CommandResult,
+            lang,
+            ctx: &ctx,
+            kind: OutboxKind::DigestReceipt,
+            answering: Some(m),
+        },
     )
     .await?;
     Ok(true)
@@ -150,7 +152,7 @@ async fn decide(
         tx,
         case.id,
         now,
-        "staff_message",
+        CaseEvent::StaffMessage,
         staff.email.as_str(),
         &m.message_id,
         &json!({
@@ -159,6 +161,14 @@ async fn decide(
         }),
     )
     .await?;
-    let (_, done) = apply(app, tx, &case, &d.reference, m, staff, &plan, now).await?;
+    let (_, done) = apply(
+        &mut Work { app, tx, now },
+        &case,
+        &d.reference,
+        m,
+        staff,
+        &plan,
+    )
+    .await?;
     Ok(Ok(done.join("; ")))
 }

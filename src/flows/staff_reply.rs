@@ -16,22 +16,22 @@ use crate::app::App;
 use crate::config::Staff;
 use crate::domain::assign::Assignment;
 use crate::domain::command::{self, Command};
+use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
-use crate::intake::{self, case_dates, org_json};
-use crate::mail::forward;
+use crate::flows::assign::{assignable, hand_over};
+use crate::flows::notify::{self, case_dates, org_json, StaffMail};
+use crate::flows::open_case;
+use crate::flows::Work;
 use crate::mail::parse::{passes_authentication, InboundMail};
 use crate::mail::quote;
 use crate::mail::render::{long_date, Template};
 use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, Tx};
 
-mod digest;
-pub(crate) use digest::digest_answer;
-
 /// The outbox kind of the answer to an unauthenticated staff mail.
-const WARNING_KIND: &str = "staff_warning";
+const WARNING_KIND: OutboxKind = OutboxKind::StaffWarning;
 
 /// What an accepted staff mail will do.
-struct Plan<'a> {
+pub(super) struct Plan<'a> {
     command: Option<Command>,
     next: Status,
     /// Text for the client (already without quotes and command lines).
@@ -45,20 +45,18 @@ struct Plan<'a> {
 }
 
 /// Handles a mail from a roster address that threads onto `case_id`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn staff_mail(
-    app: &App,
-    tx: &mut Tx,
+    w: &mut Work<'_>,
     case_id: i64,
     reference: &CaseRef,
     m: &InboundMail,
     staff: &Staff,
     at: Timestamp,
-    now: Timestamp,
 ) -> Result<()> {
+    let (app, now) = (w.app, w.now);
     let refs = m.referenced_ids();
     store::insert_case_message(
-        tx,
+        w.tx,
         &NewCaseMessage {
             case_id,
             message_id: &m.message_id,
@@ -70,7 +68,7 @@ pub(crate) async fn staff_mail(
         },
     )
     .await?;
-    let case = store::case_in_tx(tx, case_id)
+    let case = store::case_in_tx(w.tx, case_id)
         .await?
         .context("case found by threading")?;
     let client = case
@@ -82,7 +80,7 @@ pub(crate) async fn staff_mail(
         .is_some_and(|c| m.to.contains(c) || m.cc.contains(c));
     // A warning about a refused (possibly forged) mail does not count: a
     // puzzled "I did not send this" in answer to it must not reach the client.
-    let answers_us = store::sent_to(tx, &refs, staff.email.as_str())
+    let answers_us = store::sent_to(w.tx, &refs, staff.email.as_str())
         .await?
         .is_some_and(|r| r.case_id == Some(case_id) && r.kind != WARNING_KIND);
     // Optionally also the receiving server's DKIM/SPF/DMARC verdict.
@@ -101,10 +99,10 @@ pub(crate) async fn staff_mail(
         if client_in_copy && !has_command {
             // Written to the client directly, info@ in copy: on record only.
             store::add_event_data(
-                tx,
+                w.tx,
                 case_id,
                 now,
-                "staff_message",
+                CaseEvent::StaffMessage,
                 who,
                 "written to the client directly; recorded, not relayed",
                 &data,
@@ -122,12 +120,12 @@ pub(crate) async fn staff_mail(
         };
         // The answer goes to the roster address, so the real person learns
         // of the attempt; it names nothing of the case they did not write.
-        return refuse(app, tx, &case, m, staff, &mut data, why, false, now).await;
+        return refuse(w, &case, m, staff, &mut data, why, false).await;
     }
 
     let plan = match plan(
         app,
-        tx,
+        w.tx,
         &case,
         staff,
         parsed,
@@ -137,144 +135,28 @@ pub(crate) async fn staff_mail(
     .await?
     {
         Ok(p) => p,
-        Err(why) => return refuse(app, tx, &case, m, staff, &mut data, &why, true, now).await,
+        Err(why) => return refuse(w, &case, m, staff, &mut data, &why, true).await,
     };
     data["command"] = json!(plan.command.as_ref().map(|c| c.name()));
-    store::add_event_data(tx, case_id, now, "staff_message", who, &m.message_id, &data).await?;
-    let (fresh, done) = apply(app, tx, &case, reference, m, staff, &plan, now).await?;
+    store::add_event_data(
+        w.tx,
+        case_id,
+        now,
+        CaseEvent::StaffMessage,
+        who,
+        &m.message_id,
+        &data,
+    )
+    .await?;
+    let (fresh, done) = apply(w, &case, reference, m, staff, &plan).await?;
     if plan.command.is_some() {
-        receipt(app, tx, &fresh, m, staff, None, &done, true, now).await?;
+        receipt(w, &fresh, m, staff, None, &done, true).await?;
     }
     Ok(())
 }
 
-/// A colleague forwards a complaint they got themselves, `/klacht` on top.
-/// The original's sender is the client. Anyone can write a roster From, so
-/// this only makes a triage item: a supervisor confirms it with `/klacht`
-/// (authenticated like every answer). A forged forward can therefore do no
-/// more than any stranger's mail to info@. None: not such a forward.
-pub(crate) async fn forwarded_complaint(
-    app: &App,
-    tx: &mut Tx,
-    m: &InboundMail,
-    staff: &Staff,
-    at: Timestamp,
-    now: Timestamp,
-) -> Result<Option<intake::Opened>> {
-    let s = &app.settings;
-    let Ok(command::Parsed {
-        command: Some(Command::Complaint),
-        text: note,
-    }) = command::parse(&quote::new_text(&m.text))
-    else {
-        return Ok(None);
-    };
-    let original = forward::extract(m, s.intake.max_attachment_bytes);
-    let (client, subject, body, received) = match &original {
-        Some(f) => (
-            intake::Client {
-                name: intake::name_or_local_part(&f.from_name, f.from.as_ref()),
-                email: f.from.clone(),
-                phone: None,
-            },
-            f.subject.clone(),
-            f.body.clone(),
-            // Art. 5 counts from receipt by the organisation: the day the
-            // colleague got it, when the forward says so.
-            f.date.filter(|d| *d <= now).unwrap_or(at),
-        ),
-        None => (
-            intake::Client {
-                name: String::new(),
-                email: None,
-                phone: None,
-            },
-            m.subject.clone(),
-            note.clone(),
-            at,
-        ),
-    };
-    let subject = strip_forward_prefix(&subject);
-    let opened = intake::open_case(
-        app,
-        tx,
-        intake::CaseInput {
-            source: "forwarded",
-            client: &client,
-            subject: &subject,
-            body: &body,
-            received,
-            triage: Some(intake::TriageWhy::Forwarded(staff.name.clone())),
-            message: None,
-            given: Default::default(),
-            by_staff: false,
-            reading: None,
-        },
-        now,
-    )
-    .await?;
-    store::insert_case_message(
-        tx,
-        &NewCaseMessage {
-            case_id: opened.id,
-            message_id: &m.message_id,
-            sender: staff.email.as_str(),
-            subject: &m.subject,
-            at,
-            body: &m.text,
-            refs: &m.referenced_ids().join(" "),
-        },
-    )
-    .await?;
-    store::add_event_data(
-        tx,
-        opened.id,
-        now,
-        "forwarded",
-        staff.email.as_str(),
-        if original.is_some() {
-            "doorgestuurde klacht"
-        } else {
-            "doorgestuurd, maar de oorspronkelijke afzender is niet te lezen"
-        },
-        &json!({"direction": "in", "from": staff.email.as_str(), "message_id": m.message_id}),
-    )
-    .await?;
-    let case = store::case_in_tx(tx, opened.id)
-        .await?
-        .context("case just recorded")?;
-    let mut done = vec![format!(
-        "vastgelegd als melding {}; een leidinggevende maakt er met /klacht een zaak van \
-         (een doorgestuurd bericht kan niet als van jou worden herkend)",
-        opened.reference
-    )];
-    if client.email.is_none() {
-        done.push(
-            "het e-mailadres van de cliënt stond niet in het doorgestuurde bericht: \
-             er gaat geen ontvangstbevestiging uit; bevestig telefonisch"
-                .into(),
-        );
-    }
-    receipt(app, tx, &case, m, staff, None, &done, true, now).await?;
-    Ok(Some(opened))
-}
-
-fn strip_forward_prefix(subject: &str) -> String {
-    let mut s = subject.trim();
-    loop {
-        let lower = s.to_lowercase();
-        let Some(p) = ["fwd:", "fw:", "doorst:", "tr:", "wg:"]
-            .iter()
-            .find(|p| lower.starts_with(*p))
-        else {
-            return s.to_string();
-        };
-        s = s[p.len()..].trim_start();
-    }
-}
-
 /// Decides what a staff answer does, or why it is refused. Reads only.
-async fn plan<'a>(
+pub(super) async fn plan<'a>(
     app: &'a App,
     tx: &mut Tx,
     case: &CaseRow,
@@ -379,7 +261,7 @@ async fn plan<'a>(
                 .iter()
                 .filter_map(|c| EmailAddress::parse(c).ok())
                 .collect();
-            match intake::assign(s, tx, &concerned).await? {
+            match open_case::assign(s, tx, &concerned).await? {
                 Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
                     plan.new_handler = s.staff_by_email(&email);
                     plan.assignment_reason = reason;
@@ -408,185 +290,28 @@ async fn plan<'a>(
     Ok(Ok(plan))
 }
 
-/// The staff member `who` names, if they may handle `case`: on the roster
-/// as handler or supervisor, not concerned by it (art. 6), not already its
-/// handler. The error says why not, in the organisation's words.
-fn assignable<'a>(
-    s: &'a crate::config::Settings,
-    case: &CaseRow,
-    who: &str,
-) -> Result<&'a Staff, String> {
-    let target = s.staff_named(who)?;
-    if case
-        .concerns
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(target.email.as_str()))
-    {
-        return Err(format!(
-            "geweigerd: de klacht gaat (ook) over {}, die haar dus niet mag behandelen (art. 6)",
-            target.name
-        ));
-    }
-    if !target.roles.handler && !target.roles.supervisor {
-        return Err(format!(
-            "{} is geen behandelaar of leidinggevende in de configuratie",
-            target.name
-        ));
-    }
-    if case
-        .handler_email
-        .as_deref()
-        .is_some_and(|h| h.eq_ignore_ascii_case(target.email.as_str()))
-    {
-        return Err(format!("{} behandelt deze zaak al", target.name));
-    }
-    Ok(target)
-}
-
-/// `klachtd case assign REF NAME`: an administrator gives a case to another
-/// handler, under the same rule as `/toewijzen`. The new handler gets the
-/// whole case by mail; a triage item becomes a complaint, and its client is
-/// acknowledged. Returns what was done, for the terminal.
-pub async fn assign_by_admin(
-    app: &App,
-    reference: &CaseRef,
-    who: &str,
-    actor: &str,
-) -> Result<String> {
-    let s = &app.settings;
-    let now = app.clock.now();
-    let id = app
-        .store
-        .case_by_ref(reference)
-        .await?
-        .with_context(|| format!("no case {reference}"))?
-        .id;
-    let mut tx = app.store.begin().await?;
-    let case = store::case_in_tx(&mut tx, id).await?.context("case")?;
-    if case.status == Status::Closed {
-        anyhow::bail!(
-            "case {reference} is closed; reopen it first (reply /heropen on one of its mails)"
-        );
-    }
-    if case.anonymised_at.is_some() {
-        anyhow::bail!("case {reference} is anonymised");
-    }
-    let target = assignable(s, &case, who)
-        .map_err(|e| anyhow::anyhow!("{reference}: {e}; nothing changed"))?;
-    let from_triage = case.status == Status::Triage;
-    let reason = format!("toegewezen door {actor}");
-    store::update_case(
-        &mut tx,
-        id,
-        &CaseUpdate {
-            status: from_triage.then_some(Status::Received),
-            handler_email: Some(target.email.as_str()),
-            clear_triage: from_triage,
-            ..Default::default()
-        },
-    )
-    .await?;
-    if from_triage {
-        store::add_event_data(
-            &mut tx,
-            id,
-            now,
-            "status",
-            actor,
-            &format!("{} -> {}", Status::Triage, Status::Received),
-            &json!({"from": Status::Triage.as_str(), "to": Status::Received.as_str()}),
-        )
-        .await?;
-    }
-    store::add_event_data(
-        &mut tx,
-        id,
-        now,
-        if from_triage {
-            "accepted"
-        } else {
-            "reassigned"
-        },
-        actor,
-        &format!("behandelaar: {} ({reason})", target.email),
-        &json!({"old_handler": case.handler_email, "new_handler": target.email.as_str()}),
-    )
-    .await?;
-    let fresh = store::case_in_tx(&mut tx, id).await?.context("case")?;
-    let mut done = vec![format!(
-        "{} is now the handler and has the case by mail",
-        target.name
-    )];
-    let (acked, released) = hand_over(
-        app, &mut tx, &case, &fresh, target, &reason, None, None, now,
-    )
-    .await?;
-    if acked {
-        done.push("the client is acknowledged now".into());
-    }
-    if released {
-        done.push("the previous handler is told".into());
-    }
-    tx.commit().await?;
-    tracing::info!(reference = %reference, "case assigned by an administrator");
-    app.outbox_wake.notify_one();
-    Ok(done.join("; "))
-}
-
-/// The mail of a new assignment: `fresh` (the case already given to `to`)
-/// goes to its new handler with everything, a triage item's client is
-/// acknowledged now, and the previous handler is told, unless they made
-/// the change themselves (`by`). Returns (client acknowledged now,
-/// previous handler told).
-#[allow(clippy::too_many_arguments)]
-async fn hand_over(
-    app: &App,
-    tx: &mut Tx,
-    before: &CaseRow,
-    fresh: &CaseRow,
-    to: &Staff,
-    reason: &str,
-    note: Option<(&Staff, &str)>,
-    by: Option<&Staff>,
-    now: Timestamp,
-) -> Result<(bool, bool)> {
-    let acked =
-        before.status == Status::Triage && intake::queue_ack(app, tx, fresh, to, now).await?;
-    let ack_sent = acked || fresh.ack_sent_at.is_some();
-    intake::queue_handler_new(app, tx, fresh, to, reason, ack_sent, note, now).await?;
-    let previous = before
-        .handler_email
-        .as_deref()
-        .filter(|e| by.is_none_or(|b| !b.email.as_str().eq_ignore_ascii_case(e)));
-    let released =
-        intake::queue_handler_released(app, tx, fresh, previous, to, reason, now).await?;
-    Ok((acked, released))
-}
-
 /// Writes what the plan says: case row, timeline, mail to the client and
 /// the colleague. Returns the case as it is now and what was done, for the
 /// caller's receipt.
-#[allow(clippy::too_many_arguments)]
-async fn apply(
-    app: &App,
-    tx: &mut Tx,
+pub(super) async fn apply(
+    w: &mut Work<'_>,
     case: &CaseRow,
     reference: &CaseRef,
     m: &InboundMail,
     staff: &Staff,
     plan: &Plan<'_>,
-    now: Timestamp,
 ) -> Result<(CaseRow, Vec<String>)> {
+    let now = w.now;
     let who = staff.email.as_str();
     let mut update = CaseUpdate::default();
     let mut done: Vec<String> = Vec::new();
     if plan.next != case.status {
         update.status = Some(plan.next);
         store::add_event_data(
-            tx,
+            w.tx,
             case.id,
             now,
-            "status",
+            CaseEvent::Status,
             who,
             &format!("{} -> {}", case.status, plan.next),
             &json!({"from": case.status.as_str(), "to": plan.next.as_str()}),
@@ -607,16 +332,16 @@ async fn apply(
     if case.status == Status::Triage && plan.next != Status::Triage {
         update.clear_triage = true;
     }
-    store::update_case(tx, case.id, &update).await?;
+    store::update_case(w.tx, case.id, &update).await?;
 
     if let Some(c) = &plan.command {
         let (kind, detail, extra) = command_event(c, case, plan);
-        store::add_event_data(tx, case.id, now, kind, who, &detail, &extra).await?;
+        store::add_event_data(w.tx, case.id, now, kind, who, &detail, &extra).await?;
         store::add_event_data(
-            tx,
+            w.tx,
             case.id,
             now,
-            "command",
+            CaseEvent::Command,
             who,
             &c.to_string(),
             &json!({"command": c.name(), "result": "ok", "message_id": m.message_id}),
@@ -626,10 +351,10 @@ async fn apply(
     }
     if !plan.note.is_empty() {
         store::add_event_data(
-            tx,
+            w.tx,
             case.id,
             now,
-            "note",
+            CaseEvent::Note,
             who,
             &m.message_id,
             &json!({"message_id": m.message_id}),
@@ -637,16 +362,16 @@ async fn apply(
         .await?;
     }
 
-    let fresh = store::case_in_tx(tx, case.id).await?.context("case")?;
+    let fresh = store::case_in_tx(w.tx, case.id).await?.context("case")?;
     if let Some(text) = &plan.relay {
         let kind = match plan.command {
-            Some(Command::Proposal) => "proposal",
-            Some(Command::Rejection) => "rejection",
-            Some(Command::Extend { .. }) => "extension",
-            Some(Command::External) => "external",
-            _ => "answer",
+            Some(Command::Proposal) => OutboxKind::Proposal,
+            Some(Command::Rejection) => OutboxKind::Rejection,
+            Some(Command::Extend { .. }) => OutboxKind::Extension,
+            Some(Command::External) => OutboxKind::External,
+            _ => OutboxKind::Answer,
         };
-        queue_to_client(app, tx, &fresh, staff, kind, text, plan, m, now).await?;
+        queue_to_client(w, &fresh, staff, kind, text, plan, m).await?;
         done.push("uw tekst is vanaf het algemene adres naar de cliënt gestuurd".into());
     } else if let Some(why) = plan.not_relayed {
         done.push(format!("niet naar de cliënt gestuurd: {why}"));
@@ -654,15 +379,13 @@ async fn apply(
     if let Some(h) = plan.new_handler {
         let note = (!plan.note.is_empty()).then_some((staff, plan.note.as_str()));
         let (acked, _) = hand_over(
-            app,
-            tx,
+            w,
             case,
             &fresh,
             h,
             &plan.assignment_reason,
             note,
             Some(staff),
-            now,
         )
         .await?;
         if acked {
@@ -684,29 +407,33 @@ fn command_event(
     c: &Command,
     case: &CaseRow,
     plan: &Plan,
-) -> (&'static str, String, serde_json::Value) {
+) -> (CaseEvent, String, serde_json::Value) {
     match c {
         Command::Proposal => (
-            "proposal",
+            CaseEvent::Proposal,
             "voorstel aan de cliënt (art. 7)".into(),
             json!({}),
         ),
         Command::Rejection => (
-            "rejection",
+            CaseEvent::Rejection,
             "gemotiveerde afwijzing (art. 7)".into(),
             json!({}),
         ),
         Command::Extend { days, reason } => {
             let new = plan.new_due.map(|d| d.to_string()).unwrap_or_default();
             (
-                "extended",
+                CaseEvent::Extended,
                 format!("termijn verlengd met {days} werkdagen tot {new}: {reason}"),
                 json!({"old_due": case.response_due, "new_due": new, "days": days, "reason": reason}),
             )
         }
-        Command::Agreed => ("agreed", "de cliënt is akkoord (art. 7)".into(), json!({})),
+        Command::Agreed => (
+            CaseEvent::Agreed,
+            "de cliënt is akkoord (art. 7)".into(),
+            json!({}),
+        ),
         Command::External => (
-            "external",
+            CaseEvent::External,
             "de cliënt is gewezen op de externe klachtencommissie (art. 8)".into(),
             json!({}),
         ),
@@ -716,9 +443,9 @@ fn command_event(
                 .map(|h| h.email.as_str())
                 .unwrap_or_default();
             let kind = if matches!(c, Command::Complaint) {
-                "accepted"
+                CaseEvent::Accepted
             } else {
-                "reassigned"
+                CaseEvent::Reassigned
             };
             (
                 kind,
@@ -726,10 +453,14 @@ fn command_event(
                 json!({"old_handler": case.handler_email, "new_handler": to}),
             )
         }
-        Command::Internal => ("note_command", "interne notitie".into(), json!({})),
-        Command::NotComplaint => ("dismissed", "geen klacht".into(), json!({})),
-        Command::Close { reason } => ("closed", or_default(reason, "gesloten"), json!({})),
-        Command::Reopen { reason } => ("reopened", or_default(reason, "heropend"), json!({})),
+        Command::Internal => (CaseEvent::NoteCommand, "interne notitie".into(), json!({})),
+        Command::NotComplaint => (CaseEvent::Dismissed, "geen klacht".into(), json!({})),
+        Command::Close { reason } => (CaseEvent::Closed, or_default(reason, "gesloten"), json!({})),
+        Command::Reopen { reason } => (
+            CaseEvent::Reopened,
+            or_default(reason, "heropend"),
+            json!({}),
+        ),
     }
 }
 
@@ -742,25 +473,23 @@ fn or_default(s: &str, d: &str) -> String {
 }
 
 /// A staff answer, refused: on record, and its sender is told why.
-#[allow(clippy::too_many_arguments)]
 async fn refuse(
-    app: &App,
-    tx: &mut Tx,
+    w: &mut Work<'_>,
     case: &CaseRow,
     m: &InboundMail,
     staff: &Staff,
     data: &mut serde_json::Value,
     why: &str,
     known: bool,
-    now: Timestamp,
 ) -> Result<()> {
+    let now = w.now;
     data["result"] = json!("refused");
     data["error"] = json!(why);
     store::add_event_data(
-        tx,
+        w.tx,
         case.id,
         now,
-        "staff_mail_refused",
+        CaseEvent::StaffMailRefused,
         staff.email.as_str(),
         why,
         data,
@@ -773,26 +502,24 @@ async fn refuse(
         let since = now
             .checked_sub(jiff::SignedDuration::from_hours(1))
             .unwrap_or(now);
-        if store::sent_since(tx, case.id, staff.email.as_str(), WARNING_KIND, since).await? > 0 {
+        if store::sent_since(w.tx, case.id, staff.email.as_str(), WARNING_KIND, since).await? > 0 {
             return Ok(());
         }
     }
-    receipt(app, tx, case, m, staff, Some(why), &[], known, now).await
+    receipt(w, case, m, staff, Some(why), &[], known).await
 }
 
 /// The answer to a staff member's mail: what was done, or why nothing was.
-#[allow(clippy::too_many_arguments)]
-async fn receipt(
-    app: &App,
-    tx: &mut Tx,
+pub(crate) async fn receipt(
+    w: &mut Work<'_>,
     case: &CaseRow,
     m: &InboundMail,
     staff: &Staff,
     error: Option<&str>,
     done: &[String],
     known: bool,
-    now: Timestamp,
 ) -> Result<()> {
+    let app = w.app;
     let s = &app.settings;
     let lang = s.organisation.language;
     let d = case_dates(s, case)?;
@@ -804,35 +531,37 @@ async fn receipt(
         "original_subject": if known { case.subject.as_str() } else { "" },
         "their_subject": m.subject, "items": [],
     });
-    intake::queue_staff_mail(
-        app,
-        tx,
-        Some(case.id),
-        Template::CommandResult,
-        lang,
-        &ctx,
+    notify::queue_staff_mail(
+        w,
         staff,
-        if known { "staff_receipt" } else { WARNING_KIND },
-        Some(m),
-        now,
+        StaffMail {
+            case_id: Some(case.id),
+            template: Template::CommandResult,
+            lang,
+            ctx: &ctx,
+            kind: if known {
+                OutboxKind::StaffReceipt
+            } else {
+                WARNING_KIND
+            },
+            answering: Some(m),
+        },
     )
     .await
 }
 
 /// Mail to the client from the organisation's address, in the client's
 /// thread, signed with the staff member's name.
-#[allow(clippy::too_many_arguments)]
 async fn queue_to_client(
-    app: &App,
-    tx: &mut Tx,
+    w: &mut Work<'_>,
     case: &CaseRow,
     staff: &Staff,
-    kind: &str,
+    kind: OutboxKind,
     text: &str,
     plan: &Plan<'_>,
     answering: &InboundMail,
-    now: Timestamp,
 ) -> Result<()> {
+    let (app, now) = (w.app, w.now);
     let s = &app.settings;
     let to = case
         .client_email
@@ -849,16 +578,16 @@ async fn queue_to_client(
     let ctx = json!({
         "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
         "client_name": case.client_name, "original_subject": case.subject,
-        "kind": kind, "text": text, "staff": {"name": staff.name},
+        "kind": kind.as_str(), "text": text, "staff": {"name": staff.name},
         "response_due": long_date(lang, d.response_due), "reason": reason, "days": days,
         "external_body": s.organisation.external_body,
     });
     let rendered = app.renderer.render(lang, Template::ToClient, &ctx)?;
-    let thread = store::client_thread(tx, case.id, to.as_str()).await?;
-    let (message_id, _) = intake::queue_mail(
+    let thread = store::client_thread(w.tx, case.id, to.as_str()).await?;
+    let (message_id, _) = notify::queue_mail(
         app,
-        tx,
-        &intake::Mail {
+        w.tx,
+        &notify::Mail {
             case_id: Some(case.id),
             kind,
             from_name: &s.organisation.name,
@@ -875,10 +604,10 @@ async fn queue_to_client(
     )
     .await?;
     store::add_event_data(
-        tx,
+        w.tx,
         case.id,
         now,
-        &format!("{kind}_queued"),
+        EventKind::queued(kind),
         staff.email.as_str(),
         &message_id,
         &json!({"relayed_from": answering.message_id, "message_id": message_id}),

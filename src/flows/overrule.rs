@@ -12,7 +12,11 @@ use anyhow::Result;
 use jiff::Timestamp;
 
 use crate::app::App;
-use crate::intake::{self, Origin, Outcome};
+use crate::domain::event::CaseEvent;
+use crate::flows::client_reply::record_reply;
+use crate::flows::intake::{Origin, Outcome};
+use crate::flows::open_case::{email_case, email_client, open_case};
+use crate::flows::Work;
 use crate::mail::parse::InboundMail;
 use crate::store::{self, Tx};
 
@@ -90,15 +94,15 @@ async fn decide(
         if let Some((case_id, reference)) =
             store::thread_match(tx, &m.referenced_ids(), from, &m.subject, false).await?
         {
-            intake::record_reply(app, tx, case_id, &reference, m, from, at, now).await?;
+            record_reply(&mut Work { app, tx, now }, case_id, &reference, m, from, at).await?;
             return Ok((Outcome::Reply { reference }, Some(case_id)));
         }
     }
     // The terms count from the mail's arrival, never from the future.
     let received = arrived.or(m.date).unwrap_or(now).min(now);
-    let client = intake::email_client(m, from);
-    let input = intake::email_case(m, &client, received, None, true);
-    let opened = intake::open_case(app, tx, input, now).await?;
+    let client = email_client(m, from);
+    let input = email_case(m, &client, received, None, true);
+    let opened = open_case(app, tx, input, now).await?;
     let detail = match gesture {
         Gesture::Moved => format!(
             "moved into {} by staff",
@@ -106,7 +110,15 @@ async fn decide(
         ),
         Gesture::Keyword => format!("marked {} by staff", s.imap.keyword),
     };
-    store::add_event(tx, opened.id, now, "staff_overrule", "staff", &detail).await?;
+    store::add_event(
+        tx,
+        opened.id,
+        now,
+        CaseEvent::StaffOverrule,
+        "staff",
+        &detail,
+    )
+    .await?;
     Ok((
         Outcome::Case {
             reference: opened.reference,

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::config::Settings;
+use crate::domain::event::CaseEvent;
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::register;
@@ -196,7 +197,7 @@ pub async fn erase(
                 .bind(crate::clock::db_time(now))
                 .execute(&mut *tx)
                 .await?;
-            store::add_event(&mut tx, c.id, now, "closed", actor, reason).await?;
+            store::add_event(&mut tx, c.id, now, CaseEvent::Closed, actor, reason).await?;
         }
         if !store::anonymise_case(&mut tx, c.id, false, now).await? {
             continue;
@@ -205,7 +206,7 @@ pub async fn erase(
             &mut tx,
             c.id,
             now,
-            "anonymised",
+            CaseEvent::Anonymised,
             actor,
             "persoonsgegevens gewist op verzoek van de cliënt (AVG)",
         )
@@ -283,7 +284,7 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
             &mut tx,
             id,
             now,
-            "anonymised",
+            CaseEvent::Anonymised,
             "klachtd",
             &format!(
                 "bewaartermijn van {} maanden verstreken: persoonsgegevens verwijderd",

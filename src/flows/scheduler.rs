@@ -18,9 +18,11 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::config::{local_date, Roles, Settings, Staff};
+use crate::domain::event::{CaseEvent, EventKind, MailStep, OutboxKind};
 use crate::domain::schedule::{self, CaseFacts, Due, Kind, Rules};
 use crate::domain::types::{EmailAddress, Lang, Status};
-use crate::intake::{org_json, queue_staff_mail};
+use crate::flows::notify::{org_json, queue_staff_mail, StaffMail};
+use crate::flows::Work;
 use crate::mail::render::{long_date, long_date_with_weekday, Template};
 use crate::store::{self, CaseFilter, CaseRow, EventRow, NoticeKey};
 
@@ -51,7 +53,7 @@ pub async fn pass(app: &App) -> Result<Summary> {
     let today = local.date();
     let mut sum = Summary::default();
     sum.alarms += health(app, now).await?;
-    sum.anonymised += crate::privacy::retention(&app.store, s, now)
+    sum.anonymised += crate::flows::privacy::retention(&app.store, s, now)
         .await
         .context("retention")?
         .len();
@@ -114,40 +116,35 @@ fn concerned(case: &CaseRow, email: &EmailAddress) -> bool {
 }
 
 /// Timeline events the scheduler itself leaves; "last activity" skips them.
-fn is_scheduler_event(kind: &str) -> bool {
-    [
-        "reminder",
-        "reply_reminder",
-        "escalation",
-        "late_",
-        "conflict",
-    ]
-    .iter()
-    .any(|p| kind.starts_with(p))
+fn is_scheduler_event(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Scheduled(_)
+            | EventKind::Mail(
+                OutboxKind::Reminder | OutboxKind::ReplyReminder | OutboxKind::Escalation,
+                _
+            )
+    )
 }
 
-/// Mail to the client that answers whatever the client wrote before it.
-const ANSWER_EVENTS: &[&str] = &[
-    "answer_queued",
-    "proposal_queued",
-    "rejection_queued",
-    "extension_queued",
-    "external_queued",
-];
+/// Mail to the client queued: it answers whatever the client wrote before.
+fn answers_client(kind: EventKind) -> bool {
+    matches!(kind, EventKind::Mail(k, MailStep::Queued) if k.answers_client())
+}
 
 /// The oldest client reply with no answer after it.
 fn waiting_reply(timeline: &[EventRow]) -> Option<&EventRow> {
     let mut waiting = None;
     for e in timeline {
-        let to_client_directly = e.kind == "staff_message"
+        let to_client_directly = e.kind == CaseEvent::StaffMessage.into()
             && e.data
                 .as_ref()
                 .and_then(|d| d.get("client_in_copy"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-        if e.kind == "client_reply" {
+        if e.kind == CaseEvent::ClientReply.into() {
             waiting = waiting.or(Some(e));
-        } else if ANSWER_EVENTS.contains(&e.kind.as_str()) || to_client_directly {
+        } else if answers_client(e.kind) || to_client_directly {
             waiting = None;
         }
     }
@@ -236,7 +233,9 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
     let mut done = CaseWork {
         reminders: 0,
         escalations: 0,
-        extended: timeline.iter().any(|e| e.kind == "extended"),
+        extended: timeline
+            .iter()
+            .any(|e| e.kind == CaseEvent::Extended.into()),
     };
     for due in schedule::due_work(&facts, &rules(s), &s.calendar, today) {
         if due.kind == Kind::Conflict {
@@ -264,23 +263,28 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
         }
         let ctx = case_ctx(s, case, &timeline, &due, is_handler);
         let (template, kind) = match due.kind {
-            Kind::Reminder | Kind::ReplyWaiting => (Template::Reminder, due.kind.as_str()),
-            _ => (Template::Escalation, "escalation"),
+            Kind::Reminder => (Template::Reminder, OutboxKind::Reminder),
+            Kind::ReplyWaiting => (Template::Reminder, OutboxKind::ReplyReminder),
+            _ => (Template::Escalation, OutboxKind::Escalation),
         };
         for who in &to {
             let mut ctx = ctx.clone();
             ctx["recipient"] = json!({"name": who.name});
             queue_staff_mail(
-                app,
-                &mut tx,
-                Some(case.id),
-                template,
-                s.organisation.language,
-                &ctx,
+                &mut Work {
+                    app,
+                    tx: &mut tx,
+                    now,
+                },
                 who,
-                kind,
-                None,
-                now,
+                StaffMail {
+                    case_id: Some(case.id),
+                    template,
+                    lang: s.organisation.language,
+                    ctx: &ctx,
+                    kind,
+                    answering: None,
+                },
             )
             .await?;
         }
@@ -295,7 +299,7 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
             &mut tx,
             case.id,
             now,
-            due.kind.as_str(),
+            due.kind,
             "klachtd",
             &detail,
             &json!({"level": due.level, "days": due.days, "anchor": due.anchor, "to": list}),
@@ -341,11 +345,11 @@ fn case_ctx(
     let last = timeline
         .iter()
         .rev()
-        .find(|e| !is_scheduler_event(&e.kind))
+        .find(|e| !is_scheduler_event(e.kind))
         .map(|e| {
             json!({
                 "at": e.at.parse::<Timestamp>().map(|t| local_time(lang, t, tz)).unwrap_or_else(|_| e.at.clone()),
-                "what": activity(lang, &e.kind),
+                "what": activity(lang, e.kind),
                 "actor": actor(s, lang, &e.actor),
             })
         });
@@ -371,7 +375,7 @@ fn case_ctx(
         "category": case.category.as_str(), "status": case.status.as_str(),
         "status_label": status_label(lang, case.status),
         "response_due": date(&case.response_due), "working_days_left": due.days,
-        "extended": timeline.iter().any(|e| e.kind == "extended"),
+        "extended": timeline.iter().any(|e| e.kind == CaseEvent::Extended.into()),
         "reply_at": reply_at, "waiting_days": due.days, "is_handler": is_handler,
         "handler": handler, "due": due_date, "days_late": due.days,
         "ack_sent": case.ack_sent_at.is_some(), "triage": case.status == Status::Triage,
@@ -402,35 +406,42 @@ fn actor(s: &Settings, lang: Lang, actor: &str) -> String {
 }
 
 /// A timeline event kind in words.
-fn activity(lang: Lang, kind: &str) -> String {
+fn activity(lang: Lang, kind: EventKind) -> String {
+    use CaseEvent as C;
+    use EventKind::{Case, Mail};
+    use MailStep::{Queued, Sent};
     let (nl, en) = match kind {
-        "received" => ("klacht ontvangen", "complaint received"),
-        "client_reply" => ("reactie van de cliënt", "reply from the client"),
-        "staff_message" => ("bericht van een medewerker", "message from staff"),
-        "staff_mail_refused" => ("medewerkersbericht geweigerd", "staff mail refused"),
-        "command" => ("opdracht uitgevoerd", "command carried out"),
-        "status" => ("status gewijzigd", "status changed"),
-        "extended" => ("termijn verlengd", "term extended"),
-        "reassigned" => ("opnieuw toegewezen", "reassigned"),
-        "note" => ("interne notitie", "internal note"),
-        "reopened" => ("heropend", "reopened"),
-        "ack_sent" => ("ontvangstbevestiging verstuurd", "acknowledgement sent"),
-        "ack_queued" => ("ontvangstbevestiging klaargezet", "acknowledgement queued"),
-        "handler_new_sent" => ("melding aan de behandelaar verstuurd", "handler notified"),
-        "answer_sent" => (
+        Case(C::Received) => ("klacht ontvangen", "complaint received"),
+        Case(C::ClientReply) => ("reactie van de cliënt", "reply from the client"),
+        Case(C::StaffMessage) => ("bericht van een medewerker", "message from staff"),
+        Case(C::StaffMailRefused) => ("medewerkersbericht geweigerd", "staff mail refused"),
+        Case(C::Command) => ("opdracht uitgevoerd", "command carried out"),
+        Case(C::Status) => ("status gewijzigd", "status changed"),
+        Case(C::Extended) => ("termijn verlengd", "term extended"),
+        Case(C::Reassigned) => ("opnieuw toegewezen", "reassigned"),
+        Case(C::Note) => ("interne notitie", "internal note"),
+        Case(C::Reopened) => ("heropend", "reopened"),
+        Mail(OutboxKind::Ack, Sent) => ("ontvangstbevestiging verstuurd", "acknowledgement sent"),
+        Mail(OutboxKind::Ack, Queued) => {
+            ("ontvangstbevestiging klaargezet", "acknowledgement queued")
+        }
+        Mail(OutboxKind::HandlerNew, Sent) => {
+            ("melding aan de behandelaar verstuurd", "handler notified")
+        }
+        Mail(OutboxKind::Answer, Sent) => (
             "antwoord aan de cliënt verstuurd",
             "answer sent to the client",
         ),
-        "client_reply_notice_sent" => (
+        Mail(OutboxKind::ClientReplyNotice, Sent) => (
             "reactie van de cliënt doorgestuurd",
             "client's reply passed on",
         ),
-        k if k.ends_with("_sent") => ("bericht verstuurd", "message sent"),
-        k if k.ends_with("_queued") => ("bericht klaargezet", "message queued"),
+        Mail(_, Sent) => ("bericht verstuurd", "message sent"),
+        Mail(_, Queued) => ("bericht klaargezet", "message queued"),
         _ => ("", ""),
     };
     match (lang, nl.is_empty()) {
-        (_, true) => kind.replace('_', " "),
+        (_, true) => kind.to_string().replace('_', " "),
         (Lang::Nl, false) => nl.into(),
         (Lang::En, false) => en.into(),
     }
@@ -532,16 +543,20 @@ async fn digest(
         ctx["since"] = json!(since_text);
         ctx["reminder_working_days"] = json!(s.procedure.reminder_working_days);
         queue_staff_mail(
-            app,
-            &mut tx,
-            None,
-            Template::Digest,
-            lang,
-            &ctx,
+            &mut Work {
+                app,
+                tx: &mut tx,
+                now,
+            },
             sup,
-            "digest",
-            None,
-            now,
+            StaffMail {
+                case_id: None,
+                template: Template::Digest,
+                lang,
+                ctx: &ctx,
+                kind: OutboxKind::Digest,
+                answering: None,
+            },
         )
         .await?;
     }
@@ -725,7 +740,6 @@ fn elapsed(since: Timestamp, now: Timestamp) -> std::time::Duration {
     std::time::Duration::try_from(now.duration_since(since)).unwrap_or_default()
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn alarm_or_recovery(
     app: &App,
     what: &str,
@@ -774,16 +788,20 @@ async fn alarm_or_recovery(
         let mut ctx = ctx.clone();
         ctx["recipient"] = json!({"name": sup.name});
         queue_staff_mail(
-            app,
-            &mut tx,
-            None,
-            Template::Health,
-            lang,
-            &ctx,
+            &mut Work {
+                app,
+                tx: &mut tx,
+                now,
+            },
             sup,
-            "health",
-            None,
-            now,
+            StaffMail {
+                case_id: None,
+                template: Template::Health,
+                lang,
+                ctx: &ctx,
+                kind: OutboxKind::Health,
+                answering: None,
+            },
         )
         .await?;
         n += 1;
@@ -901,7 +919,7 @@ roles = ["supervisor"]
     fn event(kind: &str, at: &str, data: Option<Value>) -> EventRow {
         EventRow {
             at: at.into(),
-            kind: kind.into(),
+            kind: kind.parse().expect("a known event kind"),
             actor: "x".into(),
             detail: String::new(),
             data,

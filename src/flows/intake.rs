@@ -1,0 +1,275 @@
+//! The inbound pipeline: one message becomes a decision, and the decision
+//! becomes records plus queued mail in ONE transaction. Pure decisions live
+//! in `domain`; this module only wires them to the store and the flows.
+
+use anyhow::Result;
+use jiff::Timestamp;
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::domain::classify::{self, MailFacts, Verdict};
+use crate::domain::types::{CaseRef, Status};
+use crate::flows::client_reply::record_reply;
+use crate::flows::open_case::{email_case, email_client, open_case, TriageWhy};
+use crate::flows::regulation::answer_regulation_request;
+use crate::flows::Work;
+use crate::mail::parse::InboundMail;
+use crate::store::{self, Tx};
+
+/// What happened to one message. The string form is what the `inbound`
+/// table and the logs carry (never content, never an address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Duplicate,
+    Automated(&'static str),
+    NotComplaint,
+    Case {
+        reference: CaseRef,
+        status: Status,
+    },
+    Reply {
+        reference: CaseRef,
+    },
+    /// A request for the regulation (art. 11), answered; no case.
+    Regulation,
+    /// A supervisor's answer to the daily digest, deciding triage items.
+    DigestAnswer,
+    /// This message could not be handled (not a database problem): it is
+    /// recorded as such and left in the mailbox, and intake goes on.
+    Failed,
+    /// Staff asked to make a complaint of it, and klachtd will not: the
+    /// mail is klachtd's own (`own`) or a colleague's (`staff`).
+    Refused(&'static str),
+}
+
+impl Outcome {
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Duplicate => "duplicate".into(),
+            Outcome::Automated(why) => format!("automated:{why}"),
+            Outcome::NotComplaint => "not_complaint".into(),
+            Outcome::Case { status, .. } => format!("case:{status}"),
+            Outcome::Reply { .. } => "reply".into(),
+            Outcome::Regulation => "regulation_request".into(),
+            Outcome::DigestAnswer => "digest_answer".into(),
+            Outcome::Failed => "failed".into(),
+            Outcome::Refused(why) => format!("refused:{why}"),
+        }
+    }
+
+    /// Mail that klachtd took on (gets the IMAP keyword).
+    pub fn is_case_mail(&self) -> bool {
+        matches!(self, Outcome::Case { .. } | Outcome::Reply { .. })
+    }
+}
+
+/// Where a message was found.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub folder: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// Is this mail automated (never answered)? On headers alone this already
+/// decides most cases, so bodies of automated mail are never fetched.
+pub fn automated(settings: &Settings, m: &InboundMail) -> Option<classify::Automated> {
+    classify::automated(
+        &facts(m),
+        &settings.organisation.own_addresses(),
+        &settings.organisation.message_id_domain,
+    )
+    .or_else(|| is_wrapped_report(m).then_some(classify::Automated::DeliveryReport))
+}
+
+/// Text-less mail that only wraps other messages or their headers: the shape
+/// of abuse and bounce reports that are not `multipart/report`.
+fn is_wrapped_report(m: &InboundMail) -> bool {
+    !m.attachments.is_empty()
+        && m.text.trim().is_empty()
+        && m.attachments.iter().all(|a| {
+            matches!(
+                a.content_type.as_str(),
+                "message/rfc822"
+                    | "message/feedback-report"
+                    | "text/rfc822-headers"
+                    | "message/delivery-status"
+            )
+        })
+}
+
+fn facts(m: &InboundMail) -> MailFacts<'_> {
+    MailFacts {
+        headers: &m.headers,
+        mime_type: &m.mime_type,
+        from: m.from.as_ref(),
+        subject: &m.subject,
+        text: &m.text,
+    }
+}
+
+/// Processes one message and moves the folder checkpoint to its UID, all in
+/// one transaction. A message seen before (same Message-ID) changes nothing
+/// but the checkpoint.
+pub async fn process_message(
+    app: &App,
+    origin: Origin<'_>,
+    arrived: Option<Timestamp>,
+    m: &InboundMail,
+) -> Result<Outcome> {
+    let now = app.clock.now();
+    let mut tx = app.store.begin().await?;
+    // A message that failed before is decided afresh.
+    store::forget_failed(&mut tx, &m.message_id).await?;
+    if !store::claim_inbound(
+        &mut tx,
+        &m.message_id,
+        origin.folder,
+        origin.uidvalidity,
+        origin.uid,
+        "pending",
+        now,
+    )
+    .await?
+    {
+        store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
+        tx.commit().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    let (outcome, case_id) = match decide_and_record(app, &mut tx, arrived, m, now).await {
+        Ok(decided) => decided,
+        // The database is down or busy: nothing recorded, try again later.
+        Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
+        // Something about this message (or a template) fails every time:
+        // do not let it block every message after it.
+        Err(e) => {
+            tx.rollback().await?;
+            tracing::warn!(
+                uid = origin.uid,
+                message_id = %m.message_id,
+                error = %format!("{e:#}"),
+                "message could not be handled; recorded as failed and left in the mailbox"
+            );
+            let mut tx = app.store.begin().await?;
+            store::claim_inbound(
+                &mut tx,
+                &m.message_id,
+                origin.folder,
+                origin.uidvalidity,
+                origin.uid,
+                "failed",
+                now,
+            )
+            .await?;
+            store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid)
+                .await?;
+            tx.commit().await?;
+            return Ok(Outcome::Failed);
+        }
+    };
+    store::set_inbound_outcome(&mut tx, &m.message_id, &outcome.label(), case_id).await?;
+    store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn decide_and_record(
+    app: &App,
+    tx: &mut Tx,
+    arrived: Option<Timestamp>,
+    m: &InboundMail,
+    now: Timestamp,
+) -> Result<(Outcome, Option<i64>)> {
+    let s = &app.settings;
+    if let Some(a) = automated(s, m) {
+        return Ok((Outcome::Automated(a.as_str()), None));
+    }
+    let Some(from) = m.from.clone() else {
+        return Ok((Outcome::Automated("no_sender"), None));
+    };
+    // A reply on a known case goes to that case, whatever it says.
+    if let Some((case_id, reference)) = store::thread_match(
+        tx,
+        &m.referenced_ids(),
+        &from,
+        &m.subject,
+        s.staff_by_email(&from).is_some(),
+    )
+    .await?
+    {
+        let at = arrived.unwrap_or(now);
+        match s.staff_by_email(&from) {
+            Some(staff) => {
+                crate::flows::staff_reply::staff_mail(
+                    &mut Work { app, tx, now },
+                    case_id,
+                    &reference,
+                    m,
+                    staff,
+                    at,
+                )
+                .await?
+            }
+            None => {
+                record_reply(
+                    &mut Work { app, tx, now },
+                    case_id,
+                    &reference,
+                    m,
+                    &from,
+                    at,
+                )
+                .await?
+            }
+        }
+        return Ok((Outcome::Reply { reference }, Some(case_id)));
+    }
+    if let Some(staff) = s.staff_by_email(&from) {
+        // A supervisor's answer to the daily digest decides triage items.
+        if crate::flows::digest::digest_answer(app, tx, m, staff, now).await? {
+            return Ok((Outcome::DigestAnswer, None));
+        }
+        // Staff mail not on a case is never a complaint by itself; a
+        // forward with /klacht on top becomes a triage item.
+        let at = arrived.unwrap_or(now);
+        return Ok(
+            match crate::flows::forwarded::forwarded_complaint(app, tx, m, staff, at, now).await? {
+                Some(o) => (
+                    Outcome::Case {
+                        reference: o.reference,
+                        status: o.status,
+                    },
+                    Some(o.id),
+                ),
+                None => (Outcome::NotComplaint, None),
+            },
+        );
+    }
+    let reading = classify::read(&m.subject, &m.text);
+    let score = reading.score();
+    if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
+        answer_regulation_request(app, tx, m, &from, now).await?;
+        if score.verdict == Verdict::Ordinary {
+            return Ok((Outcome::Regulation, None));
+        }
+        // A possible complaint that also asks for the regulation gets it,
+        // and still reaches triage: no complaint is lost silently.
+    }
+    let received = arrived.or(m.date).unwrap_or(now).min(now);
+    let status_reason = match score.verdict {
+        Verdict::Ordinary => return Ok((Outcome::NotComplaint, None)),
+        Verdict::Possible => Some(TriageWhy::Unsure(score.probability)),
+        Verdict::Complaint => None,
+    };
+    let client = email_client(m, Some(from));
+    let mut input = email_case(m, &client, received, status_reason, false);
+    input.reading = Some(reading);
+    let opened = open_case(app, tx, input, now).await?;
+    Ok((
+        Outcome::Case {
+            reference: opened.reference,
+            status: opened.status,
+        },
+        Some(opened.id),
+    ))
+}

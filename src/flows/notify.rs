@@ -1,0 +1,376 @@
+//! All outgoing mail of a case: the acknowledgement (art. 5), the handler's
+//! notifications, mail to staff, and the one place a mail is composed and
+//! queued in the outbox (exactly once, see `workers::outbox`).
+
+use anyhow::{Context, Result};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::app::App;
+use crate::config::{local_date, Settings, Staff};
+use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
+use crate::domain::types::{EmailAddress, Lang};
+use crate::flows::Work;
+use crate::mail::compose::{self, Outgoing};
+use crate::mail::parse::InboundMail;
+use crate::mail::render::{long_date, Template};
+use crate::store::{self, NewOutMail, Tx};
+
+pub(crate) fn concerns_json(s: &Settings, concerns: &[String]) -> Vec<serde_json::Value> {
+    concerns
+        .iter()
+        .map(|e| {
+            let name = EmailAddress::parse(e)
+                .ok()
+                .and_then(|a| s.staff_by_email(&a))
+                .map(|x| x.name.as_str())
+                .unwrap_or("");
+            json!({"name": name, "email": e})
+        })
+        .collect()
+}
+
+/// The dates of a case as the register holds them.
+pub(crate) struct CaseDates {
+    pub received: Date,
+    pub ack_due: Date,
+    pub response_due: Date,
+}
+
+pub(crate) fn case_dates(s: &Settings, c: &store::CaseRow) -> Result<CaseDates> {
+    let received: Timestamp = c
+        .received_at
+        .parse()
+        .with_context(|| format!("case {}: bad received_at", c.reference))?;
+    Ok(CaseDates {
+        received: local_date(received, &s.organisation.timezone),
+        ack_due: c.ack_due.parse().context("bad ack_due")?,
+        response_due: c.response_due.parse().context("bad response_due")?,
+    })
+}
+
+/// Queues the acknowledgement (art. 5) to the client, in the thread of the
+/// mail that opened the case. Returns false when nothing was queued: no
+/// address, the per-sender limit, or an acknowledgement already exists.
+pub(crate) async fn queue_ack(
+    app: &App,
+    tx: &mut Tx,
+    case: &store::CaseRow,
+    handler: &Staff,
+    now: Timestamp,
+) -> Result<bool> {
+    let s = &app.settings;
+    let Some(client_email) = case
+        .client_email
+        .as_deref()
+        .and_then(|e| EmailAddress::parse(e).ok())
+    else {
+        return Ok(false);
+    };
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let recent = store::auto_replies_since(tx, client_email.as_str(), since).await?;
+    if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
+        store::add_event(
+            tx,
+            case.id,
+            now,
+            CaseEvent::AckSuppressed,
+            "klachtd",
+            &format!("{recent} automatic replies to this sender in 24 hours; confirm personally"),
+        )
+        .await?;
+        return Ok(false);
+    }
+    let lang = case.language;
+    let d = case_dates(s, case)?;
+    let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "client_name": case.client_name, "original_subject": case.subject,
+        "handler": {"name": handler.name, "email": handler.email.as_str()},
+        "received": long_date(lang, d.received), "ack_due": long_date(lang, d.ack_due),
+        "response_due": long_date(lang, d.response_due), "missing": missing_codes,
+        "response_working_days": s.procedure.response_working_days,
+    });
+    let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
+    let (irt, refs) = match store::first_message(tx, case.id).await? {
+        Some((id, refs)) => {
+            let r = compose::references_for_reply(&refs, &id);
+            (Some(id), r)
+        }
+        None => (None, Vec::new()),
+    };
+    let (message_id, queued) = queue_mail(
+        app,
+        tx,
+        &Mail {
+            case_id: Some(case.id),
+            kind: OutboxKind::Ack,
+            from_name: &s.organisation.name,
+            to_name: &case.client_name,
+            to: &client_email,
+            rendered: &rendered,
+            in_reply_to: irt.as_deref(),
+            references: &refs,
+            auto_reply: true,
+            attachments: &[],
+            inline: &[],
+        },
+        now,
+    )
+    .await?;
+    if queued {
+        store::add_event(
+            tx,
+            case.id,
+            now,
+            EventKind::queued(OutboxKind::Ack),
+            "klachtd",
+            &message_id,
+        )
+        .await?;
+    }
+    Ok(queued)
+}
+
+/// Queues the handler's notification of a case: the complaint, deadlines,
+/// who it concerns. Also used when a case is reassigned or taken out of
+/// triage; `note` is the colleague's text that came with that.
+pub(crate) async fn queue_handler_new(
+    w: &mut Work<'_>,
+    case: &store::CaseRow,
+    handler: &Staff,
+    assignment_reason: &str,
+    ack_sent: bool,
+    note: Option<(&Staff, &str)>,
+) -> Result<()> {
+    let app = w.app;
+    let s = &app.settings;
+    let lang = s.organisation.language;
+    let d = case_dates(s, case)?;
+    let attachments: Vec<_> = store::case_attachments(w.tx, case.id)
+        .await?
+        .iter()
+        .map(|a| json!({"filename": a.filename, "size_human": human_size(a.size), "stored": a.stored}))
+        .collect();
+    let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "handler": {"name": handler.name, "email": handler.email.as_str()},
+        "client_name": case.client_name,
+        "client_email": case.client_email.as_deref().unwrap_or(""),
+        "client_phone": case.client_phone.as_deref().unwrap_or(""),
+        "original_subject": case.subject,
+        "received": long_date(lang, d.received),
+        "ack_due": long_date(lang, d.ack_due),
+        "response_due": long_date(lang, d.response_due),
+        "category": case.category.as_str(),
+        "concerns": concerns_json(s, &case.concerns),
+        "missing": missing_codes,
+        "assignment_reason": assignment_reason,
+        "body": case.body,
+        "attachments": attachments,
+        "source": case.source,
+        "ack_sent": ack_sent,
+        "note": note.map(|(who, text)| json!({"name": who.name, "text": text})),
+    });
+    queue_staff_mail(
+        w,
+        handler,
+        StaffMail {
+            case_id: Some(case.id),
+            template: Template::HandlerNew,
+            lang,
+            ctx: &ctx,
+            kind: OutboxKind::HandlerNew,
+            answering: None,
+        },
+    )
+    .await
+}
+
+/// Tells the handler a case was taken from that it went to `new_handler`,
+/// unless there was none, it is the same person, or they are off the roster
+/// now. Nothing of the complaint beyond its reference and subject: they had
+/// the case until now. Returns whether they were told.
+pub(crate) async fn queue_handler_released(
+    app: &App,
+    tx: &mut Tx,
+    case: &store::CaseRow,
+    old_handler: Option<&str>,
+    new_handler: &Staff,
+    reason: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let s = &app.settings;
+    let Some(old) = old_handler
+        .and_then(|e| EmailAddress::parse(e).ok())
+        .and_then(|e| s.staff_by_email(&e))
+    else {
+        return Ok(false);
+    };
+    if old.email == new_handler.email {
+        return Ok(false);
+    }
+    let lang = s.organisation.language;
+    let d = case_dates(s, case)?;
+    let ctx = json!({
+        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
+        "original_subject": case.subject,
+        "old_handler": {"name": old.name},
+        "new_handler": {"name": new_handler.name},
+        "reason": reason,
+        "response_due": long_date(lang, d.response_due),
+    });
+    queue_staff_mail(
+        &mut Work { app, tx, now },
+        old,
+        StaffMail {
+            case_id: Some(case.id),
+            template: Template::HandlerReleased,
+            lang,
+            ctx: &ctx,
+            kind: OutboxKind::HandlerReleased,
+            answering: None,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// A mail to a staff member: the template and its context, the outbox
+/// kind, and their own mail it answers (it is threaded under that one).
+pub(crate) struct StaffMail<'a> {
+    pub case_id: Option<i64>,
+    pub template: Template,
+    pub lang: Lang,
+    pub ctx: &'a serde_json::Value,
+    pub kind: OutboxKind,
+    pub answering: Option<&'a InboundMail>,
+}
+
+/// Queues a mail to a staff member. Its random Message-ID is what
+/// authenticates their answer.
+pub(crate) async fn queue_staff_mail(w: &mut Work<'_>, to: &Staff, m: StaffMail<'_>) -> Result<()> {
+    let (app, now) = (w.app, w.now);
+    let s = &app.settings;
+    let rendered = app.renderer.render(m.lang, m.template, m.ctx)?;
+    let refs = m
+        .answering
+        .map(|a| compose::references_for_reply(&a.references, &a.message_id))
+        .unwrap_or_default();
+    queue_mail(
+        app,
+        w.tx,
+        &Mail {
+            case_id: m.case_id,
+            kind: m.kind,
+            from_name: &format!("{} klachten", s.organisation.name),
+            to_name: &to.name,
+            to: &to.email,
+            rendered: &rendered,
+            in_reply_to: m.answering.map(|a| a.message_id.as_str()),
+            references: &refs,
+            auto_reply: false,
+            attachments: &[],
+            inline: &[],
+        },
+        now,
+    )
+    .await?;
+    if let Some(case_id) = m.case_id {
+        store::add_event(
+            w.tx,
+            case_id,
+            now,
+            EventKind::queued(m.kind),
+            "klachtd",
+            to.email.as_str(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn org_json(s: &Settings) -> serde_json::Value {
+    json!({
+        "name": s.organisation.name,
+        "address": s.organisation.address.as_str(),
+        "regulation_url": s.organisation.regulation_url,
+        "phone": s.organisation.phone,
+        "website": s.organisation.website,
+    })
+}
+
+pub(crate) fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1024 * 1024 => format!("{:.1} MB", n as f64 / (1024.0 * 1024.0)),
+        n if n >= 1024 => format!("{} kB", n / 1024),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// One mail from the organisation's address, already rendered.
+pub(crate) struct Mail<'a> {
+    pub case_id: Option<i64>,
+    pub kind: OutboxKind,
+    pub from_name: &'a str,
+    pub to_name: &'a str,
+    pub to: &'a EmailAddress,
+    pub rendered: &'a crate::mail::render::Rendered,
+    /// Threading: the message answered, and the chain before it.
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    /// An automatic reply (RFC 3834 headers).
+    pub auto_reply: bool,
+    pub attachments: &'a [(String, String, Vec<u8>)],
+    /// Inline images of the HTML part (see `compose::Outgoing::inline`).
+    pub inline: &'a [(String, String, Vec<u8>)],
+}
+
+/// Composes `m` with a fresh random Message-ID and queues it in the outbox.
+/// Returns the Message-ID and whether it was queued (the database refuses a
+/// second acknowledgement of a case).
+pub(crate) async fn queue_mail(
+    app: &App,
+    tx: &mut Tx,
+    m: &Mail<'_>,
+    now: Timestamp,
+) -> Result<(String, bool)> {
+    let s = &app.settings;
+    let message_id = compose::new_message_id(&s.organisation.message_id_domain)?;
+    let raw = compose::build(&Outgoing {
+        message_id: &message_id,
+        from_name: m.from_name,
+        from: &s.organisation.address,
+        to_name: m.to_name,
+        to: m.to,
+        reply_to: None,
+        subject: &m.rendered.subject,
+        text: &m.rendered.text,
+        html: &m.rendered.html,
+        in_reply_to: m.in_reply_to,
+        references: m.references,
+        auto_reply: m.auto_reply,
+        date: now,
+        kind: m.kind.as_str(),
+        attachments: m.attachments,
+        inline: m.inline,
+    })?;
+    let queued = store::enqueue(
+        tx,
+        &NewOutMail {
+            message_id: &message_id,
+            case_id: m.case_id,
+            kind: m.kind,
+            recipient: m.to.as_str(),
+            raw: &raw,
+        },
+        now,
+    )
+    .await?;
+    Ok((message_id, queued))
+}

@@ -1,0 +1,114 @@
+//! Art. 11: whoever asks for the regulation gets it.
+
+use anyhow::Result;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::app::App;
+use crate::domain::classify::{self};
+use crate::domain::event::OutboxKind;
+use crate::domain::types::EmailAddress;
+use crate::flows::notify::{org_json, queue_mail, queue_staff_mail, Mail, StaffMail};
+use crate::flows::open_case::client_name;
+use crate::flows::Work;
+use crate::mail::compose::{self};
+use crate::mail::parse::InboundMail;
+use crate::mail::render::Template;
+use crate::store::{self, Tx};
+
+/// Art. 11: whoever asks for the regulation gets it, as text and attached;
+/// a request for a paper copy is passed on to the supervisors. Counts
+/// towards the per-sender limit on automatic replies.
+pub(crate) async fn answer_regulation_request(
+    app: &App,
+    tx: &mut Tx,
+    m: &InboundMail,
+    from: &EmailAddress,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    if store::auto_replies_since(tx, from.as_str(), since).await?
+        >= i64::from(s.procedure.auto_replies_per_sender_per_day)
+    {
+        tracing::info!(message_id = %m.message_id, "regulation request not answered: per-sender limit reached");
+        return Ok(());
+    }
+    let text = match &s.organisation.regulation_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "organisation.regulation_file cannot be read; sending the link only");
+                None
+            }
+        },
+        None => None,
+    };
+    let lower = format!("{} {}", m.subject, m.text).to_lowercase();
+    let paper = [
+        "papier", "paper", "per post", "by post", "gedrukt", "printed", "afdruk",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let lang = classify::language(&m.subject, &m.text);
+    let name = client_name(m, from);
+    let ctx = json!({
+        "org": org_json(s), "reference": "", "lang": lang.as_str(),
+        "client_name": name, "client_email": from.as_str(),
+        "original_subject": m.subject, "body": m.text,
+        "has_text": text.is_some(), "regulation_text": text.as_deref().unwrap_or(""),
+        "paper": paper,
+    });
+    let rendered = app.renderer.render(lang, Template::Regulation, &ctx)?;
+    let refs = compose::references_for_reply(&m.references, &m.message_id);
+    let attachments: Vec<(String, String, Vec<u8>)> = text
+        .iter()
+        .map(|t| {
+            (
+                "klachtenreglement.txt".to_string(),
+                "text/plain; charset=utf-8".to_string(),
+                t.as_bytes().to_vec(),
+            )
+        })
+        .collect();
+    queue_mail(
+        app,
+        tx,
+        &Mail {
+            case_id: None,
+            kind: OutboxKind::Regulation,
+            from_name: &s.organisation.name,
+            to_name: &name,
+            to: from,
+            rendered: &rendered,
+            in_reply_to: Some(&m.message_id),
+            references: &refs,
+            auto_reply: true,
+            attachments: &attachments,
+            inline: &[],
+        },
+        now,
+    )
+    .await?;
+    if paper {
+        let staff_lang = s.organisation.language;
+        for sup in s.supervisors() {
+            queue_staff_mail(
+                &mut Work { app, tx, now },
+                sup,
+                StaffMail {
+                    case_id: None,
+                    template: Template::RegulationPaper,
+                    lang: staff_lang,
+                    ctx: &ctx,
+                    kind: OutboxKind::RegulationPaper,
+                    answering: None,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
