@@ -4,16 +4,17 @@
 //! overrule.
 
 use anyhow::{Context, Result};
+use jiff::civil::Date;
 use jiff::Timestamp;
 use serde_json::json;
 
 use crate::app::App;
 use crate::clock::db_time;
-use crate::config::{local_date, Settings};
+use crate::config::{local_date, Settings, Staff};
 use crate::domain::assign::{pick_handler, Assignment, Candidate};
 use crate::domain::classify::{self, RosterEntry};
 use crate::domain::event::{CaseEvent, OutboxKind};
-use crate::domain::types::{CaseRef, EmailAddress, Status};
+use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
 use crate::flows::notify::{
     concerns_json, human_size, org_json, queue_ack, queue_handler_new, queue_staff_mail, StaffMail,
 };
@@ -121,9 +122,53 @@ pub struct Opened {
     pub status: Status,
 }
 
+/// What a new case will be, decided before anything is written: its terms,
+/// its reading, who it concerns, its handler, and whether it waits for a
+/// supervisor.
+struct Decided<'s> {
+    received_day: Date,
+    ack_due: Date,
+    response_due: Date,
+    today: Date,
+    lang: Lang,
+    category: Category,
+    elements: classify::Elements,
+    missing: Vec<Element>,
+    concerned: Vec<EmailAddress>,
+    concerns: Vec<String>,
+    handler: Option<&'s Staff>,
+    assign_reason: String,
+    /// Why this case waits for a supervisor instead of being acknowledged.
+    triage_reason: Option<String>,
+    status: Status,
+}
+
 /// Records a new case (or triage item) with its handler, deadlines, timeline
 /// and outgoing mail. Shared by email intake and `register` (phone, art. 4).
 pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp) -> Result<Opened> {
+    let mut w = Work { app, tx, now };
+    let (c, d) = decide(&mut w, c).await?;
+    let (case_id, reference) = record(&mut w, &c, &d).await?;
+    let attachments = record_first_message(&mut w, &c, case_id).await?;
+    if let Some(reason) = &d.triage_reason {
+        tell_supervisors(&mut w, &c, &d, (case_id, reference), reason, attachments).await?;
+    } else {
+        assign_and_acknowledge(&mut w, &d, case_id).await?;
+    }
+    Ok(Opened {
+        id: case_id,
+        reference,
+        status: d.status,
+    })
+}
+
+/// Reads the mail once and decides terms, elements, concerns, handler and
+/// triage.
+async fn decide<'a, 's>(
+    w: &mut Work<'s>,
+    mut c: CaseInput<'a>,
+) -> Result<(CaseInput<'a>, Decided<'s>)> {
+    let app = w.app;
     let s = &app.settings;
     let tz = &s.organisation.timezone;
     let received_day = local_date(c.received, tz);
@@ -133,33 +178,26 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     let response_due = s
         .calendar
         .add_working_days(received_day, s.procedure.response_working_days);
-    let today = local_date(now, tz);
+    let today = local_date(w.now, tz);
 
-    let reading = match c.reading {
-        Some(r) => r,
-        None => classify::read(c.subject, c.body),
-    };
+    let reading = c
+        .reading
+        .take()
+        .unwrap_or_else(|| classify::read(c.subject, c.body));
     let lang = reading.lang();
-    let category = classify::category(c.subject, c.body);
     let mut elements = reading.elements();
     drop(reading);
     elements.dates = c.given.dates.clone().or(elements.dates);
     elements.desired_outcome = c.given.desired_outcome.clone().or(elements.desired_outcome);
     elements.nature = c.given.nature.clone().or(elements.nature);
-    let missing = elements.missing();
-    let roster = roster(s);
-    let concerned = classify::concerned(c.subject, c.body, &roster);
-    let concerns: Vec<String> = concerned.iter().map(|e| e.to_string()).collect();
+    let concerned = classify::concerned(c.subject, c.body, &roster(s));
 
-    let assignment = assign(s, tx, &concerned).await?;
-    let (handler, assign_reason) = match &assignment {
+    let (handler, assign_reason) = match assign(s, w.tx, &concerned).await? {
         Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
-            (s.staff_by_email(email), reason.clone())
+            (s.staff_by_email(&email), reason)
         }
-        Assignment::Nobody { reason } => (None, reason.clone()),
+        Assignment::Nobody { reason } => (None, reason),
     };
-
-    // Why this case waits for a supervisor instead of being acknowledged.
     let triage_reason: Option<String> = match &c.triage {
         Some(TriageWhy::Unsure(p)) => Some(format!("mogelijk een klacht (kans {:.0}%)", p * 100.0)),
         Some(TriageWhy::Forwarded(by)) => Some(format!(
@@ -171,50 +209,72 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
         None if handler.is_none() => Some("geen onafhankelijke behandelaar beschikbaar".into()),
         None => None,
     };
-    let status = if triage_reason.is_some() {
-        Status::Triage
-    } else {
-        Status::Received
+    let d = Decided {
+        received_day,
+        ack_due,
+        response_due,
+        today,
+        lang,
+        category: classify::category(c.subject, c.body),
+        missing: elements.missing(),
+        elements,
+        concerns: concerned.iter().map(|e| e.to_string()).collect(),
+        concerned,
+        handler,
+        assign_reason,
+        status: if triage_reason.is_some() {
+            Status::Triage
+        } else {
+            Status::Received
+        },
+        triage_reason,
     };
+    Ok((c, d))
+}
 
-    let year = received_day.year() as i32;
-    let reference = store::next_reference(tx, year).await?;
-    let subject = if c.subject.trim().is_empty() {
-        "(geen onderwerp)"
-    } else {
-        c.subject.trim()
-    };
+/// The subject as the register keeps it.
+fn case_subject<'a>(c: &CaseInput<'a>) -> &'a str {
+    match c.subject.trim() {
+        "" => "(geen onderwerp)",
+        s => s,
+    }
+}
+
+/// Inserts the case and its first timeline events.
+async fn record(w: &mut Work<'_>, c: &CaseInput<'_>, d: &Decided<'_>) -> Result<(i64, CaseRef)> {
+    let now = w.now;
+    let reference = store::next_reference(w.tx, d.received_day.year() as i32).await?;
     let case_id = store::insert_case(
-        tx,
+        w.tx,
         reference,
         &NewCase {
-            status,
-            category,
-            language: lang,
+            status: d.status,
+            category: d.category,
+            language: d.lang,
             source: c.source,
             client_name: &c.client.name,
             client_email: c.client.email.as_ref().map(|e| e.as_str()),
             client_phone: c.client.phone.as_deref(),
-            subject,
+            subject: case_subject(c),
             body: c.body,
-            nature: elements.nature.as_deref(),
-            dates: elements.dates.as_deref(),
-            desired_outcome: elements.desired_outcome.as_deref(),
-            missing: &missing,
-            concerns: &concerns,
+            nature: d.elements.nature.as_deref(),
+            dates: d.elements.dates.as_deref(),
+            desired_outcome: d.elements.desired_outcome.as_deref(),
+            missing: &d.missing,
+            concerns: &d.concerns,
             // A triage item has no handler until a supervisor makes it a case.
-            handler_email: handler
-                .filter(|_| status != Status::Triage)
+            handler_email: d
+                .handler
+                .filter(|_| d.status != Status::Triage)
                 .map(|h| h.email.as_str()),
             received_at: c.received,
-            ack_due,
-            response_due,
-            triage_reason: triage_reason.as_deref(),
+            ack_due: d.ack_due,
+            response_due: d.response_due,
+            triage_reason: d.triage_reason.as_deref(),
             created_at: now,
         },
     )
     .await?;
-
     let first = c.message.map(|m| {
         json!({
             "direction": "in",
@@ -222,174 +282,166 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
             "message_id": m.message_id,
         })
     });
+    let received = format!("{} via {}", db_time(c.received), c.source);
+    let first = first.unwrap_or(serde_json::Value::Null);
     store::add_event_data(
-        tx,
+        w.tx,
         case_id,
         now,
         CaseEvent::Received,
         c.source,
-        &format!("{} via {}", db_time(c.received), c.source),
-        first.as_ref().unwrap_or(&serde_json::Value::Null),
+        &received,
+        &first,
     )
     .await?;
+    let classified = format!("category {}, language {}", d.category, d.lang);
     store::add_event(
-        tx,
+        w.tx,
         case_id,
         now,
         CaseEvent::Classified,
         "klachtd",
-        &format!("category {category}, language {lang}"),
+        &classified,
     )
     .await?;
-    if !concerns.is_empty() {
+    if !d.concerns.is_empty() {
+        let concerns = d.concerns.join(", ");
         store::add_event(
-            tx,
+            w.tx,
             case_id,
             now,
             CaseEvent::Concerns,
             "klachtd",
-            &concerns.join(", "),
+            &concerns,
         )
         .await?;
     }
-    let mut attachments_meta = Vec::new();
     if let Some(full) = c.message.and_then(|m| m.truncated_from) {
-        store::add_event(
-            tx,
-            case_id,
-            now,
-            CaseEvent::Truncated,
-            "klachtd",
-            &format!(
-                "message of {full} bytes; the first {} bytes were kept",
-                s.intake.max_message_bytes
-            ),
-        )
-        .await?;
+        let kept = w.app.settings.intake.max_message_bytes;
+        let detail = format!("message of {full} bytes; the first {kept} bytes were kept");
+        store::add_event(w.tx, case_id, now, CaseEvent::Truncated, "klachtd", &detail).await?;
     }
-    if let Some(m) = c.message {
-        let from = c
-            .client
-            .email
-            .as_ref()
-            .map(|e| e.as_str())
-            .unwrap_or_default();
-        let refs = m.referenced_ids().join(" ");
-        if let Some(cm_id) = store::insert_case_message(
-            tx,
-            &NewCaseMessage {
-                case_id,
-                message_id: &m.message_id,
-                sender: from,
-                subject: &m.subject,
-                at: c.received,
-                body: &m.text,
-                refs: &refs,
-            },
-        )
-        .await?
-        {
-            for a in &m.attachments {
-                store::insert_attachment(
-                    tx,
-                    cm_id,
-                    &a.filename,
-                    &a.content_type,
-                    a.size,
-                    a.data.as_deref(),
-                )
-                .await?;
-                attachments_meta.push(json!({
-                    "filename": a.filename,
-                    "size_human": human_size(a.size),
-                    "stored": a.data.is_some(),
-                }));
-            }
-        }
-    }
+    Ok((case_id, reference))
+}
 
-    let org = org_json(s);
-    let concerns_json = concerns_json(s, &concerns);
-    let missing_codes: Vec<&str> = missing.iter().map(|e| e.as_str()).collect();
-    let staff_lang = s.organisation.language;
-
-    if let Some(reason) = &triage_reason {
-        store::add_event(tx, case_id, now, CaseEvent::Triage, "klachtd", reason).await?;
-        let template = if handler.is_none() && c.triage.is_none() && ack_due >= today {
-            Template::Unassigned
-        } else {
-            Template::Triage
-        };
-        let ctx = json!({
-            "org": org, "reference": reference.to_string(), "lang": staff_lang.as_str(),
-            "client_name": c.client.name, "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
-            "original_subject": subject, "received": long_date(staff_lang, received_day),
-            "reason": reason, "body": c.body, "score": match c.triage { Some(TriageWhy::Unsure(p)) => format!("{:.0}%", p * 100.0), _ => String::new() },
-            "concerns": concerns_json, "missing": missing_codes,
-            "attachments": attachments_meta,
-        });
-        // A possible complaint waits for the digest when so configured:
-        // a busy box does not send a mail per item.
-        let quiet = matches!(c.triage, Some(TriageWhy::Unsure(_)))
-            && s.triage_mail == crate::config::TriageMail::Digest;
-        let mut warned = 0;
-        for sup in s
-            .supervisors()
-            .filter(|sup| !concerned.contains(&sup.email) && !quiet)
-        {
-            queue_staff_mail(
-                &mut Work { app, tx, now },
-                sup,
-                StaffMail {
-                    case_id: Some(case_id),
-                    template,
-                    lang: staff_lang,
-                    ctx: &ctx,
-                    kind: OutboxKind::TriageNotice,
-                    answering: None,
-                },
-            )
-            .await?;
-            warned += 1;
-        }
-        if warned == 0 && !quiet {
-            tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
-        }
-        return Ok(Opened {
-            id: case_id,
-            reference,
-            status,
-        });
-    }
-
-    let handler = handler.context("handler chosen above")?;
-    store::add_event(
-        tx,
+/// Keeps the mail that opened the case and its attachments; returns the
+/// attachments as the staff templates show them.
+async fn record_first_message(
+    w: &mut Work<'_>,
+    c: &CaseInput<'_>,
+    case_id: i64,
+) -> Result<Vec<serde_json::Value>> {
+    let mut shown = Vec::new();
+    let Some(m) = c.message else {
+        return Ok(shown);
+    };
+    let from = c.client.email.as_ref().map(|e| e.as_str());
+    let refs = m.referenced_ids().join(" ");
+    let message = NewCaseMessage {
         case_id,
-        now,
+        message_id: &m.message_id,
+        sender: from.unwrap_or_default(),
+        subject: &m.subject,
+        at: c.received,
+        body: &m.text,
+        refs: &refs,
+    };
+    let Some(cm_id) = store::insert_case_message(w.tx, &message).await? else {
+        return Ok(shown);
+    };
+    for a in &m.attachments {
+        let data = a.data.as_deref();
+        store::insert_attachment(w.tx, cm_id, &a.filename, &a.content_type, a.size, data).await?;
+        shown.push(json!({
+            "filename": a.filename,
+            "size_human": human_size(a.size),
+            "stored": a.data.is_some(),
+        }));
+    }
+    Ok(shown)
+}
+
+/// A triage item: the supervisors who are not concerned are told (unless a
+/// possible complaint waits for the digest).
+async fn tell_supervisors(
+    w: &mut Work<'_>,
+    c: &CaseInput<'_>,
+    d: &Decided<'_>,
+    (case_id, reference): (i64, CaseRef),
+    reason: &str,
+    attachments: Vec<serde_json::Value>,
+) -> Result<()> {
+    let app = w.app;
+    let s = &app.settings;
+    store::add_event(w.tx, case_id, w.now, CaseEvent::Triage, "klachtd", reason).await?;
+    let template = if d.handler.is_none() && c.triage.is_none() && d.ack_due >= d.today {
+        Template::Unassigned
+    } else {
+        Template::Triage
+    };
+    let staff_lang = s.organisation.language;
+    let score = match c.triage {
+        Some(TriageWhy::Unsure(p)) => format!("{:.0}%", p * 100.0),
+        _ => String::new(),
+    };
+    let missing: Vec<&str> = d.missing.iter().map(|e| e.as_str()).collect();
+    let ctx = json!({
+        "org": org_json(s), "reference": reference.to_string(), "lang": staff_lang.as_str(),
+        "client_name": c.client.name,
+        "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
+        "original_subject": case_subject(c), "received": long_date(staff_lang, d.received_day),
+        "reason": reason, "body": c.body, "score": score,
+        "concerns": concerns_json(s, &d.concerns), "missing": missing,
+        "attachments": attachments,
+    });
+    // A possible complaint waits for the digest when so configured: a busy
+    // box does not send a mail per item.
+    let quiet = matches!(c.triage, Some(TriageWhy::Unsure(_)))
+        && s.triage_mail == crate::config::TriageMail::Digest;
+    if quiet {
+        return Ok(());
+    }
+    let mut warned = 0;
+    for sup in s
+        .supervisors()
+        .filter(|sup| !d.concerned.contains(&sup.email))
+    {
+        let mail = StaffMail {
+            case_id: Some(case_id),
+            template,
+            lang: staff_lang,
+            ctx: &ctx,
+            kind: OutboxKind::TriageNotice,
+            answering: None,
+        };
+        queue_staff_mail(w, sup, mail).await?;
+        warned += 1;
+    }
+    if warned == 0 {
+        tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
+    }
+    Ok(())
+}
+
+/// A clear complaint: its handler is recorded and told, and the client
+/// gets the acknowledgement (art. 5).
+async fn assign_and_acknowledge(w: &mut Work<'_>, d: &Decided<'_>, case_id: i64) -> Result<()> {
+    let handler = d.handler.context("a case out of triage has a handler")?;
+    let detail = format!("{}: {}", handler.email, d.assign_reason);
+    store::add_event(
+        w.tx,
+        case_id,
+        w.now,
         CaseEvent::Assigned,
         "klachtd",
-        &format!("{}: {}", handler.email, assign_reason),
+        &detail,
     )
     .await?;
-    let row = store::case_in_tx(tx, case_id)
+    let row = store::case_in_tx(w.tx, case_id)
         .await?
         .context("case recorded above")?;
-    let ack_queued = queue_ack(app, tx, &row, handler, now).await?;
-    queue_handler_new(
-        &mut Work { app, tx, now },
-        &row,
-        handler,
-        &assign_reason,
-        ack_queued,
-        None,
-    )
-    .await?;
-    Ok(Opened {
-        id: case_id,
-        reference,
-        status,
-    })
+    let ack_queued = queue_ack(w.app, w.tx, &row, handler, w.now).await?;
+    queue_handler_new(w, &row, handler, &d.assign_reason, ack_queued, None).await
 }
 
 /// The independent handler for a case about `concerned` (art. 6).

@@ -48,7 +48,7 @@ pub struct Prepared {
     subject_len: usize,
     cues: Vec<&'static str>,
     /// Every feature name, NUL-separated, made on first use.
-    features: std::cell::OnceCell<String>,
+    features: std::sync::OnceLock<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ pub fn prepare_in(lang: Option<Lang>, subject: &str, body: &str) -> Prepared {
         tokens,
         subject_len,
         cues: Vec::new(),
-        features: std::cell::OnceCell::new(),
+        features: std::sync::OnceLock::new(),
     };
     p.cues = p.compute_cues();
     p
