@@ -1,21 +1,22 @@
 //! The command line (design.md section 8). Every command fails with one
 //! clear line on stderr and a non-zero exit.
 
+mod admin;
+mod cases;
 mod classify;
+mod privacy;
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::types::{CaseRef, EmailAddress, Status};
-use crate::flows::phone::{register_phone_complaint, PhoneComplaint};
-use crate::register::{self, case_json, Record};
-use crate::store::{CaseFilter, CaseRow, EventRow, Store};
+use crate::domain::types::EmailAddress;
+use crate::flows::phone::PhoneComplaint;
+use crate::store::Store;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -226,24 +227,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             store.close().await;
             println!("database schema is up to date");
         }
-        Command::Transfer { to } => {
-            if to.trim() == settings.database_url.trim() {
-                anyhow::bail!("--to is database.url itself; give a new, empty database");
-            }
-            let from = Store::open_existing(&settings.database_url).await?;
-            let target = Store::open(&to).await?;
-            let result = crate::store::transfer(&from, &target).await;
-            from.close().await;
-            target.close().await;
-            let copied = result?;
-            for c in &copied {
-                println!("{:<14} {:>8} rows", c.table, c.rows);
-            }
-            println!(
-                "register copied into {}; point database.url there and start klachtd",
-                crate::store::redact_url(&to)
-            );
-        }
+        Command::Transfer { to } => admin::transfer(settings, to).await?,
         Command::CheckConfig => check_config(settings).await?,
         Command::Classify { .. } => unreachable!("handled before the config is loaded"),
         Command::Run { once } => {
@@ -255,194 +239,29 @@ pub async fn main(cli: Cli) -> Result<()> {
                 crate::workers::run(app).await?;
             }
         }
-        Command::Cases(a) => {
-            let store = Store::open_existing(&settings.database_url).await?;
-            let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
-            let filter = CaseFilter {
-                status: a
-                    .status
-                    .as_deref()
-                    .map(str::parse::<Status>)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
-                handler: a.handler,
-                year: a.year,
-                ..Default::default()
-            };
-            let (cases, records) = register::load(&store, &settings, &filter, today).await?;
-            let rows: Vec<(&CaseRow, &Record)> = cases
-                .iter()
-                .zip(&records)
-                .filter(|(_, r)| !a.overdue || r.overdue)
-                .collect();
-            if a.json {
-                let v: Vec<Value> = rows.iter().map(|(c, r)| case_json(c, r)).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else if a.csv {
-                print!("{}", cases_csv(&rows));
-            } else {
-                print_table(&rows);
-            }
-        }
+        Command::Cases(a) => cases::list(settings, clock, a).await?,
         Command::Case(CaseCommand::Show { reference, json }) => {
-            let r: CaseRef = reference.parse()?;
-            let store = Store::open_existing(&settings.database_url).await?;
-            let case = store
-                .case_by_ref(&r)
-                .await?
-                .with_context(|| format!("no case {r}"))?;
-            let timeline = store.timeline(case.id).await?;
-            let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
-            let events: Vec<&EventRow> = timeline.iter().collect();
-            let record = register::record(
-                &case,
-                &events,
-                today,
-                &settings.organisation.timezone,
-                &settings.calendar,
-            );
-            if json {
-                let mut v = case_json(&case, &record);
-                v["timeline"] = timeline.iter().map(|e| e.to_json()).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                let tz = &settings.organisation.timezone;
-                print_case(&case, &record, tz);
-                println!("\nTimeline ({}):", tz.iana_name().unwrap_or("local time"));
-                for e in timeline {
-                    println!(
-                        "  {}  {:<22} {:<28} {}",
-                        local(&e.at, tz),
-                        e.kind,
-                        e.actor,
-                        e.detail
-                    );
-                }
-            }
+            cases::show(settings, clock, reference, json).await?
         }
         Command::Case(CaseCommand::Close { reference, reason }) => {
-            let r: CaseRef = reference.parse()?;
-            if reason.trim().is_empty() {
-                bail!("--reason must not be empty");
-            }
-            let store = Store::open(&settings.database_url).await?;
-            store
-                .close_case(&r, "admin", reason.trim(), clock.now())
-                .await?;
-            println!("{r} closed");
+            cases::close(settings, clock, reference, reason).await?
         }
         Command::Report { from, to, json } => {
-            let day = |flag: &str, v: &str| {
-                v.parse::<jiff::civil::Date>()
-                    .with_context(|| format!("{flag} {v:?}: expected a date as YYYY-MM-DD"))
-            };
-            let (from, to) = (day("--from", &from)?, day("--to", &to)?);
-            if to < from {
-                bail!("--to {to} is before --from {from}");
-            }
-            let store = Store::open_existing(&settings.database_url).await?;
-            let today = crate::config::local_date(clock.now(), &settings.organisation.timezone);
-            let (cases, records) =
-                register::load(&store, &settings, &CaseFilter::default(), today).await?;
-            let r = crate::report::build(&cases, &records, from, to, &settings.procedure);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                print!(
-                    "{}",
-                    crate::report::text(&r, settings.organisation.language)
-                );
-            }
+            admin::report(settings, clock, from, to, json).await?
         }
         Command::Case(CaseCommand::Assign { reference, name }) => {
-            let r: CaseRef = reference.parse()?;
-            let app = App::new(settings, clock).await?;
-            let done =
-                crate::flows::assign::assign_by_admin(&app, &r, &name, &admin_actor()).await?;
-            if let Err(e) = crate::workers::outbox::flush(&app).await {
-                eprintln!("klachtd: queued, not yet sent: {e:#}");
-            }
-            app.store.close().await;
-            println!("{r}: {done}");
+            cases::assign(settings, clock, reference, name).await?
         }
         Command::Client(ClientCommand::Export { email }) => {
-            let email = client_address(&email)?;
-            let store = Store::open_existing(&settings.database_url).await?;
-            let v = crate::flows::privacy::export(
-                &store,
-                &settings,
-                &email,
-                &admin_actor(),
-                clock.now(),
-            )
-            .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            privacy::export(settings, clock, email).await?
         }
         Command::Client(ClientCommand::Erase {
             email,
             include_open,
             keep_mailbox,
-        }) => {
-            let email = client_address(&email)?;
-            let store = Store::open_existing(&settings.database_url).await?;
-            let mailbox = (settings.purge_mailbox && !keep_mailbox).then_some(&settings);
-            let erased = crate::flows::privacy::erase(
-                &store,
-                mailbox,
-                &email,
-                include_open,
-                &admin_actor(),
-                clock.now(),
-            )
-            .await?;
-            if erased.cases.is_empty() && erased.other_mail == 0 {
-                println!("nothing stored about that address; nothing to erase");
-            } else {
-                println!(
-                    "erased {} case(s): {}; {} other mail(s) emptied; {} message(s) deleted from the mailbox",
-                    erased.cases.len(),
-                    erased.cases.join(" "),
-                    erased.other_mail,
-                    erased.mailbox_deleted
-                );
-            }
-        }
-        Command::Audit { json } => {
-            let store = Store::open_existing(&settings.database_url).await?;
-            let rows = store.audit_trail().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                let tz = &settings.organisation.timezone;
-                for a in &rows {
-                    println!(
-                        "{}  {:<14} {:<24} {}  {}",
-                        local(&a.at, tz),
-                        a.action,
-                        a.actor,
-                        a.detail,
-                        a.cases
-                    );
-                }
-                println!(
-                    "{} entr{}",
-                    rows.len(),
-                    if rows.len() == 1 { "y" } else { "ies" }
-                );
-            }
-        }
-        Command::Register(a) => {
-            let p = validate_register(&a)?;
-            let app = App::new(settings, clock).await?;
-            let (r, status) = register_phone_complaint(&app, &p).await?;
-            // Send the acknowledgement and the handler's notice now; what
-            // cannot go out stays queued for the daemon.
-            if let Err(e) = crate::workers::outbox::flush(&app).await {
-                eprintln!("klachtd: queued, not yet sent: {e:#}");
-            }
-            app.store.close().await;
-            println!("registered ({status}) {r}");
-        }
+        }) => privacy::erase(settings, clock, email, include_open, keep_mailbox).await?,
+        Command::Audit { json } => privacy::audit(settings, json).await?,
+        Command::Register(a) => admin::register_phone(settings, clock, a).await?,
     }
     Ok(())
 }
@@ -530,112 +349,6 @@ fn admin_actor() -> String {
     }
 }
 
-/// The register as CSV (art. 10): one row per case, for an auditor.
-pub const CSV_COLUMNS: &[&str] = &[
-    "reference",
-    "status",
-    "outcome",
-    "category",
-    "language",
-    "source",
-    "client_name",
-    "client_email",
-    "client_phone",
-    "subject",
-    "handler_email",
-    "concerns",
-    "received_at",
-    "ack_sent_at",
-    "ack_due",
-    "ack_working_days",
-    "ack_on_time",
-    "original_response_due",
-    "response_due",
-    "responded_on",
-    "response_working_days",
-    "response_on_time",
-    "response_within_term",
-    "extensions",
-    "extension_reasons",
-    "external",
-    "overdue",
-    "missing",
-    "triage_reason",
-    "closed_at",
-    "anonymised_at",
-];
-
-fn csv_field(v: &Value) -> String {
-    let s = match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().unwrap_or_default().to_string())
-            .collect::<Vec<_>>()
-            .join(";"),
-        other => other.to_string(),
-    };
-    // Spreadsheet formula injection: prefix risky leading characters.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-pub fn cases_csv(cases: &[(&CaseRow, &Record)]) -> String {
-    let mut out = CSV_COLUMNS.join(",");
-    out.push_str("\r\n");
-    for (c, r) in cases {
-        let mut v = case_json(c, r);
-        v["extensions"] = json!(r.extensions.len());
-        v["extension_reasons"] = json!(r
-            .extensions
-            .iter()
-            .map(|e| e.reason.as_str())
-            .collect::<Vec<_>>());
-        let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&v[*k])).collect();
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
-    }
-    out
-}
-
-fn print_table(cases: &[(&CaseRow, &Record)]) {
-    println!(
-        "{:<14} {:<13} {:<13} {:<16} {:<11} {:<12} {:<28}",
-        "REFERENCE", "STATUS", "OUTCOME", "CATEGORY", "ACK DUE", "DUE", "HANDLER"
-    );
-    for (c, r) in cases {
-        let due = if r.overdue {
-            format!("{} !", c.response_due)
-        } else {
-            c.response_due.clone()
-        };
-        println!(
-            "{:<14} {:<13} {:<13} {:<16} {:<11} {:<12} {:<28}",
-            c.reference,
-            c.status,
-            r.outcome.as_str(),
-            c.category,
-            c.ack_due,
-            due,
-            c.handler_email.as_deref().unwrap_or("-")
-        );
-    }
-    if cases.iter().any(|(_, r)| r.overdue) {
-        println!("! overdue: a term has passed without the acknowledgement or the answer");
-    }
-    println!("{} case(s)", cases.len());
-}
-
-/// A stored UTC time as local time for people ("2026-11-24 00:22").
 fn local(ts: &str, tz: &jiff::tz::TimeZone) -> String {
     match crate::clock::parse_db_time(ts) {
         Some(t) => t
@@ -643,50 +356,5 @@ fn local(ts: &str, tz: &jiff::tz::TimeZone) -> String {
             .strftime("%Y-%m-%d %H:%M")
             .to_string(),
         None => ts.to_string(),
-    }
-}
-
-fn print_case(c: &CaseRow, r: &Record, tz: &jiff::tz::TimeZone) {
-    let missing: Vec<&str> = c.missing.iter().map(|e| e.as_str()).collect();
-    for (k, v) in [
-        ("Reference", c.reference.clone()),
-        ("Status", c.status.to_string()),
-        ("Category", c.category.to_string()),
-        (
-            "Client",
-            format!(
-                "{} <{}>",
-                c.client_name,
-                c.client_email.as_deref().unwrap_or("-")
-            ),
-        ),
-        ("Subject", c.subject.clone()),
-        (
-            "Handler",
-            c.handler_email.clone().unwrap_or_else(|| "-".into()),
-        ),
-        ("Concerns", c.concerns.join(", ")),
-        ("Received", local(&c.received_at, tz)),
-        (
-            "Acknowledged",
-            c.ack_sent_at
-                .as_deref()
-                .map_or("-".into(), |t| local(t, tz)),
-        ),
-        ("Ack due", c.ack_due.clone()),
-        ("Response due", c.response_due.clone()),
-        ("Outcome", r.outcome.as_str().to_string()),
-        (
-            "Extensions",
-            r.extensions
-                .iter()
-                .map(|e| format!("{} ({})", e.new_due.as_deref().unwrap_or("-"), e.reason))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        ("Overdue", if r.overdue { "yes" } else { "no" }.into()),
-        ("Missing", missing.join(", ")),
-    ] {
-        println!("{k:<14} {v}");
     }
 }

@@ -84,7 +84,7 @@ impl OutboxKind {
 
 impl fmt::Display for OutboxKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -113,7 +113,7 @@ impl OutboxStatus {
 
 impl fmt::Display for OutboxStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -228,11 +228,12 @@ impl From<schedule::Kind> for EventKind {
 
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so that `{:<22}` lines up a timeline.
         match self {
-            EventKind::Case(e) => f.write_str(e.as_str()),
-            EventKind::Scheduled(k) => f.write_str(k.as_str()),
+            EventKind::Case(e) => f.pad(e.as_str()),
+            EventKind::Scheduled(k) => f.pad(k.as_str()),
             EventKind::Mail(kind, step) => {
-                write!(f, "{}_{}", kind.as_str(), <&str>::from(*step))
+                f.pad(&format!("{}_{}", kind.as_str(), <&str>::from(*step)))
             }
         }
     }
@@ -316,6 +317,10 @@ mod tests {
             Ok(EventKind::Case(CaseEvent::Closed))
         );
         assert!("closd".parse::<EventKind>().is_err());
+        assert_eq!(
+            format!("{:<12}|", EventKind::queued(OutboxKind::Ack)),
+            "ack_queued  |"
+        );
         assert!("ack_delivered".parse::<EventKind>().is_err());
         assert_eq!(OutboxStatus::Committing.as_str(), "committing");
     }
