@@ -462,15 +462,29 @@ fn the_monthly_analysis_reaches_each_supervisor_once_with_its_chart() {
             html.contains(&format!("cid:{cid}")),
             "the HTML shows the chart"
         );
-        let png = png::Decoder::new(std::io::Cursor::new(image.contents()))
-            .read_info()
-            .expect("a PNG");
-        let info = png.info();
+        let png = resvg::tiny_skia::Pixmap::decode_png(image.contents()).expect("a PNG");
         assert!(
-            info.width >= 600 && info.height >= 400,
+            png.width() >= 600 && png.height() >= 400,
             "{}x{}",
-            info.width,
-            info.height
+            png.width(),
+            png.height()
+        );
+        // The figures in words for who sees no image: the twelve months up
+        // to October, September's complaint and October's three among them.
+        let alt = html
+            .split("alt=\"")
+            .nth(1)
+            .and_then(|a| a.split('"').next());
+        let alt = alt.expect("an alt text");
+        assert!(
+            alt.starts_with(
+                "Klachten per maand per categorie, 12 maanden t/m oktober 2026: nov 2025 0; "
+            ),
+            "{alt}"
+        );
+        assert!(
+            alt.contains("; sep 2026 1 (coaching 1); okt 2026 3 ("),
+            "{alt}"
         );
     }
     assert!(

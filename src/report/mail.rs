@@ -9,8 +9,8 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::chart::{self, ChartData, ChartLabels};
-use super::{Report, Timeliness};
+use super::chart::{self, ChartData, ChartLabels, ChartMonth};
+use super::{Month, Report, Timeliness};
 use crate::app::App;
 use crate::config::{ReportEvery, Settings, Staff};
 use crate::domain::calendar::Calendar;
@@ -114,8 +114,10 @@ pub async fn round(app: &App, today: Date, now: Timestamp) -> Result<usize> {
         crate::register::load(&app.store, s, &CaseFilter::default(), today).await?;
     let report = super::build(&cases, &records, period.first, period.last, &s.procedure);
     let lang = s.organisation.language;
-    let png = match chart::render_png(&chart_data(&report, &period, s.report_every, lang)) {
-        Ok(p) => Some(p),
+    let year = super::monthly(&cases, &records, year_before(period.last), period.last);
+    let data = chart_data(&report, &year, period.last, lang);
+    let chart = match chart::render_png(&data) {
+        Ok(png) => Some((png, chart::alt_text(&data))),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), period = %period.id, "report chart not drawn; the mail goes without it");
             None
@@ -123,7 +125,7 @@ pub async fn round(app: &App, today: Date, now: Timestamp) -> Result<usize> {
     };
     let mut sent = 0;
     for sup in supervisors {
-        if send_to(app, sup, &report, &period, png.as_deref(), now).await? {
+        if send_to(app, sup, &report, &period, chart.as_ref(), now).await? {
             sent += 1;
         }
     }
@@ -133,52 +135,70 @@ pub async fn round(app: &App, today: Date, now: Timestamp) -> Result<usize> {
     Ok(sent)
 }
 
-fn chart_data(r: &Report, p: &Period, every: ReportEvery, lang: Lang) -> ChartData {
-    let t = |nl: &str, en: &str| if lang == Lang::Nl { nl } else { en }.to_string();
+/// The first day of the twelve months that end with the month of `last`.
+fn year_before(last: Date) -> Date {
+    let first = last.first_of_month();
+    first.checked_sub(jiff::ToSpan::months(11)).unwrap_or(first)
+}
+
+/// "okt 2026", "Mar 2026": a month label under the chart's bars.
+fn short_month(month: &str, lang: Lang) -> String {
+    let parsed = month
+        .split_once('-')
+        .and_then(|(y, m)| Some((y, m.parse::<i8>().ok()?)));
+    match (parsed, lang) {
+        (Some((y, 3)), Lang::Nl) => format!("mrt {y}"),
+        (Some((y, m)), _) => {
+            let name: String = month_name(lang, m).chars().take(3).collect();
+            format!("{name} {y}")
+        }
+        (None, _) => month.to_string(),
+    }
+}
+
+/// The chart of the twelve months `year`, the last one that of `last`.
+fn chart_data(r: &Report, year: &[Month], last: Date, lang: Lang) -> ChartData {
     let categories: Vec<String> = r.by_category.keys().cloned().collect();
+    let months = year.iter().map(|m| ChartMonth {
+        label: short_month(&m.month, lang),
+        counts: (categories.iter())
+            .map(|c| m.by_category.get(c).copied().unwrap_or(0))
+            .collect(),
+        on_time: [m.acknowledgement_on_time_rate, m.response_on_time_rate],
+    });
+    let last = format!("{} {}", month_name(lang, last.month()), last.year());
     ChartData {
-        title: format!(
-            "{} {}",
-            t("Klachten", "Complaints"),
-            period_label(p, every, lang)
-        ),
-        months: r.months.iter().map(|m| m.month.clone()).collect(),
-        counts: r
-            .months
-            .iter()
-            .map(|m| {
-                categories
-                    .iter()
-                    .map(|c| m.by_category.get(c).copied().unwrap_or(0))
-                    .collect()
-            })
-            .collect(),
+        months: months.collect(),
         categories,
-        ack_on_time: r
-            .months
-            .iter()
-            .map(|m| m.acknowledgement_on_time_rate)
-            .collect(),
-        response_on_time: r.months.iter().map(|m| m.response_on_time_rate).collect(),
-        labels: ChartLabels {
-            per_month: t(
-                "Klachten per maand per categorie",
-                "Complaints per month by category",
-            ),
-            on_time: t("Op tijd (%)", "On time (%)"),
-            acknowledgement: format!(
-                "{} ({} {})",
-                t("Ontvangstbevestiging", "Acknowledgement"),
-                r.ack_working_days,
+        labels: chart_labels(lang, r.ack_working_days, &last),
+    }
+}
+
+/// The chart's texts; `last`: the last month shown ("oktober 2026").
+pub(super) fn chart_labels(lang: Lang, ack_working_days: u32, last: &str) -> ChartLabels {
+    let t = |nl: &str, en: &str| if lang == Lang::Nl { nl } else { en }.to_string();
+    ChartLabels {
+        per_month: t(
+            "Klachten per maand per categorie, 12 maanden t/m ",
+            "Complaints per month by category, 12 months to ",
+        ) + last,
+        on_time: t(
+            "Op tijd, per maand van ontvangst (%; lopende termijnen tellen niet mee)",
+            "On time, by month received (%; terms still running not counted)",
+        ),
+        terms: [
+            format!(
+                "{} {ack_working_days} {} (art. 5)",
+                t("Ontvangstbevestiging binnen", "Acknowledgement within"),
                 t("werkdagen", "working days")
             ),
-            response: format!(
-                "{} ({} {})",
-                t("Reactie", "Response"),
-                r.response_working_days,
-                t("werkdagen", "working days")
+            t(
+                "Reactie binnen de termijn, incl. verlenging (art. 6)",
+                "Response within the term, incl. extension (art. 6)",
             ),
-        },
+        ],
+        no_complaints: t("Geen klachten", "No complaints"),
+        not_measured: t("Nog niets gemeten", "Nothing measured yet"),
     }
 }
 
@@ -203,13 +223,14 @@ async fn send_to(
     sup: &Staff,
     report: &Report,
     period: &Period,
-    png: Option<&[u8]>,
+    chart: Option<&(Vec<u8>, String)>,
     now: Timestamp,
 ) -> Result<bool> {
     let s = &app.settings;
     let lang = s.organisation.language;
-    let cid = png.map(|_| format!("chart-{}@{}", period.id, s.organisation.message_id_domain));
-    let ctx = mail_context(s, sup, report, period, cid.as_deref());
+    let cid = format!("chart-{}@{}", period.id, s.organisation.message_id_domain);
+    let shown = chart.map(|(_, alt)| (cid.as_str(), alt.as_str()));
+    let ctx = mail_context(s, sup, report, period, shown);
     let mut tx = app.store.begin().await?;
     let key = NoticeKey {
         key: notice_key(period, sup),
@@ -223,10 +244,9 @@ async fn send_to(
         return Ok(false);
     }
     let rendered = app.renderer.render(lang, Template::Report, &ctx)?;
-    let inline: Vec<(String, String, Vec<u8>)> = match (&cid, png) {
-        (Some(cid), Some(png)) => vec![(cid.clone(), "image/png".into(), png.to_vec())],
-        _ => Vec::new(),
-    };
+    let inline: Vec<(String, String, Vec<u8>)> = chart
+        .map(|(png, _)| vec![(cid.clone(), "image/png".into(), png.clone())])
+        .unwrap_or_default();
     queue_mail(
         app,
         &mut tx,
@@ -253,12 +273,13 @@ async fn send_to(
 /// The report template's context for one supervisor: the counts are the
 /// whole register's; the lines that name a case (extension reasons,
 /// external referrals) leave out the cases that concern `sup` (art. 9).
+/// `chart`: the inline image's Content-ID and its alt text, if drawn.
 pub(crate) fn mail_context(
     s: &Settings,
     sup: &Staff,
     report: &Report,
     period: &Period,
-    cid: Option<&str>,
+    chart: Option<(&str, &str)>,
 ) -> serde_json::Value {
     let lang = s.organisation.language;
     let shown = report.for_reader(sup.email.as_str());
@@ -299,7 +320,8 @@ pub(crate) fn mail_context(
         "response_days": report.response_working_days,
         "concerned": concerned,
         "extensions": extensions,
-        "chart_cid": cid,
+        "chart_cid": chart.map(|(cid, _)| cid),
+        "chart_alt": chart.map(|(_, alt)| alt),
     })
 }
 
@@ -336,7 +358,8 @@ pub(crate) fn sample_context(lang: Lang) -> serde_json::Value {
             concerns: vec![],
         }],
     };
-    mail_context(&s, &sup, &r, &period, Some("chart-2026-10@k.test"))
+    let alt = "Klachten per maand per categorie, 12 maanden t/m oktober 2026: nov 2025 0; …";
+    mail_context(&s, &sup, &r, &period, Some(("chart-2026-10@k.test", alt)))
 }
 
 #[cfg(test)]
@@ -345,6 +368,59 @@ mod tests {
 
     fn d(s: &str) -> Date {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_mails_chart_shows_the_twelve_months_up_to_the_period_and_says_them_in_words() {
+        use crate::domain::types::{Category, Status};
+        use crate::register::tests::case;
+        let cal = Calendar::dutch_default();
+        let mut cases = vec![
+            case(1, Status::Closed, "2025-10-31T09:00:00Z"), // before the twelve months
+            case(2, Status::Closed, "2025-11-03T09:00:00Z"),
+            case(3, Status::Closed, "2026-03-02T09:00:00Z"),
+            case(4, Status::Acknowledged, "2026-10-05T09:00:00Z"),
+            case(5, Status::Acknowledged, "2026-10-20T09:00:00Z"),
+            case(6, Status::Acknowledged, "2026-11-02T08:00:00Z"), // after the period
+        ];
+        cases[2].category = Category::Overig;
+        cases[4].category = Category::Communicatie;
+        cases[3].ack_sent_at = Some("2026-10-05T09:05:00Z".into());
+        let tz = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
+        let records = crate::register::records(&cases, &[], d("2026-11-02"), &tz, &cal);
+        let period = due_period(d("2026-11-02"), ReportEvery::Month, &cal).unwrap();
+        let procedure = crate::config::tests::settings().procedure;
+        let report = super::super::build(&cases, &records, period.first, period.last, &procedure);
+        assert_eq!(
+            report.total, 2,
+            "the period's own figures stay the period's"
+        );
+        let year = super::super::monthly(&cases, &records, year_before(period.last), period.last);
+        let data = chart_data(&report, &year, period.last, Lang::Nl);
+        let labels: Vec<&str> = data.months.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels.len(), 12);
+        assert_eq!(
+            (labels[0], labels[4], labels[11]),
+            ("nov 2025", "mrt 2026", "okt 2026")
+        );
+        let alt = chart::alt_text(&data);
+        let counts = "Klachten per maand per categorie, 12 maanden t/m oktober 2026: \
+            nov 2025 1 (coaching 1); dec 2025 0; jan 2026 0; feb 2026 0; mrt 2026 1 (overig 1); ";
+        assert!(alt.starts_with(counts), "{alt}");
+        let october = "; okt 2026 2 (coaching 1, communicatie 1). Op tijd";
+        assert!(alt.contains(october), "{alt}");
+        // Case 4 was acknowledged at once, case 5 never (due 27 October).
+        assert!(
+            alt.contains("(art. 5): nov 2025 0%, mrt 2026 0%, okt 2026 50%;"),
+            "{alt}"
+        );
+        let english = chart::alt_text(&chart_data(&report, &year, period.last, Lang::En));
+        assert!(
+            english.starts_with(
+                "Complaints per month by category, 12 months to October 2026: Nov 2025 1"
+            ),
+            "{english}"
+        );
     }
 
     #[test]

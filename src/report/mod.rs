@@ -251,7 +251,22 @@ pub fn build(
             .iter()
             .map(|(_, x)| (x.response_within_term, None)),
     );
-    r.months = months(from, to)
+    r.months = monthly(cases, records, from, to);
+    r
+}
+
+/// Per month touched by `from..=to`: the complaints received, by category,
+/// and the share of them that kept the acknowledgement term (art. 5) and the
+/// response term as extended (art. 6). The report's own months, and the
+/// mail's chart of the last twelve months.
+pub fn monthly(cases: &[CaseRow], records: &[Record], from: Date, to: Date) -> Vec<Month> {
+    let complaints: Vec<(&CaseRow, &Record)> = cases
+        .iter()
+        .zip(records)
+        .filter(|(_, r)| r.received_on >= from && r.received_on <= to)
+        .filter(|(_, r)| r.outcome.is_complaint())
+        .collect();
+    months(from, to)
         .into_iter()
         .map(|m| {
             let these: Vec<&(&CaseRow, &Record)> = complaints
@@ -273,8 +288,7 @@ pub fn build(
                 response_on_time_rate: resp.on_time_rate,
             }
         })
-        .collect();
-    r
+        .collect()
 }
 
 fn month_of(d: Date) -> String {
