@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::domain::types::Lang;
 
 /// The test configuration that this module's tests, and other modules'
 /// tests through [`settings`], start from. Kept in this one place so that it
@@ -355,8 +356,19 @@ fn a_list_from_the_environment_is_comma_separated() {
         .map(|a| a.as_str())
         .collect();
     assert_eq!(to, ["directie@31solutions.test"]);
-    // An empty value is an empty list.
+    // An empty value is an empty list, whether the file has the list or not.
     let s = load(MINIMAL, &[("KLACHTD__ORGANISATION__ALIASES", "")]).unwrap();
+    assert!(s.organisation.aliases.is_empty());
+    let s = load(
+        &set(
+            MINIMAL,
+            "organisation",
+            "aliases",
+            "[\"x@31solutions.test\"]",
+        ),
+        &[("KLACHTD__ORGANISATION__ALIASES", " ,")],
+    )
+    .unwrap();
     assert!(s.organisation.aliases.is_empty());
 }
 
@@ -458,7 +470,7 @@ fn every_error_is_one_line_that_names_the_key() {
             &[],
             "organisation.address",
         ),
-        (set(MINIMAL, "smtp", "hots", "\"x\""), &[], "hots"),
+        (set(MINIMAL, "smtp", "hots", "\"x\""), &[], "smtp.hots"),
         (
             MINIMAL.into(),
             &[("KLACHTD__IMAP__PORT", "many")],
@@ -526,8 +538,9 @@ fn assert_errors(cases: Vec<(&str, String, &str)>) {
     }
 }
 
+/// The file's values of the wrong type, and TOML that does not parse.
 #[test]
-fn mistakes_in_the_file_give_these_errors() {
+fn values_of_the_wrong_type_in_the_file() {
     let m = MINIMAL;
     let file = |text: String| error(&text, &[]);
     assert_errors(vec![
@@ -549,12 +562,12 @@ fn mistakes_in_the_file_give_these_errors() {
         (
             "an integer out of range",
             file(set(m, "imap", "port", "70000")),
-            "config: 70000: invalid value: integer `70000`, expected u16",
+            "config: imap.port: invalid value: integer `70000`, expected u16",
         ),
         (
             "a negative integer",
             file(set(m, "procedure", "ack_working_days", "-1")),
-            "config: -1: invalid value: integer `-1`, expected u32",
+            "config: procedure.ack_working_days: invalid value: integer `-1`, expected u32",
         ),
         (
             "a string for a boolean",
@@ -564,12 +577,12 @@ fn mistakes_in_the_file_give_these_errors() {
         (
             "an integer for a boolean",
             file(set(m, "privacy", "purge_mailbox", "1")),
-            "config: 1: invalid type: integer `1`, expected a boolean",
+            "config: privacy.purge_mailbox: invalid type: integer `1`, expected a boolean",
         ),
         (
             "an integer for a string",
             file(set(m, "log", "level", "3")),
-            "config: 3: invalid type: integer `3`, expected a string",
+            "config: log.level: invalid type: integer `3`, expected a string",
         ),
         (
             "a string for a list",
@@ -579,12 +592,12 @@ fn mistakes_in_the_file_give_these_errors() {
         (
             "an integer in a list",
             file(set(m, "organisation", "aliases", "[1]")),
-            "config: 1: invalid type: integer `1`, expected a string",
+            "config: organisation.aliases[0]: invalid type: integer `1`, expected a string",
         ),
         (
             "a string for a staff member's list",
             file(set(m, "staff", "roles", "\"handler\"")),
-            "config: staff.roles: invalid type: string \"handler\", expected a sequence",
+            "config: staff[0].roles: invalid type: string \"handler\", expected a sequence",
         ),
         (
             "a value for a section",
@@ -598,16 +611,25 @@ fn mistakes_in_the_file_give_these_errors() {
             file(m.replace("[[staff]]", "[staff]")),
             "config: staff: invalid type: map, expected a sequence",
         ),
+    ]);
+}
+
+/// Keys the file should not have, or should.
+#[test]
+fn unknown_and_missing_keys_in_the_file() {
+    let m = MINIMAL;
+    let file = |text: String| error(&text, &[]);
+    assert_errors(vec![
         (
             "an unknown key",
             file(set(m, "smtp", "hots", "\"x\"")),
-            "config: hots: unknown field `hots`, expected one of `host`, `port`, `security`, \
-             `username`, `password`, `timeout_seconds`",
+            "config: smtp.hots: unknown field `hots`, expected one of `host`, `port`, \
+             `security`, `username`, `password`, `timeout_seconds`",
         ),
         (
             "an unknown key of a staff member",
             file(set(m, "staff", "phone", "\"1\"")),
-            "config: phone: unknown field `phone`, expected one of `name`, `email`, `aliases`, \
+            "config: staff[0].phone: unknown field `phone`, expected one of `name`, `email`, `aliases`, \
              `roles`",
         ),
         (
@@ -620,17 +642,17 @@ fn mistakes_in_the_file_give_these_errors() {
         (
             "an unknown choice",
             file(set(m, "imap", "security", "\"ssl\"")),
-            "config: ssl: unknown variant `ssl`, expected one of `tls`, `starttls`, `none`",
+            "config: imap.security: unknown variant `ssl`, expected one of `tls`, `starttls`, `none`",
         ),
         (
             "an unknown choice of two",
             file(set(m, "report", "every", "\"week\"")),
-            "config: week: unknown variant `week`, expected `month` or `quarter`",
+            "config: report.every: unknown variant `week`, expected `month` or `quarter`",
         ),
         (
             "an unknown liberation day",
             file(set(m, "calendar", "liberation_day", "\"sometimes\"")),
-            "config: sometimes: unknown variant `sometimes`, expected one of `never`, \
+            "config: calendar.liberation_day: unknown variant `sometimes`, expected one of `never`, \
              `lustrum`, `every_year`",
         ),
         (
@@ -668,6 +690,20 @@ fn mistakes_in_the_file_give_these_errors() {
             file(unset(m, "staff", "email")),
             "config: staff[0].email: missing (required)",
         ),
+        (
+            "a staff member without a name",
+            file(unset(m, "staff", "name")),
+            "config: staff[0].name: missing (required)",
+        ),
+    ]);
+}
+
+/// `[organisation]`, `[imap]`, `[smtp]` and `[database]` values that fail their check.
+#[test]
+fn invalid_values_for_the_mailbox_in_the_file() {
+    let m = MINIMAL;
+    let file = |text: String| error(&text, &[]);
+    assert_errors(vec![
         (
             "an invalid address",
             file(set(m, "organisation", "address", "\"info-at-31solutions\"")),
@@ -723,6 +759,15 @@ fn mistakes_in_the_file_give_these_errors() {
             file(set(m, "database", "url", "\"sqlite://\"")),
             "config: database.url: sqlite:// needs a file path",
         ),
+    ]);
+}
+
+/// `[procedure]` and `[calendar]` values that fail their check.
+#[test]
+fn invalid_terms_and_days_in_the_file() {
+    let m = MINIMAL;
+    let file = |text: String| error(&text, &[]);
+    assert_errors(vec![
         (
             "a zero term",
             file(set(m, "procedure", "ack_working_days", "0")),
@@ -762,6 +807,15 @@ fn mistakes_in_the_file_give_these_errors() {
              not a valid date (failed to parse two digit integer as month: parameter 'month' \
              is not in the required range of 1..=12)",
         ),
+    ]);
+}
+
+/// `[intake]`, `[digest]`, `[escalation]`, `[health]` and `[[staff]]` values that fail their check.
+#[test]
+fn invalid_intake_digest_escalation_and_staff_in_the_file() {
+    let m = MINIMAL;
+    let file = |text: String| error(&text, &[]);
+    assert_errors(vec![
         (
             "a complaint folder that is the watched folder",
             file(set(m, "intake", "complaint_folder", "\"inbox\"")),
@@ -831,16 +885,12 @@ fn mistakes_in_the_file_give_these_errors() {
             file(set(m, "staff", "email", "\"info@31solutions.test\"")),
             "config: staff[0].email: must not be the complaints mailbox itself",
         ),
-        (
-            "a staff member without a name",
-            file(unset(m, "staff", "name")),
-            "config: staff[0].name: missing (required)",
-        ),
     ]);
 }
 
+/// Variables whose text does not fit the setting's type: the same message whether the file has the key or not.
 #[test]
-fn mistakes_in_the_environment_give_these_errors() {
+fn environment_values_of_the_wrong_type() {
     let m = MINIMAL;
     let env = |var: &str, value: &str| error(m, &[(var, value)]);
     assert_errors(vec![
@@ -857,27 +907,23 @@ fn mistakes_in_the_environment_give_these_errors() {
         (
             "not a number, not in the file",
             env("KLACHTD__PROCEDURE__ACK_WORKING_DAYS", "many"),
-            "config: procedure.ack_working_days: invalid type: string \"many\", expected u32",
+            "config: procedure.ack_working_days: KLACHTD__PROCEDURE__ACK_WORKING_DAYS must be a \
+             whole number",
         ),
         (
             "a negative number",
             env("KLACHTD__IMAP__PORT", "-1"),
-            "config: -1: invalid value: integer `-1`, expected u16",
+            "config: imap.port: invalid value: integer `-1`, expected u16",
         ),
         (
             "a number out of range",
             env("KLACHTD__IMAP__PORT", "70000"),
-            "config: 70000: invalid value: integer `70000`, expected u16",
+            "config: imap.port: invalid value: integer `70000`, expected u16",
         ),
         (
             "a negative number, not in the file",
             env("KLACHTD__IMAP__TIMEOUT_SECONDS", "-5"),
-            "config: -5: invalid value: integer `-5`, expected u64",
-        ),
-        (
-            "a number that fails validation",
-            env("KLACHTD__PROCEDURE__ACK_WORKING_DAYS", "0"),
-            "config: procedure.ack_working_days: must be between 1 and 365",
+            "config: imap.timeout_seconds: invalid value: integer `-5`, expected u64",
         ),
         (
             "not a boolean, in the file",
@@ -891,43 +937,38 @@ fn mistakes_in_the_environment_give_these_errors() {
         (
             "not a boolean, not in the file",
             env("KLACHTD__CALENDAR__GOOD_FRIDAY_OFF", "yes"),
-            "config: calendar.good_friday_off: invalid type: string \"yes\", expected a boolean",
-        ),
-        (
-            "an invalid address in a list",
-            env("KLACHTD__ORGANISATION__ALIASES", "bad"),
-            "config: organisation.aliases: \"bad\" is not a valid email address",
-        ),
-        (
-            "an empty list item, the list in the file",
-            error(
-                &set(m, "organisation", "aliases", "[\"x@31solutions.test\"]"),
-                &[("KLACHTD__ORGANISATION__ALIASES", "")],
-            ),
-            "config: organisation.aliases: \"\" is not a valid email address",
-        ),
-        (
-            "an invalid closure day",
-            env("KLACHTD__CALENDAR__CLOSURES", "2026-13-01"),
-            "config: calendar.closures: invalid closure day \"2026-13-01\": \"2026-13-01\" is \
-             not a valid date (failed to parse two digit integer as month: parameter 'month' \
-             is not in the required range of 1..=12)",
+            "config: calendar.good_friday_off: KLACHTD__CALENDAR__GOOD_FRIDAY_OFF must be \
+             true or false",
         ),
         (
             "an unknown choice",
             env("KLACHTD__IMAP__SECURITY", "ssl"),
-            "config: ssl: unknown variant `ssl`, expected one of `tls`, `starttls`, `none`",
+            "config: imap.security: unknown variant `ssl`, expected one of `tls`, `starttls`, `none`",
         ),
         (
             "an unknown choice, not in the file",
             env("KLACHTD__CALENDAR__LIBERATION_DAY", "sometimes"),
-            "config: sometimes: unknown variant `sometimes`, expected one of `never`, \
+            "config: calendar.liberation_day: unknown variant `sometimes`, expected one of `never`, \
              `lustrum`, `every_year`",
         ),
         (
+            "a lower-case name",
+            env("KLACHTD__imap__port", "many"),
+            "config: imap.port: KLACHTD__imap__port must be a whole number",
+        ),
+    ]);
+}
+
+/// Variables that name no key klachtd knows.
+#[test]
+fn environment_names_that_fit_no_key() {
+    let m = MINIMAL;
+    let env = |var: &str, value: &str| error(m, &[(var, value)]);
+    assert_errors(vec![
+        (
             "an unknown key",
             env("KLACHTD__IMAP__HOTS", "x"),
-            "config: hots: unknown field `hots`, expected one of `host`, `port`, `security`, \
+            "config: imap.hots: unknown field `hots`, expected one of `host`, `port`, `security`, \
              `username`, `password`, `folder`, `sent_folder`, `keyword`, `timeout_seconds`, \
              `idle_renew_seconds`, `poll_seconds`",
         ),
@@ -964,6 +1005,32 @@ fn mistakes_in_the_environment_give_these_errors() {
             error(&without(m, "staff"), &[("KLACHTD__STAFF__NAME", "x")]),
             "config: staff: invalid type: map, expected a sequence",
         ),
+    ]);
+}
+
+/// Variables of the right type whose value fails the setting's check.
+#[test]
+fn environment_values_that_fail_their_check() {
+    let m = MINIMAL;
+    let env = |var: &str, value: &str| error(m, &[(var, value)]);
+    assert_errors(vec![
+        (
+            "a number that fails validation",
+            env("KLACHTD__PROCEDURE__ACK_WORKING_DAYS", "0"),
+            "config: procedure.ack_working_days: must be between 1 and 365",
+        ),
+        (
+            "an invalid address in a list",
+            env("KLACHTD__ORGANISATION__ALIASES", "bad"),
+            "config: organisation.aliases: \"bad\" is not a valid email address",
+        ),
+        (
+            "an invalid closure day",
+            env("KLACHTD__CALENDAR__CLOSURES", "2026-13-01"),
+            "config: calendar.closures: invalid closure day \"2026-13-01\": \"2026-13-01\" is \
+             not a valid date (failed to parse two digit integer as month: parameter 'month' \
+             is not in the required range of 1..=12)",
+        ),
         (
             "an invalid address",
             env("KLACHTD__ORGANISATION__ADDRESS", "info"),
@@ -994,11 +1061,6 @@ fn mistakes_in_the_environment_give_these_errors() {
             env("KLACHTD__INTAKE__COMPLAINT_FOLDER", "inbox"),
             "config: intake.complaint_folder: must differ from imap.folder (\"INBOX\"): case \
              mail is moved out of the folder klachtd watches",
-        ),
-        (
-            "a lower-case name",
-            env("KLACHTD__imap__port", "many"),
-            "config: imap.port: KLACHTD__imap__port must be a whole number",
         ),
         (
             "a section only the environment gives, incomplete",
