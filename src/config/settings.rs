@@ -1,0 +1,253 @@
+//! The validated settings the rest of klachtd uses: every value present,
+//! checked and of its own type. Built once at start-up by `validate.rs`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+use crate::domain::calendar::Calendar;
+use crate::domain::types::{EmailAddress, Lang};
+
+/// A password or token. Its `Debug` and `Display` never show the value.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    Tls,
+    Starttls,
+    None,
+}
+
+/// How supervisors hear of possible complaints (triage items).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriageMail {
+    /// A mail per item at once, and the item in the daily digest.
+    Each,
+    /// Only the daily digest, answerable there per item.
+    Digest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportEvery {
+    Month,
+    Quarter,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub organisation: Organisation,
+    pub imap: ImapSettings,
+    pub smtp: SmtpSettings,
+    pub database_url: String,
+    pub procedure: Procedure,
+    pub calendar: Calendar,
+    pub intake: Intake,
+    pub digest_at: Time,
+    /// Send the digest on working days with nothing to report too.
+    pub digest_send_empty: bool,
+    /// A mail to the supervisors per possible complaint, or only the digest.
+    pub triage_mail: TriageMail,
+    pub escalation: Escalation,
+    pub health: HealthSettings,
+    pub report_every: ReportEvery,
+    pub retention_months: u32,
+    /// Retention and erasure also delete the case's mail from the
+    /// organisation's mailbox (watched folder, complaint folder, Sent).
+    pub purge_mailbox: bool,
+    pub staff: Vec<Staff>,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Organisation {
+    pub name: String,
+    pub address: EmailAddress,
+    pub aliases: Vec<EmailAddress>,
+    pub timezone: TimeZone,
+    pub language: Lang,
+    pub regulation_url: String,
+    pub regulation_file: Option<PathBuf>,
+    pub phone: String,
+    pub website: String,
+    pub templates_dir: Option<PathBuf>,
+    pub message_id_domain: String,
+    pub external_body: String,
+}
+
+impl Organisation {
+    /// The complaints mailbox and its aliases: mail from these is our own.
+    pub fn own_addresses(&self) -> Vec<EmailAddress> {
+        let mut v = vec![self.address.clone()];
+        v.extend(self.aliases.iter().cloned());
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: String,
+    pub password: Secret,
+    pub folder: String,
+    /// Explicit Sent folder; when None the `\Sent` special-use folder is used.
+    pub sent_folder: Option<String>,
+    pub keyword: String,
+    pub timeout: Duration,
+    pub idle_renew: Duration,
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: String,
+    pub password: Secret,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Procedure {
+    pub ack_working_days: u32,
+    pub response_working_days: u32,
+    /// Remind the handler this many working days before the response is
+    /// due; 0: no reminders.
+    pub reminder_working_days: u32,
+    /// Remind the handler when a client's reply has waited this many working
+    /// days for an answer; 0: no such reminders.
+    pub reply_reminder_working_days: u32,
+    pub auto_replies_per_sender_per_day: u32,
+}
+
+/// Who hears of a missed deadline, and when again (design.md section 6).
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    /// Working days after the first escalation that a second one follows
+    /// while nothing happens; 0: no second level.
+    pub second_level_working_days: u32,
+    /// Also told at the second level (a director, an external adviser).
+    pub second_level_to: Vec<EmailAddress>,
+    /// Told when every supervisor is concerned by the case (art. 9).
+    pub fallback: Option<EmailAddress>,
+}
+
+/// When the supervisors are alarmed about klachtd itself.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    /// Intake failing this long (bad password, server down): alarm.
+    pub intake_alarm_after: Duration,
+    /// A mail waiting this long in the outbox: alarm.
+    pub outbox_alarm_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub max_message_bytes: u64,
+    pub max_attachment_bytes: u64,
+    pub complaint_folder: Option<String>,
+    /// When set, staff answers must also carry an `Authentication-Results`
+    /// header of this server (RFC 8601 authserv-id) with DKIM, SPF or DMARC
+    /// passing for the staff member's domain.
+    pub trusted_authserv_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub handler: bool,
+    pub supervisor: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub name: String,
+    pub email: EmailAddress,
+    pub aliases: Vec<String>,
+    pub roles: Roles,
+}
+
+impl Settings {
+    pub fn supervisors(&self) -> impl Iterator<Item = &Staff> {
+        self.staff.iter().filter(|s| s.roles.supervisor)
+    }
+
+    pub fn staff_by_email(&self, email: &EmailAddress) -> Option<&Staff> {
+        self.staff.iter().find(|s| &s.email == email)
+    }
+
+    /// The colleague a command names: full name, alias or address, or a
+    /// first name that only one person has; case-insensitive. The error
+    /// lists who can be named.
+    pub fn staff_named(&self, who: &str) -> Result<&Staff, String> {
+        let who = who
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'' || c == '<' || c == '>');
+        let norm = |x: &str| {
+            x.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        };
+        let want = norm(who);
+        let exact: Vec<&Staff> = self
+            .staff
+            .iter()
+            .filter(|s| {
+                norm(&s.name) == want
+                    || s.email.as_str().eq_ignore_ascii_case(who)
+                    || s.aliases.iter().any(|a| norm(a) == want)
+            })
+            .collect();
+        let found = if exact.is_empty() {
+            self.staff
+                .iter()
+                .filter(|s| s.name.split_whitespace().next().map(norm) == Some(want.clone()))
+                .collect()
+        } else {
+            exact
+        };
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "niemand heet '{who}'; bekend zijn: {}",
+                self.staff
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            many => Err(format!(
+                "'{who}' past op meer collega's ({}); gebruik de volledige naam of het adres",
+                many.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
