@@ -2,15 +2,13 @@
 //! moments while 200 complaints arrive, and restarted each time. In the end
 //! every complaint is exactly one case with exactly one acknowledgement.
 
-mod support;
-mod world;
-
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use world::{fixture, unique_id, Daemon, World};
+use crate::support::NOW;
+use crate::world::{fixture, unique_id, Daemon, World};
 
 const COMPLAINTS: usize = 200;
 
@@ -282,7 +280,7 @@ fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_wr
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<i64> = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
-        let now: jiff::Timestamp = world::NOW.parse().unwrap();
+        let now: jiff::Timestamp = NOW.parse().unwrap();
         let mut tx = store.begin().await.unwrap();
         for (to, id) in clients.iter().zip(&ids) {
             let raw = format!(

@@ -17,7 +17,6 @@
 //! Under `scripts/test` one stack serves the whole run
 //! (`KLACHTD_TEST_MAILSTACK_DIR`); otherwise each test process starts its own
 //! on first use, which stops by itself when the process exits.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs;
@@ -40,7 +39,6 @@ pub struct MailStack {
     pub dir: PathBuf,
     pub imap_port: u16,
     pub smtp_port: u16,
-    pub lmtp_port: u16,
     pub password: String,
     pub maildir_root: PathBuf,
     pub postfix_log: PathBuf,
@@ -86,7 +84,6 @@ impl MailStack {
             dir: PathBuf::from(get("MAILSTACK_DIR")?),
             imap_port: port("MAILSTACK_IMAP_PORT")?,
             smtp_port: port("MAILSTACK_SMTP_PORT")?,
-            lmtp_port: port("MAILSTACK_LMTP_PORT")?,
             password: get("MAILSTACK_PASSWORD")?,
             maildir_root: PathBuf::from(get("MAILSTACK_MAILDIR_ROOT")?),
             postfix_log: PathBuf::from(get("MAILSTACK_POSTFIX_LOG")?),
@@ -440,14 +437,14 @@ fn mailstack_script() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let mut candidates = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack")];
-    // This file is <repo>/tests/support/mailstack.rs.
+    // This file is <repo>/tests/it/support/mailstack.rs.
     let this = Path::new(file!());
     let this = if this.is_absolute() {
         this.to_path_buf()
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(this)
     };
-    if let Some(repo) = this.parent().and_then(Path::parent).and_then(Path::parent) {
+    if let Some(repo) = this.ancestors().nth(4) {
         candidates.push(repo.join("scripts/mailstack"));
     }
     candidates

@@ -1,7 +1,6 @@
 //! `World`: one test's own universe on the shared real mail servers: fresh
 //! mailboxes for the organisation, its staff and clients, a fresh SQLite
 //! register, a config file, and the real `klachtd` binary to drive.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::support::mailstack::MailStack;
+use crate::support::mailstack::MailStack;
+use crate::support::NOW;
 
 pub struct World {
     pub stack: &'static MailStack,
@@ -23,8 +23,6 @@ pub struct World {
     /// Client addresses handed out by [`World::client`].
     clients: std::sync::Mutex<Vec<String>>,
 }
-
-pub const NOW: &str = "2026-11-23T10:00:00+01:00";
 
 impl World {
     pub fn new() -> World {
