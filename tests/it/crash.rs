@@ -124,12 +124,7 @@ fn missing_report(w: &World, kind: &str, recipients: &[&String]) -> String {
 #[test]
 fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() {
     // A short SMTP timeout keeps the lease on an interrupted send short.
-    let w = World::with_config("");
-    let cfg = std::fs::read_to_string(&w.config).unwrap().replace(
-        "[smtp]\nhost = \"127.0.0.1\"",
-        "[smtp]\ntimeout_seconds = 2\nhost = \"127.0.0.1\"",
-    );
-    std::fs::write(&w.config, cfg).unwrap();
+    let w = World::with_smtp_timeout(2);
 
     let seed = std::env::var("KLACHTD_CRASH_SEED")
         .ok()
