@@ -3,8 +3,9 @@
 //!
 //! - `mailstack`: the real Dovecot + Postfix on loopback, tiny SMTP and
 //!   IMAP clients, Maildir readers;
-//! - `config`: the test configuration (tests/fixtures/klachtd.toml), and
-//!   the settings and `App` of tests that need no mail server;
+//! - `config`: the test configuration (tests/fixtures/klachtd.toml, filled
+//!   in by `template`), and the settings and `App` of tests that need no
+//!   mail server;
 //! - `db`: a throw-away SQLite file or PostgreSQL database per test;
 //! - `corpora`: the shared corpora of real mail (`../shared/corpora`).
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod corpora;
 pub mod db;
 pub mod mailstack;
+pub mod template;
 
 use jiff::Timestamp;
 
