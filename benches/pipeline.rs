@@ -25,14 +25,19 @@
 //! Prints a table and writes the same figures as JSON to
 //! `target/bench/pipeline.json`. Never runs under `cargo test` / nextest: the
 //! binary does nothing unless cargo passes `--bench`.
+//!
+//! The mail stack, its SMTP and IMAP clients and the klachtd configuration
+//! are the integration tests' own (tests/it/support).
 
-#[path = "../tests/support/mailstack.rs"]
-mod mailstack;
+// The bench uses a part of the tests' support; the test binary uses all of
+// it (and is where an unused helper is an error).
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
+mod support;
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -40,8 +45,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mailstack::MailStack;
+use clap::Parser;
 use serde_json::{json, Value};
+use support::config::TestConfig;
+use support::mailstack::{maildir_files, smtp_data, Imap, MailStack, Smtp};
 
 const USAGE: &str = "\
 usage: scripts/bench [--quick] [--complaints N] [--floor N] [--backlog N] [--warmup N]
@@ -63,6 +70,8 @@ const TARGET_RSS_MB: f64 = 64.0;
 
 const POLL: Duration = Duration::from_millis(2);
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Every IMAP read and write (the first SELECT of a backlog indexes it).
+const IMAP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Complaint fixtures (tests/fixtures/mail/README.md): verdict "complaint".
 const COMPLAINTS: &[&str] = &[
@@ -101,6 +110,33 @@ const EN_LINES: &[&str] = &[
     "My participant number is {n}.",
 ];
 
+/// The command line (`scripts/bench -- …`); `--help` prints [`USAGE`].
+#[derive(Debug, Parser)]
+#[command(disable_help_flag = true, disable_version_flag = true)]
+struct Args {
+    /// Passed by `cargo bench`.
+    #[arg(long)]
+    bench: bool,
+    #[arg(short, long)]
+    help: bool,
+    #[arg(long)]
+    quick: bool,
+    #[arg(long)]
+    complaints: Option<usize>,
+    #[arg(long)]
+    floor: Option<usize>,
+    #[arg(long)]
+    backlog: Option<usize>,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long)]
+    skip_latency: bool,
+    #[arg(long)]
+    skip_backlog: bool,
+    #[arg(long)]
+    keep: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Opts {
     complaints: usize,
@@ -114,64 +150,39 @@ struct Opts {
 }
 
 impl Opts {
-    fn parse(args: &[String]) -> Result<Opts, String> {
-        let mut o = Opts {
-            complaints: 200,
-            floor: 200,
-            backlog: 5000,
-            warmup: 3,
-            latency: true,
-            backlog_phase: true,
-            keep: false,
-            quick: false,
+    /// `Ok(None)` for `--help`; sizes not given are the defaults, smaller
+    /// with `--quick`.
+    fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+        let a = Args::try_parse_from(
+            std::iter::once("pipeline").chain(args.iter().map(String::as_str)),
+        )
+        .map_err(|e| {
+            let e = e.to_string();
+            let first = e.lines().next().unwrap_or("");
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        })?;
+        if a.help {
+            return Ok(None);
+        }
+        let (complaints, floor, backlog) = if a.quick {
+            (20, 20, 500)
+        } else {
+            (200, 200, 5000)
         };
-        let mut explicit: Vec<&str> = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut num = |name: &str| -> Result<usize, String> {
-                it.next()
-                    .ok_or_else(|| format!("{name} needs a number"))?
-                    .parse::<usize>()
-                    .map_err(|e| format!("{name}: {e}"))
-            };
-            match a.as_str() {
-                "--bench" => {}
-                "--quick" => o.quick = true,
-                "--complaints" => {
-                    o.complaints = num(a)?;
-                    explicit.push("complaints");
-                }
-                "--floor" => {
-                    o.floor = num(a)?;
-                    explicit.push("floor");
-                }
-                "--backlog" => {
-                    o.backlog = num(a)?;
-                    explicit.push("backlog");
-                }
-                "--warmup" => o.warmup = num(a)?,
-                "--skip-latency" => o.latency = false,
-                "--skip-backlog" => o.backlog_phase = false,
-                "--keep" => o.keep = true,
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        if o.quick {
-            if !explicit.contains(&"complaints") {
-                o.complaints = 20;
-            }
-            if !explicit.contains(&"floor") {
-                o.floor = 20;
-            }
-            if !explicit.contains(&"backlog") {
-                o.backlog = 500;
-            }
-        }
+        let o = Opts {
+            complaints: a.complaints.unwrap_or(complaints),
+            floor: a.floor.unwrap_or(floor),
+            backlog: a.backlog.unwrap_or(backlog),
+            warmup: a.warmup,
+            latency: !a.skip_latency,
+            backlog_phase: !a.skip_backlog,
+            keep: a.keep,
+            quick: a.quick,
+        };
         if o.complaints == 0 || o.floor == 0 || o.backlog < 10 {
             return Err("--complaints and --floor must be ≥ 1, --backlog ≥ 10".into());
         }
-        Ok(o)
+        Ok(Some(o))
     }
 }
 
@@ -187,8 +198,8 @@ fn main() {
         return;
     }
     let opts = match Opts::parse(&args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
+        Ok(Some(o)) => o,
+        Ok(None) => {
             println!("{USAGE}");
             return;
         }
@@ -311,7 +322,7 @@ fn target_dir() -> PathBuf {
 fn measure_floor(stack: &MailStack, n: usize, fx: &Fixtures) -> R<Value> {
     eprintln!("pipeline: IDLE floor, {n} deliveries …");
     let addr = stack.fresh_address("floor", "client.test");
-    let mut imap = RawImap::login(&stack.imap_addr(), &addr, &stack.password)?;
+    let mut imap = Imap::login(&stack.imap_addr(), &addr, &stack.password, IMAP_TIMEOUT)?;
     imap.command("SELECT INBOX")?;
     let idle_tag = imap.next_tag();
     imap.send(&format!("{idle_tag} IDLE\r\n"))?;
@@ -319,11 +330,20 @@ fn measure_floor(stack: &MailStack, n: usize, fx: &Fixtures) -> R<Value> {
     if !cont.starts_with('+') {
         return Err(format!("IDLE refused: {cont}"));
     }
-    let mut reader = imap.take_reader()?;
+    // What the server says while idling is read on a thread of its own,
+    // each line stamped as it arrives; this one goes on writing.
+    let mut idling = Imap {
+        w: imap.w.try_clone().map_err(|e| e.to_string())?,
+        r: std::mem::replace(
+            &mut imap.r,
+            BufReader::new(imap.w.try_clone().map_err(|e| e.to_string())?),
+        ),
+        tag: 0,
+    };
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
     let tag2 = idle_tag.clone();
     let th = std::thread::spawn(move || loop {
-        match read_line(&mut reader) {
+        match idling.read_line() {
             Ok(l) => {
                 let done = l.starts_with(&format!("{tag2} "));
                 if tx.send((Instant::now(), l)).is_err() || done {
@@ -339,13 +359,13 @@ fn measure_floor(stack: &MailStack, n: usize, fx: &Fixtures) -> R<Value> {
     for i in 0..n {
         let from = stack.fresh_address("sender", "client.test");
         let raw = fx.complaint(i, &from, &addr);
-        let before = maildir_names(&dir).len();
-        let sent = smtp_send(&stack.smtp_addr(), &from, &addr, &raw)?;
+        let before = message_count(&dir);
+        let sent = smtp_send(stack, &from, &addr, &raw)?;
         let mut inbox = None;
         let mut done = None;
         let deadline = sent.t0 + ACK_TIMEOUT;
         while done.is_none() || inbox.is_none() {
-            if inbox.is_none() && maildir_names(&dir).len() > before {
+            if inbox.is_none() && message_count(&dir) > before {
                 inbox = Some(sent.t0.elapsed());
             }
             match rx.recv_timeout(POLL) {
@@ -423,20 +443,20 @@ fn measure_latency(
     for i in 0..total {
         let client = stack.fresh_address("client", "client.test");
         let raw = fx.complaint(1000 + i, &client, &ids.info);
-        let client_new = stack.maildir(&client, "INBOX").join("new");
-        let before = maildir_names(&inbox_dir).len();
+        let client_inbox = stack.maildir(&client, "INBOX");
+        let before = message_count(&inbox_dir);
         let timeout = if i == 0 {
             Duration::from_secs(60)
         } else {
             ACK_TIMEOUT
         };
-        let sent = smtp_send(&stack.smtp_addr(), &client, &ids.info, &raw)?;
+        let sent = smtp_send(stack, &client, &ids.info, &raw)?;
         let mut inbox = None;
         let done = loop {
-            if inbox.is_none() && maildir_names(&inbox_dir).len() > before {
+            if inbox.is_none() && message_count(&inbox_dir) > before {
                 inbox = Some(sent.t0.elapsed());
             }
-            if let Some(f) = first_file(&client_new) {
+            if let Some(f) = first_message(&client_inbox) {
                 let d = sent.t0.elapsed();
                 if !fs::read(&f).map(|b| contains(&b, b"KL-")).unwrap_or(false) {
                     not_ack += 1;
@@ -628,17 +648,17 @@ fn measure_backlog(
     loop {
         acks = clients
             .iter()
-            .filter(|c| first_file(&stack.maildir(c, "INBOX").join("new")).is_some())
+            .filter(|c| first_message(&stack.maildir(c, "INBOX")).is_some())
             .count();
-        notes = maildir_names(&stack.maildir(&ids.anna, "INBOX")).len()
-            + maildir_names(&stack.maildir(&ids.bram, "INBOX")).len();
+        notes = message_count(&stack.maildir(&ids.anna, "INBOX"))
+            + message_count(&stack.maildir(&ids.bram, "INBOX"));
         if (acks >= clients.len() && notes >= clients.len()) || Instant::now() > deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let delivered_after_exit_s = t.elapsed().as_secs_f64();
-    let sent_copies = maildir_names(&stack.maildir(&ids.info, "Sent")).len();
+    let sent_copies = message_count(&stack.maildir(&ids.info, "Sent"));
     let cases = cases_json(bin, &cfg);
     let cases_n = cases.as_array().map(Vec::len).unwrap_or(0);
     let cases_acked = cases
@@ -694,7 +714,7 @@ fn measure_backlog(
 }
 
 fn select_time(stack: &MailStack, addr: &str, n: usize) -> R<f64> {
-    let mut c = RawImap::login(&stack.imap_addr(), addr, &stack.password)?;
+    let mut c = Imap::login(&stack.imap_addr(), addr, &stack.password, IMAP_TIMEOUT)?;
     let t = Instant::now();
     let lines = c.command("SELECT INBOX")?;
     let s = t.elapsed().as_secs_f64();
@@ -707,7 +727,7 @@ fn select_time(stack: &MailStack, addr: &str, n: usize) -> R<f64> {
 }
 
 fn raw_fetch(stack: &MailStack, addr: &str, n: usize) -> R<Value> {
-    let mut c = RawImap::login(&stack.imap_addr(), addr, &stack.password)?;
+    let mut c = Imap::login(&stack.imap_addr(), addr, &stack.password, IMAP_TIMEOUT)?;
     let t = Instant::now();
     let lines = c.command("SELECT INBOX")?;
     let select_s = t.elapsed().as_secs_f64();
@@ -723,7 +743,7 @@ fn raw_fetch(stack: &MailStack, addr: &str, n: usize) -> R<Value> {
     let mut fetched = 0usize;
     let mut bytes = 0usize;
     loop {
-        let (line, lit) = c.read_response()?;
+        let (line, lit) = c.read_response(false)?;
         if line.starts_with("* ") && line.contains(" FETCH ") {
             fetched += 1;
             bytes += lit;
@@ -797,47 +817,24 @@ impl Ids {
     }
 }
 
+/// The tests' configuration with Anna (handler and supervisor) and Bram
+/// (handler) as the only staff, IMAP IDLE (polling at the default 60 s
+/// only without it) and a SQLite register in `dir`.
 fn write_config(dir: &Path, stack: &MailStack, ids: &Ids) -> R<PathBuf> {
-    let text = format!(
-        r#"[organisation]
-name = "31Solutions"
-address = "{info}"
-regulation_url = "https://www.31solutions.test/klachtenreglement"
-
-[imap]
-host = "127.0.0.1"
-port = {imap}
-security = "none"
-username = "{info}"
-password = "{pw}"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-security = "none"
-
-[database]
-url = "sqlite://{db}"
-
-[[staff]]
-name = "Anna de Vries"
-email = "{anna}"
-roles = ["handler", "supervisor"]
-
-[[staff]]
-name = "Bram Bakker"
-email = "{bram}"
-aliases = ["Bram"]
-roles = ["handler"]
-"#,
-        info = ids.info,
-        imap = stack.imap_port,
-        smtp = stack.smtp_port,
-        pw = stack.password,
-        db = dir.join("klachtd.db").display(),
-        anna = ids.anna,
-        bram = ids.bram,
-    );
+    let text = TestConfig {
+        info: ids.info.clone(),
+        anna: ids.anna.clone(),
+        bram: ids.bram.clone(),
+        carla: None,
+        dirk: None,
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        password: stack.password.clone(),
+        poll_seconds: 60,
+        smtp_timeout_seconds: 30,
+        database_url: format!("sqlite://{}", dir.join("klachtd.db").display()),
+    }
+    .toml("");
     let p = dir.join("klachtd.toml");
     fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     Ok(p)
@@ -1060,29 +1057,18 @@ fn add_sentence(m: &[u8], sentence: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Maildir
 
-/// Base names (without `:2,…`) of the messages in new/ and cur/.
-fn maildir_names(dir: &Path) -> HashSet<String> {
-    let mut s = HashSet::new();
-    for sub in ["new", "cur"] {
-        if let Ok(rd) = fs::read_dir(dir.join(sub)) {
-            for e in rd.flatten() {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                if !n.starts_with('.') {
-                    s.insert(n.split(':').next().unwrap_or(&n).to_string());
-                }
-            }
-        }
-    }
-    s
+/// Messages in a Maildir folder (`new/` and `cur/`), each counted once.
+fn message_count(dir: &Path) -> usize {
+    maildir_files(dir)
+        .into_iter()
+        .map(|(name, _)| name.split(':').next().unwrap_or(&name).to_string())
+        .collect::<HashSet<_>>()
+        .len()
 }
 
-fn first_file(dir: &Path) -> Option<PathBuf> {
-    fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
+/// A message file of a Maildir folder, if it holds any.
+fn first_message(dir: &Path) -> Option<PathBuf> {
+    maildir_files(dir).into_iter().next().map(|(_, path)| path)
 }
 
 /// Writes messages as Dovecot's LMTP would store them (LF line ends, `S=`
@@ -1127,7 +1113,7 @@ fn write_maildir(dir: &Path, msgs: &[Vec<u8>], tag: &str) -> R<()> {
 }
 
 // ---------------------------------------------------------------------------
-// SMTP and IMAP clients (std only)
+// Timed SMTP delivery
 
 struct Sent {
     /// Just before the message and its final `.` were written.
@@ -1136,184 +1122,15 @@ struct Sent {
     accepted: Duration,
 }
 
-fn smtp_send(addr: &str, from: &str, to: &str, raw: &[u8]) -> R<Sent> {
-    let s = TcpStream::connect(addr).map_err(|e| format!("SMTP connect {addr}: {e}"))?;
-    s.set_nodelay(true).ok();
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut w = s.try_clone().map_err(|e| e.to_string())?;
-    let mut r = BufReader::new(s);
-    let mut reply = |w: &mut TcpStream, cmd: Option<String>| -> R<String> {
-        if let Some(c) = &cmd {
-            w.write_all(c.as_bytes())
-                .map_err(|e| format!("SMTP write: {e}"))?;
-        }
-        let mut all = String::new();
-        loop {
-            let mut l = String::new();
-            if r.read_line(&mut l).map_err(|e| format!("SMTP read: {e}"))? == 0 {
-                return Err(format!("SMTP: connection closed after {cmd:?}"));
-            }
-            all.push_str(&l);
-            if l.len() < 4 || l.as_bytes()[3] != b'-' {
-                break;
-            }
-        }
-        if all.starts_with('2') || all.starts_with('3') {
-            Ok(all)
-        } else {
-            Err(format!(
-                "SMTP {:?}: {}",
-                cmd.unwrap_or_default().trim(),
-                all.trim()
-            ))
-        }
-    };
-    reply(&mut w, None)?;
-    reply(&mut w, Some("EHLO bench.client.test\r\n".into()))?;
-    let body = if raw.iter().any(|&b| b >= 0x80) {
-        " BODY=8BITMIME"
-    } else {
-        ""
-    };
-    reply(&mut w, Some(format!("MAIL FROM:<{from}>{body}\r\n")))?;
-    reply(&mut w, Some(format!("RCPT TO:<{to}>\r\n")))?;
-    reply(&mut w, Some("DATA\r\n".into()))?;
-    let payload = smtp_payload(raw);
+fn smtp_send(stack: &MailStack, from: &str, to: &str, raw: &[u8]) -> R<Sent> {
+    let mut c = Smtp::open(&stack.smtp_addr())?;
+    c.start(from, &[to], raw)?;
+    let payload = smtp_data(raw);
     let t0 = Instant::now();
-    w.write_all(&payload)
-        .map_err(|e| format!("SMTP write: {e}"))?;
-    reply(&mut w, None)?;
+    c.finish(&payload)?;
     let accepted = t0.elapsed();
-    let _ = w.write_all(b"QUIT\r\n");
+    c.quit();
     Ok(Sent { t0, accepted })
-}
-
-fn smtp_payload(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + 16);
-    let mut bol = true;
-    for &b in raw {
-        if bol && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        bol = b == b'\n';
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
-struct RawImap {
-    w: TcpStream,
-    r: Option<BufReader<TcpStream>>,
-    tag: u32,
-}
-
-fn read_line(r: &mut BufReader<TcpStream>) -> R<String> {
-    let mut buf = Vec::new();
-    if r.read_until(b'\n', &mut buf)
-        .map_err(|e| format!("IMAP read: {e}"))?
-        == 0
-    {
-        return Err("IMAP connection closed".into());
-    }
-    Ok(String::from_utf8_lossy(&buf)
-        .trim_end_matches(['\r', '\n'])
-        .to_string())
-}
-
-impl RawImap {
-    fn login(addr: &str, user: &str, pw: &str) -> R<RawImap> {
-        let s = TcpStream::connect(addr).map_err(|e| format!("IMAP connect {addr}: {e}"))?;
-        s.set_nodelay(true).ok();
-        s.set_read_timeout(Some(Duration::from_secs(120))).ok();
-        let r = BufReader::with_capacity(256 * 1024, s.try_clone().map_err(|e| e.to_string())?);
-        let mut c = RawImap {
-            w: s,
-            r: Some(r),
-            tag: 0,
-        };
-        let g = c.read_line()?;
-        if !g.starts_with("* OK") {
-            return Err(format!("IMAP greeting: {g}"));
-        }
-        c.command(&format!("LOGIN \"{user}\" \"{pw}\""))?;
-        Ok(c)
-    }
-
-    fn next_tag(&mut self) -> String {
-        self.tag += 1;
-        format!("b{}", self.tag)
-    }
-
-    fn send(&mut self, s: &str) -> R<()> {
-        self.w
-            .write_all(s.as_bytes())
-            .map_err(|e| format!("IMAP write: {e}"))
-    }
-
-    fn take_reader(&mut self) -> R<BufReader<TcpStream>> {
-        self.r
-            .take()
-            .ok_or_else(|| "IMAP reader already taken".into())
-    }
-
-    fn read_line(&mut self) -> R<String> {
-        read_line(self.r.as_mut().ok_or("IMAP reader taken")?)
-    }
-
-    /// One response with its literals read (and dropped): (text, literal bytes).
-    fn read_response(&mut self) -> R<(String, usize)> {
-        let r = self.r.as_mut().ok_or("IMAP reader taken")?;
-        let mut text = String::new();
-        let mut lit_total = 0usize;
-        let mut sink = Vec::new();
-        loop {
-            let line = read_line(r)?;
-            let lit = line
-                .strip_suffix('}')
-                .and_then(|l| l.rfind('{').map(|i| &l[i + 1..]))
-                .and_then(|n| n.parse::<usize>().ok());
-            text.push_str(&line);
-            match lit {
-                Some(n) => {
-                    sink.resize(n, 0);
-                    r.read_exact(&mut sink)
-                        .map_err(|e| format!("IMAP literal: {e}"))?;
-                    lit_total += n;
-                }
-                None => return Ok((text, lit_total)),
-            }
-        }
-    }
-
-    fn command(&mut self, cmd: &str) -> R<Vec<String>> {
-        let tag = self.next_tag();
-        self.send(&format!("{tag} {cmd}\r\n"))?;
-        let mut lines = Vec::new();
-        loop {
-            let (l, _) = self.read_response()?;
-            if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
-                let shown = if cmd.starts_with("LOGIN") {
-                    "LOGIN"
-                } else {
-                    cmd
-                };
-                return if rest.starts_with("OK") {
-                    Ok(lines)
-                } else {
-                    Err(format!("IMAP {shown}: {rest}"))
-                };
-            }
-            lines.push(l);
-        }
-    }
-
-    fn logout(mut self) {
-        let _ = self.command("LOGOUT");
-    }
 }
 
 // ---------------------------------------------------------------------------

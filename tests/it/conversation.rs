@@ -4,13 +4,10 @@
 //! Apple Mail write them), klachtd relays only the new text to the client,
 //! and commands at the top of an answer move the case.
 
-mod support;
-mod world;
-
 use std::time::{Duration, Instant};
 
+use crate::world::{fixture, parsed, unique_id, World};
 use serde_json::Value;
-use world::{fixture, parsed, unique_id, World};
 
 /// The people in the fixture complaint: Jan complains about Bram's session;
 /// Anna (handler and supervisor) handles it, never Bram.
@@ -236,7 +233,7 @@ fn a_case_is_handled_by_email_from_complaint_to_closing() {
     let jan_reply = unique_id("jan-reply");
     w.deliver(
         &client,
-        &world::rewrite_headers(
+        &crate::world::rewrite_headers(
             &reply(
                 &to_jan[1],
                 &client,
@@ -494,7 +491,7 @@ fn reassignment_to_the_person_concerned_is_refused_and_to_a_colleague_done() {
     assert!(
         !w.mails(&w.anna)
             .iter()
-            .any(|m| world::kind(m) == "handler_released"),
+            .any(|m| crate::world::kind(m) == "handler_released"),
         "Anna handed it over herself: her receipt says so, no second mail"
     );
 }
@@ -873,7 +870,7 @@ fn with_a_trusted_server_configured_its_dkim_or_spf_verdict_is_required_too() {
     assert_eq!(w.mails(&client).len(), 1);
 
     // The same with the trusted server's DKIM pass for the staff domain.
-    let signed = world::rewrite_headers(
+    let signed = crate::world::rewrite_headers(
         &reply(
             &notice,
             &w.anna,
@@ -930,7 +927,7 @@ fn supervisors_decide_triage_items_by_answering_the_digest_one_line_each() {
     let digests: Vec<Vec<u8>> = w
         .all_mails(&w.anna)
         .into_iter()
-        .filter(|m| world::kind(m) == "digest")
+        .filter(|m| crate::world::kind(m) == "digest")
         .collect();
     let digest = digests.last().expect("a digest for Anna").clone();
     let text = parsed(&digest).text;
@@ -960,7 +957,7 @@ fn supervisors_decide_triage_items_by_answering_the_digest_one_line_each() {
     let receipts: Vec<_> = w
         .mails(&w.anna)
         .into_iter()
-        .filter(|m| world::kind(m) == "digest_receipt")
+        .filter(|m| crate::world::kind(m) == "digest_receipt")
         .collect();
     assert_eq!(receipts.len(), 1, "one result mail for the whole answer");
     let receipt = parsed(&receipts[0]).text;
@@ -995,7 +992,7 @@ fn supervisors_decide_triage_items_by_answering_the_digest_one_line_each() {
     assert_eq!(
         w.mails(&w.anna)
             .into_iter()
-            .filter(|m| world::kind(m) == "digest_receipt")
+            .filter(|m| crate::world::kind(m) == "digest_receipt")
             .count(),
         1
     );

@@ -8,13 +8,9 @@
 //! it); they never skip.
 //!
 //! Coverage and cost (debug build, measured when written): 17 tests (8 on
-//! both backends + 1 SQLite only) plus one helper unit test from
-//! tests/common; the whole binary runs in ~3 s once built (each PostgreSQL
-//! test creates and drops its own database).
+//! both backends + 1 SQLite only); they run in ~3 s once built (each
+//! PostgreSQL test creates and drops its own database).
 
-mod common;
-
-use common::{TestDb, ANNA, BRAM, CARLA, DIRK};
 use jiff::{SignedDuration, Timestamp};
 use klachtd::clock::db_time;
 use klachtd::domain::event::{CaseEvent, OutboxKind};
@@ -22,6 +18,10 @@ use klachtd::domain::types::{CaseRef, Category, EmailAddress, Lang, Status};
 use klachtd::flows::phone::{register_phone_complaint, PhoneComplaint};
 use klachtd::store::{self, CaseFilter, NewCase, NewOutMail, OutboxRow, Store};
 use sqlx::Row;
+
+use crate::support;
+use crate::support::config::{self, ANNA, BRAM, CARLA, DIRK};
+use crate::support::db::TestDb;
 
 /// One async test body, run once on a temp SQLite file and once on a fresh
 /// PostgreSQL database.
@@ -157,7 +157,7 @@ async fn claim(store: &Store, message_id: &str, uid: u32) -> bool {
         7,
         uid,
         "pending",
-        common::now(),
+        support::now(),
     )
     .await
     .unwrap();
@@ -239,7 +239,7 @@ async fn a_message_is_claimed_only_once(url: &str) {
         7,
         12,
         "pending",
-        common::now()
+        support::now()
     )
     .await
     .unwrap());
@@ -295,7 +295,7 @@ async fn a_message_is_claimed_only_once(url: &str) {
 
 async fn only_one_acknowledgement_can_be_queued_per_case(url: &str) {
     let store = open(url).await;
-    let now = common::now();
+    let now = support::now();
     let case = insert_bare_case(&store, 2026, Status::Received).await;
     let other = insert_bare_case(&store, 2026, Status::Received).await;
 
@@ -594,8 +594,8 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
 }
 
 async fn a_whole_case_round_trips(url: &str) {
-    let app = common::app_at(url, "", common::now()).await;
-    let start = common::now();
+    let app = config::app_at(url, "", support::now()).await;
+    let start = support::now();
     let client = EmailAddress::parse("marieke@client.test").unwrap();
 
     let (r1, s1) = register_phone_complaint(
@@ -908,7 +908,7 @@ async fn concurrent_claims_from_two_pools_process_a_message_once(url: &str) {
                     1,
                     k as u32 + 1,
                     "pending",
-                    common::now(),
+                    support::now(),
                 )
                 .await
                 .unwrap();
@@ -1173,7 +1173,7 @@ async fn scheduled_work_and_alarms_are_claimed_once_across_pools(url: &str) {
     let a = open(url).await;
     let b = open(url).await;
     let case = insert_bare_case(&a, 2026, Status::Received).await;
-    let now = common::now();
+    let now = support::now();
     let mut tasks = Vec::new();
     for task in 0..10u32 {
         let store = if task % 2 == 0 { a.clone() } else { b.clone() };

@@ -13,14 +13,14 @@
 //! The corpora live outside the crate at `../shared/corpora` (override with
 //! `KLACHTD_CORPORA`); without them the corpus tests print
 //! `SKIPPED: <test>: ... not found (set KLACHTD_CORPORA)` to stderr and pass.
-//! Run with `cargo test --test quotes -- --nocapture` to see the counts.
-
-mod common;
+//! Run with `cargo test --test it quotes:: -- --nocapture` to see the counts.
 
 use std::path::{Path, PathBuf};
 
 use klachtd::mail::parse::{self, InboundMail};
 use klachtd::mail::quote::{self, REPLY_ABOVE};
+
+use crate::support::corpora;
 
 /// The attachment cap the daemon uses by default (10 MB).
 const CAP: u64 = 10 * 1024 * 1024;
@@ -42,7 +42,7 @@ fn name(path: &Path) -> String {
 
 fn reply_fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replies");
-    common::files(&dir)
+    corpora::files(&dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
         .collect()
@@ -159,7 +159,7 @@ fn reply_fixtures_quote_a_klachtd_notification_and_are_well_formed() {
 #[test]
 fn every_reply_fixture_has_an_expected_file_and_back() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replies");
-    for p in common::files(&dir) {
+    for p in corpora::files(&dir) {
         let n = name(&p);
         if let Some(stem) = n.strip_suffix(".expected.txt") {
             assert!(
@@ -179,7 +179,7 @@ fn every_reply_fixture_has_an_expected_file_and_back() {
 #[test]
 fn talon_standard_replies_give_exactly_hello() {
     const TEST: &str = "talon_standard_replies_give_exactly_hello";
-    let Some(root) = common::corpus_root(TEST) else {
+    let Some(root) = corpora::corpus_root(TEST) else {
         return;
     };
     let dir = root.join("mailgun-talon/human");
@@ -191,7 +191,7 @@ fn talon_standard_replies_give_exactly_hello() {
     // keeps the Sparrow signature; klachtd drops mobile lines and cuts at
     // `-- `, so every plain reply is exactly "Hello".
     const SHARE_BLOCK: &str = "reply-quotations-share-block.eml";
-    let all = common::files(&dir);
+    let all = corpora::files(&dir);
     let mut exact = 0;
     let mut share_block = false;
     let mut failures = Vec::new();
@@ -232,7 +232,7 @@ fn talon_standard_replies_give_exactly_hello() {
 #[test]
 fn every_human_corpus_mail_survives_new_text() {
     const TEST: &str = "every_human_corpus_mail_survives_new_text";
-    let Some(root) = common::corpus_root(TEST) else {
+    let Some(root) = corpora::corpus_root(TEST) else {
         return;
     };
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&root)
@@ -245,7 +245,7 @@ fn every_human_corpus_mail_survives_new_text() {
     for dir in &sources {
         // The `.eml` files as asked, and the extension-less mails of the
         // same folders too: they are mail all the same.
-        for path in common::files(dir) {
+        for path in corpora::files(dir) {
             if path.extension().is_some_and(|e| e == "eml") {
                 eml += 1;
             } else {

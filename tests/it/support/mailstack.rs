@@ -1,6 +1,7 @@
 //! The real test mail server (Dovecot IMAP + LMTP, Postfix SMTP) on loopback,
 //! started by `scripts/mailstack`, plus tiny blocking SMTP/IMAP clients and
-//! Maildir readers for assertions. Only `std`, so it compiles with anything.
+//! Maildir readers for assertions. Only `std`, so it compiles with anything;
+//! benches/pipeline.rs uses it too (its clients and Maildir listing).
 //!
 //! * Every address in the test domains (`31solutions.test`, `client.test`,
 //!   `example.test`) exists; the IMAP login is the full address, the password
@@ -17,7 +18,6 @@
 //! Under `scripts/test` one stack serves the whole run
 //! (`KLACHTD_TEST_MAILSTACK_DIR`); otherwise each test process starts its own
 //! on first use, which stops by itself when the process exits.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs;
@@ -40,7 +40,6 @@ pub struct MailStack {
     pub dir: PathBuf,
     pub imap_port: u16,
     pub smtp_port: u16,
-    pub lmtp_port: u16,
     pub password: String,
     pub maildir_root: PathBuf,
     pub postfix_log: PathBuf,
@@ -86,7 +85,6 @@ impl MailStack {
             dir: PathBuf::from(get("MAILSTACK_DIR")?),
             imap_port: port("MAILSTACK_IMAP_PORT")?,
             smtp_port: port("MAILSTACK_SMTP_PORT")?,
-            lmtp_port: port("MAILSTACK_LMTP_PORT")?,
             password: get("MAILSTACK_PASSWORD")?,
             maildir_root: PathBuf::from(get("MAILSTACK_MAILDIR_ROOT")?),
             postfix_log: PathBuf::from(get("MAILSTACK_POSTFIX_LOG")?),
@@ -199,17 +197,7 @@ impl MailStack {
     /// Raw messages now in that folder (`new/` and `cur/`), in delivery order.
     pub fn messages(&self, address: &str, folder: &str) -> Vec<Vec<u8>> {
         let dir = self.maildir(address, folder);
-        let mut files: Vec<(String, PathBuf)> = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = fs::read_dir(dir.join(sub)) {
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if !name.starts_with('.') {
-                        files.push((name, e.path()));
-                    }
-                }
-            }
-        }
+        let mut files = maildir_files(&dir);
         // Delivery order: Dovecot names files `<secs>.M<usecs>P<pid>.<host>`,
         // the microseconds not zero-padded, so compare them as numbers.
         files.sort_by_key(|(name, _)| (delivery_key(name), name.clone()));
@@ -301,42 +289,14 @@ impl MailStack {
     /// reply (e.g. `554 5.7.1 … Relay access denied` for an outside recipient)
     /// is an `Err` with the command and the server's text.
     pub fn smtp_deliver(&self, from: &str, to: &[&str], raw: &[u8]) -> Result<(), String> {
-        if to.is_empty() {
-            return Err("smtp_deliver: no recipients".into());
-        }
-        let mut c = Smtp::connect(&self.smtp_addr())?;
-        c.expect("greeting", None)?;
-        let ehlo = c.expect("EHLO", Some(b"EHLO klachtd-tests\r\n"))?;
-        let has = |ext: &str| {
-            ehlo.lines().skip(1).any(|l| {
-                l.split_whitespace()
-                    .next()
-                    .is_some_and(|w| w.eq_ignore_ascii_case(ext))
-            })
-        };
-        let mut params = String::new();
-        if raw.iter().any(|b| *b >= 0x80) && has("8BITMIME") {
-            params.push_str(" BODY=8BITMIME");
-        }
-        if (!from.is_ascii() || to.iter().any(|t| !t.is_ascii())) && has("SMTPUTF8") {
-            params.push_str(" SMTPUTF8");
-        }
-        let result = (|| {
-            c.expect(
-                "MAIL FROM",
-                Some(format!("MAIL FROM:<{from}>{params}\r\n").as_bytes()),
-            )?;
-            for rcpt in to {
-                c.expect("RCPT TO", Some(format!("RCPT TO:<{rcpt}>\r\n").as_bytes()))?;
-            }
-            c.expect("DATA", Some(b"DATA\r\n"))?;
-            c.expect("end of DATA", Some(&smtp_data(raw)))?;
-            Ok(())
-        })();
+        let mut c = Smtp::open(&self.smtp_addr())?;
+        let result = c
+            .start(from, to, raw)
+            .and_then(|()| c.finish(&smtp_data(raw)));
         if result.is_err() {
             let _ = c.send(b"RSET\r\n");
         }
-        let _ = c.send(b"QUIT\r\n");
+        c.quit();
         result
     }
 
@@ -351,7 +311,7 @@ impl MailStack {
         internal_date: Option<&str>,
         flags: &[&str],
     ) -> Result<(), String> {
-        let mut c = Imap::login(&self.imap_addr(), address, &self.password)?;
+        let mut c = Imap::login(&self.imap_addr(), address, &self.password, IO_TIMEOUT)?;
         let mailbox = imap_quote(&mutf7_encode(folder));
         let mut cmd = format!("APPEND {mailbox}");
         if !flags.is_empty() {
@@ -376,7 +336,7 @@ impl MailStack {
     /// then `cmd` (e.g. `UID MOVE 3 Klachten` or `UID STORE 3 +FLAGS
     /// ($Klacht)`) as `address`, over its own IMAP session.
     pub fn imap_act(&self, address: &str, folder: &str, cmd: &str) -> Result<(), String> {
-        let mut c = Imap::login(&self.imap_addr(), address, &self.password)?;
+        let mut c = Imap::login(&self.imap_addr(), address, &self.password, IO_TIMEOUT)?;
         let r = c
             .command(&format!("SELECT {}", imap_quote(&mutf7_encode(folder))))
             .and_then(|_| c.command(cmd));
@@ -392,7 +352,7 @@ impl MailStack {
         address: &str,
         folder: &str,
     ) -> Result<Vec<(u32, Vec<String>)>, String> {
-        let mut c = Imap::login(&self.imap_addr(), address, &self.password)?;
+        let mut c = Imap::login(&self.imap_addr(), address, &self.password, IO_TIMEOUT)?;
         let r = (|| {
             let examine = c.command(&format!("EXAMINE {}", imap_quote(&mutf7_encode(folder))))?;
             let exists = examine
@@ -440,14 +400,14 @@ fn mailstack_script() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let mut candidates = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack")];
-    // This file is <repo>/tests/support/mailstack.rs.
+    // This file is <repo>/tests/it/support/mailstack.rs.
     let this = Path::new(file!());
     let this = if this.is_absolute() {
         this.to_path_buf()
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(this)
     };
-    if let Some(repo) = this.parent().and_then(Path::parent).and_then(Path::parent) {
+    if let Some(repo) = this.ancestors().nth(4) {
         candidates.push(repo.join("scripts/mailstack"));
     }
     candidates
@@ -578,7 +538,7 @@ fn fetch_item(line: &str, name: &str) -> Option<String> {
 }
 
 /// DATA payload: CRLF line ends, dot-stuffed, terminated by `.\r\n`.
-fn smtp_data(raw: &[u8]) -> Vec<u8> {
+pub fn smtp_data(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 40 + 8);
     let mut at_line_start = true;
     let mut prev = 0u8;
@@ -604,23 +564,100 @@ fn smtp_data(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-fn connect(addr: &str) -> Result<TcpStream, String> {
+/// Names and paths of the messages in a Maildir folder (`new/` and `cur/`),
+/// in no particular order. A message being moved from `new/` to `cur/`
+/// can be listed twice (its name in `cur/` has a `:2,…` suffix).
+pub fn maildir_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = fs::read_dir(dir.join(sub)) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    files.push((name, e.path()));
+                }
+            }
+        }
+    }
+    files
+}
+
+/// A loopback connection with read and write timeouts, and without Nagle's
+/// delay (the bench times the moment a message's last byte is written).
+fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
     let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).ok();
-    s.set_write_timeout(Some(IO_TIMEOUT)).ok();
+    s.set_nodelay(true).ok();
+    s.set_read_timeout(Some(timeout)).ok();
+    s.set_write_timeout(Some(timeout)).ok();
     Ok(s)
 }
 
-struct Smtp {
+/// An SMTP session. [`MailStack::smtp_deliver`] is the whole of it; the
+/// bench takes the steps itself to time the end of DATA.
+pub struct Smtp {
     w: TcpStream,
     r: BufReader<TcpStream>,
+    /// The server's EHLO reply.
+    ehlo: String,
 }
 
 impl Smtp {
-    fn connect(addr: &str) -> Result<Smtp, String> {
-        let w = connect(addr)?;
+    /// Connects, reads the greeting and says EHLO.
+    pub fn open(addr: &str) -> Result<Smtp, String> {
+        let w = connect(addr, IO_TIMEOUT)?;
         let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
-        Ok(Smtp { w, r })
+        let mut c = Smtp {
+            w,
+            r,
+            ehlo: String::new(),
+        };
+        c.expect("greeting", None)?;
+        c.ehlo = c.expect("EHLO", Some(b"EHLO klachtd-tests\r\n"))?;
+        Ok(c)
+    }
+
+    fn has(&self, ext: &str) -> bool {
+        self.ehlo.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(ext))
+        })
+    }
+
+    /// MAIL FROM (with `BODY=8BITMIME` and `SMTPUTF8` where `raw` and the
+    /// addresses need them and the server offers them), RCPT TO for each of
+    /// `to`, DATA: the server then waits for the message.
+    pub fn start(&mut self, from: &str, to: &[&str], raw: &[u8]) -> Result<(), String> {
+        if to.is_empty() {
+            return Err("smtp_deliver: no recipients".into());
+        }
+        let mut params = String::new();
+        if raw.iter().any(|b| *b >= 0x80) && self.has("8BITMIME") {
+            params.push_str(" BODY=8BITMIME");
+        }
+        if (!from.is_ascii() || to.iter().any(|t| !t.is_ascii())) && self.has("SMTPUTF8") {
+            params.push_str(" SMTPUTF8");
+        }
+        self.expect(
+            "MAIL FROM",
+            Some(format!("MAIL FROM:<{from}>{params}\r\n").as_bytes()),
+        )?;
+        for rcpt in to {
+            self.expect("RCPT TO", Some(format!("RCPT TO:<{rcpt}>\r\n").as_bytes()))?;
+        }
+        self.expect("DATA", Some(b"DATA\r\n"))?;
+        Ok(())
+    }
+
+    /// Writes the message (`payload` from [`smtp_data`]) and reads the
+    /// server's verdict on it.
+    pub fn finish(&mut self, payload: &[u8]) -> Result<(), String> {
+        self.expect("end of DATA", Some(payload)).map(|_| ())
+    }
+
+    /// QUIT, without waiting for the answer.
+    pub fn quit(mut self) {
+        let _ = self.send(b"QUIT\r\n");
     }
 
     fn send(&mut self, data: &[u8]) -> Result<(), String> {
@@ -664,16 +701,26 @@ impl Smtp {
     }
 }
 
-struct Imap {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-    tag: u32,
+/// An IMAP session: a command and its tagged answer at a time. Its socket
+/// and reader are open to a client that does more (the bench's IDLE, its
+/// `UID FETCH` of a whole backlog).
+pub struct Imap {
+    pub w: TcpStream,
+    /// Large: the bench reads a whole backlog through it.
+    pub r: BufReader<TcpStream>,
+    pub tag: u32,
 }
 
 impl Imap {
-    fn login(addr: &str, user: &str, password: &str) -> Result<Imap, String> {
-        let w = connect(addr)?;
-        let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
+    /// Connects (every read and write may take up to `timeout`) and logs in.
+    pub fn login(
+        addr: &str,
+        user: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<Imap, String> {
+        let w = connect(addr, timeout)?;
+        let r = BufReader::with_capacity(256 * 1024, w.try_clone().map_err(|e| e.to_string())?);
         let mut c = Imap { w, r, tag: 0 };
         let greeting = c.read_line()?;
         if !greeting.starts_with("* OK") {
@@ -689,8 +736,16 @@ impl Imap {
     }
 
     /// One response line, with any `{n}` literals inlined.
-    fn read_line(&mut self) -> Result<String, String> {
+    pub fn read_line(&mut self) -> Result<String, String> {
+        self.read_response(true).map(|(line, _)| line)
+    }
+
+    /// One response line and the bytes of its `{n}` literals, which are
+    /// inlined (`keep`) or read and dropped.
+    pub fn read_response(&mut self, keep: bool) -> Result<(String, usize), String> {
         let mut out = String::new();
+        let mut literals = 0;
+        let mut buf = Vec::new();
         loop {
             let mut line = Vec::new();
             let n = self
@@ -710,18 +765,28 @@ impl Imap {
                 .and_then(|n| n.trim_end_matches('+').parse::<usize>().ok());
             match literal {
                 Some(len) => {
-                    let mut buf = vec![0; len];
+                    buf.resize(len, 0);
                     self.r
                         .read_exact(&mut buf)
                         .map_err(|e| format!("IMAP read literal: {e}"))?;
-                    out.push_str(&String::from_utf8_lossy(&buf));
+                    literals += len;
+                    if keep {
+                        out.push_str(&String::from_utf8_lossy(&buf));
+                    }
                 }
-                None => return Ok(out),
+                None => return Ok((out, literals)),
             }
         }
     }
 
-    fn next_tag(&mut self) -> String {
+    /// Writes `s` as it is (a command line with its tag, `DONE`).
+    pub fn send(&mut self, s: &str) -> Result<(), String> {
+        self.w
+            .write_all(s.as_bytes())
+            .map_err(|e| format!("IMAP write: {e}"))
+    }
+
+    pub fn next_tag(&mut self) -> String {
         self.tag += 1;
         format!("k{}", self.tag)
     }
@@ -742,11 +807,10 @@ impl Imap {
         }
     }
 
-    fn command(&mut self, cmd: &str) -> Result<Vec<String>, String> {
+    /// `cmd` with a fresh tag; its untagged answer lines when it ends in OK.
+    pub fn command(&mut self, cmd: &str) -> Result<Vec<String>, String> {
         let tag = self.next_tag();
-        self.w
-            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
-            .map_err(|e| format!("IMAP write: {e}"))?;
+        self.send(&format!("{tag} {cmd}\r\n"))?;
         let shown = if cmd.starts_with("LOGIN ") {
             "LOGIN"
         } else {
@@ -757,9 +821,7 @@ impl Imap {
 
     fn append(&mut self, cmd: &str, raw: &[u8]) -> Result<Vec<String>, String> {
         let tag = self.next_tag();
-        self.w
-            .write_all(format!("{tag} {cmd} {{{}}}\r\n", raw.len()).as_bytes())
-            .map_err(|e| format!("IMAP write: {e}"))?;
+        self.send(&format!("{tag} {cmd} {{{}}}\r\n", raw.len()))?;
         let line = self.read_line()?;
         if !line.starts_with('+') {
             return Err(format!(
@@ -776,9 +838,9 @@ impl Imap {
         self.finish(&tag, cmd)
     }
 
-    fn logout(&mut self) {
+    pub fn logout(&mut self) {
         let tag = self.next_tag();
-        let _ = self.w.write_all(format!("{tag} LOGOUT\r\n").as_bytes());
+        let _ = self.send(&format!("{tag} LOGOUT\r\n"));
         let _ = self.finish(&tag, "LOGOUT");
     }
 }

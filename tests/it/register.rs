@@ -4,16 +4,13 @@
 //! its chart, retention, and a client's export and erasure with the audit
 //! trail.
 
-mod common;
-mod support;
-mod world;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::{db, NOW};
+use crate::world::{fixture, kind, parsed, unique_id, World};
 use mail_parser::MimeHeaders;
 use serde_json::Value;
-use world::{fixture, kind, parsed, unique_id, World};
 
 /// `klachtd --now NOW ARGS…`; its stdout, or the test fails with stderr.
 fn ok(w: &World, now: &str, args: &[&str]) -> String {
@@ -316,7 +313,7 @@ fn an_administrator_reassigns_but_never_to_the_person_concerned() {
     let client = w.client("assign");
     let r = register(
         &w,
-        world::NOW,
+        NOW,
         &[
             "--name",
             "Mira",
@@ -328,11 +325,11 @@ fn an_administrator_reassigns_but_never_to_the_person_concerned() {
     );
     let before = w.case(&r);
     assert_eq!(before["concerns"], serde_json::json!([w.carla]));
-    let err = refused(&w, world::NOW, &["case", "assign", &r, "Carla"]);
+    let err = refused(&w, NOW, &["case", "assign", &r, "Carla"]);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("art. 6"), "{err}");
     assert_eq!(w.case(&r)["handler_email"], before["handler_email"]);
-    let err = refused(&w, world::NOW, &["case", "assign", &r, "Zoë"]);
+    let err = refused(&w, NOW, &["case", "assign", &r, "Zoë"]);
     assert!(err.contains("Zoë"), "{err}");
 
     let old = before["handler_email"].as_str().unwrap();
@@ -341,7 +338,7 @@ fn an_administrator_reassigns_but_never_to_the_person_concerned() {
     } else {
         ("Bram", &w.bram)
     };
-    let out = ok(&w, world::NOW, &["case", "assign", &r, name]);
+    let out = ok(&w, NOW, &["case", "assign", &r, name]);
     assert!(out.contains(&r), "{out}");
     let after = w.case(&r);
     assert_eq!(after["handler_email"], new.as_str());
@@ -393,7 +390,7 @@ fn an_administrator_reassigns_but_never_to_the_person_concerned() {
         .find(|c| c["status"] == "triage")
         .expect("a triage item");
     let t = triage["reference"].as_str().unwrap();
-    ok(&w, world::NOW, &["case", "assign", t, "Bram"]);
+    ok(&w, NOW, &["case", "assign", t, "Bram"]);
     w.settle();
     let case = w.case(t);
     assert_eq!(case["status"], "acknowledged", "{case:#}");
@@ -795,7 +792,7 @@ fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
     w.run_once();
     let phone = register(
         &w,
-        world::NOW,
+        NOW,
         &[
             "--name",
             "Piet Telefoon",
@@ -805,18 +802,14 @@ fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
             "Ontevreden over de intake.",
         ],
     );
-    ok(
-        &w,
-        world::NOW,
-        &["case", "close", &phone, "--reason", "opgelost"],
-    );
+    ok(&w, NOW, &["case", "close", &phone, "--reason", "opgelost"]);
     ok(&w, "2026-11-24T09:00:00+01:00", &["run", "--once"]);
     let before = w.cases();
     assert_eq!(before.len(), 4, "{before:#?}");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let pg = rt.block_on(common::TestDb::postgres());
-    let out = ok(&w, world::NOW, &["transfer", "--to", &pg.url]);
+    let pg = rt.block_on(db::TestDb::postgres());
+    let out = ok(&w, NOW, &["transfer", "--to", &pg.url]);
     assert!(
         out.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["cases", "4", "rows"]),
@@ -854,17 +847,13 @@ fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
         ],
         vec!["client", "export", &a],
     ] {
-        assert_eq!(
-            on_pg(world::NOW, &args),
-            ok(&w, world::NOW, &args),
-            "{args:?}"
-        );
+        assert_eq!(on_pg(NOW, &args), ok(&w, NOW, &args), "{args:?}");
     }
 
     // Into a database that is not empty: refused, in one line.
     let refused = w
         .command()
-        .args(["--now", world::NOW, "transfer", "--to", &pg.url])
+        .args(["--now", NOW, "transfer", "--to", &pg.url])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -882,7 +871,7 @@ fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
         &fixture("nl-complaint-plain.eml", &c, &w.info, &unique_id("mvc")),
     );
     on_pg("2026-11-24T10:00:00+01:00", &["run", "--once"]);
-    let after: Vec<Value> = serde_json::from_str(&on_pg(world::NOW, &["cases", "--json"])).unwrap();
+    let after: Vec<Value> = serde_json::from_str(&on_pg(NOW, &["cases", "--json"])).unwrap();
     assert_eq!(after.len(), 5, "exactly one new case");
     let mut refs: Vec<&str> = after
         .iter()
@@ -897,15 +886,15 @@ fn the_register_moves_to_postgresql_whole_and_goes_on_there() {
 
     // And back, from PostgreSQL into a new SQLite file.
     let back = format!("sqlite://{}", w.dir.path().join("var/back.db").display());
-    on_pg(world::NOW, &["transfer", "--to", &back]);
+    on_pg(NOW, &["transfer", "--to", &back]);
     let on_back = w
         .command()
         .env("KLACHTD__DATABASE__URL", &back)
-        .args(["--now", world::NOW, "cases", "--json"])
+        .args(["--now", NOW, "cases", "--json"])
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&on_back.stdout),
-        on_pg(world::NOW, &["cases", "--json"])
+        on_pg(NOW, &["cases", "--json"])
     );
 }

@@ -3,11 +3,8 @@
 //! the complaint folder or setting `$Klacht` on it. The test does exactly
 //! what a mail client does (its own IMAP session: UID MOVE, UID STORE).
 
-mod support;
-mod world;
-
+use crate::world::{fixture, parsed, unique_id, World};
 use jiff::civil::date;
-use world::{fixture, parsed, unique_id, World};
 
 const FOLDER: &str = "\n[intake]\ncomplaint_folder = \"Klachten\"\n";
 
@@ -36,7 +33,7 @@ fn only_message(w: &World, folder: &str) -> (u32, Vec<String>) {
 fn sent_of_kind(w: &World, to: &str, kind: &str) -> Vec<Vec<u8>> {
     w.mails(to)
         .into_iter()
-        .filter(|m| world::kind(m) == kind)
+        .filter(|m| crate::world::kind(m) == kind)
         .collect()
 }
 

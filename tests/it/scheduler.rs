@@ -11,17 +11,14 @@
 //! APPEND and an INTERNALDATE, which Dovecot moves to "now" when it lies in
 //! the future.
 
-mod common;
-mod support;
-mod world;
-
 use std::collections::BTreeMap;
 use std::io::Write as _;
 
+use crate::support::db;
+use crate::world::{kind, parsed, World, SCHEDULED_KINDS};
 use jiff::civil::Date;
 use klachtd::domain::calendar::Calendar;
 use serde_json::Value;
-use world::{kind, parsed, World, SCHEDULED_KINDS};
 
 /// 09:00 (or `hour`) in Amsterdam on `day`, as RFC 3339 (winter or summer time).
 fn at(day: Date, hour: i8) -> String {
@@ -315,7 +312,7 @@ fn a_quarter_of_deadlines_sends_every_notice_once_on_the_right_day_to_the_right_
 #[test]
 fn two_daemons_on_one_postgresql_send_each_escalation_and_digest_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(common::TestDb::postgres());
+    let db = rt.block_on(db::TestDb::postgres());
     let w = World::new();
     let url = std::ffi::OsString::from(&db.url);
     let env = [("KLACHTD__DATABASE__URL", url.as_os_str())];

@@ -1,7 +1,6 @@
 //! `World`: one test's own universe on the shared real mail servers: fresh
 //! mailboxes for the organisation, its staff and clients, a fresh SQLite
 //! register, a config file, and the real `klachtd` binary to drive.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::support::mailstack::MailStack;
+use crate::support::config::TestConfig;
+use crate::support::mailstack::MailStack;
+use crate::support::NOW;
 
 pub struct World {
     pub stack: &'static MailStack,
@@ -24,15 +25,23 @@ pub struct World {
     clients: std::sync::Mutex<Vec<String>>,
 }
 
-pub const NOW: &str = "2026-11-23T10:00:00+01:00";
-
 impl World {
     pub fn new() -> World {
         World::with_config("")
     }
 
-    /// `extra` is appended to the generated config (more keys or sections).
+    /// `extra` is appended to the generated config (more sections).
     pub fn with_config(extra: &str) -> World {
+        World::build(extra, 30)
+    }
+
+    /// A world whose klachtd gives up on an SMTP step after `seconds` (the
+    /// default is 30).
+    pub fn with_smtp_timeout(seconds: u64) -> World {
+        World::build("", seconds)
+    }
+
+    fn build(extra: &str, smtp_timeout_seconds: u64) -> World {
         let stack = MailStack::shared();
         let dir = tempfile::tempdir().expect("temp dir");
         let info = stack.fresh_address("info", "31solutions.test");
@@ -41,60 +50,20 @@ impl World {
         let carla = stack.fresh_address("carla", "31solutions.test");
         let dirk = stack.fresh_address("dirk", "31solutions.test");
         let config = dir.path().join("klachtd.toml");
-        let text = format!(
-            r#"
-[organisation]
-name = "31Solutions"
-address = "{info}"
-timezone = "Europe/Amsterdam"
-language = "nl"
-regulation_url = "https://www.31solutions.test/klachtenreglement"
-
-[imap]
-host = "127.0.0.1"
-port = {imap}
-security = "none"
-username = "{info}"
-password = "{pw}"
-poll_seconds = 1
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-security = "none"
-
-[database]
-url = "sqlite://var/klachtd.db"
-
-[[staff]]
-name = "Anna de Vries"
-email = "{anna}"
-aliases = ["Anna"]
-roles = ["handler", "supervisor"]
-
-[[staff]]
-name = "Bram Bakker"
-email = "{bram}"
-aliases = ["Bram"]
-roles = ["handler"]
-
-[[staff]]
-name = "Carla Smit"
-email = "{carla}"
-aliases = ["Carla"]
-roles = ["handler"]
-
-[[staff]]
-name = "Dirk Jansen"
-email = "{dirk}"
-aliases = ["Dirk"]
-roles = ["supervisor"]
-{extra}
-"#,
-            imap = stack.imap_port,
-            smtp = stack.smtp_port,
-            pw = stack.password,
-        );
+        let text = TestConfig {
+            info: info.clone(),
+            anna: anna.clone(),
+            bram: bram.clone(),
+            carla: Some(carla.clone()),
+            dirk: Some(dirk.clone()),
+            imap_port: stack.imap_port,
+            smtp_port: stack.smtp_port,
+            password: stack.password.clone(),
+            poll_seconds: 1,
+            smtp_timeout_seconds,
+            database_url: "sqlite://var/klachtd.db".into(),
+        }
+        .toml(extra);
         std::fs::write(&config, text).expect("write config");
         World {
             stack,

@@ -1,14 +1,11 @@
 //! Several daemons on one PostgreSQL database, reading the same mailbox:
 //! still exactly one case and one acknowledgement per complaint.
 
-mod common;
-mod support;
-mod world;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use world::{Daemon, World};
+use crate::support::db;
+use crate::world::{Daemon, World};
 
 const COMPLAINTS: usize = 40;
 
@@ -27,7 +24,7 @@ fn daemon(w: &World, db_url: &str) -> Daemon {
 #[test]
 fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(common::TestDb::postgres());
+    let db = rt.block_on(db::TestDb::postgres());
     let w = World::new();
     let clients: Vec<String> = (0..COMPLAINTS)
         .map(|i| w.client(&format!("pg{i}")))

@@ -5,11 +5,11 @@
 //! The corpora live outside the crate at `../shared/corpora` (override with
 //! `KLACHTD_CORPORA`). A fresh clone has no corpora: every test here then
 //! prints `SKIPPED: <test>: ... not found (set KLACHTD_CORPORA)` to stderr
-//! and passes. Run with `cargo test --test corpus -- --nocapture` to see the
+//! and passes. Run with `cargo test --test it corpus:: -- --nocapture` to see the
 //! counts.
 //!
 //! Coverage and cost (1992 files / 22.4 MB corpus, debug build, measured
-//! when written; the whole binary takes ~5 s once built):
+//! when written; the whole module takes ~5 s once built):
 //! - every_corpus_message_parses_without_panic: 2066 messages (1970 non-.md
 //!   files, the mbox files split), each parsed as stored and, where it has
 //!   one, without its envelope `From ` line; ~1.2 s.
@@ -23,8 +23,6 @@
 //! - parse_never_panics_on_a_message_rfc822_part_holding_only_a_message_rfc822_header
 //!   and corpus_mbox_splitting_and_envelope_stripping need no corpus.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -33,6 +31,8 @@ use klachtd::domain::classify;
 use klachtd::flows::intake::{self, Origin, Outcome};
 use klachtd::mail::parse::{self, InboundMail};
 use sqlx::Row;
+
+use crate::support::{self, config, corpora, db};
 
 /// The attachment cap the daemon uses by default (10 MB).
 const CAP: u64 = 10 * 1024 * 1024;
@@ -102,7 +102,7 @@ fn strip_envelope(bytes: &[u8]) -> &[u8] {
 }
 
 fn load(root: &Path) -> Vec<Msg> {
-    let files = common::files(root);
+    let files = corpora::files(root);
     let mut out = Vec::new();
     for f in files {
         let rel = f
@@ -151,7 +151,7 @@ fn counts<'a>(it: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
 
 #[test]
 fn every_corpus_message_parses_without_panic() {
-    let Some(root) = common::corpus_root("every_corpus_message_parses_without_panic") else {
+    let Some(root) = corpora::corpus_root("every_corpus_message_parses_without_panic") else {
         return;
     };
     let started = Instant::now();
@@ -322,7 +322,7 @@ fn missed_signs(m: &InboundMail) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered() {
     let Some(root) =
-        common::corpus_root("no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered")
+        corpora::corpus_root("no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered")
     else {
         return;
     };
@@ -336,8 +336,8 @@ async fn no_corpus_message_under_autoreply_bounce_list_or_spam_is_answered() {
     // Control: with these settings and this clock an ordinary complaint DOES
     // get an acknowledgement, so "no ack" below means something.
     {
-        let db = common::TestDb::sqlite();
-        let app = common::app_at(&db.url, "", common::now()).await;
+        let db = db::TestDb::sqlite();
+        let app = config::app_at(&db.url, "", support::now()).await;
         let raw = b"From: Control Klant <control@client.test>\r\nTo: info@31solutions.test\r\n\
 Subject: Klacht over de coaching\r\nMessage-ID: <control@client.test>\r\n\
 Date: Mon, 23 Nov 2026 09:30:00 +0100\r\n\r\n\
@@ -378,13 +378,13 @@ te laat en was slecht voorbereid. Ik wil graag mijn geld terug en verwacht excus
     while !pending.is_empty() {
         passes += 1;
         assert!(passes <= 100, "too many passes");
-        let db = common::TestDb::sqlite();
+        let db = db::TestDb::sqlite();
         // Lift the per-sender limit: it would hide every ack after the third
         // one to the same (often identical) corpus sender.
-        let app = common::app_at(
+        let app = config::app_at(
             &db.url,
             "[procedure]\nauto_replies_per_sender_per_day = 1000000\n",
-            common::now(),
+            support::now(),
         )
         .await;
         let mut again = Vec::new();
@@ -461,7 +461,7 @@ te laat en was slecht voorbereid. Ik wil graag mijn geld terug en verwacht excus
     for (m, reference) in &acked {
         let mail = parse::parse(strip_envelope(&m.bytes), CAP);
         let score = classify::score_complaint(&mail.subject, &mail.text);
-        let settings = common::settings("sqlite://:memory:", "");
+        let settings = config::settings("sqlite://:memory:", "");
         report.push(format!(
             "{} [{}] → {reference} acknowledged\n    subject: {:?}\n    score: {:.3} {:?}\n    automated(): {:?}\n    {}",
             m.label,
@@ -492,7 +492,7 @@ te laat en was slecht voorbereid. Ik wil graag mijn geld terug en verwacht excus
 
 #[test]
 fn charset_corpus_decodes_to_valid_text() {
-    let Some(root) = common::corpus_root("charset_corpus_decodes_to_valid_text") else {
+    let Some(root) = corpora::corpus_root("charset_corpus_decodes_to_valid_text") else {
         return;
     };
     let started = Instant::now();

@@ -2,15 +2,13 @@
 //! moments while 200 complaints arrive, and restarted each time. In the end
 //! every complaint is exactly one case with exactly one acknowledgement.
 
-mod support;
-mod world;
-
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use world::{fixture, unique_id, Daemon, World};
+use crate::support::NOW;
+use crate::world::{fixture, unique_id, Daemon, World};
 
 const COMPLAINTS: usize = 200;
 
@@ -126,12 +124,7 @@ fn missing_report(w: &World, kind: &str, recipients: &[&String]) -> String {
 #[test]
 fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() {
     // A short SMTP timeout keeps the lease on an interrupted send short.
-    let w = World::with_config("");
-    let cfg = std::fs::read_to_string(&w.config).unwrap().replace(
-        "[smtp]\nhost = \"127.0.0.1\"",
-        "[smtp]\ntimeout_seconds = 2\nhost = \"127.0.0.1\"",
-    );
-    std::fs::write(&w.config, cfg).unwrap();
+    let w = World::with_smtp_timeout(2);
 
     let seed = std::env::var("KLACHTD_CRASH_SEED")
         .ok()
@@ -283,7 +276,7 @@ fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_wr
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<i64> = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
-        let now: jiff::Timestamp = world::NOW.parse().unwrap();
+        let now: jiff::Timestamp = NOW.parse().unwrap();
         let mut tx = store.begin().await.unwrap();
         for (to, id) in clients.iter().zip(&ids) {
             let raw = format!(

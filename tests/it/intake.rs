@@ -2,12 +2,10 @@
 //! scripts/test, or by the first test of this process), through the real
 //! `klachtd` binary and its contract CLI.
 
-mod support;
-mod world;
-
 use std::time::Duration;
 
-use world::{fixture, parsed, unique_id, Daemon, World, NOW};
+use crate::support::NOW;
+use crate::world::{fixture, parsed, unique_id, Daemon, World};
 
 fn only_case(w: &World) -> serde_json::Value {
     let cases = w.cases();
@@ -130,7 +128,7 @@ fn a_complaint_is_acknowledged_at_once_with_its_handler_and_answer_date() {
 fn ordinary_and_automated_mail_is_left_exactly_as_it_was() {
     let w = World::new();
     let sender = w.client("other");
-    // (invoice.eml is a false alarm of the model: triage, tests/fixtures.rs.)
+    // (invoice.eml is a false alarm of the model: triage, tests/it/fixtures.rs.)
     for name in [
         "newsletter.eml",
         "autoreply.eml",

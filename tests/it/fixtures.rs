@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-mod common;
-
 use klachtd::domain::classify::{self, Verdict};
 use klachtd::domain::types::{Category, Element, Lang};
 use klachtd::mail::parse::parse;
+
+use crate::support::config;
 
 #[derive(Debug, PartialEq)]
 enum Expect {
@@ -19,7 +19,7 @@ enum Expect {
 }
 
 fn decide(name: &str) -> (Expect, klachtd::mail::parse::InboundMail) {
-    let settings = common::settings("sqlite://:memory:", "");
+    let settings = config::settings("sqlite://:memory:", "");
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/mail")
         .join(name);
@@ -109,7 +109,7 @@ fn fixtures_decode_their_charsets_and_html() {
 
 #[test]
 fn fixtures_yield_category_language_elements_and_concerned_staff() {
-    let settings = common::settings("sqlite://:memory:", "");
+    let settings = config::settings("sqlite://:memory:", "");
     let roster: Vec<classify::RosterEntry> = settings
         .staff
         .iter()

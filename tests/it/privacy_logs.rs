@@ -17,15 +17,12 @@
 //! with IMAP APPEND and an INTERNALDATE, which Dovecot moves to "now" when
 //! it lies in the future.
 
-mod support;
-mod world;
-
 use std::io::Read as _;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use crate::world::{parsed, unique_id, Daemon, World};
 use serde_json::Value;
-use world::{parsed, unique_id, Daemon, World};
 
 /// The log of one klachtd invocation: what ran, and what it wrote.
 struct Log {
