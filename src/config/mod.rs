@@ -81,5 +81,10 @@ pub fn local_date(ts: jiff::Timestamp, tz: &TimeZone) -> Date {
     ts.to_zoned(tz.clone()).date()
 }
 
+/// The test configuration, written once (tests/fixtures/klachtd.toml),
+/// shared with the integration tests and the bench.
+#[cfg(test)]
+#[path = "../../tests/it/support/template.rs"]
+mod template;
 #[cfg(test)]
 pub(crate) mod tests;

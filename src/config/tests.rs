@@ -11,34 +11,28 @@ use crate::domain::types::Lang;
 /// tests through [`settings`], start from. Kept in this one place so that it
 /// can be swapped for a shared test configuration; the tests below change it
 /// only through [`set`], [`unset`] and [`without`], never by its exact text.
-pub(crate) const MINIMAL: &str = r#"
-[organisation]
-name = "31Solutions"
-address = "info@31solutions.test"
-regulation_url = "https://www.31solutions.test/klachtenreglement"
-
-[imap]
-host = "127.0.0.1"
-port = 1143
-security = "none"
-username = "info@31solutions.test"
-password = "geheim"
-
-[smtp]
-host = "127.0.0.1"
-port = 1025
-security = "none"
-
-[[staff]]
-name = "Anna de Vries"
-email = "anna@31solutions.test"
-aliases = ["Anna"]
-roles = ["handler", "supervisor"]
-"#;
+/// The smallest file klachtd accepts: the shared test configuration
+/// (tests/fixtures/klachtd.toml) with Anna as the only staff member and no
+/// `[database]`, so the defaults show.
+pub(crate) fn minimal() -> String {
+    super::template::fill(&[
+        ("{info}", Some("info@31solutions.test")),
+        ("{anna}", Some("anna@31solutions.test")),
+        ("{bram}", None),
+        ("{carla}", None),
+        ("{dirk}", None),
+        ("{imap_port}", Some("1143")),
+        ("{smtp_port}", Some("1025")),
+        ("{password}", Some("geheim")),
+        ("{poll_seconds}", Some("60")),
+        ("{smtp_timeout_seconds}", Some("30")),
+        ("{database_url}", None),
+    ])
+}
 
 /// The minimal file's settings, for other modules' tests.
 pub(crate) fn settings() -> Settings {
-    load(MINIMAL, &[]).expect("the minimal config loads")
+    load(&minimal(), &[]).expect("the minimal config loads")
 }
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -157,16 +151,16 @@ fn without(text: &str, section: &str) -> String {
 
 #[test]
 fn the_editing_helpers_change_only_what_they_name() {
-    let s = load(&set(MINIMAL, "imap", "port", "2143"), &[]).unwrap();
+    let s = load(&set(&minimal(), "imap", "port", "2143"), &[]).unwrap();
     assert_eq!((s.imap.port, s.smtp.port), (2143, 1025));
-    let s = load(&set(MINIMAL, "procedure", "ack_working_days", "7"), &[]).unwrap();
+    let s = load(&set(&minimal(), "procedure", "ack_working_days", "7"), &[]).unwrap();
     assert_eq!(s.procedure.ack_working_days, 7);
-    let s = load(&set(MINIMAL, "staff", "aliases", "[\"A\"]"), &[]).unwrap();
+    let s = load(&set(&minimal(), "staff", "aliases", "[\"A\"]"), &[]).unwrap();
     assert_eq!(s.staff[0].aliases, ["A"]);
-    let s = load(&unset(MINIMAL, "smtp", "port"), &[]).unwrap();
+    let s = load(&unset(&minimal(), "smtp", "port"), &[]).unwrap();
     assert_eq!((s.imap.port, s.smtp.port), (1143, 25));
-    assert!(!without(MINIMAL, "imap").contains("[imap]"));
-    assert!(without(MINIMAL, "imap").contains("[smtp]"));
+    assert!(!without(&minimal(), "imap").contains("[imap]"));
+    assert!(without(&minimal(), "imap").contains("[smtp]"));
 }
 
 #[test]
@@ -198,7 +192,7 @@ fn the_example_file_is_valid() {
 
 #[test]
 fn a_minimal_file_gets_the_regulation_defaults() {
-    let s = load(MINIMAL, &[]).unwrap();
+    let s = load(&minimal(), &[]).unwrap();
     assert_eq!(s.procedure.ack_working_days, 5);
     assert_eq!(s.procedure.response_working_days, 20);
     assert_eq!(s.imap.folder, "INBOX");
@@ -208,7 +202,7 @@ fn a_minimal_file_gets_the_regulation_defaults() {
 
 #[test]
 fn every_default_is_kept() {
-    let text = unset(&unset(MINIMAL, "imap", "port"), "smtp", "port");
+    let text = unset(&unset(&minimal(), "imap", "port"), "smtp", "port");
     let text = unset(&unset(&text, "imap", "security"), "smtp", "security");
     let s = load(&text, &[]).unwrap();
     let o = &s.organisation;
@@ -270,7 +264,7 @@ fn every_default_is_kept() {
 #[test]
 fn environment_overrides_win_and_keep_their_type() {
     let s = load(
-        MINIMAL,
+        &minimal(),
         &[
             ("KLACHTD__IMAP__PASSWORD", "12345"),
             ("KLACHTD__IMAP__PORT", "2143"),
@@ -285,7 +279,7 @@ fn environment_overrides_win_and_keep_their_type() {
 #[test]
 fn an_integer_from_the_environment_replaces_or_adds_the_key() {
     let s = load(
-        MINIMAL,
+        &minimal(),
         &[
             // in the file
             ("KLACHTD__SMTP__PORT", "2525"),
@@ -306,7 +300,7 @@ fn an_integer_from_the_environment_replaces_or_adds_the_key() {
 #[test]
 fn a_boolean_from_the_environment_is_true_or_false() {
     let s = load(
-        &set(MINIMAL, "privacy", "purge_mailbox", "true"),
+        &set(&minimal(), "privacy", "purge_mailbox", "true"),
         &[
             ("KLACHTD__PRIVACY__PURGE_MAILBOX", "false"),
             ("KLACHTD__DIGEST__SEND_EMPTY", "true"),
@@ -323,7 +317,7 @@ fn a_boolean_from_the_environment_is_true_or_false() {
 fn a_list_from_the_environment_is_comma_separated() {
     let s = load(
         &set(
-            MINIMAL,
+            &minimal(),
             "organisation",
             "aliases",
             "[\"old@31solutions.test\"]",
@@ -357,11 +351,11 @@ fn a_list_from_the_environment_is_comma_separated() {
         .collect();
     assert_eq!(to, ["directie@31solutions.test"]);
     // An empty value is an empty list, whether the file has the list or not.
-    let s = load(MINIMAL, &[("KLACHTD__ORGANISATION__ALIASES", "")]).unwrap();
+    let s = load(&minimal(), &[("KLACHTD__ORGANISATION__ALIASES", "")]).unwrap();
     assert!(s.organisation.aliases.is_empty());
     let s = load(
         &set(
-            MINIMAL,
+            &minimal(),
             "organisation",
             "aliases",
             "[\"x@31solutions.test\"]",
@@ -375,7 +369,7 @@ fn a_list_from_the_environment_is_comma_separated() {
 #[test]
 fn a_string_from_the_environment_stays_a_string_whatever_it_looks_like() {
     let s = load(
-        MINIMAL,
+        &minimal(),
         &[
             ("KLACHTD__IMAP__PASSWORD", "12345"),
             ("KLACHTD__SMTP__PASSWORD", "true"),
@@ -397,7 +391,7 @@ fn a_string_from_the_environment_stays_a_string_whatever_it_looks_like() {
 #[test]
 fn a_choice_from_the_environment_names_its_variant() {
     let s = load(
-        MINIMAL,
+        &minimal(),
         &[
             ("KLACHTD__IMAP__SECURITY", "tls"),
             ("KLACHTD__REPORT__EVERY", "quarter"),
@@ -416,7 +410,7 @@ fn a_choice_from_the_environment_names_its_variant() {
 #[test]
 fn the_environment_fills_a_section_the_file_lacks() {
     let s = load(
-        &without(MINIMAL, "smtp"),
+        &without(&minimal(), "smtp"),
         &[
             ("KLACHTD__SMTP__HOST", "smtp.31solutions.test"),
             ("KLACHTD__DATABASE__URL", "sqlite://var/x.db"),
@@ -433,7 +427,7 @@ fn the_environment_fills_a_section_the_file_lacks() {
 #[test]
 fn variable_names_are_case_insensitive_after_the_prefix_and_others_ignored() {
     let s = load(
-        MINIMAL,
+        &minimal(),
         &[
             ("KLACHTD__imap__Port", "2143"),
             ("KLACHTD_LOG", "debug"),
@@ -449,7 +443,7 @@ fn variable_names_are_case_insensitive_after_the_prefix_and_others_ignored() {
 
 #[test]
 fn passwords_never_show_in_debug_output() {
-    let s = load(MINIMAL, &[]).unwrap();
+    let s = load(&minimal(), &[]).unwrap();
     let dbg = format!("{s:?}");
     assert!(!dbg.contains("geheim"), "{dbg}");
     assert!(dbg.contains("***"));
@@ -459,10 +453,10 @@ fn passwords_never_show_in_debug_output() {
 fn every_error_is_one_line_that_names_the_key() {
     type Case<'a> = (String, &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[
-        (unset(MINIMAL, "imap", "host"), &[], "imap.host"),
+        (unset(&minimal(), "imap", "host"), &[], "imap.host"),
         (
             set(
-                MINIMAL,
+                &minimal(),
                 "organisation",
                 "address",
                 "\"info-at-31solutions\"",
@@ -470,49 +464,45 @@ fn every_error_is_one_line_that_names_the_key() {
             &[],
             "organisation.address",
         ),
-        (set(MINIMAL, "smtp", "hots", "\"x\""), &[], "smtp.hots"),
+        (set(&minimal(), "smtp", "hots", "\"x\""), &[], "smtp.hots"),
+        (minimal(), &[("KLACHTD__IMAP__PORT", "many")], "imap.port"),
         (
-            MINIMAL.into(),
-            &[("KLACHTD__IMAP__PORT", "many")],
-            "imap.port",
-        ),
-        (
-            MINIMAL.into(),
+            minimal(),
             &[("KLACHTD__INTAKE__COMPLAINT_FOLDER", "inbox")],
             "intake.complaint_folder",
         ),
         (
-            MINIMAL.into(),
+            minimal(),
             &[("KLACHTD__DIGEST__AT", "half nine")],
             "digest.at",
         ),
         (
-            MINIMAL.into(),
+            minimal(),
             &[("KLACHTD__DIGEST__TRIAGE_MAIL", "weekly")],
             "digest.triage_mail",
         ),
         (
-            MINIMAL.into(),
+            minimal(),
             &[("KLACHTD__DATABASE__URL", "mysql://x")],
             "database.url",
         ),
         (
-            MINIMAL.into(),
+            minimal(),
             &[("KLACHTD__CALENDAR__CLOSURES", "2026-13-01")],
             "calendar.closures",
         ),
         (
-            set(MINIMAL, "staff", "roles", "[\"boss\"]"),
+            set(&minimal(), "staff", "roles", "[\"boss\"]"),
             &[],
             "staff[0].roles",
         ),
         (
-            set(MINIMAL, "staff", "roles", "[\"handler\"]"),
+            set(&minimal(), "staff", "roles", "[\"handler\"]"),
             &[],
             "staff",
         ),
         (
-            MINIMAL.into(),
+            minimal(),
             &[("KLACHTD__ORGANISATION__TIMEZONE", "Mars/Olympus")],
             "organisation.timezone",
         ),
@@ -541,7 +531,7 @@ fn assert_errors(cases: Vec<(&str, String, &str)>) {
 /// The file's values of the wrong type, and TOML that does not parse.
 #[test]
 fn values_of_the_wrong_type_in_the_file() {
-    let m = MINIMAL;
+    let m = &minimal();
     let file = |text: String| error(&text, &[]);
     assert_errors(vec![
         (
@@ -617,7 +607,7 @@ fn values_of_the_wrong_type_in_the_file() {
 /// Keys the file should not have, or should.
 #[test]
 fn unknown_and_missing_keys_in_the_file() {
-    let m = MINIMAL;
+    let m = &minimal();
     let file = |text: String| error(&text, &[]);
     assert_errors(vec![
         (
@@ -701,7 +691,7 @@ fn unknown_and_missing_keys_in_the_file() {
 /// `[organisation]`, `[imap]`, `[smtp]` and `[database]` values that fail their check.
 #[test]
 fn invalid_values_for_the_mailbox_in_the_file() {
-    let m = MINIMAL;
+    let m = &minimal();
     let file = |text: String| error(&text, &[]);
     assert_errors(vec![
         (
@@ -765,7 +755,7 @@ fn invalid_values_for_the_mailbox_in_the_file() {
 /// `[procedure]` and `[calendar]` values that fail their check.
 #[test]
 fn invalid_terms_and_days_in_the_file() {
-    let m = MINIMAL;
+    let m = &minimal();
     let file = |text: String| error(&text, &[]);
     assert_errors(vec![
         (
@@ -813,7 +803,7 @@ fn invalid_terms_and_days_in_the_file() {
 /// `[intake]`, `[digest]`, `[escalation]`, `[health]` and `[[staff]]` values that fail their check.
 #[test]
 fn invalid_intake_digest_escalation_and_staff_in_the_file() {
-    let m = MINIMAL;
+    let m = &minimal();
     let file = |text: String| error(&text, &[]);
     assert_errors(vec![
         (
@@ -891,7 +881,7 @@ fn invalid_intake_digest_escalation_and_staff_in_the_file() {
 /// Variables whose text does not fit the setting's type: the same message whether the file has the key or not.
 #[test]
 fn environment_values_of_the_wrong_type() {
-    let m = MINIMAL;
+    let m = &minimal();
     let env = |var: &str, value: &str| error(m, &[(var, value)]);
     assert_errors(vec![
         (
@@ -962,7 +952,7 @@ fn environment_values_of_the_wrong_type() {
 /// Variables that name no key klachtd knows.
 #[test]
 fn environment_names_that_fit_no_key() {
-    let m = MINIMAL;
+    let m = &minimal();
     let env = |var: &str, value: &str| error(m, &[(var, value)]);
     assert_errors(vec![
         (
@@ -1011,7 +1001,7 @@ fn environment_names_that_fit_no_key() {
 /// Variables of the right type whose value fails the setting's check.
 #[test]
 fn environment_values_that_fail_their_check() {
-    let m = MINIMAL;
+    let m = &minimal();
     let env = |var: &str, value: &str| error(m, &[(var, value)]);
     assert_errors(vec![
         (

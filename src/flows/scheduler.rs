@@ -828,7 +828,7 @@ roles = ["supervisor"]
 "#;
 
     fn settings(extra: &str) -> Settings {
-        let text = format!("{}{MORE_STAFF}{extra}", crate::config::tests::MINIMAL);
+        let text = format!("{}{MORE_STAFF}{extra}", crate::config::tests::minimal());
         Settings::from_toml(&text, std::path::Path::new("/tmp"), &[]).unwrap()
     }
 
