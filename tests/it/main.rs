@@ -26,3 +26,4 @@ mod register;
 mod scheduler;
 mod several_daemons;
 mod store;
+mod structure;
