@@ -243,6 +243,7 @@ pub(crate) async fn queue_handler_released(
 
 /// A mail to a staff member: the template and its context, the outbox
 /// kind, and their own mail it answers (it is threaded under that one).
+#[derive(Clone, Copy)]
 pub(crate) struct StaffMail<'a> {
     pub case_id: Option<i64>,
     pub template: Template,
@@ -311,6 +312,26 @@ pub(crate) fn human_size(n: u64) -> String {
         n if n >= 1024 => format!("{} kB", n / 1024),
         n => format!("{n} bytes"),
     }
+}
+
+/// Queues the same mail to every supervisor who is not in `except` (art. 6:
+/// never to a person the case concerns); returns how many.
+pub(crate) async fn queue_to_supervisors(
+    w: &mut Work<'_>,
+    except: &[EmailAddress],
+    mail: StaffMail<'_>,
+) -> Result<usize> {
+    let app = w.app;
+    let mut n = 0;
+    for sup in app
+        .settings
+        .supervisors()
+        .filter(|s| !except.contains(&s.email))
+    {
+        queue_staff_mail(w, sup, mail).await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// One mail from the organisation's address, already rendered.

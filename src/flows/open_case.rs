@@ -16,7 +16,8 @@ use crate::domain::classify::{self, RosterEntry};
 use crate::domain::event::{CaseEvent, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
 use crate::flows::notify::{
-    concerns_json, human_size, org_json, queue_ack, queue_handler_new, queue_staff_mail, StaffMail,
+    concerns_json, human_size, org_json, queue_ack, queue_handler_new, queue_to_supervisors,
+    StaffMail,
 };
 use crate::flows::Work;
 use crate::mail::parse::InboundMail;
@@ -401,22 +402,15 @@ async fn tell_supervisors(
     if quiet {
         return Ok(());
     }
-    let mut warned = 0;
-    for sup in s
-        .supervisors()
-        .filter(|sup| !d.concerned.contains(&sup.email))
-    {
-        let mail = StaffMail {
-            case_id: Some(case_id),
-            template,
-            lang: staff_lang,
-            ctx: &ctx,
-            kind: OutboxKind::TriageNotice,
-            answering: None,
-        };
-        queue_staff_mail(w, sup, mail).await?;
-        warned += 1;
-    }
+    let mail = StaffMail {
+        case_id: Some(case_id),
+        template,
+        lang: staff_lang,
+        ctx: &ctx,
+        kind: OutboxKind::TriageNotice,
+        answering: None,
+    };
+    let warned = queue_to_supervisors(w, &d.concerned, mail).await?;
     if warned == 0 {
         tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
     }

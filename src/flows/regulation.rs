@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::domain::classify::{self};
 use crate::domain::event::OutboxKind;
 use crate::domain::types::EmailAddress;
-use crate::flows::notify::{org_json, queue_mail, queue_staff_mail, Mail, StaffMail};
+use crate::flows::notify::{org_json, queue_mail, queue_to_supervisors, Mail, StaffMail};
 use crate::flows::open_case::client_name;
 use crate::flows::Work;
 use crate::mail::compose::{self};
@@ -93,22 +93,15 @@ pub(crate) async fn answer_regulation_request(
     )
     .await?;
     if paper {
-        let staff_lang = s.organisation.language;
-        for sup in s.supervisors() {
-            queue_staff_mail(
-                &mut Work { app, tx, now },
-                sup,
-                StaffMail {
-                    case_id: None,
-                    template: Template::RegulationPaper,
-                    lang: staff_lang,
-                    ctx: &ctx,
-                    kind: OutboxKind::RegulationPaper,
-                    answering: None,
-                },
-            )
-            .await?;
-        }
+        let mail = StaffMail {
+            case_id: None,
+            template: Template::RegulationPaper,
+            lang: s.organisation.language,
+            ctx: &ctx,
+            kind: OutboxKind::RegulationPaper,
+            answering: None,
+        };
+        queue_to_supervisors(&mut Work { app, tx, now }, &[], mail).await?;
     }
     Ok(())
 }
