@@ -139,24 +139,7 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         .ok()
         .flatten();
     let Some(m) = parsed else {
-        return InboundMail {
-            message_id: format!("<{}@synthetic.klachtd.invalid>", fingerprint(raw)),
-            synthetic_id: true,
-            from: None,
-            from_name: String::new(),
-            to: Vec::new(),
-            cc: Vec::new(),
-            subject: String::new(),
-            date: None,
-            in_reply_to: Vec::new(),
-            references: Vec::new(),
-            headers: Vec::new(),
-            mime_type: String::new(),
-            text: String::new(),
-            attachments: Vec::new(),
-            unparseable: true,
-            truncated_from: None,
-        };
+        return unparseable(raw);
     };
 
     let (message_id, synthetic_id) = match m.message_id().filter(|s| !s.trim().is_empty()) {
@@ -194,59 +177,13 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         .headers_raw()
         .map(|(n, v)| (n.to_ascii_lowercase(), unfold(v)))
         .collect();
-    let mime_type = m
-        .content_type()
-        .map(|ct| match ct.subtype() {
-            Some(sub) => format!("{}/{}", ct.ctype(), sub),
-            None => ct.ctype().to_string(),
-        })
-        .unwrap_or_else(|| "text/plain".into())
-        .to_ascii_lowercase();
+    let mime_type = mime_type_of(m.content_type(), "text/plain");
 
-    let mut text = String::new();
-    for i in 0..m.text_body_count().max(1) {
-        if let Some(t) = m.body_text(i) {
-            if !text.is_empty() {
-                text.push_str("\n\n");
-            }
-            text.push_str(&t);
-        }
-        if text.len() > MAX_TEXT_CHARS {
-            break;
-        }
-    }
-    if text.len() > MAX_TEXT_CHARS {
-        let mut cut = MAX_TEXT_CHARS;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
+    let text = body_text(&m);
 
     let attachments = m
         .attachments()
-        .map(|p| {
-            let content_type = p
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into())
-                .to_ascii_lowercase();
-            let filename = p
-                .attachment_name()
-                .map(sanitize_filename)
-                .unwrap_or_else(|| "bijlage".to_string());
-            let bytes = p.contents();
-            let size = bytes.len() as u64;
-            Attachment {
-                filename,
-                content_type,
-                size,
-                data: (size <= max_attachment_bytes).then(|| bytes.to_vec()),
-            }
-        })
+        .map(|p| attachment(p, max_attachment_bytes))
         .collect();
 
     InboundMail {
@@ -270,6 +207,80 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         attachments,
         unparseable: false,
         truncated_from: None,
+    }
+}
+
+/// What a message mail-parser could not read at all becomes: no sender,
+/// no text, an id from its bytes so it is still seen only once.
+fn unparseable(raw: &[u8]) -> InboundMail {
+    InboundMail {
+        message_id: format!("<{}@synthetic.klachtd.invalid>", fingerprint(raw)),
+        synthetic_id: true,
+        from: None,
+        from_name: String::new(),
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: String::new(),
+        date: None,
+        in_reply_to: Vec::new(),
+        references: Vec::new(),
+        headers: Vec::new(),
+        mime_type: String::new(),
+        text: String::new(),
+        attachments: Vec::new(),
+        unparseable: true,
+        truncated_from: None,
+    }
+}
+
+/// `type/subtype` in lower case, `default` without a Content-Type.
+fn mime_type_of(ct: Option<&mail_parser::ContentType>, default: &str) -> String {
+    ct.map(|ct| match ct.subtype() {
+        Some(sub) => format!("{}/{}", ct.ctype(), sub),
+        None => ct.ctype().to_string(),
+    })
+    .unwrap_or_else(|| default.into())
+    .to_ascii_lowercase()
+}
+
+/// The text parts joined by a blank line, cut at `MAX_TEXT_CHARS` bytes on
+/// a character boundary.
+fn body_text(m: &mail_parser::Message<'_>) -> String {
+    let mut text = String::new();
+    for i in 0..m.text_body_count().max(1) {
+        if let Some(t) = m.body_text(i) {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&t);
+        }
+        if text.len() > MAX_TEXT_CHARS {
+            break;
+        }
+    }
+    if text.len() > MAX_TEXT_CHARS {
+        let mut cut = MAX_TEXT_CHARS;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// One attachment: its metadata always, its data up to `max_bytes`.
+fn attachment(p: &mail_parser::MessagePart<'_>, max_bytes: u64) -> Attachment {
+    let filename = p
+        .attachment_name()
+        .map(sanitize_filename)
+        .unwrap_or_else(|| "bijlage".to_string());
+    let bytes = p.contents();
+    let size = bytes.len() as u64;
+    Attachment {
+        filename,
+        content_type: mime_type_of(p.content_type(), "application/octet-stream"),
+        size,
+        data: (size <= max_bytes).then(|| bytes.to_vec()),
     }
 }
 

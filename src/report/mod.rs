@@ -7,6 +7,7 @@ pub mod chart;
 pub mod mail;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use jiff::civil::Date;
 use serde::Serialize;
@@ -311,11 +312,8 @@ fn months(from: Date, to: Date) -> Vec<String> {
 
 /// The report as text for a terminal (and the mail's text part).
 pub fn text(r: &Report, lang: Lang) -> String {
-    use std::fmt::Write;
     let t = |nl: &'static str, en: &'static str| if lang == Lang::Nl { nl } else { en };
     let mut s = String::new();
-    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
-    let num = |x: Option<f64>| x.map_or("-".to_string(), |d| d.to_string());
     let _ = writeln!(
         s,
         "{} {} {} {}",
@@ -335,26 +333,40 @@ pub fn text(r: &Report, lang: Lang) -> String {
         t("geen klacht", "not a complaint"),
         r.no_complaint
     );
-    let table = |s: &mut String, title: &str, m: &BTreeMap<String, usize>| {
-        let _ = writeln!(s, "\n{title}:");
-        if m.is_empty() {
-            let _ = writeln!(s, "  -");
-        }
-        for (k, v) in m {
-            let _ = writeln!(s, "  {k:<32} {v:>4}");
-        }
-    };
-    table(&mut s, t("Per categorie", "By category"), &r.by_category);
-    table(&mut s, t("Per maand", "By month"), &r.by_month);
-    table(&mut s, t("Per uitkomst", "By outcome"), &r.by_outcome);
-    table(&mut s, t("Per status", "By status"), &r.by_status);
-    table(&mut s, t("Per kanaal", "By channel"), &r.by_source);
-    table(
-        &mut s,
-        t("Per betrokken medewerker", "By staff member concerned"),
-        &r.by_concerned,
-    );
+    for (title, m) in [
+        (t("Per categorie", "By category"), &r.by_category),
+        (t("Per maand", "By month"), &r.by_month),
+        (t("Per uitkomst", "By outcome"), &r.by_outcome),
+        (t("Per status", "By status"), &r.by_status),
+        (t("Per kanaal", "By channel"), &r.by_source),
+        (
+            t("Per betrokken medewerker", "By staff member concerned"),
+            &r.by_concerned,
+        ),
+    ] {
+        text_table(&mut s, title, m);
+    }
     let _ = writeln!(s);
+    text_terms(&mut s, r, lang);
+    text_tail(&mut s, r, lang);
+    s
+}
+
+fn text_table(s: &mut String, title: &str, m: &BTreeMap<String, usize>) {
+    let _ = writeln!(s, "\n{title}:");
+    if m.is_empty() {
+        let _ = writeln!(s, "  -");
+    }
+    for (k, v) in m {
+        let _ = writeln!(s, "  {k:<32} {v:>4}");
+    }
+}
+
+/// The acknowledgement and response terms: on time, late, median, max.
+fn text_terms(s: &mut String, r: &Report, lang: Lang) {
+    let t = |nl: &'static str, en: &'static str| if lang == Lang::Nl { nl } else { en };
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
+    let num = |x: Option<f64>| x.map_or("-".to_string(), |d| d.to_string());
     for (name, x) in [
         (
             format!(
@@ -407,6 +419,12 @@ pub fn text(r: &Report, lang: Lang) -> String {
             );
         }
     }
+}
+
+/// Extensions (art. 6), referrals to the external body (art. 8) and
+/// repeat complainants.
+fn text_tail(s: &mut String, r: &Report, lang: Lang) {
+    let t = |nl: &'static str, en: &'static str| if lang == Lang::Nl { nl } else { en };
     let _ = writeln!(
         s,
         "\n{}: {} {} ({} {})",
@@ -442,7 +460,6 @@ pub fn text(r: &Report, lang: Lang) -> String {
         r.repeat_complaints,
         t("klachten", "complaints")
     );
-    s
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! Transient SMTP errors are retried with backoff; permanent ones are
 //! recorded on the row and the case, never retried.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{backoff, sleep_or_stop};
 use crate::app::App;
-use crate::domain::event::OutboxStatus;
+use crate::domain::event::{EventKind, MailStep, OutboxStatus};
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::mail::smtp::{LastStep, SendError, Smtp};
@@ -157,29 +158,8 @@ impl Sender {
 
     async fn send_one(&mut self, row: &OutboxRow, lease_until: jiff::Timestamp) -> Result<()> {
         let store = self.app.store.clone();
-        if row.status == OutboxStatus::Sending {
-            // An earlier attempt was cut off after it started.
-            match self.already_sent(&row.message_id).await {
-                Ok(true) => {
-                    tracing::info!(message_id = %row.message_id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
-                    store.mark_sent(row, self.app.clock.now()).await?;
-                    store.mark_copied(row.id).await?;
-                    return Ok(());
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    // Cannot tell: wait rather than risk a second copy.
-                    let next = self.app.clock.now() + SignedDuration::from_secs(60);
-                    store
-                        .mark_retry_sending(
-                            row.id,
-                            &format!("Sent folder check failed: {e:#}"),
-                            next,
-                        )
-                        .await?;
-                    return Ok(());
-                }
-            }
+        if row.status == OutboxStatus::Sending && self.settle_earlier_attempt(row).await? {
+            return Ok(());
         }
         let from = &self.app.settings.organisation.address;
         let to = match EmailAddress::parse(&row.recipient) {
@@ -192,103 +172,106 @@ impl Sender {
             }
         };
         let marker = store.inflight_marker(row.id);
-        let commit = {
-            let store = store.clone();
-            let marker = marker.clone();
-            let id = row.id;
-            async move {
-                // The marker file is opened, empty, before the record: the
-                // last step is then a single one-byte write to an open
-                // file, the shortest thing that can stand before the dot
-                // (creating a file there left a window of tens of
-                // microseconds in which a kill lost the mail).
-                let file = match &marker {
-                    Some(m) => Some(
-                        std::fs::File::create(m)
-                            .with_context(|| format!("cannot create {}", m.display()))?,
-                    ),
-                    None => None,
-                };
-                store.mark_committing(id, lease_until).await?;
-                let last: LastStep = Box::new(move || match file {
-                    Some(mut f) => {
-                        use std::io::Write;
-                        f.write_all(b"1")
-                            .context("cannot write the in-flight marker")
-                    }
-                    None => Ok(()),
-                });
-                Ok(last)
-            }
-        };
-        let result = self.smtp.send(from, &to, &row.raw, commit).await;
-        match result {
-            Ok(()) => {
-                let now = self.app.clock.now();
-                let marked = store.mark_sent(row, now).await;
-                if marked.is_ok() {
-                    remove_marker(marker);
-                }
-                // The copy in Sent is also the evidence a restart looks for.
-                match self.copy_to_sent(&row.raw).await {
-                    Ok(()) => store.mark_copied(row.id).await?,
-                    Err(e) => {
-                        tracing::warn!(message_id = %row.message_id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
-                    }
-                }
-                marked?;
-                tracing::info!(message_id = %row.message_id, kind = %row.kind, "mail sent");
-            }
-            Err(SendError::Unconfirmed(e)) => {
-                // Counted as sent (a second copy is the worse failure), and
-                // put on the record for a person to check.
-                tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "no confirmation after the final dot; counted as sent");
-                store.mark_sent(row, self.app.clock.now()).await?;
-                remove_marker(marker);
-                if let Some(case_id) = row.case_id {
-                    let mut tx = store.begin().await?;
-                    crate::store::add_event(
-                        &mut tx,
-                        case_id,
-                        self.app.clock.now(),
-                        crate::domain::event::EventKind::Mail(
-                            row.kind,
-                            crate::domain::event::MailStep::Unconfirmed,
-                        ),
-                        "klachtd",
-                        &e,
-                    )
-                    .await?;
-                    tx.commit().await?;
-                }
-            }
+        let commit = commit_step(store.clone(), marker.clone(), row.id, lease_until);
+        match self.smtp.send(from, &to, &row.raw, commit).await {
+            Ok(()) => self.on_sent(row, marker).await,
+            Err(SendError::Unconfirmed(e)) => self.on_unconfirmed(row, marker, &e).await,
             Err(SendError::Permanent(e)) => {
                 remove_marker(marker);
                 tracing::warn!(message_id = %row.message_id, kind = %row.kind, "mail refused permanently; the reason (it may name the recipient) is kept with the outbox row and on the case's timeline, and logged at debug");
                 tracing::debug!(message_id = %row.message_id, kind = %row.kind, error = %e, "mail refused permanently");
-                store.mark_failed(row, &e, self.app.clock.now()).await?;
+                store.mark_failed(row, &e, self.app.clock.now()).await
             }
-            Err(SendError::Transient(e)) => {
-                let attempts = row.attempts + 1;
-                if attempts >= MAX_ATTEMPTS {
-                    store
-                        .mark_failed(
-                            row,
-                            &format!("gave up after {attempts} attempts: {e}"),
-                            self.app.clock.now(),
-                        )
-                        .await?;
-                } else {
-                    let wait = backoff(attempts as u32, Duration::from_secs(3600));
-                    let next = self.app.clock.now()
-                        + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
-                    tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
-                    tracing::debug!(message_id = %row.message_id, attempts, error = %e, "SMTP failed; will retry");
-                    store.mark_retry(row.id, &e, next).await?;
-                }
+            Err(SendError::Transient(e)) => self.on_transient(row, &e).await,
+        }
+    }
+
+    /// A row an earlier attempt started on and was cut off: when its copy
+    /// is in Sent it was sent (true: nothing more to do); when Sent cannot
+    /// be read, wait rather than risk a second copy (true as well).
+    async fn settle_earlier_attempt(&mut self, row: &OutboxRow) -> Result<bool> {
+        let store = self.app.store.clone();
+        match self.already_sent(&row.message_id).await {
+            Ok(true) => {
+                tracing::info!(message_id = %row.message_id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
+                store.mark_sent(row, self.app.clock.now()).await?;
+                store.mark_copied(row.id).await?;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                let next = self.app.clock.now() + SignedDuration::from_secs(60);
+                store
+                    .mark_retry_sending(row.id, &format!("Sent folder check failed: {e:#}"), next)
+                    .await?;
+                Ok(true)
             }
         }
+    }
+
+    /// The server took the mail: record it, then put the copy in Sent,
+    /// which is also the evidence a restart looks for.
+    async fn on_sent(&mut self, row: &OutboxRow, marker: Option<PathBuf>) -> Result<()> {
+        let store = self.app.store.clone();
+        let marked = store.mark_sent(row, self.app.clock.now()).await;
+        if marked.is_ok() {
+            remove_marker(marker);
+        }
+        match self.copy_to_sent(&row.raw).await {
+            Ok(()) => store.mark_copied(row.id).await?,
+            Err(e) => {
+                tracing::warn!(message_id = %row.message_id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
+            }
+        }
+        marked?;
+        tracing::info!(message_id = %row.message_id, kind = %row.kind, "mail sent");
         Ok(())
+    }
+
+    /// No answer after the final dot: counted as sent (a second copy is
+    /// the worse failure), and put on the case's record for a person.
+    async fn on_unconfirmed(
+        &mut self,
+        row: &OutboxRow,
+        marker: Option<PathBuf>,
+        e: &str,
+    ) -> Result<()> {
+        let store = self.app.store.clone();
+        tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "no confirmation after the final dot; counted as sent");
+        store.mark_sent(row, self.app.clock.now()).await?;
+        remove_marker(marker);
+        let Some(case_id) = row.case_id else {
+            return Ok(());
+        };
+        let mut tx = store.begin().await?;
+        crate::store::add_event(
+            &mut tx,
+            case_id,
+            self.app.clock.now(),
+            EventKind::Mail(row.kind, MailStep::Unconfirmed),
+            "klachtd",
+            e,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A failure that may pass: try again later with backoff, up to
+    /// `MAX_ATTEMPTS`.
+    async fn on_transient(&mut self, row: &OutboxRow, e: &str) -> Result<()> {
+        let store = &self.app.store;
+        let attempts = row.attempts + 1;
+        if attempts >= MAX_ATTEMPTS {
+            let why = format!("gave up after {attempts} attempts: {e}");
+            return store.mark_failed(row, &why, self.app.clock.now()).await;
+        }
+        let wait = backoff(attempts as u32, Duration::from_secs(3600));
+        let next = self.app.clock.now()
+            + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
+        tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
+        tracing::debug!(message_id = %row.message_id, attempts, error = %e, "SMTP failed; will retry");
+        store.mark_retry(row.id, e, next).await
     }
 
     /// Sent mail whose copy to the Sent folder failed earlier.
@@ -327,7 +310,36 @@ fn dot_written(marker: &std::path::Path) -> bool {
     std::fs::metadata(marker).is_ok_and(|m| m.len() > 0)
 }
 
-fn remove_marker(marker: Option<std::path::PathBuf>) {
+/// The step the SMTP client runs just before the final dot: the marker
+/// file is opened, empty, before the row is marked committing; the last
+/// step is then a single one-byte write to an open file, the shortest
+/// thing that can stand before the dot (creating a file there left a
+/// window of tens of microseconds in which a kill lost the mail).
+async fn commit_step(
+    store: crate::store::Store,
+    marker: Option<PathBuf>,
+    id: i64,
+    lease_until: jiff::Timestamp,
+) -> Result<LastStep> {
+    let file = match &marker {
+        Some(m) => Some(
+            std::fs::File::create(m).with_context(|| format!("cannot create {}", m.display()))?,
+        ),
+        None => None,
+    };
+    store.mark_committing(id, lease_until).await?;
+    let last: LastStep = Box::new(move || match file {
+        Some(mut f) => {
+            use std::io::Write;
+            f.write_all(b"1")
+                .context("cannot write the in-flight marker")
+        }
+        None => Ok(()),
+    });
+    Ok(last)
+}
+
+fn remove_marker(marker: Option<PathBuf>) {
     if let Some(m) = marker {
         let _ = std::fs::remove_file(m);
     }
