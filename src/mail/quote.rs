@@ -73,8 +73,31 @@ pub fn new_text(body: &str) -> String {
         body
     };
     let lines: Vec<&str> = text.split('\n').collect();
+    let out = kept_lines(&lines);
+    let mut kept: Vec<&str> = out.iter().map(|&k| lines[k].trim_end()).collect();
+    loop {
+        while kept.last().is_some_and(|l| l.is_empty()) {
+            kept.pop();
+        }
+        match kept.last() {
+            Some(l) if is_mobile_line(l) => {
+                kept.pop();
+            }
+            _ => break,
+        }
+    }
+    let first = kept
+        .iter()
+        .position(|l| !l.is_empty())
+        .unwrap_or(kept.len());
+    kept[first..].join("\n")
+}
 
-    // Indices of the kept lines, in order.
+/// The indices of the lines the writer typed, in order: up to the first
+/// marker, signature, separator or header block, without quoted lines and
+/// their attributions, and without a second blank line where quoted lines
+/// were dropped.
+fn kept_lines(lines: &[&str]) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
     // Lines were dropped since the last kept non-blank line.
     let mut gap = false;
@@ -107,14 +130,14 @@ pub fn new_text(body: &str) -> String {
         }
         if is_signature_delimiter(line)
             || is_separator(line)
-            || starts_underscore_block(&lines, i)
-            || starts_header_block(&lines, i)
+            || starts_underscore_block(lines, i)
+            || starts_header_block(lines, i)
         {
             break;
         }
         if line.trim_end().ends_with(':') {
-            if let Some((start, kind)) = attribution(&lines, i, &out) {
-                let quote_follows = next_non_blank_is_quoted(&lines, i + 1);
+            if let Some((start, kind)) = attribution(lines, i, &out) {
+                let quote_follows = next_non_blank_is_quoted(lines, i + 1);
                 if quote_follows || kind == Kind::Certain {
                     // Lines start..i are the last kept ones (checked in
                     // `attribution`).
@@ -132,24 +155,7 @@ pub fn new_text(body: &str) -> String {
         gap = false;
         i += 1;
     }
-
-    let mut kept: Vec<&str> = out.iter().map(|&k| lines[k].trim_end()).collect();
-    loop {
-        while kept.last().is_some_and(|l| l.is_empty()) {
-            kept.pop();
-        }
-        match kept.last() {
-            Some(l) if is_mobile_line(l) => {
-                kept.pop();
-            }
-            _ => break,
-        }
-    }
-    let first = kept
-        .iter()
-        .position(|l| !l.is_empty())
-        .unwrap_or(kept.len());
-    kept[first..].join("\n")
+    out
 }
 
 fn is_blank(line: &str) -> bool {

@@ -215,19 +215,11 @@ async fn process_batch(
             uid: h.uid,
         };
         let body = bodies.iter().find(|b| b.uid == h.uid);
-        let mut mail = match body {
-            Some(b) => parse::parse(&b.bytes, s.intake.max_attachment_bytes),
+        let mail = match body {
+            Some(b) => parse_fetched(s, &b.bytes, h.size),
             // Header-only: enough to know it is automated or seen before.
             None => head.take().unwrap_or_else(|| parse::parse(&h.bytes, 0)),
         };
-        if body.is_some() && u64::from(h.size) > s.intake.max_message_bytes {
-            // Only the start was fetched: attachments may be cut off, so
-            // none is kept as if it were whole; their metadata stays.
-            mail.truncated_from = Some(u64::from(h.size));
-            for a in &mut mail.attachments {
-                a.data = None;
-            }
-        }
         let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
         log_outcome(h.uid, &mail.message_id, &outcome);
         if outcome.is_case_mail() {
@@ -238,14 +230,7 @@ async fn process_batch(
     if processed > 0 {
         app.outbox_wake.notify_one();
     }
-    for &uid in &keywords {
-        if let Err(e) = imap.add_keyword(uid, &s.imap.keyword).await {
-            tracing::warn!(uid, error = %format!("{e:#}"), "could not set the complaint keyword");
-        }
-    }
-    if let Some(to) = s.intake.complaint_folder.as_deref() {
-        move_case_mail(imap, &keywords, to).await;
-    }
+    mark_case_mail(app, imap, &keywords, s.intake.complaint_folder.as_deref()).await;
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.
     if let Some(&max) = uids.iter().max() {
@@ -352,23 +337,7 @@ async fn overrule_batch(
     first_look: bool,
 ) -> Result<(usize, Option<u32>)> {
     let s = &app.settings;
-    let headers = imap.fetch_headers(uids).await?;
-    let ids: Vec<String> = headers
-        .iter()
-        .map(|h| parse::parse(&h.bytes, 0).message_id)
-        .collect();
-    let settled = app.store.settled_ids(&ids).await?;
-    let seen = if first_look {
-        app.store.known_inbound(&ids).await?
-    } else {
-        Default::default()
-    };
-    let wanted: Vec<u32> = headers
-        .iter()
-        .zip(&ids)
-        .filter(|(_, id)| !settled.contains(*id) && (!first_look || seen.contains(*id)))
-        .map(|(h, _)| h.uid)
-        .collect();
+    let wanted = overrule_wanted(app, imap, uids, first_look).await?;
     if wanted.is_empty() {
         return Ok((0, None));
     }
@@ -378,13 +347,7 @@ async fn overrule_batch(
     let mut case_mail = Vec::new();
     let mut failed = None;
     for b in &bodies {
-        let mut mail = parse::parse(&b.bytes, s.intake.max_attachment_bytes);
-        if u64::from(b.size) > s.intake.max_message_bytes {
-            mail.truncated_from = Some(u64::from(b.size));
-            for a in &mut mail.attachments {
-                a.data = None;
-            }
-        }
+        let mail = parse_fetched(s, &b.bytes, b.size);
         let origin = Origin {
             folder,
             uidvalidity,
@@ -402,21 +365,7 @@ async fn overrule_batch(
                 continue;
             }
         };
-        match &outcome {
-            Outcome::Case { reference, status } => {
-                tracing::info!(uid = b.uid, message_id = %mail.message_id, reference = %reference,
-                    status = %status, gesture = gesture.as_str(), "case opened by staff")
-            }
-            Outcome::Reply { reference } => {
-                tracing::info!(uid = b.uid, message_id = %mail.message_id, reference = %reference,
-                    gesture = gesture.as_str(), "mail staff marked filed on its case")
-            }
-            Outcome::Refused(why) => {
-                tracing::warn!(uid = b.uid, message_id = %mail.message_id, outcome = %outcome.label(),
-                    gesture = gesture.as_str(), "staff asked to make a complaint of {why} mail; refused")
-            }
-            other => tracing::debug!(uid = b.uid, outcome = %other.label(), "case mail already"),
-        }
+        log_overrule(b.uid, &mail.message_id, &outcome, gesture);
         if outcome.is_case_mail() {
             case_mail.push(b.uid);
         }
@@ -424,17 +373,86 @@ async fn overrule_batch(
     if !case_mail.is_empty() {
         app.outbox_wake.notify_one();
     }
-    for &uid in &case_mail {
-        if let Err(e) = imap.add_keyword(uid, &s.imap.keyword).await {
+    let move_to = s
+        .intake
+        .complaint_folder
+        .as_deref()
+        .filter(|_| gesture == Gesture::Keyword);
+    mark_case_mail(app, imap, &case_mail, move_to).await;
+    Ok((case_mail.len(), failed))
+}
+
+/// The UIDs of a batch `staff_overrule` must look at: not settled yet
+/// and, on the `first_look` at a complaint folder, seen by intake before.
+async fn overrule_wanted(
+    app: &App,
+    imap: &mut Imap,
+    uids: &[u32],
+    first_look: bool,
+) -> Result<Vec<u32>> {
+    let headers = imap.fetch_headers(uids).await?;
+    let ids: Vec<String> = headers
+        .iter()
+        .map(|h| parse::parse(&h.bytes, 0).message_id)
+        .collect();
+    let settled = app.store.settled_ids(&ids).await?;
+    let seen = if first_look {
+        app.store.known_inbound(&ids).await?
+    } else {
+        Default::default()
+    };
+    Ok(headers
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| !settled.contains(*id) && (!first_look || seen.contains(*id)))
+        .map(|(h, _)| h.uid)
+        .collect())
+}
+
+fn log_overrule(uid: u32, message_id: &str, outcome: &Outcome, gesture: Gesture) {
+    match outcome {
+        Outcome::Case { reference, status } => {
+            tracing::info!(uid, message_id, reference = %reference,
+                status = %status, gesture = gesture.as_str(), "case opened by staff")
+        }
+        Outcome::Reply { reference } => {
+            tracing::info!(uid, message_id, reference = %reference,
+                gesture = gesture.as_str(), "mail staff marked filed on its case")
+        }
+        Outcome::Refused(why) => {
+            tracing::warn!(uid, message_id, outcome = %outcome.label(),
+                gesture = gesture.as_str(), "staff asked to make a complaint of {why} mail; refused")
+        }
+        other => tracing::debug!(uid, outcome = %other.label(), "case mail already"),
+    }
+}
+
+/// A fetched body, parsed. When only its start was fetched (`size` is
+/// over the cap), attachments may be cut off, so none is kept as if it
+/// were whole; their metadata stays.
+fn parse_fetched(s: &crate::config::Settings, bytes: &[u8], size: u32) -> parse::InboundMail {
+    let mut mail = parse::parse(bytes, s.intake.max_attachment_bytes);
+    if u64::from(size) > s.intake.max_message_bytes {
+        mail.truncated_from = Some(u64::from(size));
+        for a in &mut mail.attachments {
+            a.data = None;
+        }
+    }
+    mail
+}
+
+/// Sets the complaint keyword on case mail and, with `move_to`, moves it
+/// to the complaint folder. Failures are logged: the register has the
+/// case, the keyword is a convenience for people.
+async fn mark_case_mail(app: &App, imap: &mut Imap, uids: &[u32], move_to: Option<&str>) {
+    for &uid in uids {
+        if let Err(e) = imap.add_keyword(uid, &app.settings.imap.keyword).await {
             tracing::warn!(uid, error = %format!("{e:#}"), "could not set the complaint keyword");
         }
     }
-    if gesture == Gesture::Keyword {
-        if let Some(to) = s.intake.complaint_folder.as_deref() {
-            move_case_mail(imap, &case_mail, to).await;
-        }
+    if let Some(to) = move_to {
+        move_case_mail(imap, uids, to).await;
     }
-    Ok((case_mail.len(), failed))
 }
 
 fn log_outcome(uid: u32, message_id: &str, outcome: &Outcome) {

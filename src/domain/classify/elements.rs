@@ -359,83 +359,90 @@ pub(super) fn elements_of(r: &Reading) -> Elements {
     let body_text = cut_quoted(r.text);
     let body = sentences(&body_text);
     let subject = r.subject.trim();
-    let whole = &r.whole;
     // Each sentence once, in the language of the whole mail.
     let parts: Vec<features::Prepared> = body
         .iter()
-        .map(|s| features::prepare_in(Some(whole.lang), "", s))
+        .map(|s| features::prepare_in(Some(r.whole.lang), "", s))
         .collect();
-    let sentence_p = |m: &model::Model| -> Option<(usize, f64)> {
-        body.iter()
-            .enumerate()
-            .map(|(i, _)| (i, m.probability(&parts[i])))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-    };
-    // The sentence that says what went wrong: one with a cue of
-    // dissatisfaction or failure first, then the most complaint-like.
-    // A mail with no such cue and no complaint-like reading states no
-    // nature, whatever the nature model (which only saw complaints) says.
-    let nature_sentence = || -> Option<usize> {
-        let cued: Vec<bool> = parts
-            .iter()
-            .map(|p| p.cues().iter().any(|c| NATURE_CUES.contains(c)))
-            .collect();
-        // Only the cued sentences need scoring when there are any.
-        let any_cued = cued.contains(&true);
-        let (i, score) = (0..parts.len())
-            .filter(|&i| cued[i] || !any_cued)
-            .map(|i| {
-                (
-                    i,
-                    f64::from(u8::from(cued[i])) + model::MODEL.probability(&parts[i]),
-                )
-            })
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
-        let plausible = score >= 1.0 || r.probability >= model::MODEL.file.thresholds.possible;
-        plausible.then_some(i)
-    };
-    let nature_at = if model::NATURE.decides(whole) {
-        nature_sentence()
-    } else {
-        None
-    };
-    let nature = if nature_at.is_some() {
-        nature_at.map(|i| clip(&body[i], ELEMENT_MAX_CHARS))
-    } else if body.is_empty() && model::NATURE.decides(whole) {
-        let complaint_like = r.probability >= model::MODEL.file.thresholds.possible;
-        (complaint_like && !subject.is_empty()).then(|| clip(subject, ELEMENT_MAX_CHARS))
-    } else {
-        None
-    };
+    Elements {
+        nature: nature_of(r, &body, &parts, subject),
+        dates: dates_of(&body, subject),
+        desired_outcome: desired_outcome_of(r, &body, &parts, subject),
+    }
+}
+
+/// The sentence that says what went wrong: one with a cue of
+/// dissatisfaction or failure first, then the most complaint-like. A mail
+/// with no such cue and no complaint-like reading states no nature,
+/// whatever the nature model (which only saw complaints) says. A mail with
+/// no body sentences but a complaint-like reading: its subject.
+fn nature_of(
+    r: &Reading,
+    body: &[String],
+    parts: &[features::Prepared],
+    subject: &str,
+) -> Option<String> {
+    if !model::NATURE.decides(&r.whole) {
+        return None;
+    }
+    let complaint_like = r.probability >= model::MODEL.file.thresholds.possible;
+    if body.is_empty() {
+        return (complaint_like && !subject.is_empty()).then(|| clip(subject, ELEMENT_MAX_CHARS));
+    }
+    let cued: Vec<bool> = parts
+        .iter()
+        .map(|p| p.cues().iter().any(|c| NATURE_CUES.contains(c)))
+        .collect();
+    // Only the cued sentences need scoring when there are any.
+    let any_cued = cued.contains(&true);
+    let (i, score) = (0..parts.len())
+        .filter(|&i| cued[i] || !any_cued)
+        .map(|i| {
+            (
+                i,
+                f64::from(u8::from(cued[i])) + model::MODEL.probability(&parts[i]),
+            )
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+    (score >= 1.0 || complaint_like).then(|| clip(&body[i], ELEMENT_MAX_CHARS))
+}
+
+/// The sentence that asks for a remedy: by an explicit request phrase, or
+/// the one the outcome model (which reads the whole mail) points at, when
+/// it reads as a wish itself and not as one to file the complaint.
+fn desired_outcome_of(
+    r: &Reading,
+    body: &[String],
+    parts: &[features::Prepared],
+    subject: &str,
+) -> Option<String> {
     let by_rule = body
         .iter()
         .map(String::as_str)
         .chain(std::iter::once(subject))
         .find(|s| states_outcome(&tokenize(s, Mode::Signals)));
-    let desired = match by_rule {
-        Some(s) => Some(clip(s, ELEMENT_MAX_CHARS)),
-        // The outcome model reads the whole mail; the sentence it points at
-        // must itself read as a wish, and not one to file the complaint.
-        None if model::OUTCOME.decides(whole) => sentence_p(&model::OUTCOME)
-            .filter(|&(i, p)| {
-                let filing = tokenize(&body[i], Mode::Signals)
-                    .iter()
-                    .any(|t| FILING_WORDS.contains(&t.w.as_str()));
-                p >= 0.5 && !filing
-            })
-            .map(|(i, _)| clip(&body[i], ELEMENT_MAX_CHARS)),
-        None => None,
-    };
-    let subj_toks = tokenize(subject, Mode::Signals);
+    if let Some(s) = by_rule {
+        return Some(clip(s, ELEMENT_MAX_CHARS));
+    }
+    if !model::OUTCOME.decides(&r.whole) {
+        return None;
+    }
+    let (i, p) = (0..parts.len())
+        .map(|i| (i, model::OUTCOME.probability(&parts[i])))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+    let filing = tokenize(&body[i], Mode::Signals)
+        .iter()
+        .any(|t| FILING_WORDS.contains(&t.w.as_str()));
+    (p >= 0.5 && !filing).then(|| clip(&body[i], ELEMENT_MAX_CHARS))
+}
+
+/// The first date, weekday, month, relative day or session reference, in
+/// the text (quoted history cut off) before the subject.
+fn dates_of(body: &[String], subject: &str) -> Option<String> {
     let unquoted = body.join("\n");
-    let dates = numeric_date(&unquoted)
+    numeric_date(&unquoted)
         .or_else(|| worded_date(&tokenize(&unquoted, Mode::Signals)))
         .or_else(|| numeric_date(subject))
-        .or_else(|| worded_date(&subj_toks))
-        .map(|d| clip(&d, ELEMENT_MAX_CHARS));
-    Elements {
-        nature,
-        dates,
-        desired_outcome: desired,
-    }
+        .or_else(|| worded_date(&tokenize(subject, Mode::Signals)))
+        .map(|d| clip(&d, ELEMENT_MAX_CHARS))
 }
