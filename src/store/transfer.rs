@@ -46,40 +46,7 @@ pub struct Copied {
 /// Refuses while mail is being sent from `from` (stop the daemon first):
 /// an in-flight send's state does not survive a move.
 pub async fn transfer(from: &Store, to: &Store) -> Result<Vec<Copied>> {
-    let source_tables = tables(from).await?;
-    let mut expected: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
-    expected.sort();
-    if source_tables != expected {
-        bail!("the source database has tables {source_tables:?}, not the ones this klachtd knows; nothing copied");
-    }
-    let versions = (schema_version(from).await?, schema_version(to).await?);
-    if versions.0 != versions.1 {
-        bail!(
-            "schema versions differ (source {}, target {}); nothing copied",
-            versions.0,
-            versions.1
-        );
-    }
-    // Columns first: a SQLite pool has one connection, which the
-    // transactions below hold.
-    let mut plan = Vec::new();
-    for &table in TABLES {
-        let n = count(to, table).await?;
-        if n > 0 {
-            bail!("the target database is not empty ({table} holds {n} rows); a transfer only goes into a new, empty database; nothing copied");
-        }
-        let columns = columns_of(from, table).await?;
-        let names = |c: &[(String, Kind)]| {
-            let mut v: Vec<String> = c.iter().map(|(n, _)| n.clone()).collect();
-            v.sort();
-            v
-        };
-        if names(&columns) != names(&columns_of(to, table).await?) {
-            bail!("table {table} has other columns in the target database; nothing copied");
-        }
-        plan.push((table, columns));
-    }
-
+    let plan = plan(from, to).await?;
     let mut src = from.begin().await?;
     if from.backend == Backend::Postgres {
         // One snapshot for every table.
@@ -99,30 +66,7 @@ pub async fn transfer(from: &Store, to: &Store) -> Result<Vec<Copied>> {
     let mut dst = to.begin().await?;
     let mut copied = Vec::new();
     for (table, columns) in plan {
-        let list = columns
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let placeholders = (1..=columns.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let insert = format!("INSERT INTO {table} ({list}) VALUES ({placeholders})");
-        let select = format!("SELECT {list} FROM {table} ORDER BY 1");
-        let mut rows = sqlx::query(&select).fetch(&mut *src);
-        let mut n: i64 = 0;
-        while let Some(row) = rows.try_next().await? {
-            let mut q = sqlx::query(&insert);
-            for (i, (name, kind)) in columns.iter().enumerate() {
-                q = bind(q, &row, i, *kind).with_context(|| format!("reading {table}.{name}"))?;
-            }
-            q.execute(&mut *dst)
-                .await
-                .with_context(|| format!("writing a row of {table}"))?;
-            n += 1;
-        }
-        drop(rows);
+        let rows = copy_table(&mut src, &mut dst, table, &columns).await?;
         if to.backend == Backend::Postgres && columns.iter().any(|(c, _)| c == "id") {
             // The next id after the copied ones, not 1.
             sqlx::query(&format!(
@@ -131,14 +75,7 @@ pub async fn transfer(from: &Store, to: &Store) -> Result<Vec<Copied>> {
             .execute(&mut *dst)
             .await?;
         }
-        let written: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut *dst)
-            .await?
-            .try_get(0)?;
-        if written != n {
-            bail!("{table}: {n} rows read but {written} in the target; nothing copied");
-        }
-        copied.push(Copied { table, rows: n });
+        copied.push(Copied { table, rows });
     }
     dst.commit().await?;
     src.rollback().await?;
@@ -148,6 +85,87 @@ pub async fn transfer(from: &Store, to: &Store) -> Result<Vec<Copied>> {
         "register transferred"
     );
     Ok(copied)
+}
+
+/// The tables to copy with their columns, after checking that both sides
+/// have this klachtd's tables, schema version and columns, and that the
+/// target is empty.
+async fn plan(from: &Store, to: &Store) -> Result<Vec<(&'static str, Vec<(String, Kind)>)>> {
+    let source_tables = tables(from).await?;
+    let mut expected: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
+    expected.sort();
+    if source_tables != expected {
+        bail!("the source database has tables {source_tables:?}, not the ones this klachtd knows; nothing copied");
+    }
+    let versions = (schema_version(from).await?, schema_version(to).await?);
+    if versions.0 != versions.1 {
+        bail!(
+            "schema versions differ (source {}, target {}); nothing copied",
+            versions.0,
+            versions.1
+        );
+    }
+    // Columns first: a SQLite pool has one connection, which the
+    // transactions of the copy hold.
+    let mut plan = Vec::new();
+    for &table in TABLES {
+        let n = count(to, table).await?;
+        if n > 0 {
+            bail!("the target database is not empty ({table} holds {n} rows); a transfer only goes into a new, empty database; nothing copied");
+        }
+        let columns = columns_of(from, table).await?;
+        let names = |c: &[(String, Kind)]| {
+            let mut v: Vec<String> = c.iter().map(|(n, _)| n.clone()).collect();
+            v.sort();
+            v
+        };
+        if names(&columns) != names(&columns_of(to, table).await?) {
+            bail!("table {table} has other columns in the target database; nothing copied");
+        }
+        plan.push((table, columns));
+    }
+    Ok(plan)
+}
+
+/// Copies every row of `table`, then checks the target holds as many.
+async fn copy_table(
+    src: &mut super::Tx,
+    dst: &mut super::Tx,
+    table: &str,
+    columns: &[(String, Kind)],
+) -> Result<i64> {
+    let list = columns
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let placeholders = (1..=columns.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let insert = format!("INSERT INTO {table} ({list}) VALUES ({placeholders})");
+    let select = format!("SELECT {list} FROM {table} ORDER BY 1");
+    let mut rows = sqlx::query(&select).fetch(&mut **src);
+    let mut n: i64 = 0;
+    while let Some(row) = rows.try_next().await? {
+        let mut q = sqlx::query(&insert);
+        for (i, (name, kind)) in columns.iter().enumerate() {
+            q = bind(q, &row, i, *kind).with_context(|| format!("reading {table}.{name}"))?;
+        }
+        q.execute(&mut **dst)
+            .await
+            .with_context(|| format!("writing a row of {table}"))?;
+        n += 1;
+    }
+    drop(rows);
+    let written: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&mut **dst)
+        .await?
+        .try_get(0)?;
+    if written != n {
+        bail!("{table}: {n} rows read but {written} in the target; nothing copied");
+    }
+    Ok(n)
 }
 
 fn bind<'q>(
