@@ -236,7 +236,7 @@ pub async fn main(cli: Cli) -> Result<()> {
                 crate::workers::run_once(&app).await?;
                 app.store.close().await;
             } else {
-                crate::workers::run(app).await?;
+                crate::workers::run(app, crate::workers::shutdown_signal()).await?;
             }
         }
         Command::Cases(a) => cases::list(settings, clock, a).await?,

@@ -37,14 +37,16 @@ pub async fn run_once(app: &App) -> Result<()> {
     Ok(())
 }
 
-/// Runs until SIGTERM/SIGINT: intake (IDLE), outbox. Graceful: the current
+/// Runs intake (IDLE), outbox and scheduler until `shutdown` completes
+/// (the binary passes [`shutdown_signal`]: SIGTERM or SIGINT; a test can
+/// pass any future and run the daemon in-process). Graceful: the current
 /// message or send completes, then the tasks are joined.
-pub async fn run(app: App) -> Result<()> {
+pub async fn run(app: App, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let intake_task = tokio::spawn(intake::run(app.clone(), stop_rx.clone()));
     let outbox_task = tokio::spawn(outbox::run(app.clone(), stop_rx.clone()));
     let scheduler_task = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     app.outbox_wake.notify_one();
@@ -61,7 +63,8 @@ pub async fn run(app: App) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
