@@ -571,6 +571,40 @@ fn the_daemon_acknowledges_while_idling_and_stops_gracefully_on_sigterm() {
     assert_eq!(w.cases().len(), 1);
 }
 
+/// The daemon's loops in this process (`workers::run` with a shutdown
+/// future of the test's own), as an embedding program or a test would run
+/// them: the complaint is acknowledged, and `run` returns once the future
+/// completes.
+#[test]
+fn the_daemon_runs_in_process_until_its_shutdown_future_completes() {
+    let w = World::new();
+    let settings = klachtd::config::Settings::load(&w.config).expect("test config");
+    let client = w.client("inproc");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "inproc");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // As the binary does: the daemon's future on a runtime of its own
+    // (block_on, as in main), here on a thread of the test's.
+    let daemon = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let app = klachtd::app::App::new(settings, klachtd::clock::Clock::system()).await?;
+            klachtd::workers::run(app, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    });
+    let acks = w
+        .stack
+        .wait_for_messages(&client, "INBOX", 1, Duration::from_secs(30));
+    assert_eq!(acks.len(), 1, "the in-process daemon acknowledged it");
+    assert!(!daemon.is_finished(), "run keeps going until told to stop");
+    stop.send(()).expect("daemon still listening");
+    let result = daemon.join().expect("daemon thread did not panic");
+    assert!(result.is_ok(), "graceful: {result:?}");
+    assert_eq!(w.cases().len(), 1);
+}
+
 #[test]
 fn check_config_tries_both_logins_and_names_what_failed() {
     let w = World::new();
