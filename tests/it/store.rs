@@ -69,6 +69,9 @@ on_both_backends!(scheduled_work_and_alarms_are_claimed_once_across_pools:
 on_both_backends!(migrations_are_idempotent:
     sqlite_migrations_are_idempotent,
     postgres_migrations_are_idempotent);
+on_both_backends!(a_bad_stored_value_is_an_error_naming_case_and_column:
+    sqlite_a_bad_stored_value_is_an_error_naming_case_and_column,
+    postgres_a_bad_stored_value_is_an_error_naming_case_and_column);
 
 // ------------------------------------------------------------------ helpers
 
@@ -986,6 +989,58 @@ async fn migrations_are_idempotent(url: &str) {
     assert!(!claim(&second, "<kept@client.test>", 2).await);
     first.close().await;
     second.close().await;
+}
+
+/// A case is read into typed values once, in the store, and writes back
+/// the text it was read from. A value the register should never hold (a
+/// hand-edited or damaged row) is an error naming the case and the column,
+/// never a panic; an address stays out of the message (personal data).
+async fn a_bad_stored_value_is_an_error_naming_case_and_column(url: &str) {
+    let store = open(url).await;
+    let case = insert_bare_case(&store, 2026, Status::Received).await;
+    let text = |col: &'static str| {
+        let store = store.clone();
+        async move {
+            sqlx::query(&format!("SELECT {col} FROM cases WHERE id = $1"))
+                .bind(case)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+                .try_get::<String, _>(0)
+                .unwrap()
+        }
+    };
+    let c = store.case_by_id(case).await.unwrap().unwrap();
+    assert_eq!(db_time(c.received_at), text("received_at").await);
+    assert_eq!(db_time(c.created_at), text("created_at").await);
+    assert_eq!(c.ack_due.to_string(), text("ack_due").await);
+    assert_eq!(c.reference.to_string(), text("reference").await);
+    assert_eq!(c.source.as_str(), text("source").await);
+    for (col, bad, shown) in [
+        ("ack_due", "2026-13-01", true),
+        ("received_at", "gisteren", true),
+        ("reference", "KL-26-1", true),
+        ("source", "fax", true),
+        ("client_email", "klant@@client.test", false),
+        ("handler_email", "anna", false),
+        ("concerns", "niet-een-adres", false),
+    ] {
+        let before = text(col).await;
+        let sql = format!("UPDATE cases SET {col} = $1 WHERE id = $2");
+        let set = |v: String| sqlx::query(&sql).bind(v).bind(case).execute(store.pool());
+        set(bad.to_string()).await.unwrap();
+        let err = format!("{:#}", store.case_by_id(case).await.expect_err(col));
+        assert!(
+            err.contains(&format!("case id {case} ")) && err.contains(&format!("column {col}:")),
+            "{err}"
+        );
+        assert_eq!(err.contains(bad), shown, "{err}");
+        let listed = store.cases(&CaseFilter::default()).await;
+        assert!(listed.is_err(), "the register listing says so too");
+        set(before).await.unwrap();
+    }
+    assert!(store.case_by_id(case).await.unwrap().is_some());
+    store.close().await;
 }
 
 #[tokio::test]
