@@ -8,6 +8,8 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::clock::db_time;
+use crate::config::local_date;
 use crate::domain::calendar::Calendar;
 use crate::domain::event::{CaseEvent, EventKind};
 use crate::domain::types::Status;
@@ -104,7 +106,7 @@ pub struct Record {
 }
 
 fn day_of(ts: &str, tz: &TimeZone) -> Option<Date> {
-    crate::clock::parse_db_time(ts).map(|t| crate::config::local_date(t, tz))
+    crate::clock::parse_db_time(ts).map(|t| local_date(t, tz))
 }
 
 /// Computes the register's facts of `case` from its timeline `events`.
@@ -115,7 +117,7 @@ pub fn record(
     tz: &TimeZone,
     cal: &Calendar,
 ) -> Record {
-    let received_on = day_of(&case.received_at, tz).unwrap_or(today);
+    let received_on = local_date(case.received_at, tz);
     let mut outcome = None;
     let mut responded_on = None;
     let mut closed_on = None;
@@ -177,18 +179,17 @@ pub fn record(
     let complaint = outcome.is_complaint();
     let open = case.status != Status::Closed;
 
-    let acknowledged_on = case.ack_sent_at.as_deref().and_then(|t| day_of(t, tz));
-    let ack_due = case.ack_due.parse::<Date>().ok();
+    let acknowledged_on = case.ack_sent_at.map(|t| local_date(t, tz));
+    let ack_due = case.ack_due;
     // A phone complaint without an address is acknowledged by phone.
     let ack_required = case.client_email.is_some() || case.anonymised_at.is_some();
-    let ack_on_time = match (acknowledged_on, ack_due) {
+    let ack_on_time = match acknowledged_on {
         _ if !complaint || !ack_required => None,
-        (Some(on), Some(due)) => Some(on <= due),
-        (None, Some(due)) if due < today => Some(false),
-        _ => None,
+        Some(on) => Some(on <= ack_due),
+        None if ack_due < today => Some(false),
+        None => None,
     };
 
-    let response_due = case.response_due.parse::<Date>().ok();
     let original_response_due = events
         .iter()
         .find(|e| e.kind == CaseEvent::Extended.into())
@@ -199,7 +200,7 @@ pub fn record(
                 .as_str()
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| case.response_due.clone());
+        .unwrap_or_else(|| case.response_due.to_string());
     let original_due = original_response_due.parse::<Date>().ok();
     let kept = |due: Option<Date>| match (responded_on, due) {
         _ if !complaint => None,
@@ -207,13 +208,11 @@ pub fn record(
         (None, Some(due)) if due < today => Some(false),
         _ => None,
     };
-    let response_on_time = kept(response_due);
+    let response_on_time = kept(Some(case.response_due));
     let response_within_term = kept(original_due);
 
-    let ack_late_now =
-        ack_required && acknowledged_on.is_none() && ack_due.is_some_and(|d| d < today);
-    let answer_late_now =
-        complaint && responded_on.is_none() && response_due.is_some_and(|d| d < today);
+    let ack_late_now = ack_required && acknowledged_on.is_none() && ack_due < today;
+    let answer_late_now = complaint && responded_on.is_none() && case.response_due < today;
     let overdue = open && outcome != Outcome::NoComplaint && (ack_late_now || answer_late_now);
 
     Record {
@@ -247,17 +246,18 @@ pub fn case_json(c: &CaseRow, r: &Record) -> Value {
         "subject": c.subject,
         "handler_email": c.handler_email,
         "concerns": c.concerns,
-        "received_at": c.received_at,
-        "ack_sent_at": c.ack_sent_at,
-        "ack_due": c.ack_due,
-        "response_due": c.response_due,
+        // Instants and dates as the register stores them.
+        "received_at": db_time(c.received_at),
+        "ack_sent_at": c.ack_sent_at.map(db_time),
+        "ack_due": c.ack_due.to_string(),
+        "response_due": c.response_due.to_string(),
         "missing": c.missing.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
         "nature": c.nature,
         "dates": c.dates,
         "desired_outcome": c.desired_outcome,
         "triage_reason": c.triage_reason,
-        "closed_at": c.closed_at,
-        "anonymised_at": c.anonymised_at,
+        "closed_at": c.closed_at.map(db_time),
+        "anonymised_at": c.anonymised_at.map(db_time),
         "outcome": r.outcome.as_str(),
         "ack_working_days": r.ack_working_days,
         "ack_on_time": r.ack_on_time,
@@ -319,7 +319,8 @@ pub fn records(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::domain::types::{Category, Lang};
+    use crate::domain::case::Source;
+    use crate::domain::types::{Category, EmailAddress, Lang};
     use serde_json::json;
 
     /// A case received at `received` (UTC) with the Dutch calendar's terms.
@@ -328,13 +329,13 @@ pub(crate) mod tests {
         let day: Date = received[..10].parse().unwrap();
         CaseRow {
             id,
-            reference: format!("KL-2026-{id:04}"),
+            reference: format!("KL-2026-{id:04}").parse().unwrap(),
             status,
             category: Category::Coaching,
             language: Lang::Nl,
-            source: "email".into(),
+            source: Source::Email,
             client_name: "Jan".into(),
-            client_email: Some(format!("client{id}@client.test")),
+            client_email: Some(EmailAddress::parse(&format!("client{id}@client.test")).unwrap()),
             client_phone: None,
             subject: "s".into(),
             body: "b".into(),
@@ -343,13 +344,13 @@ pub(crate) mod tests {
             desired_outcome: None,
             missing: vec![],
             concerns: vec![],
-            handler_email: Some("anna@31solutions.test".into()),
-            received_at: received.into(),
+            handler_email: Some(EmailAddress::parse("anna@31solutions.test").unwrap()),
+            received_at: received.parse().unwrap(),
             ack_sent_at: None,
-            ack_due: cal.add_working_days(day, 5).to_string(),
-            response_due: cal.add_working_days(day, 20).to_string(),
+            ack_due: cal.add_working_days(day, 5),
+            response_due: cal.add_working_days(day, 20),
             triage_reason: None,
-            created_at: received.into(),
+            created_at: received.parse().unwrap(),
             closed_at: None,
             client_token: None,
             anonymised_at: None,
@@ -381,8 +382,8 @@ pub(crate) mod tests {
     fn an_extended_case_answered_late_for_the_term_but_in_time_for_the_new_date() {
         // Received Mon 2 Nov 2026: ack due 9 Nov, answer due 30 Nov.
         let mut c = case(1, Status::Closed, "2026-11-02T09:00:00Z");
-        c.ack_sent_at = Some("2026-11-02T09:01:00Z".into());
-        c.response_due = "2026-12-07".into();
+        c.ack_sent_at = Some("2026-11-02T09:01:00Z".parse().unwrap());
+        c.response_due = "2026-12-07".parse().unwrap();
         let evs = [
             event(
                 "2026-11-25T10:00:00Z",
@@ -477,7 +478,7 @@ pub(crate) mod tests {
     #[test]
     fn a_phone_complaint_without_an_address_needs_no_mailed_acknowledgement() {
         let mut c = case(4, Status::InProgress, "2026-11-02T09:00:00Z");
-        c.source = "phone".into();
+        c.source = Source::Phone;
         c.client_email = None;
         let r = rec(&c, &[], "2026-11-20");
         assert_eq!(r.ack_on_time, None);
@@ -492,7 +493,7 @@ pub(crate) mod tests {
     fn dates_are_local_days() {
         // 23:30 UTC on Sunday 1 Nov is already Monday 2 Nov in Amsterdam.
         let mut c = case(5, Status::Acknowledged, "2026-11-01T23:30:00Z");
-        c.ack_sent_at = Some("2026-11-01T23:31:00Z".into());
+        c.ack_sent_at = Some("2026-11-01T23:31:00Z".parse().unwrap());
         let r = rec(&c, &[], "2026-11-03");
         assert_eq!(r.received_on, "2026-11-02".parse().unwrap());
         assert_eq!(r.acknowledged_on, Some("2026-11-02".parse().unwrap()));

@@ -4,11 +4,11 @@
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{admin_actor, local, CasesArgs};
+use super::{admin_actor, local, local_time, CasesArgs};
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::types::{CaseRef, Status};
+use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::register::{self, case_json, Record};
 use crate::store::{CaseFilter, CaseRow, EventRow, Store};
 
@@ -207,17 +207,18 @@ fn print_table(cases: &[(&CaseRow, &Record)]) {
         let due = if r.overdue {
             format!("{} !", c.response_due)
         } else {
-            c.response_due.clone()
+            c.response_due.to_string()
         };
         println!(
             "{:<14} {:<13} {:<13} {:<16} {:<11} {:<12} {:<28}",
-            c.reference,
+            // As text: the width pads strings, not a CaseRef or a Date.
+            c.reference.to_string(),
             c.status,
             r.outcome.as_str(),
             c.category,
-            c.ack_due,
+            c.ack_due.to_string(),
             due,
-            c.handler_email.as_deref().unwrap_or("-")
+            c.handler_email.as_ref().map_or("-", EmailAddress::as_str)
         );
     }
     if cases.iter().any(|(_, r)| r.overdue) {
@@ -229,8 +230,9 @@ fn print_table(cases: &[(&CaseRow, &Record)]) {
 /// A stored UTC time as local time for people ("2026-11-24 00:22").
 fn print_case(c: &CaseRow, r: &Record, tz: &jiff::tz::TimeZone) {
     let missing: Vec<&str> = c.missing.iter().map(|e| e.as_str()).collect();
+    let concerns: Vec<&str> = c.concerns.iter().map(EmailAddress::as_str).collect();
     for (k, v) in [
-        ("Reference", c.reference.clone()),
+        ("Reference", c.reference.to_string()),
         ("Status", c.status.to_string()),
         ("Category", c.category.to_string()),
         (
@@ -238,24 +240,24 @@ fn print_case(c: &CaseRow, r: &Record, tz: &jiff::tz::TimeZone) {
             format!(
                 "{} <{}>",
                 c.client_name,
-                c.client_email.as_deref().unwrap_or("-")
+                c.client_email.as_ref().map_or("-", EmailAddress::as_str)
             ),
         ),
         ("Subject", c.subject.clone()),
         (
             "Handler",
-            c.handler_email.clone().unwrap_or_else(|| "-".into()),
+            c.handler_email
+                .as_ref()
+                .map_or("-".into(), ToString::to_string),
         ),
-        ("Concerns", c.concerns.join(", ")),
-        ("Received", local(&c.received_at, tz)),
+        ("Concerns", concerns.join(", ")),
+        ("Received", local_time(c.received_at, tz)),
         (
             "Acknowledged",
-            c.ack_sent_at
-                .as_deref()
-                .map_or("-".into(), |t| local(t, tz)),
+            c.ack_sent_at.map_or("-".into(), |t| local_time(t, tz)),
         ),
-        ("Ack due", c.ack_due.clone()),
-        ("Response due", c.response_due.clone()),
+        ("Ack due", c.ack_due.to_string()),
+        ("Response due", c.response_due.to_string()),
         ("Outcome", r.outcome.as_str().to_string()),
         (
             "Extensions",

@@ -351,10 +351,13 @@ fn admin_actor() -> String {
 
 fn local(ts: &str, tz: &jiff::tz::TimeZone) -> String {
     match crate::clock::parse_db_time(ts) {
-        Some(t) => t
-            .to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M")
-            .to_string(),
+        Some(t) => local_time(t, tz),
         None => ts.to_string(),
     }
+}
+
+fn local_time(t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
 }

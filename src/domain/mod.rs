@@ -2,6 +2,7 @@
 
 pub mod assign;
 pub mod calendar;
+pub mod case;
 pub mod classify;
 pub mod command;
 pub mod event;

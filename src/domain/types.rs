@@ -132,6 +132,13 @@ impl fmt::Display for CaseRef {
     }
 }
 
+/// As its text, `KL-2026-0042`: the form JSON output always had.
+impl Serialize for CaseRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid case reference {0:?} (expected KL-YYYY-NNNN)")]
 pub struct InvalidCaseRef(pub String);
@@ -293,6 +300,7 @@ mod tests {
             Some(CaseRef { year: 2026, seq: 7 })
         );
         assert_eq!(CaseRef::find_tag("KL-2026-0007 without brackets"), None);
+        assert_eq!(serde_json::to_value(r).unwrap(), "KL-2026-0042");
     }
 
     #[test]

@@ -23,11 +23,7 @@ pub(crate) fn assignable<'a>(
     who: &str,
 ) -> Result<&'a Staff, String> {
     let target = s.staff_named(who)?;
-    if case
-        .concerns
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(target.email.as_str()))
-    {
+    if case.concerns.contains(&target.email) {
         return Err(format!(
             "geweigerd: de klacht gaat (ook) over {}, die haar dus niet mag behandelen (art. 6)",
             target.name
@@ -39,11 +35,7 @@ pub(crate) fn assignable<'a>(
             target.name
         ));
     }
-    if case
-        .handler_email
-        .as_deref()
-        .is_some_and(|h| h.eq_ignore_ascii_case(target.email.as_str()))
-    {
+    if case.handler_email.as_ref() == Some(&target.email) {
         return Err(format!("{} behandelt deze zaak al", target.name));
     }
     Ok(target)
@@ -170,8 +162,8 @@ pub(crate) async fn hand_over(
     notify::queue_handler_new(w, fresh, to, reason, ack_sent, note).await?;
     let previous = before
         .handler_email
-        .as_deref()
-        .filter(|e| by.is_none_or(|b| !b.email.as_str().eq_ignore_ascii_case(e)));
+        .as_ref()
+        .filter(|e| by.is_none_or(|b| b.email != **e));
     let released =
         notify::queue_handler_released(app, w.tx, fresh, previous, to, reason, now).await?;
     Ok((acked, released))

@@ -2,11 +2,9 @@
 //! to the handler (never to a person the complaint concerns).
 
 use anyhow::Result;
-use jiff::civil::Date;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::config::local_date;
 use crate::domain::event::{CaseEvent, OutboxKind};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::flows::notify::{org_json, queue_staff_mail, StaffMail};
@@ -55,24 +53,16 @@ pub(crate) async fn record_reply(
     };
     let Some(handler) = case
         .handler_email
-        .as_deref()
-        .and_then(|h| EmailAddress::parse(h).ok())
-        .and_then(|h| s.staff_by_email(&h).cloned())
+        .as_ref()
+        .and_then(|h| s.staff_by_email(h).cloned())
     else {
         return Ok(());
     };
-    if case
-        .concerns
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(handler.email.as_str()))
-    {
+    if case.concerns.contains(&handler.email) {
         return Ok(());
     }
     let lang = s.organisation.language;
-    let due: Date = case
-        .response_due
-        .parse()
-        .unwrap_or(local_date(now, &s.organisation.timezone));
+    let due = case.response_due;
     let ctx = json!({
         "org": org_json(s), "reference": reference.to_string(), "lang": lang.as_str(),
         "client_name": case.client_name, "original_subject": case.subject,

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::config::Staff;
+use crate::domain::case::Source;
 use crate::domain::command::{self, Command};
 use crate::domain::event::CaseEvent;
 use crate::flows::open_case;
@@ -69,7 +70,7 @@ pub(crate) async fn forwarded_complaint(
         app,
         tx,
         open_case::CaseInput {
-            source: "forwarded",
+            source: Source::Forwarded,
             client: &client,
             subject: &subject,
             body: &body,

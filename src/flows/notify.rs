@@ -2,7 +2,7 @@
 //! notifications, mail to staff, and the one place a mail is composed and
 //! queued in the outbox (exactly once, see `workers::outbox`).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use jiff::civil::Date;
 use jiff::Timestamp;
 use serde_json::json;
@@ -17,16 +17,12 @@ use crate::mail::parse::InboundMail;
 use crate::mail::render::{long_date, Template};
 use crate::store::{self, NewOutMail, Tx};
 
-pub(crate) fn concerns_json(s: &Settings, concerns: &[String]) -> Vec<serde_json::Value> {
+pub(crate) fn concerns_json(s: &Settings, concerns: &[EmailAddress]) -> Vec<serde_json::Value> {
     concerns
         .iter()
         .map(|e| {
-            let name = EmailAddress::parse(e)
-                .ok()
-                .and_then(|a| s.staff_by_email(&a))
-                .map(|x| x.name.as_str())
-                .unwrap_or("");
-            json!({"name": name, "email": e})
+            let name = s.staff_by_email(e).map(|x| x.name.as_str()).unwrap_or("");
+            json!({"name": name, "email": e.as_str()})
         })
         .collect()
 }
@@ -38,16 +34,12 @@ pub(crate) struct CaseDates {
     pub response_due: Date,
 }
 
-pub(crate) fn case_dates(s: &Settings, c: &store::CaseRow) -> Result<CaseDates> {
-    let received: Timestamp = c
-        .received_at
-        .parse()
-        .with_context(|| format!("case {}: bad received_at", c.reference))?;
-    Ok(CaseDates {
-        received: local_date(received, &s.organisation.timezone),
-        ack_due: c.ack_due.parse().context("bad ack_due")?,
-        response_due: c.response_due.parse().context("bad response_due")?,
-    })
+pub(crate) fn case_dates(s: &Settings, c: &store::CaseRow) -> CaseDates {
+    CaseDates {
+        received: local_date(c.received_at, &s.organisation.timezone),
+        ack_due: c.ack_due,
+        response_due: c.response_due,
+    }
 }
 
 /// Queues the acknowledgement (art. 5) to the client, in the thread of the
@@ -61,11 +53,7 @@ pub(crate) async fn queue_ack(
     now: Timestamp,
 ) -> Result<bool> {
     let s = &app.settings;
-    let Some(client_email) = case
-        .client_email
-        .as_deref()
-        .and_then(|e| EmailAddress::parse(e).ok())
-    else {
+    let Some(client_email) = &case.client_email else {
         return Ok(false);
     };
     let since = now
@@ -85,7 +73,7 @@ pub(crate) async fn queue_ack(
         return Ok(false);
     }
     let lang = case.language;
-    let d = case_dates(s, case)?;
+    let d = case_dates(s, case);
     let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
     let ctx = json!({
         "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
@@ -111,7 +99,7 @@ pub(crate) async fn queue_ack(
             kind: OutboxKind::Ack,
             from_name: &s.organisation.name,
             to_name: &case.client_name,
-            to: &client_email,
+            to: client_email,
             rendered: &rendered,
             in_reply_to: irt.as_deref(),
             references: &refs,
@@ -150,7 +138,7 @@ pub(crate) async fn queue_handler_new(
     let app = w.app;
     let s = &app.settings;
     let lang = s.organisation.language;
-    let d = case_dates(s, case)?;
+    let d = case_dates(s, case);
     let attachments: Vec<_> = store::case_attachments(w.tx, case.id)
         .await?
         .iter()
@@ -161,7 +149,7 @@ pub(crate) async fn queue_handler_new(
         "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
         "handler": {"name": handler.name, "email": handler.email.as_str()},
         "client_name": case.client_name,
-        "client_email": case.client_email.as_deref().unwrap_or(""),
+        "client_email": case.client_email.as_ref().map_or("", EmailAddress::as_str),
         "client_phone": case.client_phone.as_deref().unwrap_or(""),
         "original_subject": case.subject,
         "received": long_date(lang, d.received),
@@ -200,23 +188,20 @@ pub(crate) async fn queue_handler_released(
     app: &App,
     tx: &mut Tx,
     case: &store::CaseRow,
-    old_handler: Option<&str>,
+    old_handler: Option<&EmailAddress>,
     new_handler: &Staff,
     reason: &str,
     now: Timestamp,
 ) -> Result<bool> {
     let s = &app.settings;
-    let Some(old) = old_handler
-        .and_then(|e| EmailAddress::parse(e).ok())
-        .and_then(|e| s.staff_by_email(&e))
-    else {
+    let Some(old) = old_handler.and_then(|e| s.staff_by_email(e)) else {
         return Ok(false);
     };
     if old.email == new_handler.email {
         return Ok(false);
     }
     let lang = s.organisation.language;
-    let d = case_dates(s, case)?;
+    let d = case_dates(s, case);
     let ctx = json!({
         "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
         "original_subject": case.subject,

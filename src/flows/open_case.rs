@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::clock::db_time;
 use crate::config::{local_date, Settings, Staff};
 use crate::domain::assign::{pick_handler, Assignment, Candidate};
+use crate::domain::case::Source;
 use crate::domain::classify::{self, RosterEntry};
 use crate::domain::event::{CaseEvent, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
@@ -58,7 +59,7 @@ pub(crate) fn email_case<'a>(
     by_staff: bool,
 ) -> CaseInput<'a> {
     CaseInput {
-        source: "email",
+        source: Source::Email,
         client,
         subject: &m.subject,
         body: &m.text,
@@ -97,7 +98,7 @@ pub enum TriageWhy {
 }
 
 pub struct CaseInput<'a> {
-    pub source: &'a str,
+    pub source: Source,
     pub client: &'a Client,
     pub subject: &'a str,
     pub body: &'a str,
@@ -290,7 +291,7 @@ async fn record(w: &mut Work<'_>, c: &CaseInput<'_>, d: &Decided<'_>) -> Result<
         case_id,
         now,
         CaseEvent::Received,
-        c.source,
+        c.source.as_str(),
         &received,
         &first,
     )
@@ -392,7 +393,7 @@ async fn tell_supervisors(
         "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
         "original_subject": case_subject(c), "received": long_date(staff_lang, d.received_day),
         "reason": reason, "body": c.body, "score": score,
-        "concerns": concerns_json(s, &d.concerns), "missing": missing,
+        "concerns": concerns_json(s, &d.concerned), "missing": missing,
         "attachments": attachments,
     });
     // A possible complaint waits for the digest when so configured: a busy

@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use crate::app::App;
+use crate::domain::case::Source;
 use crate::domain::classify::{self};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::flows::open_case::{open_case, CaseInput, Client};
@@ -42,7 +43,7 @@ pub async fn register_phone_complaint(app: &App, p: &PhoneComplaint) -> Result<(
         app,
         &mut tx,
         CaseInput {
-            source: "phone",
+            source: Source::Phone,
             client: &client,
             subject: &format!("Telefonische klacht: {subject}"),
             body: &body,

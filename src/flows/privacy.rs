@@ -36,7 +36,7 @@ pub async fn export(
         v["body"] = json!(c.body);
         v["timeline"] = timeline.iter().map(EventRow::to_json).collect();
         v["messages"] = serde_json::to_value(store.stored_messages(c.id).await?)?;
-        refs.push(c.reference.clone());
+        refs.push(c.reference.to_string());
         cases.push(v);
     }
     let mail = store.mail_to(email.as_str(), &ids).await?;
@@ -157,10 +157,10 @@ pub async fn erase(
     for id in &ids {
         cases.push(store.case_by_id(*id).await?.context("case")?);
     }
-    let open: Vec<&str> = cases
+    let open: Vec<String> = cases
         .iter()
         .filter(|c| c.status != crate::domain::types::Status::Closed)
-        .map(|c| c.reference.as_str())
+        .map(|c| c.reference.to_string())
         .collect();
     if !open.is_empty() && !include_open {
         bail!(
@@ -211,7 +211,7 @@ pub async fn erase(
             "persoonsgegevens gewist op verzoek van de cliënt (AVG)",
         )
         .await?;
-        refs.push(c.reference.clone());
+        refs.push(c.reference.to_string());
     }
     for m in &loose {
         if !store::empty_loose_mail(&mut tx, m.id, email.as_str()).await? {

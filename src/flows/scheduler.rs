@@ -107,12 +107,8 @@ fn rules(s: &Settings) -> Rules {
     }
 }
 
-fn same(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
-}
-
 fn concerned(case: &CaseRow, email: &EmailAddress) -> bool {
-    case.concerns.iter().any(|c| same(c, email.as_str()))
+    case.concerns.contains(email)
 }
 
 /// Timeline events the scheduler itself leaves; "last activity" skips them.
@@ -190,9 +186,8 @@ fn escalation_recipients(s: &Settings, case: &CaseRow, level: u8) -> Vec<Staff> 
 fn reminder_recipients(s: &Settings, case: &CaseRow) -> (Vec<Staff>, bool) {
     let handler = case
         .handler_email
-        .as_deref()
-        .and_then(|h| EmailAddress::parse(h).ok())
-        .and_then(|h| s.staff_by_email(&h))
+        .as_ref()
+        .and_then(|h| s.staff_by_email(h))
         .filter(|h| !concerned(case, &h.email));
     match handler {
         Some(h) => (vec![h.clone()], true),
@@ -218,16 +213,16 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
         .map(|t| local_date(t, tz));
     let handler_concerned = case
         .handler_email
-        .as_deref()
-        .is_some_and(|h| case.concerns.iter().any(|c| same(c, h)));
+        .as_ref()
+        .is_some_and(|h| concerned(case, h));
     let facts = CaseFacts {
         status: case.status,
-        handler: case.handler_email.as_deref(),
+        handler: case.handler_email.as_ref().map(EmailAddress::as_str),
         handler_concerned,
         has_client_email: case.client_email.is_some(),
         ack_sent: case.ack_sent_at.is_some(),
-        ack_due: case.ack_due.parse().context("bad ack_due")?,
-        response_due: case.response_due.parse().context("bad response_due")?,
+        ack_due: case.ack_due,
+        response_due: case.response_due,
         waiting_reply: waiting.zip(waiting_day).map(|(e, d)| (e.at.as_str(), d)),
     };
     let mut done = CaseWork {
@@ -326,22 +321,13 @@ fn case_ctx(
 ) -> Value {
     let lang = s.organisation.language;
     let tz = &s.organisation.timezone;
-    let date = |v: &str| {
-        v.parse::<Date>()
-            .map(|d| long_date(lang, d))
-            .unwrap_or_else(|_| v.to_string())
-    };
-    let handler = case
-        .handler_email
-        .as_deref()
-        .and_then(|h| EmailAddress::parse(h).ok())
-        .map(|h| {
-            let name = s
-                .staff_by_email(&h)
-                .map(|x| x.name.clone())
-                .unwrap_or_default();
-            json!({"name": name, "email": h.as_str()})
-        });
+    let handler = case.handler_email.as_ref().map(|h| {
+        let name = s
+            .staff_by_email(h)
+            .map(|x| x.name.clone())
+            .unwrap_or_default();
+        json!({"name": name, "email": h.as_str()})
+    });
     let last = timeline
         .iter()
         .rev()
@@ -365,8 +351,8 @@ fn case_ctx(
         Kind::Conflict => "conflict",
     };
     let due_date = match due.kind {
-        Kind::LateAck => date(&case.ack_due),
-        _ => date(&case.response_due),
+        Kind::LateAck => long_date(lang, case.ack_due),
+        _ => long_date(lang, case.response_due),
     };
     json!({
         "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
@@ -374,7 +360,7 @@ fn case_ctx(
         "original_subject": case.subject, "client_name": case.client_name,
         "category": case.category.as_str(), "status": case.status.as_str(),
         "status_label": status_label(lang, case.status),
-        "response_due": date(&case.response_due), "working_days_left": due.days,
+        "response_due": long_date(lang, case.response_due), "working_days_left": due.days,
         "extended": timeline.iter().any(|e| e.kind == CaseEvent::Extended.into()),
         "reply_at": reply_at, "waiting_days": due.days, "is_handler": is_handler,
         "handler": handler, "due": due_date, "days_late": due.days,
@@ -604,45 +590,30 @@ fn digest_content(
     let lang = s.organisation.language;
     let cal = &s.calendar;
     let window = i64::from(s.procedure.reminder_working_days);
-    let short = |v: &str| {
-        v.parse::<Date>()
-            .map(|d| d.strftime("%d-%m-%Y").to_string())
-            .unwrap_or_else(|_| v.to_string())
-    };
-    let since_db = since.map(crate::clock::db_time);
+    let short = |d: Date| d.strftime("%d-%m-%Y").to_string();
     let mut rows = Vec::new();
     for c in cases.iter().filter(|c| c.status != Status::Closed) {
-        let due: Option<Date> = c.response_due.parse().ok();
-        let left = due.map(|d| cal.working_days_between(today, d)).unwrap_or(0);
+        let left = cal.working_days_between(today, c.response_due);
         let handler = c
             .handler_email
-            .as_deref()
-            .and_then(|h| EmailAddress::parse(h).ok())
+            .as_ref()
             .map(|h| {
-                s.staff_by_email(&h)
+                s.staff_by_email(h)
                     .map(|x| x.name.clone())
                     .unwrap_or_else(|| h.to_string())
             })
             .unwrap_or_default();
-        let received = c
-            .received_at
-            .parse::<Timestamp>()
-            .map(|t| {
-                local_date(t, &s.organisation.timezone)
-                    .strftime("%d-%m-%Y")
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let received = short(local_date(c.received_at, &s.organisation.timezone));
         let ack_late = c.ack_sent_at.is_none()
             && c.client_email.is_some()
             && matches!(c.status, Status::Triage | Status::Received)
-            && c.ack_due.parse::<Date>().is_ok_and(|d| d < today);
+            && c.ack_due < today;
         let row = json!({
             "reference": c.reference, "subject": c.subject, "client_name": c.client_name,
             "category": c.category.as_str(), "status": c.status.as_str(),
             "status_label": status_label(lang, c.status), "handler": handler,
-            "received": received, "ack_due": short(&c.ack_due),
-            "response_due": short(&c.response_due), "days_left": left,
+            "received": received, "ack_due": short(c.ack_due),
+            "response_due": short(c.response_due), "days_left": left,
             "extended": extended.contains(&c.id),
             // A triage item is decided from the digest: why it waits and
             // how it starts (the digest goes only to supervisors it does
@@ -651,9 +622,9 @@ fn digest_content(
             "excerpt": if c.status == Status::Triage { excerpt(&c.body, 300) } else { String::new() },
         });
         // New to klachtd since then: also mail that arrived while it was down.
-        let new = since_db
-            .as_deref()
-            .is_none_or(|t| c.created_at.as_str() > t);
+        // created_at has whole seconds (as stored): the order its text had
+        // against db_time(since).
+        let new = since.is_none_or(|t| c.created_at > t);
         rows.push((c, row, left, new, ack_late));
     }
     let pick = |f: &dyn Fn(&CaseRow, i64, bool, bool) -> bool| -> Vec<Value> {
@@ -835,13 +806,13 @@ roles = ["supervisor"]
     fn case(concerns: &[&str], handler: Option<&str>) -> CaseRow {
         CaseRow {
             id: 1,
-            reference: "KL-2026-0001".into(),
+            reference: "KL-2026-0001".parse().unwrap(),
             status: Status::InProgress,
             category: crate::domain::types::Category::Coaching,
             language: Lang::Nl,
-            source: "email".into(),
+            source: crate::domain::case::Source::Email,
             client_name: "Jan".into(),
-            client_email: Some("jan@client.test".into()),
+            client_email: Some(EmailAddress::parse("jan@client.test").unwrap()),
             client_phone: None,
             subject: "Klacht".into(),
             body: String::new(),
@@ -849,14 +820,17 @@ roles = ["supervisor"]
             dates: None,
             desired_outcome: None,
             missing: vec![],
-            concerns: concerns.iter().map(|c| c.to_string()).collect(),
-            handler_email: handler.map(str::to_string),
-            received_at: "2026-11-23T09:00:00Z".into(),
-            ack_sent_at: Some("2026-11-23T09:00:05Z".into()),
-            ack_due: "2026-11-30".into(),
-            response_due: "2026-12-21".into(),
+            concerns: concerns
+                .iter()
+                .map(|c| EmailAddress::parse(c).unwrap())
+                .collect(),
+            handler_email: handler.map(|h| EmailAddress::parse(h).unwrap()),
+            received_at: "2026-11-23T09:00:00Z".parse().unwrap(),
+            ack_sent_at: Some("2026-11-23T09:00:05Z".parse().unwrap()),
+            ack_due: "2026-11-30".parse().unwrap(),
+            response_due: "2026-12-21".parse().unwrap(),
             triage_reason: None,
-            created_at: "2026-11-23T09:00:01Z".into(),
+            created_at: "2026-11-23T09:00:01Z".parse().unwrap(),
             closed_at: None,
             client_token: None,
             anonymised_at: None,

@@ -71,13 +71,8 @@ pub(crate) async fn staff_mail(
     let case = store::case_in_tx(w.tx, case_id)
         .await?
         .context("case found by threading")?;
-    let client = case
-        .client_email
-        .as_deref()
-        .and_then(|e| EmailAddress::parse(e).ok());
-    let client_in_copy = client
-        .as_ref()
-        .is_some_and(|c| m.to.contains(c) || m.cc.contains(c));
+    let client = case.client_email.as_ref();
+    let client_in_copy = client.is_some_and(|c| m.to.contains(c) || m.cc.contains(c));
     // A warning about a refused (possibly forged) mail does not count: a
     // puzzled "I did not send this" in answer to it must not reach the client.
     let answers_us = store::sent_to(w.tx, &refs, staff.email.as_str())
@@ -166,21 +161,20 @@ pub(super) async fn plan<'a>(
     client_in_copy: bool,
 ) -> Result<Result<Plan<'a>, String>> {
     let s = &app.settings;
-    let is = |e: &str| e.eq_ignore_ascii_case(staff.email.as_str());
-    if case.concerns.iter().any(|c| is(c)) {
+    let is = |e: &EmailAddress| *e == staff.email;
+    if case.concerns.iter().any(is) {
         return Ok(Err(
             "deze klacht gaat (ook) over u; de behandeling ligt bij een ander (art. 6 en 9)."
                 .into(),
         ));
     }
-    let is_handler = case.handler_email.as_deref().is_some_and(is);
+    let is_handler = case.handler_email.as_ref().is_some_and(is);
     if !is_handler && !staff.roles.supervisor {
         return Ok(Err(format!(
             "alleen de behandelaar{} of een leidinggevende kan op deze zaak reageren.",
             case.handler_email
-                .as_deref()
-                .and_then(|h| EmailAddress::parse(h).ok())
-                .and_then(|h| s.staff_by_email(&h))
+                .as_ref()
+                .and_then(|h| s.staff_by_email(h))
                 .map(|h| format!(" ({})", h.name))
                 .unwrap_or_default()
         )));
@@ -244,8 +238,7 @@ pub(super) async fn plan<'a>(
             )))
         }
         Some(Command::Extend { days, .. }) => {
-            let due: Date = case.response_due.parse().context("bad response_due")?;
-            plan.new_due = Some(s.calendar.add_working_days(due, *days));
+            plan.new_due = Some(s.calendar.add_working_days(case.response_due, *days));
         }
         Some(Command::Assign { who }) => {
             let target = match assignable(s, case, who) {
@@ -256,12 +249,7 @@ pub(super) async fn plan<'a>(
             plan.assignment_reason = format!("toegewezen door {}", staff.name);
         }
         Some(Command::Complaint) => {
-            let concerned: Vec<EmailAddress> = case
-                .concerns
-                .iter()
-                .filter_map(|c| EmailAddress::parse(c).ok())
-                .collect();
-            match open_case::assign(s, tx, &concerned).await? {
+            match open_case::assign(s, tx, &case.concerns).await? {
                 Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
                     plan.new_handler = s.staff_by_email(&email);
                     plan.assignment_reason = reason;
@@ -424,7 +412,7 @@ fn command_event(
             (
                 CaseEvent::Extended,
                 format!("termijn verlengd met {days} werkdagen tot {new}: {reason}"),
-                json!({"old_due": case.response_due, "new_due": new, "days": days, "reason": reason}),
+                json!({"old_due": case.response_due.to_string(), "new_due": new, "days": days, "reason": reason}),
             )
         }
         Command::Agreed => (
@@ -522,7 +510,7 @@ pub(crate) async fn receipt(
     let app = w.app;
     let s = &app.settings;
     let lang = s.organisation.language;
-    let d = case_dates(s, case)?;
+    let d = case_dates(s, case);
     let ctx = json!({
         "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
         "staff": {"name": staff.name}, "ok": error.is_none(), "error": error.unwrap_or(""),
@@ -565,12 +553,10 @@ async fn queue_to_client(
     let s = &app.settings;
     let to = case
         .client_email
-        .as_deref()
-        .map(EmailAddress::parse)
-        .transpose()?
+        .as_ref()
         .context("client has an address")?;
     let lang = case.language;
-    let d = case_dates(s, case)?;
+    let d = case_dates(s, case);
     let (reason, days) = match &plan.command {
         Some(Command::Extend { days, reason }) => (reason.as_str(), *days),
         _ => ("", 0),
@@ -592,7 +578,7 @@ async fn queue_to_client(
             kind,
             from_name: &s.organisation.name,
             to_name: &case.client_name,
-            to: &to,
+            to,
             rendered: &rendered,
             in_reply_to: thread.last().map(String::as_str),
             references: &trim_references(&thread),

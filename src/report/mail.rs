@@ -385,7 +385,7 @@ mod tests {
         ];
         cases[2].category = Category::Overig;
         cases[4].category = Category::Communicatie;
-        cases[3].ack_sent_at = Some("2026-10-05T09:05:00Z".into());
+        cases[3].ack_sent_at = Some("2026-10-05T09:05:00Z".parse().unwrap());
         let tz = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
         let records = crate::register::records(&cases, &[], d("2026-11-02"), &tz, &cal);
         let period = due_period(d("2026-11-02"), ReportEvery::Month, &cal).unwrap();

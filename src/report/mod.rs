@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::domain::types::Lang;
+use crate::domain::types::{EmailAddress, Lang};
 use crate::register::{Outcome, Record};
 use crate::store::CaseRow;
 
@@ -147,6 +147,10 @@ fn timeliness(items: impl Iterator<Item = (Option<bool>, Option<i64>)>) -> Timel
     t
 }
 
+fn addresses(list: &[EmailAddress]) -> Vec<String> {
+    list.iter().map(EmailAddress::to_string).collect()
+}
+
 fn zeroes() -> BTreeMap<String, usize> {
     crate::domain::types::Category::ALL
         .iter()
@@ -205,15 +209,15 @@ pub fn build(
         bump(&mut r.by_month, &month_of(rec.received_on));
         bump(&mut r.by_status, c.status.as_str());
         bump(&mut r.by_outcome, rec.outcome.as_str());
-        bump(&mut r.by_source, &c.source);
+        bump(&mut r.by_source, c.source.as_str());
         for who in &c.concerns {
-            bump(&mut r.by_concerned, &who.to_lowercase());
+            bump(&mut r.by_concerned, &who.key());
         }
         // The token outlives anonymisation; the address is the fallback.
         if let Some(k) = c
             .client_token
             .clone()
-            .or_else(|| c.client_email.as_ref().map(|e| e.to_lowercase()))
+            .or_else(|| c.client_email.as_ref().map(EmailAddress::key))
         {
             *per_client.entry(k).or_default() += 1;
         }
@@ -223,16 +227,16 @@ pub fn build(
         for e in &rec.extensions {
             r.extensions.total += 1;
             r.extensions.items.push(ExtensionItem {
-                reference: c.reference.clone(),
+                reference: c.reference.to_string(),
                 days: e.days,
                 reason: e.reason.clone(),
-                concerns: c.concerns.clone(),
+                concerns: addresses(&c.concerns),
             });
         }
         if rec.external {
             r.external.count += 1;
-            r.external.references.push(c.reference.clone());
-            r.external.concerns.push(c.concerns.clone());
+            r.external.references.push(c.reference.to_string());
+            r.external.concerns.push(addresses(&c.concerns));
         }
     }
     r.repeat_complainants = per_client.values().filter(|n| **n > 1).count();
@@ -474,25 +478,25 @@ mod tests {
     fn the_analysis_counts_what_a_person_would_count_by_hand() {
         let cal = Calendar::dutch_default();
         let mut c1 = case(1, Status::Closed, "2026-11-02T09:00:00Z");
-        c1.ack_sent_at = Some("2026-11-02T09:01:00Z".into());
-        c1.concerns = vec!["Carla@31solutions.test".into()];
+        c1.ack_sent_at = Some("2026-11-02T09:01:00Z".parse().unwrap());
+        c1.concerns = vec!["Carla@31solutions.test".parse().unwrap()];
         let mut c2 = case(2, Status::Acknowledged, "2026-11-02T10:00:00Z");
-        c2.ack_sent_at = Some("2026-11-10T08:00:00Z".into());
+        c2.ack_sent_at = Some("2026-11-10T08:00:00Z".parse().unwrap());
         c2.client_token = Some("7f3a".into());
         let mut c3 = case(3, Status::External, "2026-10-05T09:00:00Z");
         c3.category = Category::Communicatie;
         c3.client_email = None; // anonymised: only the token is left
-        c3.anonymised_at = Some("2026-11-20T00:00:00Z".into());
+        c3.anonymised_at = Some("2026-11-20T00:00:00Z".parse().unwrap());
         c3.client_token = Some("7f3a".into());
-        c3.response_due = "2026-11-09".into();
+        c3.response_due = "2026-11-09".parse().unwrap();
         let c4 = case(4, Status::Triage, "2026-11-03T09:00:00Z");
         let c5 = case(5, Status::Closed, "2026-11-04T09:00:00Z");
         let c6 = case(6, Status::Closed, "2026-09-01T09:00:00Z");
         let mut c7 = case(7, Status::InProgress, "2026-11-16T09:00:00Z");
         c7.category = Category::Dienstverlening;
-        c7.source = "phone".into();
+        c7.source = crate::domain::case::Source::Phone;
         c7.client_email = None;
-        c7.concerns = vec!["bram@31solutions.test".into()];
+        c7.concerns = vec!["bram@31solutions.test".parse().unwrap()];
         let cases = vec![c1, c2, c3, c4, c5, c6, c7];
         let events = vec![
             // Answered Fri 20 Nov (14 working days; due 30 Nov): on time.

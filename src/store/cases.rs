@@ -6,51 +6,22 @@ use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::case_row::{case_from_row, CASE_COLUMNS};
 use super::{get_i64, get_opt_str, get_str, Store, Tx};
 use crate::clock::db_time;
+use crate::domain::case::{Case, Source};
 use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, Lang, Status};
 
-/// A case as the register holds it.
-#[derive(Debug, Clone)]
-pub struct CaseRow {
-    pub id: i64,
-    pub reference: String,
-    pub status: Status,
-    pub category: Category,
-    pub language: Lang,
-    pub source: String,
-    pub client_name: String,
-    pub client_email: Option<String>,
-    pub client_phone: Option<String>,
-    pub subject: String,
-    pub body: String,
-    pub nature: Option<String>,
-    pub dates: Option<String>,
-    pub desired_outcome: Option<String>,
-    pub missing: Vec<Element>,
-    pub concerns: Vec<String>,
-    pub handler_email: Option<String>,
-    pub received_at: String,
-    pub ack_sent_at: Option<String>,
-    pub ack_due: String,
-    pub response_due: String,
-    pub triage_reason: Option<String>,
-    /// When klachtd recorded it (received_at is when it arrived).
-    pub created_at: String,
-    pub closed_at: Option<String>,
-    /// Random, shared by the cases of one client: repeat complainants stay
-    /// countable after anonymisation (never shown).
-    pub client_token: Option<String>,
-    /// When the personal data was removed (retention or erasure).
-    pub anonymised_at: Option<String>,
-}
+/// A case as the register holds it: the domain's [`Case`], which
+/// `case_row` reads from its row.
+pub type CaseRow = Case;
 
 pub struct NewCase<'a> {
     pub status: Status,
     pub category: Category,
     pub language: Lang,
-    pub source: &'a str,
+    pub source: Source,
     pub client_name: &'a str,
     pub client_email: Option<&'a str>,
     pub client_phone: Option<&'a str>,
@@ -146,7 +117,7 @@ pub async fn insert_case(tx: &mut Tx, reference: CaseRef, c: &NewCase<'_>) -> Re
     .bind(c.status.as_str())
     .bind(c.category.as_str())
     .bind(c.language.as_str())
-    .bind(c.source)
+    .bind(c.source.as_str())
     .bind(c.client_name)
     .bind(c.client_email)
     .bind(c.client_phone)
@@ -373,54 +344,6 @@ pub async fn sent_since(
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.try_get::<i64, _>(0)?)
-}
-
-const CASE_COLUMNS: &str = "id, reference, status, category, language, source, client_name, client_email, client_phone, \
-    subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, ack_sent_at, ack_due, \
-    response_due, triage_reason, created_at, closed_at, client_token, anonymised_at";
-
-fn case_from_row(r: &AnyRow) -> Result<CaseRow> {
-    let split = |s: String| -> Vec<String> {
-        s.split(',')
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    Ok(CaseRow {
-        id: get_i64(r, "id")?,
-        reference: get_str(r, "reference")?,
-        status: get_str(r, "status")?.parse().map_err(anyhow::Error::msg)?,
-        category: get_str(r, "category")?
-            .parse()
-            .map_err(anyhow::Error::msg)?,
-        language: get_str(r, "language")?
-            .parse()
-            .map_err(anyhow::Error::msg)?,
-        source: get_str(r, "source")?,
-        client_name: get_str(r, "client_name")?,
-        client_email: get_opt_str(r, "client_email")?,
-        client_phone: get_opt_str(r, "client_phone")?,
-        subject: get_str(r, "subject")?,
-        body: get_str(r, "body")?,
-        nature: get_opt_str(r, "nature")?,
-        dates: get_opt_str(r, "dates")?,
-        desired_outcome: get_opt_str(r, "desired_outcome")?,
-        missing: split(get_str(r, "missing")?)
-            .iter()
-            .map(|s| s.parse().map_err(anyhow::Error::msg))
-            .collect::<Result<_>>()?,
-        concerns: split(get_str(r, "concerns")?),
-        handler_email: get_opt_str(r, "handler_email")?,
-        received_at: get_str(r, "received_at")?,
-        ack_sent_at: get_opt_str(r, "ack_sent_at")?,
-        ack_due: get_str(r, "ack_due")?,
-        response_due: get_str(r, "response_due")?,
-        triage_reason: get_opt_str(r, "triage_reason")?,
-        created_at: get_str(r, "created_at")?,
-        closed_at: get_opt_str(r, "closed_at")?,
-        client_token: get_opt_str(r, "client_token")?,
-        anonymised_at: get_opt_str(r, "anonymised_at")?,
-    })
 }
 
 impl Store {
