@@ -2,11 +2,12 @@
 //! and assigning by hand.
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{admin_actor, local, local_time, CasesArgs};
 use crate::app::App;
-use crate::clock::Clock;
+use crate::clock::{db_time, Clock};
 use crate::config::Settings;
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::register::{self, case_json, Record};
@@ -36,7 +37,7 @@ pub(super) async fn list(settings: Settings, clock: Clock, a: CasesArgs) -> Resu
         let v: Vec<Value> = rows.iter().map(|(c, r)| case_json(c, r)).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if a.csv {
-        print!("{}", cases_csv(&rows));
+        print!("{}", cases_csv(&rows)?);
     } else {
         print_table(&rows);
     }
@@ -121,8 +122,115 @@ pub(super) async fn assign(
     Ok(())
 }
 
-/// The register as CSV (art. 10): one row per case, for an auditor.
-pub const CSV_COLUMNS: &[&str] = &[
+/// One row of the register as CSV (art. 10), for an auditor: the columns
+/// in this order, as the header row names them.
+#[derive(Serialize)]
+struct CsvRow {
+    reference: Cell,
+    status: Cell,
+    outcome: Cell,
+    category: Cell,
+    language: Cell,
+    source: Cell,
+    client_name: Cell,
+    client_email: Cell,
+    client_phone: Cell,
+    subject: Cell,
+    handler_email: Cell,
+    concerns: Cell,
+    received_at: Cell,
+    ack_sent_at: Cell,
+    ack_due: Cell,
+    ack_working_days: Cell,
+    ack_on_time: Cell,
+    original_response_due: Cell,
+    response_due: Cell,
+    responded_on: Cell,
+    response_working_days: Cell,
+    response_on_time: Cell,
+    response_within_term: Cell,
+    extensions: Cell,
+    extension_reasons: Cell,
+    external: Cell,
+    overdue: Cell,
+    missing: Cell,
+    triage_reason: Cell,
+    closed_at: Cell,
+    anonymised_at: Cell,
+}
+
+/// A CSV field, guarded against spreadsheet formula injection: a value
+/// that starts with `=`, `+`, `-` or `@` gets a leading `'`. Lists are
+/// joined with `;`, absent values are empty.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Cell(String);
+
+impl Cell {
+    fn of(v: impl std::fmt::Display) -> Cell {
+        let s = v.to_string();
+        if s.starts_with(['=', '+', '-', '@']) {
+            Cell(format!("'{s}"))
+        } else {
+            Cell(s)
+        }
+    }
+
+    fn opt(v: Option<impl std::fmt::Display>) -> Cell {
+        v.map_or(Cell(String::new()), Cell::of)
+    }
+
+    fn list<T: std::fmt::Display>(v: impl IntoIterator<Item = T>) -> Cell {
+        Cell::of(
+            v.into_iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(";"),
+        )
+    }
+}
+
+impl CsvRow {
+    fn new(c: &CaseRow, r: &Record) -> CsvRow {
+        CsvRow {
+            reference: Cell::of(c.reference),
+            status: Cell::of(c.status.as_str()),
+            outcome: Cell::of(r.outcome.as_str()),
+            category: Cell::of(c.category.as_str()),
+            language: Cell::of(c.language.as_str()),
+            source: Cell::of(c.source),
+            client_name: Cell::of(&c.client_name),
+            client_email: Cell::opt(c.client_email.as_ref()),
+            client_phone: Cell::opt(c.client_phone.as_ref()),
+            subject: Cell::of(&c.subject),
+            handler_email: Cell::opt(c.handler_email.as_ref()),
+            concerns: Cell::list(&c.concerns),
+            received_at: Cell::of(db_time(c.received_at)),
+            ack_sent_at: Cell::opt(c.ack_sent_at.map(db_time)),
+            ack_due: Cell::of(c.ack_due),
+            ack_working_days: Cell::opt(r.ack_working_days),
+            ack_on_time: Cell::opt(r.ack_on_time),
+            original_response_due: Cell::of(&r.original_response_due),
+            response_due: Cell::of(c.response_due),
+            responded_on: Cell::opt(r.responded_on),
+            response_working_days: Cell::opt(r.response_working_days),
+            response_on_time: Cell::opt(r.response_on_time),
+            response_within_term: Cell::opt(r.response_within_term),
+            extensions: Cell::of(r.extensions.len()),
+            extension_reasons: Cell::list(r.extensions.iter().map(|e| &e.reason)),
+            external: Cell::of(r.external),
+            overdue: Cell::of(r.overdue),
+            missing: Cell::list(c.missing.iter().map(|e| e.as_str())),
+            triage_reason: Cell::opt(c.triage_reason.as_ref()),
+            closed_at: Cell::opt(c.closed_at.map(db_time)),
+            anonymised_at: Cell::opt(c.anonymised_at.map(db_time)),
+        }
+    }
+}
+
+/// The header row: [`CsvRow`]'s fields in order (a test keeps them equal;
+/// written by hand so an empty register still gets it).
+const CSV_HEADER: [&str; 31] = [
     "reference",
     "status",
     "outcome",
@@ -156,46 +264,17 @@ pub const CSV_COLUMNS: &[&str] = &[
     "anonymised_at",
 ];
 
-fn csv_field(v: &Value) -> String {
-    let s = match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().unwrap_or_default().to_string())
-            .collect::<Vec<_>>()
-            .join(";"),
-        other => other.to_string(),
-    };
-    // Spreadsheet formula injection: prefix risky leading characters.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-pub fn cases_csv(cases: &[(&CaseRow, &Record)]) -> String {
-    let mut out = CSV_COLUMNS.join(",");
-    out.push_str("\r\n");
+/// The register as CSV with a header row, CRLF line ends (RFC 4180).
+pub fn cases_csv(cases: &[(&CaseRow, &Record)]) -> Result<String> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(CSV_HEADER)?;
     for (c, r) in cases {
-        let mut v = case_json(c, r);
-        v["extensions"] = json!(r.extensions.len());
-        v["extension_reasons"] = json!(r
-            .extensions
-            .iter()
-            .map(|e| e.reason.as_str())
-            .collect::<Vec<_>>());
-        let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&v[*k])).collect();
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
+        w.serialize(CsvRow::new(c, r))?;
     }
-    out
+    Ok(String::from_utf8(w.into_inner()?)?)
 }
 
 fn print_table(cases: &[(&CaseRow, &Record)]) {
@@ -271,5 +350,59 @@ fn print_case(c: &CaseRow, r: &Record, tz: &jiff::tz::TimeZone) {
         ("Missing", missing.join(", ")),
     ] {
         println!("{k:<14} {v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::calendar::Calendar;
+    use crate::register::tests::case;
+
+    fn record(c: &CaseRow) -> Record {
+        let tz = jiff::tz::TimeZone::UTC;
+        register::record(c, &[], c.ack_due, &tz, &Calendar::dutch_default())
+    }
+
+    #[test]
+    fn the_header_names_the_row_fields_in_their_order() {
+        let c = case(1, Status::Acknowledged, "2026-11-02T09:00:00Z");
+        let r = record(&c);
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        w.serialize(CsvRow::new(&c, &r)).unwrap();
+        let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(out.lines().next().unwrap(), CSV_HEADER.join(","));
+    }
+
+    #[test]
+    fn fields_are_quoted_where_needed_and_formulas_defused() {
+        let mut c = case(7, Status::Acknowledged, "2026-11-02T09:00:00Z");
+        c.client_name = "=HYPERLINK(\"http://x\")".into();
+        c.subject = "Te laat, \"weer\"\necht".into();
+        c.triage_reason = Some("@SUM(1)".into());
+        let r = record(&c);
+        let out = cases_csv(&[(&c, &r)]).unwrap();
+        let mut lines = out.split("\r\n");
+        assert_eq!(lines.next(), Some(CSV_HEADER.join(",").as_str()));
+        assert!(out.ends_with("\r\n"));
+        let mut rd = csv::ReaderBuilder::new().from_reader(out.as_bytes());
+        let row = rd.records().next().unwrap().unwrap();
+        let col = |name: &str| {
+            let i = CSV_HEADER.iter().position(|h| *h == name).unwrap();
+            row.get(i).unwrap().to_string()
+        };
+        assert_eq!(col("reference"), "KL-2026-0007");
+        assert_eq!(col("client_name"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(col("subject"), "Te laat, \"weer\"\necht");
+        assert_eq!(col("triage_reason"), "'@SUM(1)");
+        assert_eq!(col("client_phone"), "");
+        assert_eq!(col("extensions"), "0");
+        assert_eq!(col("external"), "false");
+        assert!(out.contains("\"Te laat, \"\"weer\"\"\necht\""));
+    }
+
+    #[test]
+    fn an_empty_register_is_the_header_alone() {
+        assert_eq!(cases_csv(&[]).unwrap(), CSV_HEADER.join(",") + "\r\n");
     }
 }
