@@ -14,7 +14,7 @@ use crate::domain::types::{EmailAddress, Lang};
 use crate::flows::Work;
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::parse::InboundMail;
-use crate::mail::render::{long_date, Template};
+use crate::mail::render::{context, long_date, Template};
 use crate::store::{self, NewOutMail, Tx};
 
 pub(crate) fn concerns_json(s: &Settings, concerns: &[String]) -> Vec<serde_json::Value> {
@@ -95,7 +95,9 @@ pub(crate) async fn queue_ack(
         "response_due": long_date(lang, d.response_due), "missing": missing_codes,
         "response_working_days": s.procedure.response_working_days,
     });
-    let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
+    let rendered = app
+        .renderer
+        .render_value(lang, Template::Ack, ctx.clone())?;
     let (irt, refs) = match store::first_message(tx, case.id).await? {
         Some((id, refs)) => {
             let r = compose::references_for_reply(&refs, &id);
@@ -258,7 +260,9 @@ pub(crate) struct StaffMail<'a> {
 pub(crate) async fn queue_staff_mail(w: &mut Work<'_>, to: &Staff, m: StaffMail<'_>) -> Result<()> {
     let (app, now) = (w.app, w.now);
     let s = &app.settings;
-    let rendered = app.renderer.render(m.lang, m.template, m.ctx)?;
+    let rendered = app
+        .renderer
+        .render_value(m.lang, m.template, m.ctx.clone())?;
     let refs = m
         .answering
         .map(|a| compose::references_for_reply(&a.references, &a.message_id))
@@ -294,6 +298,17 @@ pub(crate) async fn queue_staff_mail(w: &mut Work<'_>, to: &Staff, m: StaffMail<
         .await?;
     }
     Ok(())
+}
+
+/// The organisation as every template names it (`org.name`, …).
+pub(crate) fn org(s: &Settings) -> context::Org<'_> {
+    context::Org {
+        name: &s.organisation.name,
+        address: s.organisation.address.as_str(),
+        regulation_url: &s.organisation.regulation_url,
+        phone: &s.organisation.phone,
+        website: &s.organisation.website,
+    }
 }
 
 pub(crate) fn org_json(s: &Settings) -> serde_json::Value {

@@ -61,7 +61,9 @@ pub(crate) async fn answer_regulation_request(
         "has_text": text.is_some(), "regulation_text": text.as_deref().unwrap_or(""),
         "paper": paper,
     });
-    let rendered = app.renderer.render(lang, Template::Regulation, &ctx)?;
+    let rendered = app
+        .renderer
+        .render_value(lang, Template::Regulation, ctx.clone())?;
     let refs = compose::references_for_reply(&m.references, &m.message_id);
     let attachments: Vec<(String, String, Vec<u8>)> = text
         .iter()

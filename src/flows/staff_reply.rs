@@ -582,7 +582,9 @@ async fn queue_to_client(
         "response_due": long_date(lang, d.response_due), "reason": reason, "days": days,
         "external_body": s.organisation.external_body,
     });
-    let rendered = app.renderer.render(lang, Template::ToClient, &ctx)?;
+    let rendered = app
+        .renderer
+        .render_value(lang, Template::ToClient, ctx.clone())?;
     let thread = store::client_thread(w.tx, case.id, to.as_str()).await?;
     let (message_id, _) = notify::queue_mail(
         app,

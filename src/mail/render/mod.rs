@@ -7,8 +7,9 @@
 //! any of them one by one, so an organisation can change its texts without a
 //! rebuild.
 //!
-//! The caller builds the context (a JSON object) and passes dates already
-//! formatted with [`long_date`] / [`long_date_with_weekday`]. The same two
+//! The caller builds the template's context, the struct of the same name in
+//! [`context`], and passes dates already formatted with [`long_date`] /
+//! [`long_date_with_weekday`]. The same two
 //! functions are also available in templates as filters on `YYYY-MM-DD`
 //! strings: `{{ d | long_date(lang=lang) }}`, `{{ d | long_date_with_weekday(lang=lang) }}`.
 
@@ -20,6 +21,9 @@ use anyhow::{anyhow, bail, Context as _};
 use jiff::civil::{Date, Weekday};
 
 use crate::domain::types::Lang;
+
+pub mod context;
+pub use context::MailContext;
 
 /// The messages klachtd sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,17 +195,26 @@ impl Renderer {
         Ok(Renderer { tera, origin })
     }
 
-    /// Renders template `t` in `lang`. `ctx` must be a JSON object; `lang`
-    /// is added to it when absent. The subject is trimmed and any line breaks
-    /// become single spaces, so it is always safe as a header value.
-    pub fn render(
+    /// Renders `ctx`'s template in `lang`; `lang` is added to the context.
+    /// The subject is trimmed and any line breaks become single spaces, so
+    /// it is always safe as a header value.
+    pub fn render<C: MailContext>(&self, lang: Lang, ctx: &C) -> anyhow::Result<Rendered> {
+        let t = C::TEMPLATE;
+        let value = serde_json::to_value(ctx)
+            .map_err(|e| anyhow!("context for template {}/{}: {e}", lang.as_str(), t.name()))?;
+        self.render_value(lang, t, value)
+    }
+
+    /// Renders template `t` in `lang` from a context that must be a JSON
+    /// object; `lang` is added to it when absent.
+    pub(crate) fn render_value(
         &self,
         lang: Lang,
         t: Template,
-        ctx: &serde_json::Value,
+        ctx: serde_json::Value,
     ) -> anyhow::Result<Rendered> {
         let mut context = match ctx {
-            serde_json::Value::Object(_) => tera::Context::from_value(ctx.clone())
+            serde_json::Value::Object(_) => tera::Context::from_value(ctx)
                 .map_err(|e| anyhow!("template context: {}", error_chain(&e)))?,
             _ => bail!(
                 "context for template {}/{} must be a JSON object",

@@ -1,208 +1,264 @@
-//! Tests of the mail templates and their rendering.
+//! Tests of the mail templates and their rendering. Every context is one
+//! of the structs production builds (`super::context`); the samples below
+//! fill them in.
 
-use super::*;
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
 use serde_json::{json, Value};
+
+use super::context::*;
+use super::*;
 
 const LANGS: [Lang; 2] = [Lang::Nl, Lang::En];
 
-fn org() -> Value {
-    json!({
-        "name": "31Solutions",
-        "address": "info@31solutions.nl",
-        "regulation_url": "https://www.31solutions.nl/klachtenreglement",
-        "phone": "0653656932",
-        "website": "www.31solutions.nl",
-    })
-}
+// ---------------------------------------------------------------- samples
 
-fn ack_ctx(lang: Lang, missing: &[&str]) -> Value {
-    json!({
-        "org": org(),
-        "reference": "KL-2026-0001",
-        "lang": lang.as_str(),
-        "client_name": "Jan Jansen",
-        "original_subject": "Slechte sessie",
-        "handler": {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
-        "received": "20 november 2026",
-        "ack_due": "27 november 2026",
-        "response_due": "21 december 2026",
-        "missing": missing,
-        "response_working_days": 20,
-        // Not part of the ack context, but a careless caller might pass
-        // it: the template must never show it.
-        "concerns": [{"name": "Piet Coach", "email": "piet@31solutions.nl"}],
-    })
-}
-
-fn handler_new_ctx(lang: Lang, source: &str, client_email: &str) -> Value {
-    json!({
-        "org": org(),
-        "reference": "KL-2026-0001",
-        "lang": lang.as_str(),
-        "handler": {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
-        "client_name": "Jan <script>alert(1)</script> Jansen",
-        "client_email": client_email,
-        "client_phone": "0612345678",
-        "original_subject": "Klacht over <b>sessie</b>",
-        "received": "20 november 2026",
-        "ack_due": "27 november 2026",
-        "response_due": "21 december 2026",
-        "category": "coaching",
-        "concerns": [{"name": "Piet Coach", "email": "piet@31solutions.nl"}],
-        "missing": ["dates", "desired_outcome"],
-        "assignment_reason": "Anna is de enige beschikbare behandelaar die niet betrokken is.",
-        "body": "Ik ben ontevreden.\n<script>alert('x')</script>\nGroet, Jan",
-        "attachments": [
-            {"filename": "verslag.pdf", "size_human": "120 kB", "stored": true},
-            {"filename": "video.mp4", "size_human": "80 MB", "stored": false},
-        ],
-        "source": source,
-    })
-}
-
-fn triage_ctx(lang: Lang) -> Value {
-    json!({
-        "org": org(),
-        "reference": "KL-2026-0003",
-        "lang": lang.as_str(),
-        "client_name": "Kees <script>",
-        "client_email": "kees@example.nl",
-        "original_subject": "Vraag over factuur",
-        "received": "20 november 2026",
-        "reason": "Het bericht is twijfelachtig.",
-        "body": "Ik ben niet helemaal tevreden over de factuur.",
-        "score": 3,
-    })
-}
-
-fn unassigned_ctx(lang: Lang) -> Value {
-    json!({
-        "org": org(),
-        "reference": "KL-2026-0004",
-        "lang": lang.as_str(),
-        "original_subject": "Klacht over de coach",
-        "concerns": [
-            {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
-            {"name": "Piet Coach", "email": "piet@31solutions.nl"},
-        ],
-        "reason": "Alle behandelaars worden in de klacht genoemd.",
-    })
-}
-
-fn client_reply_ctx(lang: Lang) -> Value {
-    json!({
-        "org": org(),
-        "reference": "KL-2026-0001",
-        "lang": lang.as_str(),
-        "client_name": "Jan Jansen",
-        "original_subject": "Slechte sessie",
-        "body": "Het ging om de sessie van 3 november. <i>Dank</i>",
-        "response_due": "21 december 2026",
-    })
-}
-
-fn full_ctx(lang: Lang, t: Template) -> Value {
-    match t {
-        Template::Ack => ack_ctx(lang, &["nature", "dates", "desired_outcome"]),
-        Template::HandlerNew => handler_new_ctx(lang, "email", "jan@example.nl"),
-        Template::HandlerReleased => json!({
-            "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
-            "original_subject": "Slechte sessie",
-            "old_handler": {"name": "Bram Bakker"},
-            "new_handler": {"name": "Carla Smit"},
-            "reason": "toegewezen door beheer",
-            "response_due": "21 december 2026",
-        }),
-        Template::Triage => triage_ctx(lang),
-        Template::Unassigned => unassigned_ctx(lang),
-        Template::ClientReplyToHandler => client_reply_ctx(lang),
-        Template::Regulation | Template::RegulationPaper => json!({
-            "org": org(),
-            "reference": "",
-            "lang": lang.as_str(),
-            "client_name": "Jan Jansen",
-            "client_email": "jan@example.nl",
-            "original_subject": "Reglement",
-            "body": "Mag ik een papieren exemplaar?",
-            "has_text": true,
-            "regulation_text": "KLACHTENREGLEMENT",
-            "paper": true,
-        }),
-        Template::ToClient => to_client_ctx(lang, "extension"),
-        Template::CommandResult => json!({
-            "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
-            "staff": {"name": "Anna de Vries"}, "ok": true, "error": "",
-            "done": ["voorstel aan de cliënt (art. 7)"], "status": "proposed",
-            "response_due": "21 december 2026", "original_subject": "Slechte sessie",
-            "their_subject": "RE: [KL-2026-0001] Nieuwe klacht", "items": [],
-        }),
-        Template::Reminder => reminder_ctx(lang, "due_soon"),
-        Template::Escalation => escalation_ctx(lang, "response", 1),
-        Template::Digest => digest_ctx(lang),
-        Template::Health => health_ctx(lang, "intake", "alarm"),
-        Template::Report => crate::report::mail::sample_context(lang),
+fn org() -> Org<'static> {
+    Org {
+        name: "31Solutions",
+        address: "info@31solutions.nl",
+        regulation_url: "https://www.31solutions.nl/klachtenreglement",
+        phone: "0653656932",
+        website: "www.31solutions.nl",
     }
 }
 
-fn reminder_ctx(lang: Lang, kind: &str) -> Value {
-    json!({
-        "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
-        "recipient": {"name": "Anna de Vries"},
-        "kind": kind,
-        "original_subject": "Slechte sessie", "client_name": "Jan Jansen",
-        "status": "in_progress", "status_label": "in behandeling",
-        "response_due": "21 december 2026", "working_days_left": 3,
-        "extended": false,
-        "reply_at": "14 december 2026", "waiting_days": 2,
-        "is_handler": true,
-    })
+fn person(name: &str, email: &str) -> Person {
+    Person {
+        name: name.into(),
+        email: email.into(),
+    }
 }
 
-fn escalation_ctx(lang: Lang, kind: &str, level: u8) -> Value {
-    json!({
-        "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
-        "recipient": {"name": "Carla Toezicht"},
-        "kind": kind,
-        "level": level,
-        "original_subject": "Slechte sessie", "client_name": "Jan Jansen",
-        "category": "coaching", "status": "in_progress", "status_label": "in behandeling",
-        "handler": {"name": "Anna de Vries", "email": "anna@31solutions.nl"},
-        "due": "21 december 2026",
-        "days_late": 2,
-        "extended": false,
-        "ack_sent": true, "triage": false,
-        "last_activity": {
-            "at": "18 december 2026 14:05",
-            "what": "antwoord aan de cliënt verstuurd",
-            "actor": "Anna de Vries",
-        },
-        "second_level_working_days": 5,
-    })
+fn named(name: &'static str) -> Named<'static> {
+    Named { name }
+}
+
+fn ack_ctx(missing: &[&'static str]) -> Ack<'static> {
+    Ack {
+        org: org(),
+        reference: "KL-2026-0001",
+        client_name: "Jan Jansen",
+        original_subject: "Slechte sessie",
+        handler: person("Anna de Vries", "anna@31solutions.nl"),
+        received: "20 november 2026".into(),
+        response_due: "21 december 2026".into(),
+        missing: missing.to_vec(),
+        response_working_days: 20,
+    }
+}
+
+fn handler_new_ctx(source: &'static str, client_email: &'static str) -> HandlerNew<'static> {
+    HandlerNew {
+        org: org(),
+        reference: "KL-2026-0001",
+        handler: named("Anna de Vries"),
+        client_name: "Jan <script>alert(1)</script> Jansen",
+        client_email,
+        client_phone: "0612345678",
+        original_subject: "Klacht over <b>sessie</b>",
+        received: "20 november 2026".into(),
+        ack_due: "27 november 2026".into(),
+        response_due: "21 december 2026".into(),
+        category: "coaching",
+        concerns: vec![person("Piet Coach", "piet@31solutions.nl")],
+        missing: vec!["dates", "desired_outcome"],
+        assignment_reason: "Anna is de enige beschikbare behandelaar die niet betrokken is.",
+        body: "Ik ben ontevreden.\n<script>alert('x')</script>\nGroet, Jan",
+        attachments: vec![
+            Attachment {
+                filename: "verslag.pdf",
+                size_human: "120 kB".into(),
+                stored: true,
+            },
+            Attachment {
+                filename: "video.mp4",
+                size_human: "80 MB".into(),
+                stored: false,
+            },
+        ],
+        source,
+        note: None,
+    }
+}
+
+fn handler_released_ctx() -> HandlerReleased<'static> {
+    HandlerReleased {
+        org: org(),
+        reference: "KL-2026-0001",
+        original_subject: "Slechte sessie",
+        old_handler: named("Bram Bakker"),
+        new_handler: named("Carla Smit"),
+        reason: "toegewezen door beheer",
+        response_due: "21 december 2026".into(),
+    }
+}
+
+fn triage_ctx() -> Triage<'static> {
+    Triage {
+        org: org(),
+        reference: "KL-2026-0003",
+        client_name: "Kees <script>",
+        client_email: "kees@example.nl",
+        original_subject: "Vraag over factuur",
+        received: "20 november 2026".into(),
+        reason: "Het bericht is twijfelachtig.",
+        body: "Ik ben niet helemaal tevreden over de factuur.",
+        score: "3".into(),
+    }
+}
+
+fn unassigned_ctx() -> Unassigned<'static> {
+    Unassigned {
+        org: org(),
+        reference: "KL-2026-0004",
+        original_subject: "Klacht over de coach",
+        concerns: vec![
+            person("Anna de Vries", "anna@31solutions.nl"),
+            person("Piet Coach", "piet@31solutions.nl"),
+        ],
+        reason: "Alle behandelaars worden in de klacht genoemd.",
+    }
+}
+
+fn client_reply_ctx() -> ClientReplyToHandler<'static> {
+    ClientReplyToHandler {
+        org: org(),
+        reference: "KL-2026-0001",
+        client_name: "Jan Jansen",
+        original_subject: "Slechte sessie",
+        body: "Het ging om de sessie van 3 november. <i>Dank</i>".into(),
+        response_due: "21 december 2026".into(),
+        closed: false,
+    }
+}
+
+fn regulation_ctx() -> Regulation<'static> {
+    Regulation {
+        org: org(),
+        client_name: "Jan Jansen",
+        original_subject: "Reglement",
+        has_text: true,
+        regulation_text: "KLACHTENREGLEMENT",
+        paper: true,
+    }
+}
+
+fn regulation_paper_ctx() -> RegulationPaper<'static> {
+    RegulationPaper {
+        client_name: "Jan Jansen",
+        client_email: "jan@example.nl",
+        original_subject: "Reglement",
+        body: "Mag ik een papieren exemplaar?",
+    }
+}
+
+fn to_client_ctx(kind: &'static str) -> ToClient<'static> {
+    ToClient {
+        org: org(),
+        reference: "KL-2026-0001",
+        original_subject: "Slechte sessie",
+        kind,
+        text: "Beste Jan,\n\nWij bieden u <een> extra sessie aan.",
+        staff: named("Anna de Vries"),
+        response_due: "5 januari 2027".into(),
+        reason: "de coach is ziek",
+        external_body: "Geschillencommissie, Postbus 1, Den Haag",
+    }
+}
+
+fn command_result_ctx(done: &[String]) -> CommandResult<'_> {
+    CommandResult {
+        org: org(),
+        reference: "KL-2026-0001",
+        staff: named("Anna de Vries"),
+        ok: true,
+        error: "",
+        done,
+        status: "proposed",
+        response_due: "21 december 2026".into(),
+        original_subject: "Slechte sessie",
+        their_subject: "RE: [KL-2026-0001] Nieuwe klacht",
+        items: vec![],
+    }
+}
+
+fn reminder_ctx(kind: &'static str) -> Reminder<'static> {
+    Reminder {
+        org: org(),
+        reference: "KL-2026-0001",
+        recipient: named("Anna de Vries"),
+        kind,
+        original_subject: "Slechte sessie",
+        client_name: "Jan Jansen",
+        status_label: "in behandeling",
+        response_due: "21 december 2026".into(),
+        working_days_left: 3,
+        extended: false,
+        reply_at: "14 december 2026".into(),
+        waiting_days: 2,
+        is_handler: true,
+    }
+}
+
+fn escalation_ctx(kind: &'static str, level: u8) -> Escalation<'static> {
+    Escalation {
+        org: org(),
+        reference: "KL-2026-0001",
+        recipient: named("Carla Toezicht"),
+        kind,
+        level,
+        original_subject: "Slechte sessie",
+        client_name: "Jan Jansen",
+        category: "coaching",
+        status_label: "in behandeling",
+        handler: Some(person("Anna de Vries", "anna@31solutions.nl")),
+        due: "21 december 2026".into(),
+        days_late: 2,
+        extended: false,
+        ack_sent: true,
+        triage: false,
+        last_activity: Some(Activity {
+            at: "18 december 2026 14:05".into(),
+            what: "antwoord aan de cliënt verstuurd".into(),
+            actor: "Anna de Vries".into(),
+        }),
+        second_level_working_days: 5,
+    }
 }
 
 /// One case row of the digest; `dates` are received, ack due and
 /// response due.
 fn digest_row(
-    reference: &str,
-    subject: &str,
+    reference: &'static str,
+    subject: &'static str,
     handler: &str,
-    status: (&str, &str),
+    status_label: &'static str,
     (received, ack_due, response_due): (&str, &str, &str),
     days_left: i64,
     extended: bool,
-) -> Value {
-    json!({
-        "reference": reference, "subject": subject, "client_name": "Jan Jansen",
-        "category": "coaching", "status": status.0, "status_label": status.1,
-        "handler": handler, "received": received, "ack_due": ack_due,
-        "response_due": response_due, "days_left": days_left, "extended": extended,
-    })
+) -> DigestRow<'static> {
+    DigestRow {
+        reference,
+        subject,
+        client_name: "Jan Jansen",
+        status_label,
+        handler: handler.into(),
+        received: received.into(),
+        ack_due: ack_due.into(),
+        response_due: response_due.into(),
+        days_left,
+        extended,
+        triage_reason: "",
+        excerpt: String::new(),
+    }
 }
 
 /// Five cases, each in one section: new (and not yet acknowledged, but
 /// not yet due), overdue, unacknowledged past its date, due soon and
 /// triage; the four open ones again by status.
-fn digest_ctx(lang: Lang) -> Value {
+fn digest_ctx(lang: Lang) -> Digest<'static> {
     let (in_progress, received, triage) = match lang {
         Lang::Nl => ("in behandeling", "ontvangen", "ter beoordeling"),
         Lang::En => ("in progress", "received", "awaiting review"),
@@ -211,7 +267,7 @@ fn digest_ctx(lang: Lang) -> Value {
         "KL-2026-0001",
         "Slechte sessie",
         "Anna de Vries",
-        ("in_progress", in_progress),
+        in_progress,
         ("20-11-2026", "27-11-2026", "24-12-2026"),
         3,
         false,
@@ -220,7 +276,7 @@ fn digest_ctx(lang: Lang) -> Value {
         "KL-2026-0002",
         "Geen reactie",
         "Bram Bakker",
-        ("in_progress", in_progress),
+        in_progress,
         ("05-11-2026", "12-11-2026", "17-12-2026"),
         -2,
         true,
@@ -229,7 +285,7 @@ fn digest_ctx(lang: Lang) -> Value {
         "KL-2026-0003",
         "Vraag over <b>factuur</b>",
         "",
-        ("triage", triage),
+        triage,
         ("18-12-2026", "28-12-2026", ""),
         0,
         false,
@@ -238,7 +294,7 @@ fn digest_ctx(lang: Lang) -> Value {
         "KL-2026-0004",
         "Coach <i>te laat</i>",
         "Anna de Vries",
-        ("received", received),
+        received,
         ("18-12-2026", "28-12-2026", "22-01-2027"),
         22,
         false,
@@ -247,53 +303,111 @@ fn digest_ctx(lang: Lang) -> Value {
         "KL-2026-0005",
         "Sessie afgezegd",
         "",
-        ("received", received),
+        received,
         ("10-12-2026", "17-12-2026", "11-01-2027"),
         13,
         false,
     );
-    json!({
-        "org": org(), "lang": lang.as_str(),
-        "recipient": {"name": "Carla Toezicht"},
-        "day": "maandag 21 december 2026",
-        "since": "vrijdag 18 december 2026 08:30",
-        "counts": {"new": 1, "open": 4, "due_soon": 1, "overdue": 1, "unacknowledged": 1, "triage": 1},
-        "new_cases": [new],
-        "due_soon": [due_soon],
-        "overdue": [overdue],
-        "unacknowledged": [unacked],
-        "triage": [triage_row],
-        "open_by_status": [
-            {"status": "received", "label": received, "cases": [new, unacked]},
-            {"status": "in_progress", "label": in_progress, "cases": [due_soon, overdue]},
-        ],
-        "reminder_working_days": 3,
-    })
+    Digest {
+        org: org(),
+        recipient: named("Carla Toezicht"),
+        day: "maandag 21 december 2026".into(),
+        since: "vrijdag 18 december 2026 08:30".into(),
+        reminder_working_days: 3,
+        cases: DigestCases {
+            counts: DigestCounts {
+                new: 1,
+                open: 4,
+                due_soon: 1,
+                overdue: 1,
+                unacknowledged: 1,
+                triage: 1,
+            },
+            new_cases: vec![new.clone()],
+            due_soon: vec![due_soon.clone()],
+            overdue: vec![overdue.clone()],
+            unacknowledged: vec![unacked.clone()],
+            triage: vec![triage_row],
+            open_by_status: vec![
+                StatusGroup {
+                    label: received,
+                    cases: vec![new, unacked],
+                },
+                StatusGroup {
+                    label: in_progress,
+                    cases: vec![due_soon, overdue],
+                },
+            ],
+        },
+    }
 }
 
-fn health_ctx(lang: Lang, what: &str, state: &str) -> Value {
-    json!({
-        "org": org(), "lang": lang.as_str(),
-        "recipient": {"name": "Carla Toezicht"},
-        "what": what,
-        "state": state,
-        "since": "23 november 2026 09:12",
-        "minutes": 75,
-        "last_error": "IMAP login failed: authentication failed",
-        "unsent": 3,
-        "mailbox": "info@31solutions.nl",
-    })
+fn health_ctx(what: &'static str, state: &'static str) -> Health<'static> {
+    Health {
+        org: org(),
+        recipient: named("Carla Toezicht"),
+        what,
+        state,
+        since: "23 november 2026 09:12".into(),
+        minutes: 75,
+        last_error: "IMAP login failed: authentication failed",
+        unsent: 3,
+        mailbox: "info@31solutions.nl",
+    }
 }
 
-fn to_client_ctx(lang: Lang, kind: &str) -> Value {
-    json!({
-        "org": org(), "reference": "KL-2026-0001", "lang": lang.as_str(),
-        "client_name": "Jan Jansen", "original_subject": "Slechte sessie",
-        "kind": kind, "text": "Beste Jan,\n\nWij bieden u <een> extra sessie aan.",
-        "staff": {"name": "Anna de Vries"}, "response_due": "5 januari 2027",
-        "reason": "de coach is ziek", "days": 10,
-        "external_body": "Geschillencommissie, Postbus 1, Den Haag",
-    })
+/// Renders the sample context of template `t` in `lang`; also returns the
+/// context as the template sees it (JSON). Every template has a sample:
+/// the match is exhaustive.
+fn render_sample(r: &Renderer, lang: Lang, t: Template) -> anyhow::Result<(Rendered, Value)> {
+    fn go<C: MailContext>(r: &Renderer, lang: Lang, ctx: &C) -> anyhow::Result<(Rendered, Value)> {
+        Ok((r.render(lang, ctx)?, serde_json::to_value(ctx)?))
+    }
+    match t {
+        Template::Ack => go(r, lang, &ack_ctx(&["nature", "dates", "desired_outcome"])),
+        Template::HandlerNew => go(r, lang, &handler_new_ctx("email", "jan@example.nl")),
+        Template::HandlerReleased => go(r, lang, &handler_released_ctx()),
+        Template::Triage => go(r, lang, &triage_ctx()),
+        Template::Unassigned => go(r, lang, &unassigned_ctx()),
+        Template::ClientReplyToHandler => go(r, lang, &client_reply_ctx()),
+        Template::Regulation => go(r, lang, &regulation_ctx()),
+        Template::RegulationPaper => go(r, lang, &regulation_paper_ctx()),
+        Template::ToClient => go(r, lang, &to_client_ctx("extension")),
+        Template::CommandResult => {
+            let done = ["voorstel aan de cliënt (art. 7)".to_string()];
+            go(r, lang, &command_result_ctx(&done))
+        }
+        Template::Reminder => go(r, lang, &reminder_ctx("due_soon")),
+        Template::Escalation => go(r, lang, &escalation_ctx("response", 1)),
+        Template::Digest => go(r, lang, &digest_ctx(lang)),
+        Template::Health => go(r, lang, &health_ctx("intake", "alarm")),
+        Template::Report => {
+            let sample = crate::report::mail::Sample::new(lang);
+            go(r, lang, &sample.context())
+        }
+    }
+}
+
+/// The built-in templates, loaded once for all tests.
+fn renderer() -> &'static Renderer {
+    static R: OnceLock<Renderer> = OnceLock::new();
+    R.get_or_init(|| Renderer::new(None).expect("built-in templates load"))
+}
+
+fn render<C: MailContext>(lang: Lang, ctx: &C) -> Rendered {
+    renderer()
+        .render(lang, ctx)
+        .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), C::TEMPLATE.name()))
+}
+
+/// `ctx` as JSON with `edit` applied: for what a typed context cannot say.
+fn edited<C: MailContext>(
+    ctx: &C,
+    edit: impl FnOnce(&mut serde_json::Map<String, Value>),
+) -> Value {
+    let mut v = serde_json::to_value(ctx).expect("a context serialises");
+    edit(v.as_object_mut().expect("a context is a JSON object"));
+    v
 }
 
 #[test]
@@ -301,7 +415,7 @@ fn staff_mail_carries_the_reply_marker_and_client_mail_never_does() {
     let r = renderer();
     for lang in LANGS {
         for &t in Template::ALL {
-            let out = r.render(lang, t, &full_ctx(lang, t)).unwrap();
+            let (out, _) = render_sample(r, lang, t).unwrap();
             let to_staff = matches!(
                 t,
                 Template::HandlerNew
@@ -360,7 +474,7 @@ fn client_mail_says_what_each_kind_means() {
         ("answer", "Anna de Vries", "Anna de Vries"),
     ] {
         for (lang, want) in [(Lang::Nl, nl), (Lang::En, en)] {
-            let out = render(lang, Template::ToClient, &to_client_ctx(lang, kind));
+            let out = render(lang, &to_client_ctx(kind));
             assert!(
                 out.text.contains(want),
                 "{kind}/{}: {}",
@@ -373,16 +487,6 @@ fn client_mail_says_what_each_kind_means() {
             assert!(out.text.contains("Anna de Vries"));
         }
     }
-}
-
-fn renderer() -> Renderer {
-    Renderer::new(None).expect("built-in templates load")
-}
-
-fn render(lang: Lang, t: Template, ctx: &Value) -> Rendered {
-    renderer()
-        .render(lang, t, ctx)
-        .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), t.name()))
 }
 
 /// A fresh, unique directory under the system temp dir, removed on drop.
@@ -441,11 +545,9 @@ fn every_template_renders_in_both_languages_with_the_reference_in_the_subject() 
     let r = renderer();
     for lang in LANGS {
         for &t in Template::ALL {
-            let ctx = full_ctx(lang, t);
-            let reference = ctx["reference"].as_str().unwrap_or_default().to_string();
-            let out = r
-                .render(lang, t, &ctx)
+            let (out, ctx) = render_sample(r, lang, t)
                 .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), t.name()));
+            let reference = ctx["reference"].as_str().unwrap_or_default().to_string();
             // Mail about a case carries its reference; the regulation
             // on request belongs to no case.
             let tag = if reference.is_empty() {
@@ -491,8 +593,8 @@ fn every_template_renders_in_both_languages_with_the_reference_in_the_subject() 
 fn plain_text_lines_stay_near_72_columns_apart_from_long_values() {
     for lang in LANGS {
         for &t in Template::ALL {
-            let ctx = full_ctx(lang, t);
-            let out = render(lang, t, &ctx);
+            let (out, ctx) = render_sample(renderer(), lang, t)
+                .unwrap_or_else(|e| panic!("{}/{}: {e:#}", lang.as_str(), t.name()));
             for line in out.text.lines() {
                 let width = line.chars().count();
                 // A digest line per case may run over only through its
@@ -558,7 +660,7 @@ fn digest_case_values(ctx: &Value) -> Vec<String> {
 #[test]
 fn acknowledgement_names_the_handler_the_response_date_and_the_regulation() {
     for lang in LANGS {
-        let out = render(lang, Template::Ack, &ack_ctx(lang, &[]));
+        let out = render(lang, &ack_ctx(&[]));
         for part in [&out.text, &out.html] {
             assert!(part.contains("Anna de Vries"), "{}", lang.as_str());
             assert!(part.contains("anna@31solutions.nl"));
@@ -571,7 +673,7 @@ fn acknowledgement_names_the_handler_the_response_date_and_the_regulation() {
             assert!(part.contains("20"));
         }
     }
-    let nl = render(Lang::Nl, Template::Ack, &ack_ctx(Lang::Nl, &[]));
+    let nl = render(Lang::Nl, &ack_ctx(&[]));
     assert_eq!(
         nl.subject,
         "[KL-2026-0001] Ontvangstbevestiging van uw klacht"
@@ -579,7 +681,7 @@ fn acknowledgement_names_the_handler_the_response_date_and_the_regulation() {
     assert!(nl.text.contains("papieren exemplaar"));
     assert!(nl.text.contains("vertrouwelijk"));
     assert!(nl.text.contains("onafhankelijke"));
-    let en = render(Lang::En, Template::Ack, &ack_ctx(Lang::En, &[]));
+    let en = render(Lang::En, &ack_ctx(&[]));
     assert_eq!(en.subject, "[KL-2026-0001] We have received your complaint");
     assert!(en.text.contains("paper copy"));
     assert!(en.text.contains("confidential"));
@@ -602,23 +704,19 @@ fn acknowledgement_asks_for_missing_elements_only_when_some_are_missing() {
     };
     for lang in LANGS {
         let [nature, dates, outcome] = phrases(lang);
-        let all = render(
-            lang,
-            Template::Ack,
-            &ack_ctx(lang, &["nature", "dates", "desired_outcome"]),
-        );
+        let all = render(lang, &ack_ctx(&["nature", "dates", "desired_outcome"]));
         for part in [&all.text, &all.html] {
             assert!(part.contains(nature), "{}: {part}", lang.as_str());
             assert!(part.contains(dates));
             assert!(part.contains(outcome));
         }
-        let one = render(lang, Template::Ack, &ack_ctx(lang, &["dates"]));
+        let one = render(lang, &ack_ctx(&["dates"]));
         for part in [&one.text, &one.html] {
             assert!(!part.contains(nature));
             assert!(part.contains(dates));
             assert!(!part.contains(outcome));
         }
-        let none = render(lang, Template::Ack, &ack_ctx(lang, &[]));
+        let none = render(lang, &ack_ctx(&[]));
         for part in [&none.text, &none.html] {
             assert!(!part.contains(nature) && !part.contains(dates) && !part.contains(outcome));
             assert!(!part.contains("aanvullen") && !part.contains("missing"));
@@ -628,8 +726,16 @@ fn acknowledgement_asks_for_missing_elements_only_when_some_are_missing() {
 
 #[test]
 fn acknowledgement_shows_the_client_nothing_internal() {
+    // `Ack` has no `concerns`; even if a careless caller passed them, the
+    // template must never show them.
+    let ctx = edited(&ack_ctx(&["nature"]), |o| {
+        let concerns = json!([{"name": "Piet Coach", "email": "piet@31solutions.nl"}]);
+        o.insert("concerns".into(), concerns);
+    });
     for lang in LANGS {
-        let out = render(lang, Template::Ack, &ack_ctx(lang, &["nature"]));
+        let out = renderer()
+            .render_value(lang, Template::Ack, ctx.clone())
+            .expect("render");
         for part in [&out.subject, &out.text, &out.html] {
             assert!(!part.contains("Piet"), "{}: {part}", lang.as_str());
             assert!(!part.contains("piet@"));
@@ -641,24 +747,20 @@ fn acknowledgement_shows_the_client_nothing_internal() {
 
 #[test]
 fn acknowledgement_without_a_client_name_uses_a_neutral_greeting() {
-    let mut ctx = ack_ctx(Lang::Nl, &[]);
-    ctx["client_name"] = json!("");
-    let nl = render(Lang::Nl, Template::Ack, &ctx);
+    let mut ctx = ack_ctx(&[]);
+    ctx.client_name = "";
+    let nl = render(Lang::Nl, &ctx);
     assert!(nl.text.starts_with("Geachte heer, mevrouw,"), "{}", nl.text);
-    let mut ctx = ack_ctx(Lang::En, &[]);
-    ctx["client_name"] = json!("");
-    let en = render(Lang::En, Template::Ack, &ctx);
+    let mut ctx = ack_ctx(&[]);
+    ctx.client_name = "";
+    let en = render(Lang::En, &ctx);
     assert!(en.text.starts_with("Dear Sir or Madam,"), "{}", en.text);
 }
 
 #[test]
 fn html_escapes_client_provided_fields_while_text_keeps_them_verbatim() {
     for lang in LANGS {
-        let out = render(
-            lang,
-            Template::HandlerNew,
-            &handler_new_ctx(lang, "email", "jan@example.nl"),
-        );
+        let out = render(lang, &handler_new_ctx("email", "jan@example.nl"));
         assert!(!out.html.contains("<script>"), "{}", out.html);
         assert!(
             out.html
@@ -670,14 +772,14 @@ fn html_escapes_client_provided_fields_while_text_keeps_them_verbatim() {
         // The subject is a header, not HTML: never escaped.
         assert!(out.subject.contains("Klacht over <b>sessie</b>"));
 
-        let tri = render(lang, Template::Triage, &triage_ctx(lang));
+        let tri = render(lang, &triage_ctx());
         assert!(!tri.html.contains("<script>"));
         assert!(tri.html.contains("Kees &lt;script&gt;"));
 
-        let mut ctx = ack_ctx(lang, &[]);
-        ctx["client_name"] = json!("<script>x</script>");
-        ctx["original_subject"] = json!("\"quoted\" & <em>");
-        let ack = render(lang, Template::Ack, &ctx);
+        let mut ctx = ack_ctx(&[]);
+        ctx.client_name = "<script>x</script>";
+        ctx.original_subject = "\"quoted\" & <em>";
+        let ack = render(lang, &ctx);
         assert!(!ack.html.contains("<script>") && !ack.html.contains("<em>"));
         assert!(ack.html.contains("&lt;script&gt;x&lt;/script&gt;"));
     }
@@ -685,9 +787,9 @@ fn html_escapes_client_provided_fields_while_text_keeps_them_verbatim() {
 
 #[test]
 fn subject_is_one_trimmed_line_even_when_the_original_subject_has_line_breaks() {
-    let mut ctx = handler_new_ctx(Lang::Nl, "email", "jan@example.nl");
-    ctx["original_subject"] = json!("  Eerste regel\r\n\tBcc: evil@example.com  ");
-    let out = render(Lang::Nl, Template::HandlerNew, &ctx);
+    let mut ctx = handler_new_ctx("email", "jan@example.nl");
+    ctx.original_subject = "  Eerste regel\r\n\tBcc: evil@example.com  ";
+    let out = render(Lang::Nl, &ctx);
     assert_eq!(
         out.subject,
         "[KL-2026-0001] Nieuwe klacht toegewezen: Eerste regel Bcc: evil@example.com"
@@ -697,11 +799,7 @@ fn subject_is_one_trimmed_line_even_when_the_original_subject_has_line_breaks() 
 #[test]
 fn handler_notification_lists_the_facts_and_the_reply_commands() {
     for lang in LANGS {
-        let out = render(
-            lang,
-            Template::HandlerNew,
-            &handler_new_ctx(lang, "email", "jan@example.nl"),
-        );
+        let out = render(lang, &handler_new_ctx("email", "jan@example.nl"));
         for part in [&out.text, &out.html] {
             for needle in [
                 "Anna de Vries",
@@ -739,11 +837,7 @@ fn handler_notification_lists_the_facts_and_the_reply_commands() {
         };
         assert!(!out.text.contains(phone_word), "{}", out.text);
     }
-    let nl = render(
-        Lang::Nl,
-        Template::HandlerNew,
-        &handler_new_ctx(Lang::Nl, "email", "jan@example.nl"),
-    );
+    let nl = render(Lang::Nl, &handler_new_ctx("email", "jan@example.nl"));
     assert!(nl
         .subject
         .starts_with("[KL-2026-0001] Nieuwe klacht toegewezen: "));
@@ -753,23 +847,19 @@ fn handler_notification_lists_the_facts_and_the_reply_commands() {
 #[test]
 fn phone_complaint_without_an_address_asks_the_handler_to_confirm_by_phone() {
     for (lang, phrase) in [(Lang::Nl, "telefonisch"), (Lang::En, "by phone")] {
-        let mut ctx = handler_new_ctx(lang, "phone", "");
-        ctx["concerns"] = json!([]);
-        ctx["missing"] = json!([]);
-        ctx["attachments"] = json!([]);
-        ctx["client_phone"] = json!("0612345678");
-        let out = render(lang, Template::HandlerNew, &ctx);
+        let mut ctx = handler_new_ctx("phone", "");
+        ctx.concerns = vec![];
+        ctx.missing = vec![];
+        ctx.attachments = vec![];
+        ctx.client_phone = "0612345678";
+        let out = render(lang, &ctx);
         for part in [&out.text, &out.html] {
             assert!(part.contains(phrase), "{}: {part}", lang.as_str());
             assert!(part.contains("0612345678"));
             assert!(part.contains("27 november 2026"));
         }
         // A phone complaint with an address gets the emailed ack.
-        let with_mail = render(
-            lang,
-            Template::HandlerNew,
-            &handler_new_ctx(lang, "phone", "jan@example.nl"),
-        );
+        let with_mail = render(lang, &handler_new_ctx("phone", "jan@example.nl"));
         let confirm = match lang {
             Lang::Nl => "Bevestig de ontvangst telefonisch",
             Lang::En => "Please confirm receipt by phone",
@@ -783,7 +873,7 @@ fn phone_complaint_without_an_address_asks_the_handler_to_confirm_by_phone() {
 #[test]
 fn triage_explains_the_klacht_and_geen_klacht_commands() {
     for lang in LANGS {
-        let out = render(lang, Template::Triage, &triage_ctx(lang));
+        let out = render(lang, &triage_ctx());
         for part in [&out.text, &out.html] {
             assert!(part.contains("/klacht"));
             assert!(part.contains("/geen-klacht"));
@@ -793,19 +883,19 @@ fn triage_explains_the_klacht_and_geen_klacht_commands() {
             assert!(part.contains('3'));
         }
     }
-    let nl = render(Lang::Nl, Template::Triage, &triage_ctx(Lang::Nl));
+    let nl = render(Lang::Nl, &triage_ctx());
     assert_eq!(
         nl.subject,
         "[KL-2026-0003] Ter beoordeling: Vraag over factuur"
     );
-    let en = render(Lang::En, Template::Triage, &triage_ctx(Lang::En));
+    let en = render(Lang::En, &triage_ctx());
     assert_eq!(en.subject, "[KL-2026-0003] For review: Vraag over factuur");
 }
 
 #[test]
 fn unassigned_names_the_persons_concerned_and_the_toewijzen_command() {
     for lang in LANGS {
-        let out = render(lang, Template::Unassigned, &unassigned_ctx(lang));
+        let out = render(lang, &unassigned_ctx());
         for part in [&out.text, &out.html] {
             assert!(part.contains("/toewijzen"));
             assert!(part.contains("Anna de Vries") && part.contains("Piet Coach"));
@@ -814,22 +904,16 @@ fn unassigned_names_the_persons_concerned_and_the_toewijzen_command() {
         }
     }
     // The reason is optional; a standard sentence stands in.
-    let mut ctx = unassigned_ctx(Lang::Nl);
-    if let Some(o) = ctx.as_object_mut() {
-        o.remove("reason");
-    }
-    let out = render(Lang::Nl, Template::Unassigned, &ctx);
+    let mut ctx = unassigned_ctx();
+    ctx.reason = "";
+    let out = render(Lang::Nl, &ctx);
     assert!(out.text.contains("onafhankelijke behandelaar"));
 }
 
 #[test]
 fn client_reply_relays_the_body_and_the_response_date_to_the_handler() {
     for lang in LANGS {
-        let out = render(
-            lang,
-            Template::ClientReplyToHandler,
-            &client_reply_ctx(lang),
-        );
+        let out = render(lang, &client_reply_ctx());
         assert!(out
             .text
             .contains("Het ging om de sessie van 3 november. <i>Dank</i>"));
@@ -841,11 +925,7 @@ fn client_reply_relays_the_body_and_the_response_date_to_the_handler() {
             assert!(part.contains("Jan Jansen"));
         }
     }
-    let nl = render(
-        Lang::Nl,
-        Template::ClientReplyToHandler,
-        &client_reply_ctx(Lang::Nl),
-    );
+    let nl = render(Lang::Nl, &client_reply_ctx());
     assert_eq!(
         nl.subject,
         "[KL-2026-0001] Reactie van cliënt: Slechte sessie"
@@ -864,7 +944,7 @@ fn reminder_names_the_reference_the_due_date_and_the_days_left() {
             Lang::Nl => ("3 werkdagen", "vandaag", "geen behandelaar", "2 werkdagen"),
             Lang::En => ("3 working days", "today", "no handler", "2 working days"),
         };
-        let out = render(lang, Template::Reminder, &reminder_ctx(lang, "due_soon"));
+        let out = render(lang, &reminder_ctx("due_soon"));
         for part in [&flat(&out.text), &out.html] {
             for needle in [
                 "KL-2026-0001",
@@ -891,11 +971,11 @@ fn reminder_names_the_reference_the_due_date_and_the_days_left() {
         }
 
         // Due today, extended, and no handler: sent to a supervisor.
-        let mut ctx = reminder_ctx(lang, "due_soon");
-        ctx["working_days_left"] = json!(0);
-        ctx["extended"] = json!(true);
-        ctx["is_handler"] = json!(false);
-        let out = render(lang, Template::Reminder, &ctx);
+        let mut ctx = reminder_ctx("due_soon");
+        ctx.working_days_left = 0;
+        ctx.extended = true;
+        ctx.is_handler = false;
+        let out = render(lang, &ctx);
         assert!(out.subject.contains(today), "{}", out.subject);
         let extended = match lang {
             Lang::Nl => "verlengd",
@@ -907,18 +987,14 @@ fn reminder_names_the_reference_the_due_date_and_the_days_left() {
             assert!(part.contains("/toewijzen"));
         }
 
-        let out = render(
-            lang,
-            Template::Reminder,
-            &reminder_ctx(lang, "reply_waiting"),
-        );
+        let out = render(lang, &reminder_ctx("reply_waiting"));
         for part in [&flat(&out.text), &out.html] {
             assert!(part.contains("14 december 2026"), "{part}");
             assert!(part.contains(waited) && part.contains("Jan Jansen"));
             assert!(part.contains("KL-2026-0001") && part.contains("/intern"));
         }
     }
-    let subject = |lang, kind| render(lang, Template::Reminder, &reminder_ctx(lang, kind)).subject;
+    let subject = |lang, kind| render(lang, &reminder_ctx(kind)).subject;
     assert_eq!(
         subject(Lang::Nl, "due_soon"),
         "[KL-2026-0001] Herinnering, reactie uiterlijk 21 december 2026: Slechte sessie"
@@ -945,11 +1021,7 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
             Lang::Nl => ("2 werkdagen te laat", "5 werkdagen", "tweede escalatie"),
             Lang::En => ("2 working days late", "5 working days", "second escalation"),
         };
-        let out = render(
-            lang,
-            Template::Escalation,
-            &escalation_ctx(lang, "response", 1),
-        );
+        let out = render(lang, &escalation_ctx("response", 1));
         for part in [&flat(&out.text), &out.html] {
             for needle in [
                 "KL-2026-0001",
@@ -980,11 +1052,7 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
             assert!(part.to_lowercase().contains(second));
         }
 
-        let out = render(
-            lang,
-            Template::Escalation,
-            &escalation_ctx(lang, "response", 2),
-        );
+        let out = render(lang, &escalation_ctx("response", 2));
         let prefix = match lang {
             Lang::Nl => "[KL-2026-0001] Tweede escalatie, termijn verstreken: ",
             Lang::En => "[KL-2026-0001] Second escalation, deadline passed: ",
@@ -997,10 +1065,10 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
         }
 
         // No second level configured: not announced.
-        let mut ctx = escalation_ctx(lang, "response", 1);
-        ctx["second_level_working_days"] = json!(0);
-        ctx["last_activity"] = Value::Null;
-        let out = render(lang, Template::Escalation, &ctx);
+        let mut ctx = escalation_ctx("response", 1);
+        ctx.second_level_working_days = 0;
+        ctx.last_activity = None;
+        let out = render(lang, &ctx);
         let nothing = match lang {
             Lang::Nl => "nog niets vastgelegd",
             Lang::En => "nothing recorded yet",
@@ -1011,12 +1079,12 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
         }
 
         // Acknowledgement not sent, still in triage, no handler.
-        let mut ctx = escalation_ctx(lang, "ack", 1);
-        ctx["handler"] = Value::Null;
-        ctx["triage"] = json!(true);
-        ctx["ack_sent"] = json!(false);
-        ctx["due"] = json!("27 november 2026");
-        let out = render(lang, Template::Escalation, &ctx);
+        let mut ctx = escalation_ctx("ack", 1);
+        ctx.handler = None;
+        ctx.triage = true;
+        ctx.ack_sent = false;
+        ctx.due = "27 november 2026".into();
+        let out = render(lang, &ctx);
         let (subject, not_sent, none) = match lang {
             Lang::Nl => (
                 "Ontvangstbevestiging niet verstuurd",
@@ -1049,11 +1117,7 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
         }
 
         // The handler is named in the complaint.
-        let out = render(
-            lang,
-            Template::Escalation,
-            &escalation_ctx(lang, "conflict", 1),
-        );
+        let out = render(lang, &escalation_ctx("conflict", 1));
         let (subject, named) = match lang {
             Lang::Nl => ("Behandelaar is betrokken", "in de klacht zelf genoemd"),
             Lang::En => ("Handler is involved", "named in the complaint itself"),
@@ -1069,20 +1133,12 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
             assert!(!part.contains("/geen-klacht"));
         }
     }
-    let nl = render(
-        Lang::Nl,
-        Template::Escalation,
-        &escalation_ctx(Lang::Nl, "response", 1),
-    );
+    let nl = render(Lang::Nl, &escalation_ctx("response", 1));
     assert_eq!(
         nl.subject,
         "[KL-2026-0001] Termijn verstreken: Slechte sessie"
     );
-    let en = render(
-        Lang::En,
-        Template::Escalation,
-        &escalation_ctx(Lang::En, "response", 1),
-    );
+    let en = render(Lang::En, &escalation_ctx("response", 1));
     assert_eq!(en.subject, "[KL-2026-0001] Deadline passed: Slechte sessie");
 }
 
@@ -1090,7 +1146,7 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
 fn digest_lists_every_case_in_text_and_in_html_tables() {
     for lang in LANGS {
         let ctx = digest_ctx(lang);
-        let out = render(lang, Template::Digest, &ctx);
+        let out = render(lang, &ctx);
         let (headings, late, no_effect): (&[&str], &str, &str) = match lang {
             Lang::Nl => (
                 &[
@@ -1194,12 +1250,12 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
         };
         assert!(!out.text.contains(none) && !out.html.contains(none));
     }
-    let nl = render(Lang::Nl, Template::Digest, &digest_ctx(Lang::Nl));
+    let nl = render(Lang::Nl, &digest_ctx(Lang::Nl));
     assert_eq!(
         nl.subject,
         "Klachten: dagoverzicht maandag 21 december 2026 (1 nieuw, 1 te laat)"
     );
-    let en = render(Lang::En, Template::Digest, &digest_ctx(Lang::En));
+    let en = render(Lang::En, &digest_ctx(Lang::En));
     assert_eq!(
         en.subject,
         "Complaints: daily overview maandag 21 december 2026 (1 new, 1 overdue)"
@@ -1214,19 +1270,17 @@ fn digest_leaves_out_empty_sections_and_says_when_nothing_is_open() {
             Lang::En => ("There are no open cases.", "Overdue (", "New ("),
         };
         let mut ctx = digest_ctx(lang);
-        for key in [
-            "new_cases",
-            "due_soon",
-            "overdue",
-            "unacknowledged",
-            "triage",
-            "open_by_status",
-        ] {
-            ctx[key] = json!([]);
-        }
-        ctx["counts"] = json!({"new": 0, "open": 0, "due_soon": 0, "overdue": 0, "unacknowledged": 0, "triage": 0});
-        ctx["since"] = json!("");
-        let out = render(lang, Template::Digest, &ctx);
+        ctx.cases = DigestCases {
+            counts: DigestCounts::default(),
+            new_cases: vec![],
+            due_soon: vec![],
+            overdue: vec![],
+            unacknowledged: vec![],
+            triage: vec![],
+            open_by_status: vec![],
+        };
+        ctx.since = String::new();
+        let out = render(lang, &ctx);
         for part in [&out.text, &out.html] {
             assert!(part.contains(none), "{part}");
             assert!(
@@ -1239,17 +1293,14 @@ fn digest_leaves_out_empty_sections_and_says_when_nothing_is_open() {
         // Only a new case that is already closed: listed, nothing open,
         // and without a previous digest the heading has no "since".
         let mut ctx = digest_ctx(lang);
-        for key in [
-            "due_soon",
-            "overdue",
-            "unacknowledged",
-            "triage",
-            "open_by_status",
-        ] {
-            ctx[key] = json!([]);
-        }
-        ctx["since"] = json!("");
-        let out = render(lang, Template::Digest, &ctx);
+        let c = &mut ctx.cases;
+        c.due_soon.clear();
+        c.overdue.clear();
+        c.unacknowledged.clear();
+        c.triage.clear();
+        c.open_by_status.clear();
+        ctx.since = String::new();
+        let out = render(lang, &ctx);
         for part in [&out.text, &out.html] {
             assert!(part.contains(none) && part.contains(new_heading), "{part}");
             assert!(part.contains("KL-2026-0004") && !part.contains("KL-2026-0001"));
@@ -1282,7 +1333,7 @@ fn health_tells_alarm_from_recovery_for_intake_and_outbox() {
         };
         for what in ["intake", "outbox"] {
             for state in ["alarm", "recovered"] {
-                let out = render(lang, Template::Health, &health_ctx(lang, what, state));
+                let out = render(lang, &health_ctx(what, state));
                 let id = format!("{}/{what}/{state}", lang.as_str());
                 assert!(
                     out.subject.starts_with("klachtd: "),
@@ -1331,10 +1382,10 @@ fn health_tells_alarm_from_recovery_for_intake_and_outbox() {
             }
         }
         // Without a recorded error the line is left out.
-        let mut ctx = health_ctx(lang, "outbox", "alarm");
-        ctx["last_error"] = json!("");
-        ctx["unsent"] = json!(1);
-        let out = render(lang, Template::Health, &ctx);
+        let mut ctx = health_ctx("outbox", "alarm");
+        ctx.last_error = "";
+        ctx.unsent = 1;
+        let out = render(lang, &ctx);
         for part in [&out.text, &out.html] {
             assert!(!part.contains(last_error), "{part}");
         }
@@ -1344,8 +1395,7 @@ fn health_tells_alarm_from_recovery_for_intake_and_outbox() {
         };
         assert!(flat(&out.text).contains(one), "{}", out.text);
     }
-    let subject =
-        |lang, what, state| render(lang, Template::Health, &health_ctx(lang, what, state)).subject;
+    let subject = |lang, what, state| render(lang, &health_ctx(what, state)).subject;
     assert_eq!(
         subject(Lang::Nl, "intake", "alarm"),
         "klachtd: ALARM – de klachtenmailbox wordt niet gelezen"
@@ -1398,9 +1448,7 @@ fn override_directory_replaces_one_template_and_keeps_the_rest() {
     )
     .expect("write");
     let r = Renderer::new(Some(&dir.0)).expect("load with override");
-    let out = r
-        .render(Lang::Nl, Template::Ack, &ack_ctx(Lang::Nl, &[]))
-        .expect("render");
+    let out = r.render(Lang::Nl, &ack_ctx(&[])).expect("render");
     assert_eq!(out.subject, "[KL-2026-0001] Wij hebben uw klacht ontvangen");
     assert_eq!(
         out.text,
@@ -1408,9 +1456,7 @@ fn override_directory_replaces_one_template_and_keeps_the_rest() {
     );
     // The html part and the English ack are still the built-in ones.
     assert!(out.html.contains("Anna de Vries"));
-    let en = r
-        .render(Lang::En, Template::Ack, &ack_ctx(Lang::En, &[]))
-        .expect("render");
+    let en = r.render(Lang::En, &ack_ctx(&[])).expect("render");
     assert_eq!(en.subject, "[KL-2026-0001] We have received your complaint");
 }
 
@@ -1436,12 +1482,11 @@ fn missing_override_directory_is_an_error() {
 
 #[test]
 fn missing_variable_is_an_error_naming_the_template_not_a_panic() {
-    let mut ctx = ack_ctx(Lang::Nl, &[]);
-    if let Some(o) = ctx.as_object_mut() {
+    let ctx = edited(&ack_ctx(&[]), |o| {
         o.remove("handler");
-    }
+    });
     let err = renderer()
-        .render(Lang::Nl, Template::Ack, &ctx)
+        .render_value(Lang::Nl, Template::Ack, ctx)
         .expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("nl/ack."), "{msg}");
@@ -1451,7 +1496,7 @@ fn missing_variable_is_an_error_naming_the_template_not_a_panic() {
 #[test]
 fn context_that_is_not_an_object_is_an_error() {
     let err = renderer()
-        .render(Lang::En, Template::Triage, &json!(["no"]))
+        .render_value(Lang::En, Template::Triage, json!(["no"]))
         .expect_err("must fail");
     assert!(err.to_string().contains("en/triage"), "{err}");
 }
@@ -1466,15 +1511,26 @@ fn date_filters_need_a_valid_date_and_a_language() {
     )
     .expect("write");
     let r = Renderer::new(Some(&dir.0)).expect("load");
-    let mut ctx = client_reply_ctx(Lang::En);
-    ctx["due"] = json!("2027-03-01");
+    // An override may read a date of its own; the typed context has none.
+    let with_due = |due: &str| {
+        edited(&client_reply_ctx(), |o| {
+            o.insert("due".into(), json!(due));
+        })
+    };
     let out = r
-        .render(Lang::En, Template::ClientReplyToHandler, &ctx)
+        .render_value(
+            Lang::En,
+            Template::ClientReplyToHandler,
+            with_due("2027-03-01"),
+        )
         .expect("render");
     assert_eq!(out.subject, "[KL-2026-0001] 1 March 2027");
-    ctx["due"] = json!("2027-02-30");
     let err = r
-        .render(Lang::En, Template::ClientReplyToHandler, &ctx)
+        .render_value(
+            Lang::En,
+            Template::ClientReplyToHandler,
+            with_due("2027-02-30"),
+        )
         .expect_err("bad date");
     assert!(
         err.to_string().contains("en/client_reply.subject.txt"),
@@ -1484,10 +1540,156 @@ fn date_filters_need_a_valid_date_and_a_language() {
 
 #[test]
 fn language_is_supplied_when_the_caller_leaves_it_out() {
-    let mut ctx = triage_ctx(Lang::En);
-    if let Some(o) = ctx.as_object_mut() {
-        o.remove("lang");
-    }
-    let out = render(Lang::En, Template::Triage, &ctx);
+    // No context type has `lang`: the renderer always adds it.
+    let out = render(Lang::En, &triage_ctx());
     assert!(out.html.contains("lang=\"en\""));
+}
+
+// ------------------------------------------- templates against their types
+
+/// The variables a template reads: every dotted name in its `{{ … }}` and
+/// `{% … %}` tags that is not a keyword, a filter, a macro, a keyword
+/// argument's name or bound in the template itself (a loop variable, a
+/// macro parameter).
+fn names_read(source: &str) -> BTreeSet<String> {
+    let (mut bound, mut read) = (BTreeSet::new(), BTreeSet::new());
+    let mut rest = source;
+    while let Some(at) = rest.find('{') {
+        rest = &rest[at + 1..];
+        let close = match rest.chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            _ => continue,
+        };
+        let end = rest.find(close).unwrap_or(rest.len());
+        tag_names(&rest[1..end], &mut bound, &mut read);
+        rest = &rest[end..];
+    }
+    read.into_iter()
+        .filter(|n| !bound.contains(n.split('.').next().unwrap_or("")))
+        .collect()
+}
+
+/// The names one tag binds (`for r in …`, `macro m(a, b=false)`) and reads.
+fn tag_names(tag: &str, bound: &mut BTreeSet<String>, read: &mut BTreeSet<String>) {
+    const KEYWORDS: &[&str] = &[
+        "if", "elif", "else", "endif", "for", "endfor", "in", "and", "or", "not", "is", "true",
+        "false", "macro", "endmacro", "set", "loop", "self", "super",
+    ];
+    // Without its string literals.
+    let tag = tag.split('"').step_by(2).collect::<Vec<_>>().join(" ");
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in tag.char_indices().chain([(tag.len(), ' ')]) {
+        match (start, is_word(c)) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                words.push((s, &tag[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    let first = words.first().map(|(_, w)| *w);
+    let in_at = words.iter().position(|(_, w)| *w == "in");
+    for (i, &(at, word)) in words.iter().enumerate() {
+        let before = tag[..at].trim_end();
+        let after = tag[at + word.len()..].trim_start();
+        let root = word.split('.').next().unwrap_or("");
+        if word.starts_with(|c: char| c.is_ascii_digit()) || KEYWORDS.contains(&root) {
+            continue;
+        }
+        let binds = match first {
+            Some("for") => in_at.is_some_and(|n| i < n),
+            // The macro's name is followed by its parameters.
+            Some("macro") => !after.starts_with('('),
+            Some("endmacro") => continue,
+            _ => false,
+        };
+        let kwarg = after.starts_with('=') && !after.starts_with("==");
+        if binds {
+            bound.insert(word.to_string());
+        } else if !(before.ends_with('|')
+            || before.ends_with("::")
+            || kwarg
+            || first == Some("macro"))
+        {
+            read.insert(word.to_string());
+        }
+    }
+}
+
+/// The names every part of template `t` reads, in either language.
+fn names_read_by(t: Template) -> BTreeSet<String> {
+    BUILTIN
+        .iter()
+        .filter(|(path, _)| {
+            let file = path.split('/').nth(1).unwrap_or("");
+            file.split('.').next() == Some(t.name())
+        })
+        .flat_map(|(_, source)| names_read(source))
+        .collect()
+}
+
+/// Tera fails on an undefined variable in an output, a comparison, a loop
+/// or `in`, so rendering every typed sample (see above) already checks
+/// most of what a template reads; only `{% if name %}` takes an undefined
+/// name for false. This checks that too: every name a template reads is
+/// a field of its context (or `lang`, which the renderer adds).
+#[test]
+fn every_name_a_template_reads_is_a_field_of_its_context() {
+    let mut wrong = BTreeSet::new();
+    for lang in LANGS {
+        for &t in Template::ALL {
+            let (_, ctx) = render_sample(renderer(), lang, t).expect("renders");
+            for name in names_read_by(t) {
+                let mut at = &ctx;
+                for part in name.split('.') {
+                    match at.get(part) {
+                        Some(v) => at = v,
+                        None if at.is_null() || at.is_array() => break,
+                        None if name == "lang" => break,
+                        None => {
+                            wrong.insert(format!("{}: {name}", t.name()));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "read but not in the context: {wrong:?}");
+}
+
+/// The other way round: a context carries nothing its template ignores,
+/// so each struct says what its template shows.
+#[test]
+fn every_field_of_a_context_is_read_by_its_template() {
+    for &t in Template::ALL {
+        let (_, ctx) = render_sample(renderer(), Lang::Nl, t).expect("renders");
+        let read: BTreeSet<String> = names_read_by(t)
+            .iter()
+            .map(|n| n.split('.').next().unwrap_or("").to_string())
+            .collect();
+        let unread: Vec<&String> = ctx
+            .as_object()
+            .expect("an object")
+            .keys()
+            .filter(|k| !read.contains(*k))
+            .collect();
+        assert!(unread.is_empty(), "{}: never read: {unread:?}", t.name());
+    }
+}
+
+#[test]
+fn the_template_scan_finds_reads_and_skips_what_the_template_binds() {
+    let names = names_read(
+        "{% macro row(r, ack=false) %}{{ r.name }}{% if ack %}!{% endif %}{% endmacro row %}\
+         {% for k, v in counts %}{{ k }} {{ v | pluralize(plural=\"en\") }}{% endfor %}\
+         {{ self::row(r=handler, ack=true) }} {% if not x and \"a\" in missing %}{{ org.name \
+         | upper }}{% elif level == 2 %}{{ loop.index }}{% endif %}",
+    );
+    let want = ["counts", "handler", "level", "missing", "org.name", "x"];
+    assert_eq!(names, want.map(String::from).into_iter().collect());
 }
