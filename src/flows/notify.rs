@@ -321,6 +321,12 @@ pub(crate) fn org_json(s: &Settings) -> serde_json::Value {
     })
 }
 
+/// "18 december 2026 14:05", local.
+pub(crate) fn local_time(lang: Lang, t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    let z = t.to_zoned(tz.clone());
+    format!("{} {}", long_date(lang, z.date()), z.strftime("%H:%M"))
+}
+
 pub(crate) fn human_size(n: u64) -> String {
     match n {
         n if n >= 1024 * 1024 => format!("{:.1} MB", n as f64 / (1024.0 * 1024.0)),

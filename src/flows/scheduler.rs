@@ -21,7 +21,7 @@ use crate::config::{local_date, Roles, Settings, Staff};
 use crate::domain::event::{CaseEvent, EventKind, MailStep, OutboxKind};
 use crate::domain::schedule::{self, CaseFacts, Due, Kind, Rules};
 use crate::domain::types::{EmailAddress, Lang, Status};
-use crate::flows::notify::{org_json, queue_staff_mail, StaffMail};
+use crate::flows::notify::{local_time, org_json, queue_staff_mail, StaffMail};
 use crate::flows::Work;
 use crate::mail::render::{long_date, long_date_with_weekday, Template};
 use crate::store::{self, CaseFilter, CaseRow, EventRow, NoticeKey};
@@ -52,7 +52,7 @@ pub async fn pass(app: &App) -> Result<Summary> {
     let local = now.to_zoned(s.organisation.timezone.clone());
     let today = local.date();
     let mut sum = Summary::default();
-    sum.alarms += health(app, now).await?;
+    sum.alarms += super::health::alarms(app, now).await?;
     sum.anonymised += crate::flows::privacy::retention(&app.store, s, now)
         .await
         .context("retention")?
@@ -384,12 +384,6 @@ fn case_ctx(
     })
 }
 
-/// "18 december 2026 14:05", local.
-fn local_time(lang: Lang, t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    let z = t.to_zoned(tz.clone());
-    format!("{} {}", long_date(lang, z.date()), z.strftime("%H:%M"))
-}
-
 fn actor(s: &Settings, lang: Lang, actor: &str) -> String {
     match actor {
         "client" => match lang {
@@ -695,119 +689,6 @@ fn digest_content(
         "open_by_status": open_by_status,
     });
     DigestContent { ctx, counts }
-}
-
-// ------------------------------------------------------------------ health
-
-/// Alarms about intake and outbox, and their recovery: at most one mail
-/// each way per episode. Returns how many alarm or recovery mails went out.
-async fn health(app: &App, now: Timestamp) -> Result<usize> {
-    let s = &app.settings;
-    let mut sent = 0;
-    // Intake: failing since when?
-    let h = app.store.health("intake").await?;
-    let intake_trouble = h
-        .failing_since
-        .filter(|since| elapsed(*since, now) >= s.health.intake_alarm_after);
-    sent += alarm_or_recovery(
-        app,
-        "intake",
-        intake_trouble,
-        h.alarm_at,
-        h.last_error.as_deref(),
-        0,
-        now,
-    )
-    .await?;
-    // Outbox: the oldest mail still waiting.
-    let h = app.store.health("outbox").await?;
-    let (oldest, unsent, error) = app.store.unsent().await?;
-    let outbox_trouble = oldest.filter(|o| elapsed(*o, now) >= s.health.outbox_alarm_after);
-    sent += alarm_or_recovery(
-        app,
-        "outbox",
-        outbox_trouble,
-        h.alarm_at,
-        error.as_deref(),
-        unsent,
-        now,
-    )
-    .await?;
-    Ok(sent)
-}
-
-fn elapsed(since: Timestamp, now: Timestamp) -> std::time::Duration {
-    std::time::Duration::try_from(now.duration_since(since)).unwrap_or_default()
-}
-
-async fn alarm_or_recovery(
-    app: &App,
-    what: &str,
-    trouble_since: Option<Timestamp>,
-    alarm_at: Option<Timestamp>,
-    last_error: Option<&str>,
-    unsent: i64,
-    now: Timestamp,
-) -> Result<usize> {
-    let s = &app.settings;
-    let mut tx = app.store.begin().await?;
-    let (state, since) = match (trouble_since, alarm_at) {
-        (Some(since), None) => {
-            // The alarm remembers when the trouble began, for the recovery.
-            if !store::raise_alarm(&mut tx, what, since).await? {
-                tx.rollback().await?;
-                return Ok(0);
-            }
-            tracing::error!(what, since = %since, "health alarm: supervisors are told");
-            ("alarm", since)
-        }
-        (None, Some(since)) => {
-            if !store::clear_alarm(&mut tx, what).await? {
-                tx.rollback().await?;
-                return Ok(0);
-            }
-            tracing::info!(what, "health recovered: supervisors are told");
-            ("recovered", since)
-        }
-        _ => {
-            tx.rollback().await?;
-            return Ok(0);
-        }
-    };
-    let lang = s.organisation.language;
-    let minutes = now.duration_since(since).as_secs().max(0) / 60;
-    let ctx = json!({
-        "org": org_json(s), "lang": lang.as_str(), "recipient": {"name": ""},
-        "what": what, "state": state,
-        "since": local_time(lang, since, &s.organisation.timezone),
-        "minutes": minutes, "last_error": last_error.unwrap_or(""),
-        "unsent": unsent, "mailbox": s.organisation.address.as_str(),
-    });
-    let mut n = 0;
-    for sup in s.supervisors() {
-        let mut ctx = ctx.clone();
-        ctx["recipient"] = json!({"name": sup.name});
-        queue_staff_mail(
-            &mut Work {
-                app,
-                tx: &mut tx,
-                now,
-            },
-            sup,
-            StaffMail {
-                case_id: None,
-                template: Template::Health,
-                lang,
-                ctx: &ctx,
-                kind: OutboxKind::Health,
-                answering: None,
-            },
-        )
-        .await?;
-        n += 1;
-    }
-    tx.commit().await?;
-    Ok(n.min(1))
 }
 
 #[cfg(test)]
