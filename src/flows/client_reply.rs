@@ -9,10 +9,10 @@ use serde_json::json;
 use crate::config::local_date;
 use crate::domain::event::{CaseEvent, OutboxKind};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
-use crate::flows::notify::{org_json, queue_staff_mail, StaffMail};
+use crate::flows::notify::{org, queue_staff_mail, StaffMail};
 use crate::flows::Work;
 use crate::mail::parse::InboundMail;
-use crate::mail::render::{long_date, Template};
+use crate::mail::render::{context, long_date};
 use crate::store::{self, NewCaseMessage};
 
 pub(crate) async fn record_reply(
@@ -73,20 +73,21 @@ pub(crate) async fn record_reply(
         .response_due
         .parse()
         .unwrap_or(local_date(now, &s.organisation.timezone));
-    let ctx = json!({
-        "org": org_json(s), "reference": reference.to_string(), "lang": lang.as_str(),
-        "client_name": case.client_name, "original_subject": case.subject,
-        "body": crate::mail::quote::new_text(&m.text), "response_due": long_date(lang, due),
-        "status": case.status.as_str(), "closed": case.status == Status::Closed,
-    });
+    let ctx = context::ClientReplyToHandler {
+        org: org(s),
+        reference: &reference.to_string(),
+        client_name: &case.client_name,
+        original_subject: &case.subject,
+        body: crate::mail::quote::new_text(&m.text),
+        response_due: long_date(lang, due),
+        closed: case.status == Status::Closed,
+    };
     queue_staff_mail(
         w,
         &handler,
         StaffMail {
             case_id: Some(case_id),
-            template: Template::ClientReplyToHandler,
-            lang,
-            ctx: &ctx,
+            rendered: &app.renderer.render(lang, &ctx)?,
             kind: OutboxKind::ClientReplyNotice,
             answering: None,
         },

@@ -112,9 +112,7 @@ async fn alarm_or_recovery(
             sup,
             StaffMail {
                 case_id: None,
-                template: Template::Health,
-                lang,
-                ctx: &ctx,
+                rendered: &app.renderer.render_value(lang, Template::Health, ctx)?,
                 kind: OutboxKind::Health,
                 answering: None,
             },

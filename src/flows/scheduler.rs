@@ -279,9 +279,9 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
                 who,
                 StaffMail {
                     case_id: Some(case.id),
-                    template,
-                    lang: s.organisation.language,
-                    ctx: &ctx,
+                    rendered: &app
+                        .renderer
+                        .render_value(s.organisation.language, template, ctx)?,
                     kind,
                     answering: None,
                 },
@@ -545,9 +545,7 @@ async fn digest(
             sup,
             StaffMail {
                 case_id: None,
-                template: Template::Digest,
-                lang,
-                ctx: &ctx,
+                rendered: &app.renderer.render_value(lang, Template::Digest, ctx)?,
                 kind: OutboxKind::Digest,
                 answering: None,
             },
