@@ -6,13 +6,12 @@
 
 use anyhow::Result;
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::app::App;
 use crate::domain::event::OutboxKind;
-use crate::flows::notify::{local_time, org_json, queue_staff_mail, StaffMail};
+use crate::flows::notify::{local_time, org, queue_staff_mail, StaffMail};
 use crate::flows::Work;
-use crate::mail::render::Template;
+use crate::mail::render::context::{self, Named};
 use crate::store;
 
 /// Alarms about intake and outbox, and their recovery: at most one mail
@@ -92,17 +91,20 @@ async fn alarm_or_recovery(
     };
     let lang = s.organisation.language;
     let minutes = now.duration_since(since).as_secs().max(0) / 60;
-    let ctx = json!({
-        "org": org_json(s), "lang": lang.as_str(), "recipient": {"name": ""},
-        "what": what, "state": state,
-        "since": local_time(lang, since, &s.organisation.timezone),
-        "minutes": minutes, "last_error": last_error.unwrap_or(""),
-        "unsent": unsent, "mailbox": s.organisation.address.as_str(),
-    });
+    let mut ctx = context::Health {
+        org: org(s),
+        recipient: Named { name: "" },
+        what,
+        state,
+        since: local_time(lang, since, &s.organisation.timezone),
+        minutes,
+        last_error: last_error.unwrap_or(""),
+        unsent,
+        mailbox: s.organisation.address.as_str(),
+    };
     let mut n = 0;
     for sup in s.supervisors() {
-        let mut ctx = ctx.clone();
-        ctx["recipient"] = json!({"name": sup.name});
+        ctx.recipient = Named { name: &sup.name };
         queue_staff_mail(
             &mut Work {
                 app,
@@ -112,7 +114,7 @@ async fn alarm_or_recovery(
             sup,
             StaffMail {
                 case_id: None,
-                rendered: &app.renderer.render_value(lang, Template::Health, ctx)?,
+                rendered: &app.renderer.render(lang, &ctx)?,
                 kind: OutboxKind::Health,
                 answering: None,
             },

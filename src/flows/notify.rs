@@ -336,16 +336,6 @@ pub(crate) fn local_time(lang: Lang, t: Timestamp, tz: &jiff::tz::TimeZone) -> S
     format!("{} {}", long_date(lang, z.date()), z.strftime("%H:%M"))
 }
 
-pub(crate) fn org_json(s: &Settings) -> serde_json::Value {
-    serde_json::json!({
-        "name": s.organisation.name,
-        "address": s.organisation.address.as_str(),
-        "regulation_url": s.organisation.regulation_url,
-        "phone": s.organisation.phone,
-        "website": s.organisation.website,
-    })
-}
-
 pub(crate) fn human_size(n: u64) -> String {
     match n {
         n if n >= 1024 * 1024 => format!("{:.1} MB", n as f64 / (1024.0 * 1024.0)),

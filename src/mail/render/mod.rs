@@ -207,7 +207,7 @@ impl Renderer {
 
     /// Renders template `t` in `lang` from a context that must be a JSON
     /// object; `lang` is added to it when absent.
-    pub(crate) fn render_value(
+    fn render_value(
         &self,
         lang: Lang,
         t: Template,
