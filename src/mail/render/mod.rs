@@ -8,10 +8,13 @@
 //! rebuild.
 //!
 //! The caller builds the template's context, the struct of the same name in
-//! [`context`], and passes dates already formatted with [`long_date`] /
-//! [`long_date_with_weekday`]. The same two
-//! functions are also available in templates as filters on `YYYY-MM-DD`
-//! strings: `{{ d | long_date(lang=lang) }}`, `{{ d | long_date_with_weekday(lang=lang) }}`.
+//! [`context`] (so a template is only ever rendered with its own context),
+//! and passes dates already formatted with [`long_date`] /
+//! [`long_date_with_weekday`]. The same two functions are also available in
+//! templates as filters on `YYYY-MM-DD` strings:
+//! `{{ d | long_date(lang=lang) }}`, `{{ d | long_date_with_weekday(lang=lang) }}`.
+
+pub mod context;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -20,10 +23,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use jiff::civil::{Date, Weekday};
 
-use crate::domain::types::Lang;
-
-pub mod context;
 pub use context::MailContext;
+
+use crate::domain::types::Lang;
 
 /// The messages klachtd sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -255,14 +255,10 @@ fn digest_row(
     }
 }
 
-/// Five cases, each in one section: new (and not yet acknowledged, but
-/// not yet due), overdue, unacknowledged past its date, due soon and
-/// triage; the four open ones again by status.
-fn digest_ctx(lang: Lang) -> Digest<'static> {
-    let (in_progress, received, triage) = match lang {
-        Lang::Nl => ("in behandeling", "ontvangen", "ter beoordeling"),
-        Lang::En => ("in progress", "received", "awaiting review"),
-    };
+/// The digest's five cases: due soon, overdue, triage, new (and not yet
+/// acknowledged, but not yet due) and unacknowledged past its date.
+fn digest_rows(lang: Lang) -> [DigestRow<'static>; 5] {
+    let (in_progress, received, triage) = status_labels(lang);
     let due_soon = digest_row(
         "KL-2026-0001",
         "Slechte sessie",
@@ -308,6 +304,22 @@ fn digest_ctx(lang: Lang) -> Digest<'static> {
         13,
         false,
     );
+    [due_soon, overdue, triage_row, new, unacked]
+}
+
+/// In progress, received, triage.
+fn status_labels(lang: Lang) -> (&'static str, &'static str, &'static str) {
+    match lang {
+        Lang::Nl => ("in behandeling", "ontvangen", "ter beoordeling"),
+        Lang::En => ("in progress", "received", "awaiting review"),
+    }
+}
+
+/// Five cases, each in one section: new, overdue, unacknowledged past its
+/// date, due soon and triage; the four open ones again by status.
+fn digest_ctx(lang: Lang) -> Digest<'static> {
+    let (in_progress, received, _) = status_labels(lang);
+    let [due_soon, overdue, triage_row, new, unacked] = digest_rows(lang);
     Digest {
         org: org(),
         recipient: named("Carla Toezicht"),
@@ -1077,7 +1089,19 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
             assert!(!part.to_lowercase().contains(second), "{part}");
             assert!(part.contains(nothing));
         }
+    }
+    let nl = render(Lang::Nl, &escalation_ctx("response", 1));
+    assert_eq!(
+        nl.subject,
+        "[KL-2026-0001] Termijn verstreken: Slechte sessie"
+    );
+    let en = render(Lang::En, &escalation_ctx("response", 1));
+    assert_eq!(en.subject, "[KL-2026-0001] Deadline passed: Slechte sessie");
+}
 
+#[test]
+fn escalation_of_a_missing_acknowledgement_or_a_concerned_handler_says_what_to_do() {
+    for lang in LANGS {
         // Acknowledgement not sent, still in triage, no handler.
         let mut ctx = escalation_ctx("ack", 1);
         ctx.handler = None;
@@ -1133,13 +1157,6 @@ fn escalation_names_the_handler_the_delay_and_the_last_activity() {
             assert!(!part.contains("/geen-klacht"));
         }
     }
-    let nl = render(Lang::Nl, &escalation_ctx("response", 1));
-    assert_eq!(
-        nl.subject,
-        "[KL-2026-0001] Termijn verstreken: Slechte sessie"
-    );
-    let en = render(Lang::En, &escalation_ctx("response", 1));
-    assert_eq!(en.subject, "[KL-2026-0001] Deadline passed: Slechte sessie");
 }
 
 #[test]
@@ -1147,7 +1164,7 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
     for lang in LANGS {
         let ctx = digest_ctx(lang);
         let out = render(lang, &ctx);
-        let (headings, late, no_effect): (&[&str], &str, &str) = match lang {
+        let (headings, no_effect): (&[&str], &str) = match lang {
             Lang::Nl => (
                 &[
                     "Nieuw sinds vrijdag 18 december 2026 08:30",
@@ -1158,7 +1175,6 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
                     "Alle open zaken per status",
                     "In behandeling (2)",
                 ],
-                "2 te laat",
                 "heeft beantwoorden geen effect",
             ),
             Lang::En => (
@@ -1171,7 +1187,6 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
                     "All open cases by status",
                     "In progress (2)",
                 ],
-                "2 late",
                 "replying to it has no effect",
             ),
         };
@@ -1212,6 +1227,27 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
             out.text.contains("<b>factuur</b>"),
             "text keeps the subject verbatim"
         );
+    }
+    let nl = render(Lang::Nl, &digest_ctx(Lang::Nl));
+    assert_eq!(
+        nl.subject,
+        "Klachten: dagoverzicht maandag 21 december 2026 (1 nieuw, 1 te laat)"
+    );
+    let en = render(Lang::En, &digest_ctx(Lang::En));
+    assert_eq!(
+        en.subject,
+        "Complaints: daily overview maandag 21 december 2026 (1 new, 1 overdue)"
+    );
+}
+
+#[test]
+fn digest_html_has_a_table_per_section_and_escapes_the_subjects() {
+    for lang in LANGS {
+        let out = render(lang, &digest_ctx(lang));
+        let late = match lang {
+            Lang::Nl => "2 te laat",
+            Lang::En => "2 late",
+        };
         // Five sections and two status groups.
         assert_eq!(out.html.matches("<table style").count(), 7, "{}", out.html);
         assert_eq!(out.html.matches("<tr><td").count(), 9, "{}", out.html);
@@ -1250,16 +1286,6 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
         };
         assert!(!out.text.contains(none) && !out.html.contains(none));
     }
-    let nl = render(Lang::Nl, &digest_ctx(Lang::Nl));
-    assert_eq!(
-        nl.subject,
-        "Klachten: dagoverzicht maandag 21 december 2026 (1 nieuw, 1 te laat)"
-    );
-    let en = render(Lang::En, &digest_ctx(Lang::En));
-    assert_eq!(
-        en.subject,
-        "Complaints: daily overview maandag 21 december 2026 (1 new, 1 overdue)"
-    );
 }
 
 #[test]
@@ -1381,6 +1407,16 @@ fn health_tells_alarm_from_recovery_for_intake_and_outbox() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn health_leaves_out_a_missing_error_and_names_the_trouble_in_the_subject() {
+    for lang in LANGS {
+        let last_error = match lang {
+            Lang::Nl => "Laatste foutmelding",
+            Lang::En => "Last error",
+        };
         // Without a recorded error the line is left out.
         let mut ctx = health_ctx("outbox", "alarm");
         ctx.last_error = "";
