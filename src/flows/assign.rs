@@ -158,8 +158,7 @@ pub(crate) async fn hand_over(
     let (app, now) = (w.app, w.now);
     let acked =
         before.status == Status::Triage && notify::queue_ack(app, w.tx, fresh, to, now).await?;
-    let ack_sent = acked || fresh.ack_sent_at.is_some();
-    notify::queue_handler_new(w, fresh, to, reason, ack_sent, note).await?;
+    notify::queue_handler_new(w, fresh, to, reason, note).await?;
     let previous = before
         .handler_email
         .as_ref()

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::domain::event::{CaseEvent, OutboxKind};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
-use crate::flows::notify::{org_json, queue_staff_mail, StaffMail};
+use crate::flows::notify::{org, queue_staff_mail, StaffMail};
 use crate::flows::Work;
 use crate::mail::parse::InboundMail;
-use crate::mail::render::{long_date, Template};
+use crate::mail::render::{context, long_date};
 use crate::store::{self, NewCaseMessage};
 
 pub(crate) async fn record_reply(
@@ -63,20 +63,21 @@ pub(crate) async fn record_reply(
     }
     let lang = s.organisation.language;
     let due = case.response_due;
-    let ctx = json!({
-        "org": org_json(s), "reference": reference.to_string(), "lang": lang.as_str(),
-        "client_name": case.client_name, "original_subject": case.subject,
-        "body": crate::mail::quote::new_text(&m.text), "response_due": long_date(lang, due),
-        "status": case.status.as_str(), "closed": case.status == Status::Closed,
-    });
+    let ctx = context::ClientReplyToHandler {
+        org: org(s),
+        reference: reference.to_string(),
+        client_name: &case.client_name,
+        original_subject: &case.subject,
+        body: crate::mail::quote::new_text(&m.text),
+        response_due: long_date(lang, due),
+        closed: case.status == Status::Closed,
+    };
     queue_staff_mail(
         w,
         &handler,
         StaffMail {
             case_id: Some(case_id),
-            template: Template::ClientReplyToHandler,
-            lang,
-            ctx: &ctx,
+            rendered: &app.renderer.render(lang, &ctx)?,
             kind: OutboxKind::ClientReplyNotice,
             answering: None,
         },

@@ -12,14 +12,14 @@ use serde_json::json;
 
 use super::staff_reply::{apply, plan};
 use crate::app::App;
-use crate::config::Staff;
+use crate::config::{Settings, Staff};
 use crate::domain::command::{self, Parsed};
 use crate::domain::event::{CaseEvent, OutboxKind};
-use crate::flows::notify::{self, org_json, StaffMail};
+use crate::flows::notify::{self, org, StaffMail};
 use crate::flows::Work;
 use crate::mail::parse::InboundMail;
 use crate::mail::quote;
-use crate::mail::render::Template;
+use crate::mail::render::context::{self, CommandItem, Named};
 use crate::store::{self, Tx};
 
 /// The outbox kind of the daily digest (see `crate::flows::scheduler`).
@@ -82,23 +82,16 @@ pub(crate) async fn digest_answer(
             });
         }
     }
-    let ok = items.iter().all(|i| i["ok"] == true);
-    tracing::info!(message_id = %m.message_id, items = items.len(), ok, "answer to the digest handled");
+    let ctx = receipt(&app.settings, staff, m, items);
+    let (n, ok) = (ctx.items.len(), ctx.ok);
+    tracing::info!(message_id = %m.message_id, items = n, ok, "answer to the digest handled");
     let lang = app.settings.organisation.language;
-    let ctx = json!({
-        "org": org_json(&app.settings), "reference": "", "lang": lang.as_str(),
-        "staff": {"name": staff.name}, "ok": ok, "error": "", "done": [],
-        "status": "", "response_due": "", "original_subject": "",
-        "their_subject": m.subject, "items": items,
-    });
     notify::queue_staff_mail(
         &mut Work { app, tx, now },
         staff,
         StaffMail {
             case_id: None,
-            template: Template::CommandResult,
-            lang,
-            ctx: &ctx,
+            rendered: &app.renderer.render(lang, &ctx)?,
             kind: OutboxKind::DigestReceipt,
             answering: Some(m),
         },
@@ -107,8 +100,34 @@ pub(crate) async fn digest_answer(
     Ok(true)
 }
 
-fn item(line: &str, ok: bool, text: &str) -> serde_json::Value {
-    json!({"line": line, "ok": ok, "text": text})
+/// The answer to a digest answer: one result per line, no case.
+fn receipt<'a>(
+    s: &'a Settings,
+    staff: &'a Staff,
+    m: &'a InboundMail,
+    items: Vec<CommandItem>,
+) -> context::CommandResult<'a> {
+    context::CommandResult {
+        org: org(s),
+        reference: String::new(),
+        staff: Named { name: &staff.name },
+        ok: items.iter().all(|i| i.ok),
+        error: "",
+        done: &[],
+        status: "",
+        response_due: String::new(),
+        original_subject: "",
+        their_subject: &m.subject,
+        items,
+    }
+}
+
+fn item(line: &str, ok: bool, text: &str) -> CommandItem {
+    CommandItem {
+        line: line.into(),
+        ok,
+        text: text.into(),
+    }
 }
 
 /// One `/klacht` or `/geen-klacht` on its item: what was done, or why not.

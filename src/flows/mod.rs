@@ -11,6 +11,7 @@
 //! - [`digest`]: supervisors' answers to the daily digest (triage);
 //! - [`overrule`]: staff make any mail a complaint (folder or keyword);
 //! - [`scheduler`]: reminders, escalations, digests and health alarms;
+//! - [`health`]: the health alarms (intake, outbox) and their recovery;
 //! - [`privacy`]: access requests, erasure and retention (art. 9, AVG);
 //! - [`notify`]: all outgoing mail, composed and queued in one place.
 //!
@@ -22,6 +23,7 @@ pub mod assign;
 pub mod client_reply;
 pub mod digest;
 pub mod forwarded;
+pub mod health;
 pub mod intake;
 pub mod notify;
 pub mod open_case;

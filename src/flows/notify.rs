@@ -5,7 +5,6 @@
 use anyhow::Result;
 use jiff::civil::Date;
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::app::App;
 use crate::config::{local_date, Settings, Staff};
@@ -14,15 +13,22 @@ use crate::domain::types::{EmailAddress, Lang};
 use crate::flows::Work;
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::parse::InboundMail;
-use crate::mail::render::{long_date, Template};
+use crate::mail::render::context::{self, Named, Person};
+use crate::mail::render::{long_date, Rendered};
 use crate::store::{self, NewOutMail, Tx};
 
-pub(crate) fn concerns_json(s: &Settings, concerns: &[EmailAddress]) -> Vec<serde_json::Value> {
+/// The persons a complaint concerns, by name (empty when not on the
+/// roster) and address.
+pub(crate) fn concerns(s: &Settings, concerns: &[EmailAddress]) -> Vec<Person> {
     concerns
         .iter()
-        .map(|e| {
-            let name = s.staff_by_email(e).map(|x| x.name.as_str()).unwrap_or("");
-            json!({"name": name, "email": e.as_str()})
+        .map(|e| Person {
+            name: s
+                .staff_by_email(e)
+                .map(|x| x.name.as_str())
+                .unwrap_or("")
+                .into(),
+            email: e.to_string(),
         })
         .collect()
 }
@@ -72,18 +78,9 @@ pub(crate) async fn queue_ack(
         .await?;
         return Ok(false);
     }
-    let lang = case.language;
-    let d = case_dates(s, case);
-    let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
-    let ctx = json!({
-        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
-        "client_name": case.client_name, "original_subject": case.subject,
-        "handler": {"name": handler.name, "email": handler.email.as_str()},
-        "received": long_date(lang, d.received), "ack_due": long_date(lang, d.ack_due),
-        "response_due": long_date(lang, d.response_due), "missing": missing_codes,
-        "response_working_days": s.procedure.response_working_days,
-    });
-    let rendered = app.renderer.render(lang, Template::Ack, &ctx)?;
+    let rendered = app
+        .renderer
+        .render(case.language, &ack_context(s, case, handler)?)?;
     let (irt, refs) = match store::first_message(tx, case.id).await? {
         Some((id, refs)) => {
             let r = compose::references_for_reply(&refs, &id);
@@ -124,6 +121,30 @@ pub(crate) async fn queue_ack(
     Ok(queued)
 }
 
+/// The acknowledgement of `case`, in the client's language.
+fn ack_context<'a>(
+    s: &'a Settings,
+    case: &'a store::CaseRow,
+    handler: &Staff,
+) -> Result<context::Ack<'a>> {
+    let lang = case.language;
+    let d = case_dates(s, case);
+    Ok(context::Ack {
+        org: org(s),
+        reference: case.reference.to_string(),
+        client_name: &case.client_name,
+        original_subject: &case.subject,
+        handler: Person {
+            name: handler.name.clone(),
+            email: handler.email.as_str().into(),
+        },
+        received: long_date(lang, d.received),
+        response_due: long_date(lang, d.response_due),
+        missing: case.missing.iter().map(|e| e.as_str()).collect(),
+        response_working_days: s.procedure.response_working_days,
+    })
+}
+
 /// Queues the handler's notification of a case: the complaint, deadlines,
 /// who it concerns. Also used when a case is reassigned or taken out of
 /// triage; `note` is the colleague's text that came with that.
@@ -132,47 +153,52 @@ pub(crate) async fn queue_handler_new(
     case: &store::CaseRow,
     handler: &Staff,
     assignment_reason: &str,
-    ack_sent: bool,
     note: Option<(&Staff, &str)>,
 ) -> Result<()> {
     let app = w.app;
     let s = &app.settings;
     let lang = s.organisation.language;
     let d = case_dates(s, case);
-    let attachments: Vec<_> = store::case_attachments(w.tx, case.id)
-        .await?
+    let stored = store::case_attachments(w.tx, case.id).await?;
+    let attachments = stored
         .iter()
-        .map(|a| json!({"filename": a.filename, "size_human": human_size(a.size), "stored": a.stored}))
+        .map(|a| context::Attachment {
+            filename: &a.filename,
+            size_human: human_size(a.size),
+            stored: a.stored,
+        })
         .collect();
-    let missing_codes: Vec<&str> = case.missing.iter().map(|e| e.as_str()).collect();
-    let ctx = json!({
-        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
-        "handler": {"name": handler.name, "email": handler.email.as_str()},
-        "client_name": case.client_name,
-        "client_email": case.client_email.as_ref().map_or("", EmailAddress::as_str),
-        "client_phone": case.client_phone.as_deref().unwrap_or(""),
-        "original_subject": case.subject,
-        "received": long_date(lang, d.received),
-        "ack_due": long_date(lang, d.ack_due),
-        "response_due": long_date(lang, d.response_due),
-        "category": case.category.as_str(),
-        "concerns": concerns_json(s, &case.concerns),
-        "missing": missing_codes,
-        "assignment_reason": assignment_reason,
-        "body": case.body,
-        "attachments": attachments,
-        "source": case.source,
-        "ack_sent": ack_sent,
-        "note": note.map(|(who, text)| json!({"name": who.name, "text": text})),
-    });
+    let ctx = context::HandlerNew {
+        org: org(s),
+        reference: case.reference.to_string(),
+        handler: Named {
+            name: &handler.name,
+        },
+        client_name: &case.client_name,
+        client_email: case.client_email.as_ref().map_or("", EmailAddress::as_str),
+        client_phone: case.client_phone.as_deref().unwrap_or(""),
+        original_subject: &case.subject,
+        received: long_date(lang, d.received),
+        ack_due: long_date(lang, d.ack_due),
+        response_due: long_date(lang, d.response_due),
+        category: case.category.as_str(),
+        concerns: concerns(s, &case.concerns),
+        missing: case.missing.iter().map(|e| e.as_str()).collect(),
+        assignment_reason,
+        body: &case.body,
+        attachments,
+        source: case.source.as_str(),
+        note: note.map(|(who, text)| context::Note {
+            name: &who.name,
+            text,
+        }),
+    };
     queue_staff_mail(
         w,
         handler,
         StaffMail {
             case_id: Some(case.id),
-            template: Template::HandlerNew,
-            lang,
-            ctx: &ctx,
+            rendered: &app.renderer.render(lang, &ctx)?,
             kind: OutboxKind::HandlerNew,
             answering: None,
         },
@@ -202,22 +228,23 @@ pub(crate) async fn queue_handler_released(
     }
     let lang = s.organisation.language;
     let d = case_dates(s, case);
-    let ctx = json!({
-        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
-        "original_subject": case.subject,
-        "old_handler": {"name": old.name},
-        "new_handler": {"name": new_handler.name},
-        "reason": reason,
-        "response_due": long_date(lang, d.response_due),
-    });
+    let ctx = context::HandlerReleased {
+        org: org(s),
+        reference: case.reference.to_string(),
+        original_subject: &case.subject,
+        old_handler: Named { name: &old.name },
+        new_handler: Named {
+            name: &new_handler.name,
+        },
+        reason,
+        response_due: long_date(lang, d.response_due),
+    };
     queue_staff_mail(
         &mut Work { app, tx, now },
         old,
         StaffMail {
             case_id: Some(case.id),
-            template: Template::HandlerReleased,
-            lang,
-            ctx: &ctx,
+            rendered: &app.renderer.render(lang, &ctx)?,
             kind: OutboxKind::HandlerReleased,
             answering: None,
         },
@@ -226,14 +253,12 @@ pub(crate) async fn queue_handler_released(
     Ok(true)
 }
 
-/// A mail to a staff member: the template and its context, the outbox
-/// kind, and their own mail it answers (it is threaded under that one).
+/// A mail to a staff member: the rendered message, the outbox kind, and
+/// their own mail it answers (it is threaded under that one).
 #[derive(Clone, Copy)]
 pub(crate) struct StaffMail<'a> {
     pub case_id: Option<i64>,
-    pub template: Template,
-    pub lang: Lang,
-    pub ctx: &'a serde_json::Value,
+    pub rendered: &'a Rendered,
     pub kind: OutboxKind,
     pub answering: Option<&'a InboundMail>,
 }
@@ -243,7 +268,6 @@ pub(crate) struct StaffMail<'a> {
 pub(crate) async fn queue_staff_mail(w: &mut Work<'_>, to: &Staff, m: StaffMail<'_>) -> Result<()> {
     let (app, now) = (w.app, w.now);
     let s = &app.settings;
-    let rendered = app.renderer.render(m.lang, m.template, m.ctx)?;
     let refs = m
         .answering
         .map(|a| compose::references_for_reply(&a.references, &a.message_id))
@@ -257,7 +281,7 @@ pub(crate) async fn queue_staff_mail(w: &mut Work<'_>, to: &Staff, m: StaffMail<
             from_name: &format!("{} klachten", s.organisation.name),
             to_name: &to.name,
             to: &to.email,
-            rendered: &rendered,
+            rendered: m.rendered,
             in_reply_to: m.answering.map(|a| a.message_id.as_str()),
             references: &refs,
             auto_reply: false,
@@ -281,14 +305,21 @@ pub(crate) async fn queue_staff_mail(w: &mut Work<'_>, to: &Staff, m: StaffMail<
     Ok(())
 }
 
-pub(crate) fn org_json(s: &Settings) -> serde_json::Value {
-    json!({
-        "name": s.organisation.name,
-        "address": s.organisation.address.as_str(),
-        "regulation_url": s.organisation.regulation_url,
-        "phone": s.organisation.phone,
-        "website": s.organisation.website,
-    })
+/// The organisation as every template names it (`org.name`, …).
+pub(crate) fn org(s: &Settings) -> context::Org<'_> {
+    context::Org {
+        name: &s.organisation.name,
+        address: s.organisation.address.as_str(),
+        regulation_url: &s.organisation.regulation_url,
+        phone: &s.organisation.phone,
+        website: &s.organisation.website,
+    }
+}
+
+/// "18 december 2026 14:05", local.
+pub(crate) fn local_time(lang: Lang, t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    let z = t.to_zoned(tz.clone());
+    format!("{} {}", long_date(lang, z.date()), z.strftime("%H:%M"))
 }
 
 pub(crate) fn human_size(n: u64) -> String {
@@ -326,7 +357,7 @@ pub(crate) struct Mail<'a> {
     pub from_name: &'a str,
     pub to_name: &'a str,
     pub to: &'a EmailAddress,
-    pub rendered: &'a crate::mail::render::Rendered,
+    pub rendered: &'a Rendered,
     /// Threading: the message answered, and the chain before it.
     pub in_reply_to: Option<&'a str>,
     pub references: &'a [String],

@@ -17,12 +17,11 @@ use crate::domain::classify::{self, RosterEntry};
 use crate::domain::event::{CaseEvent, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
 use crate::flows::notify::{
-    concerns_json, human_size, org_json, queue_ack, queue_handler_new, queue_to_supervisors,
-    StaffMail,
+    concerns, org, queue_ack, queue_handler_new, queue_to_supervisors, StaffMail,
 };
 use crate::flows::Work;
 use crate::mail::parse::InboundMail;
-use crate::mail::render::{long_date, Template};
+use crate::mail::render::{context, long_date, Rendered};
 use crate::store::{self, NewCase, NewCaseMessage, Tx};
 
 fn roster(settings: &Settings) -> Vec<RosterEntry<'_>> {
@@ -151,9 +150,9 @@ pub async fn open_case(app: &App, tx: &mut Tx, c: CaseInput<'_>, now: Timestamp)
     let mut w = Work { app, tx, now };
     let (c, d) = decide(&mut w, c).await?;
     let (case_id, reference) = record(&mut w, &c, &d).await?;
-    let attachments = record_first_message(&mut w, &c, case_id).await?;
+    record_first_message(&mut w, &c, case_id).await?;
     if let Some(reason) = &d.triage_reason {
-        tell_supervisors(&mut w, &c, &d, (case_id, reference), reason, attachments).await?;
+        tell_supervisors(&mut w, &c, &d, (case_id, reference), reason).await?;
     } else {
         assign_and_acknowledge(&mut w, &d, case_id).await?;
     }
@@ -326,16 +325,10 @@ async fn record(w: &mut Work<'_>, c: &CaseInput<'_>, d: &Decided<'_>) -> Result<
     Ok((case_id, reference))
 }
 
-/// Keeps the mail that opened the case and its attachments; returns the
-/// attachments as the staff templates show them.
-async fn record_first_message(
-    w: &mut Work<'_>,
-    c: &CaseInput<'_>,
-    case_id: i64,
-) -> Result<Vec<serde_json::Value>> {
-    let mut shown = Vec::new();
+/// Keeps the mail that opened the case and its attachments.
+async fn record_first_message(w: &mut Work<'_>, c: &CaseInput<'_>, case_id: i64) -> Result<()> {
     let Some(m) = c.message else {
-        return Ok(shown);
+        return Ok(());
     };
     let from = c.client.email.as_ref().map(|e| e.as_str());
     let refs = m.referenced_ids().join(" ");
@@ -349,18 +342,13 @@ async fn record_first_message(
         refs: &refs,
     };
     let Some(cm_id) = store::insert_case_message(w.tx, &message).await? else {
-        return Ok(shown);
+        return Ok(());
     };
     for a in &m.attachments {
         let data = a.data.as_deref();
         store::insert_attachment(w.tx, cm_id, &a.filename, &a.content_type, a.size, data).await?;
-        shown.push(json!({
-            "filename": a.filename,
-            "size_human": human_size(a.size),
-            "stored": a.data.is_some(),
-        }));
     }
-    Ok(shown)
+    Ok(())
 }
 
 /// A triage item: the supervisors who are not concerned are told (unless a
@@ -371,31 +359,10 @@ async fn tell_supervisors(
     d: &Decided<'_>,
     (case_id, reference): (i64, CaseRef),
     reason: &str,
-    attachments: Vec<serde_json::Value>,
 ) -> Result<()> {
     let app = w.app;
     let s = &app.settings;
     store::add_event(w.tx, case_id, w.now, CaseEvent::Triage, "klachtd", reason).await?;
-    let template = if d.handler.is_none() && c.triage.is_none() && d.ack_due >= d.today {
-        Template::Unassigned
-    } else {
-        Template::Triage
-    };
-    let staff_lang = s.organisation.language;
-    let score = match c.triage {
-        Some(TriageWhy::Unsure(p)) => format!("{:.0}%", p * 100.0),
-        _ => String::new(),
-    };
-    let missing: Vec<&str> = d.missing.iter().map(|e| e.as_str()).collect();
-    let ctx = json!({
-        "org": org_json(s), "reference": reference.to_string(), "lang": staff_lang.as_str(),
-        "client_name": c.client.name,
-        "client_email": c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
-        "original_subject": case_subject(c), "received": long_date(staff_lang, d.received_day),
-        "reason": reason, "body": c.body, "score": score,
-        "concerns": concerns_json(s, &d.concerned), "missing": missing,
-        "attachments": attachments,
-    });
     // A possible complaint waits for the digest when so configured: a busy
     // box does not send a mail per item.
     let quiet = matches!(c.triage, Some(TriageWhy::Unsure(_)))
@@ -403,11 +370,10 @@ async fn tell_supervisors(
     if quiet {
         return Ok(());
     }
+    let rendered = triage_notice(app, c, d, &reference.to_string(), reason)?;
     let mail = StaffMail {
         case_id: Some(case_id),
-        template,
-        lang: staff_lang,
-        ctx: &ctx,
+        rendered: &rendered,
         kind: OutboxKind::TriageNotice,
         answering: None,
     };
@@ -416,6 +382,45 @@ async fn tell_supervisors(
         tracing::warn!(reference = %reference, "triage item has no supervisor who is not concerned");
     }
     Ok(())
+}
+
+/// The supervisors' notice of a triage item: `unassigned` when no
+/// independent handler could be found for a clear complaint, else `triage`.
+fn triage_notice(
+    app: &App,
+    c: &CaseInput<'_>,
+    d: &Decided<'_>,
+    reference: &str,
+    reason: &str,
+) -> Result<Rendered> {
+    let s = &app.settings;
+    let staff_lang = s.organisation.language;
+    if d.handler.is_none() && c.triage.is_none() && d.ack_due >= d.today {
+        let ctx = context::Unassigned {
+            org: org(s),
+            reference: reference.to_string(),
+            original_subject: case_subject(c),
+            concerns: concerns(s, &d.concerned),
+            reason,
+        };
+        return app.renderer.render(staff_lang, &ctx);
+    }
+    let score = match c.triage {
+        Some(TriageWhy::Unsure(p)) => format!("{:.0}%", p * 100.0),
+        _ => String::new(),
+    };
+    let ctx = context::Triage {
+        org: org(s),
+        reference: reference.to_string(),
+        client_name: &c.client.name,
+        client_email: c.client.email.as_ref().map(|e| e.as_str()).unwrap_or(""),
+        original_subject: case_subject(c),
+        received: long_date(staff_lang, d.received_day),
+        reason,
+        body: c.body,
+        score,
+    };
+    app.renderer.render(staff_lang, &ctx)
 }
 
 /// A clear complaint: its handler is recorded and told, and the client
@@ -435,8 +440,8 @@ async fn assign_and_acknowledge(w: &mut Work<'_>, d: &Decided<'_>, case_id: i64)
     let row = store::case_in_tx(w.tx, case_id)
         .await?
         .context("case recorded above")?;
-    let ack_queued = queue_ack(w.app, w.tx, &row, handler, w.now).await?;
-    queue_handler_new(w, &row, handler, &d.assign_reason, ack_queued, None).await
+    queue_ack(w.app, w.tx, &row, handler, w.now).await?;
+    queue_handler_new(w, &row, handler, &d.assign_reason, None).await
 }
 
 /// The independent handler for a case about `concerned` (art. 6).

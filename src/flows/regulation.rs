@@ -2,18 +2,17 @@
 
 use anyhow::Result;
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::app::App;
 use crate::domain::classify::{self};
 use crate::domain::event::OutboxKind;
 use crate::domain::types::EmailAddress;
-use crate::flows::notify::{org_json, queue_mail, queue_to_supervisors, Mail, StaffMail};
+use crate::flows::notify::{org, queue_mail, queue_to_supervisors, Mail, StaffMail};
 use crate::flows::open_case::client_name;
 use crate::flows::Work;
 use crate::mail::compose::{self};
 use crate::mail::parse::InboundMail;
-use crate::mail::render::Template;
+use crate::mail::render::context;
 use crate::store::{self, Tx};
 
 /// Art. 11: whoever asks for the regulation gets it, as text and attached;
@@ -54,14 +53,15 @@ pub(crate) async fn answer_regulation_request(
     .any(|w| lower.contains(w));
     let lang = classify::language(&m.subject, &m.text);
     let name = client_name(m, from);
-    let ctx = json!({
-        "org": org_json(s), "reference": "", "lang": lang.as_str(),
-        "client_name": name, "client_email": from.as_str(),
-        "original_subject": m.subject, "body": m.text,
-        "has_text": text.is_some(), "regulation_text": text.as_deref().unwrap_or(""),
-        "paper": paper,
-    });
-    let rendered = app.renderer.render(lang, Template::Regulation, &ctx)?;
+    let ctx = context::Regulation {
+        org: org(s),
+        client_name: &name,
+        original_subject: &m.subject,
+        has_text: text.is_some(),
+        regulation_text: text.as_deref().unwrap_or(""),
+        paper,
+    };
+    let rendered = app.renderer.render(lang, &ctx)?;
     let refs = compose::references_for_reply(&m.references, &m.message_id);
     let attachments: Vec<(String, String, Vec<u8>)> = text
         .iter()
@@ -93,15 +93,31 @@ pub(crate) async fn answer_regulation_request(
     )
     .await?;
     if paper {
-        let mail = StaffMail {
-            case_id: None,
-            template: Template::RegulationPaper,
-            lang: s.organisation.language,
-            ctx: &ctx,
-            kind: OutboxKind::RegulationPaper,
-            answering: None,
-        };
-        queue_to_supervisors(&mut Work { app, tx, now }, &[], mail).await?;
+        pass_on_paper_request(&mut Work { app, tx, now }, m, from, &name).await?;
     }
+    Ok(())
+}
+
+/// A request for a paper copy of the regulation, to every supervisor.
+async fn pass_on_paper_request(
+    w: &mut Work<'_>,
+    m: &InboundMail,
+    from: &EmailAddress,
+    name: &str,
+) -> Result<()> {
+    let ctx = context::RegulationPaper {
+        client_name: name,
+        client_email: from.as_str(),
+        original_subject: &m.subject,
+        body: &m.text,
+    };
+    let lang = w.app.settings.organisation.language;
+    let mail = StaffMail {
+        case_id: None,
+        rendered: &w.app.renderer.render(lang, &ctx)?,
+        kind: OutboxKind::RegulationPaper,
+        answering: None,
+    };
+    queue_to_supervisors(w, &[], mail).await?;
     Ok(())
 }

@@ -21,9 +21,10 @@ use crate::config::{local_date, Roles, Settings, Staff};
 use crate::domain::event::{CaseEvent, EventKind, MailStep, OutboxKind};
 use crate::domain::schedule::{self, CaseFacts, Due, Kind, Rules};
 use crate::domain::types::{EmailAddress, Lang, Status};
-use crate::flows::notify::{org_json, queue_staff_mail, StaffMail};
+use crate::flows::notify::{local_time, org, queue_staff_mail, StaffMail};
 use crate::flows::Work;
-use crate::mail::render::{long_date, long_date_with_weekday, Template};
+use crate::mail::render::context::{self, Activity, DigestRow, Named, Person, StatusGroup};
+use crate::mail::render::{long_date, long_date_with_weekday, Rendered, Renderer};
 use crate::store::{self, CaseFilter, CaseRow, EventRow, NoticeKey};
 
 /// What one pass queued.
@@ -52,7 +53,7 @@ pub async fn pass(app: &App) -> Result<Summary> {
     let local = now.to_zoned(s.organisation.timezone.clone());
     let today = local.date();
     let mut sum = Summary::default();
-    sum.alarms += health(app, now).await?;
+    sum.alarms += super::health::alarms(app, now).await?;
     sum.anonymised += crate::flows::privacy::retention(&app.store, s, now)
         .await
         .context("retention")?
@@ -233,75 +234,9 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
             .any(|e| e.kind == CaseEvent::Extended.into()),
     };
     for due in schedule::due_work(&facts, &rules(s), &s.calendar, today) {
-        if due.kind == Kind::Conflict {
-            // Never allowed (art. 6); intake and /toewijzen refuse it. Only a
-            // changed roster or a hand-edited register gets here.
-            tracing::error!(reference = %case.reference, "the handler of this case is concerned by it; the supervisors are asked to reassign");
-        }
-        let (to, is_handler) = if due.kind.is_escalation() {
-            (escalation_recipients(s, case, due.level), false)
-        } else {
-            reminder_recipients(s, case)
-        };
-        let mut tx = app.store.begin().await?;
-        let list: Vec<&str> = to.iter().map(|t| t.email.as_str()).collect();
-        let key = NoticeKey {
-            key: due.key(case.id),
-            case_id: Some(case.id),
-            kind: due.kind.as_str(),
-            level: i64::from(due.level),
-            day: today.to_string(),
-        };
-        if !store::claim_notice(&mut tx, &key, &list.join(","), now).await? {
-            tx.rollback().await?;
+        if !queue_due(app, case, &timeline, &due, today, now).await? {
             continue;
         }
-        let ctx = case_ctx(s, case, &timeline, &due, is_handler);
-        let (template, kind) = match due.kind {
-            Kind::Reminder => (Template::Reminder, OutboxKind::Reminder),
-            Kind::ReplyWaiting => (Template::Reminder, OutboxKind::ReplyReminder),
-            _ => (Template::Escalation, OutboxKind::Escalation),
-        };
-        for who in &to {
-            let mut ctx = ctx.clone();
-            ctx["recipient"] = json!({"name": who.name});
-            queue_staff_mail(
-                &mut Work {
-                    app,
-                    tx: &mut tx,
-                    now,
-                },
-                who,
-                StaffMail {
-                    case_id: Some(case.id),
-                    template,
-                    lang: s.organisation.language,
-                    ctx: &ctx,
-                    kind,
-                    answering: None,
-                },
-            )
-            .await?;
-        }
-        let detail = if to.is_empty() {
-            tracing::error!(reference = %case.reference, kind = due.kind.as_str(), "nobody to escalate to: every supervisor is concerned and escalation.fallback is not set");
-            "nobody to tell: every supervisor is concerned and escalation.fallback is not set"
-                .to_string()
-        } else {
-            format!("{} working days", due.days)
-        };
-        store::add_event_data(
-            &mut tx,
-            case.id,
-            now,
-            due.kind,
-            "klachtd",
-            &detail,
-            &json!({"level": due.level, "days": due.days, "anchor": due.anchor, "to": list}),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(reference = %case.reference, kind = due.kind.as_str(), level = due.level, recipients = to.len(), "scheduled work queued");
         if due.kind.is_escalation() {
             done.escalations += 1;
         } else {
@@ -311,38 +246,124 @@ async fn case_work(app: &App, case: &CaseRow, today: Date, now: Timestamp) -> Re
     Ok(done)
 }
 
-/// The context of a reminder or an escalation (see the templates).
-fn case_ctx(
-    s: &Settings,
+/// Queues one piece of due work of `case` to its recipients and records
+/// it on the timeline, unless it was done already (then false).
+async fn queue_due(
+    app: &App,
     case: &CaseRow,
     timeline: &[EventRow],
     due: &Due,
+    today: Date,
+    now: Timestamp,
+) -> Result<bool> {
+    let s = &app.settings;
+    if due.kind == Kind::Conflict {
+        // Never allowed (art. 6); intake and /toewijzen refuse it. Only a
+        // changed roster or a hand-edited register gets here.
+        tracing::error!(reference = %case.reference, "the handler of this case is concerned by it; the supervisors are asked to reassign");
+    }
+    let (to, is_handler) = if due.kind.is_escalation() {
+        (escalation_recipients(s, case, due.level), false)
+    } else {
+        reminder_recipients(s, case)
+    };
+    let mut tx = app.store.begin().await?;
+    let list: Vec<&str> = to.iter().map(|t| t.email.as_str()).collect();
+    let key = NoticeKey {
+        key: due.key(case.id),
+        case_id: Some(case.id),
+        kind: due.kind.as_str(),
+        level: i64::from(due.level),
+        day: today.to_string(),
+    };
+    if !store::claim_notice(&mut tx, &key, &list.join(","), now).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let mut notice = case_notice(s, case, timeline, due, is_handler);
+    let kind = match due.kind {
+        Kind::Reminder => OutboxKind::Reminder,
+        Kind::ReplyWaiting => OutboxKind::ReplyReminder,
+        _ => OutboxKind::Escalation,
+    };
+    for who in &to {
+        let rendered = notice.render_to(&app.renderer, s.organisation.language, &who.name)?;
+        queue_staff_mail(
+            &mut Work {
+                app,
+                tx: &mut tx,
+                now,
+            },
+            who,
+            StaffMail {
+                case_id: Some(case.id),
+                rendered: &rendered,
+                kind,
+                answering: None,
+            },
+        )
+        .await?;
+    }
+    let detail = if to.is_empty() {
+        tracing::error!(reference = %case.reference, kind = due.kind.as_str(), "nobody to escalate to: every supervisor is concerned and escalation.fallback is not set");
+        "nobody to tell: every supervisor is concerned and escalation.fallback is not set"
+            .to_string()
+    } else {
+        format!("{} working days", due.days)
+    };
+    store::add_event_data(
+        &mut tx,
+        case.id,
+        now,
+        due.kind,
+        "klachtd",
+        &detail,
+        &json!({"level": due.level, "days": due.days, "anchor": due.anchor, "to": list}),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(reference = %case.reference, kind = due.kind.as_str(), level = due.level, recipients = to.len(), "scheduled work queued");
+    Ok(true)
+}
+
+/// A reminder or an escalation about a case, rendered for one recipient
+/// at a time (see the templates).
+enum CaseNotice<'a> {
+    Reminder(context::Reminder<'a>),
+    Escalation(context::Escalation<'a>),
+}
+
+impl<'a> CaseNotice<'a> {
+    fn render_to(&mut self, r: &Renderer, lang: Lang, name: &'a str) -> Result<Rendered> {
+        match self {
+            CaseNotice::Reminder(ctx) => {
+                ctx.recipient = Named { name };
+                r.render(lang, ctx)
+            }
+            CaseNotice::Escalation(ctx) => {
+                ctx.recipient = Named { name };
+                r.render(lang, ctx)
+            }
+        }
+    }
+}
+
+fn case_notice<'a>(
+    s: &'a Settings,
+    case: &'a CaseRow,
+    timeline: &[EventRow],
+    due: &Due,
     is_handler: bool,
-) -> Value {
+) -> CaseNotice<'a> {
     let lang = s.organisation.language;
     let tz = &s.organisation.timezone;
-    let handler = case.handler_email.as_ref().map(|h| {
-        let name = s
-            .staff_by_email(h)
-            .map(|x| x.name.clone())
-            .unwrap_or_default();
-        json!({"name": name, "email": h.as_str()})
-    });
-    let last = timeline
-        .iter()
-        .rev()
-        .find(|e| !is_scheduler_event(e.kind))
-        .map(|e| {
-            json!({
-                "at": e.at.parse::<Timestamp>().map(|t| local_time(lang, t, tz)).unwrap_or_else(|_| e.at.clone()),
-                "what": activity(lang, e.kind),
-                "actor": actor(s, lang, &e.actor),
-            })
-        });
     let reply_at = match (due.kind, due.anchor.parse::<Timestamp>()) {
         (Kind::ReplyWaiting, Ok(t)) => long_date(lang, local_date(t, tz)),
         _ => String::new(),
     };
+    let extended = timeline
+        .iter()
+        .any(|e| e.kind == CaseEvent::Extended.into());
     let kind = match due.kind {
         Kind::Reminder => "due_soon",
         Kind::ReplyWaiting => "reply_waiting",
@@ -350,30 +371,81 @@ fn case_ctx(
         Kind::LateAck => "ack",
         Kind::Conflict => "conflict",
     };
+    if !matches!(due.kind, Kind::Reminder | Kind::ReplyWaiting) {
+        return CaseNotice::Escalation(escalation(s, case, timeline, due, (kind, extended)));
+    }
+    CaseNotice::Reminder(context::Reminder {
+        org: org(s),
+        reference: case.reference.to_string(),
+        recipient: Named { name: "" },
+        kind,
+        original_subject: &case.subject,
+        client_name: &case.client_name,
+        status_label: status_label(lang, case.status),
+        response_due: long_date(lang, case.response_due),
+        working_days_left: due.days,
+        extended,
+        reply_at,
+        waiting_days: due.days,
+        is_handler,
+    })
+}
+
+fn escalation<'a>(
+    s: &'a Settings,
+    case: &'a CaseRow,
+    timeline: &[EventRow],
+    due: &Due,
+    (kind, extended): (&'a str, bool),
+) -> context::Escalation<'a> {
+    let lang = s.organisation.language;
+    let tz = &s.organisation.timezone;
+    let handler = case.handler_email.as_ref().map(|h| {
+        let name = s
+            .staff_by_email(h)
+            .map(|x| x.name.clone())
+            .unwrap_or_default();
+        Person {
+            name,
+            email: h.as_str().to_string(),
+        }
+    });
+    let last = timeline
+        .iter()
+        .rev()
+        .find(|e| !is_scheduler_event(e.kind))
+        .map(|e| Activity {
+            at: e
+                .at
+                .parse::<Timestamp>()
+                .map(|t| local_time(lang, t, tz))
+                .unwrap_or_else(|_| e.at.clone()),
+            what: activity(lang, e.kind),
+            actor: actor(s, lang, &e.actor),
+        });
     let due_date = match due.kind {
         Kind::LateAck => long_date(lang, case.ack_due),
         _ => long_date(lang, case.response_due),
     };
-    json!({
-        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
-        "recipient": {"name": ""}, "kind": kind, "level": due.level,
-        "original_subject": case.subject, "client_name": case.client_name,
-        "category": case.category.as_str(), "status": case.status.as_str(),
-        "status_label": status_label(lang, case.status),
-        "response_due": long_date(lang, case.response_due), "working_days_left": due.days,
-        "extended": timeline.iter().any(|e| e.kind == CaseEvent::Extended.into()),
-        "reply_at": reply_at, "waiting_days": due.days, "is_handler": is_handler,
-        "handler": handler, "due": due_date, "days_late": due.days,
-        "ack_sent": case.ack_sent_at.is_some(), "triage": case.status == Status::Triage,
-        "last_activity": last,
-        "second_level_working_days": s.escalation.second_level_working_days,
-    })
-}
-
-/// "18 december 2026 14:05", local.
-fn local_time(lang: Lang, t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    let z = t.to_zoned(tz.clone());
-    format!("{} {}", long_date(lang, z.date()), z.strftime("%H:%M"))
+    context::Escalation {
+        org: org(s),
+        reference: case.reference.to_string(),
+        recipient: Named { name: "" },
+        kind,
+        level: due.level,
+        original_subject: &case.subject,
+        client_name: &case.client_name,
+        category: case.category.as_str(),
+        status_label: status_label(lang, case.status),
+        handler,
+        due: due_date,
+        days_late: due.days,
+        extended,
+        ack_sent: case.ack_sent_at.is_some(),
+        triage: case.status == Status::Triage,
+        last_activity: last,
+        second_level_working_days: s.escalation.second_level_working_days,
+    }
 }
 
 fn actor(s: &Settings, lang: Lang, actor: &str) -> String {
@@ -521,13 +593,14 @@ async fn digest(
                 )
             })
             .unwrap_or_default();
-        let mut ctx = content.ctx;
-        ctx["org"] = org_json(s);
-        ctx["lang"] = json!(lang.as_str());
-        ctx["recipient"] = json!({"name": sup.name});
-        ctx["day"] = json!(long_date_with_weekday(lang, today));
-        ctx["since"] = json!(since_text);
-        ctx["reminder_working_days"] = json!(s.procedure.reminder_working_days);
+        let ctx = context::Digest {
+            org: org(s),
+            recipient: Named { name: &sup.name },
+            day: long_date_with_weekday(lang, today),
+            since: since_text,
+            reminder_working_days: s.procedure.reminder_working_days,
+            cases: content.cases,
+        };
         queue_staff_mail(
             &mut Work {
                 app,
@@ -537,9 +610,7 @@ async fn digest(
             sup,
             StaffMail {
                 case_id: None,
-                template: Template::Digest,
-                lang,
-                ctx: &ctx,
+                rendered: &app.renderer.render(lang, &ctx)?,
                 kind: OutboxKind::Digest,
                 answering: None,
             },
@@ -567,12 +638,12 @@ fn excerpt(text: &str, max: usize) -> String {
     cut
 }
 
-struct DigestContent {
-    ctx: Value,
+struct DigestContent<'a> {
+    cases: context::DigestCases<'a>,
     counts: [usize; 5],
 }
 
-impl DigestContent {
+impl DigestContent<'_> {
     /// Anything new or needing attention: new cases, due soon, overdue,
     /// unacknowledged, triage.
     fn news(&self) -> bool {
@@ -580,54 +651,67 @@ impl DigestContent {
     }
 }
 
-fn digest_content(
+/// One open case as the digest lists it; `days_left` in working days.
+fn digest_row<'a>(s: &Settings, c: &'a CaseRow, extended: bool, today: Date) -> DigestRow<'a> {
+    let short = |d: Date| d.strftime("%d-%m-%Y").to_string();
+    let left = s.calendar.working_days_between(today, c.response_due);
+    let handler = c
+        .handler_email
+        .as_ref()
+        .map(|h| {
+            s.staff_by_email(h)
+                .map(|x| x.name.clone())
+                .unwrap_or_else(|| h.to_string())
+        })
+        .unwrap_or_default();
+    let received = short(local_date(c.received_at, &s.organisation.timezone));
+    DigestRow {
+        reference: c.reference.to_string(),
+        subject: &c.subject,
+        client_name: &c.client_name,
+        status_label: status_label(s.organisation.language, c.status),
+        handler,
+        received,
+        ack_due: short(c.ack_due),
+        response_due: short(c.response_due),
+        days_left: left,
+        extended,
+        // A triage item is decided from the digest: why it waits and
+        // how it starts (the digest goes only to supervisors it does
+        // not concern).
+        triage_reason: c.triage_reason.as_deref().unwrap_or(""),
+        excerpt: if c.status == Status::Triage {
+            excerpt(&c.body, 300)
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn digest_content<'a>(
     s: &Settings,
-    cases: &[&CaseRow],
+    cases: &[&'a CaseRow],
     extended: &std::collections::HashSet<i64>,
     today: Date,
     since: Option<Timestamp>,
-) -> DigestContent {
+) -> DigestContent<'a> {
     let lang = s.organisation.language;
-    let cal = &s.calendar;
     let window = i64::from(s.procedure.reminder_working_days);
-    let short = |d: Date| d.strftime("%d-%m-%Y").to_string();
     let mut rows = Vec::new();
     for c in cases.iter().filter(|c| c.status != Status::Closed) {
-        let left = cal.working_days_between(today, c.response_due);
-        let handler = c
-            .handler_email
-            .as_ref()
-            .map(|h| {
-                s.staff_by_email(h)
-                    .map(|x| x.name.clone())
-                    .unwrap_or_else(|| h.to_string())
-            })
-            .unwrap_or_default();
-        let received = short(local_date(c.received_at, &s.organisation.timezone));
+        let row = digest_row(s, c, extended.contains(&c.id), today);
+        let left = row.days_left;
         let ack_late = c.ack_sent_at.is_none()
             && c.client_email.is_some()
             && matches!(c.status, Status::Triage | Status::Received)
             && c.ack_due < today;
-        let row = json!({
-            "reference": c.reference, "subject": c.subject, "client_name": c.client_name,
-            "category": c.category.as_str(), "status": c.status.as_str(),
-            "status_label": status_label(lang, c.status), "handler": handler,
-            "received": received, "ack_due": short(c.ack_due),
-            "response_due": short(c.response_due), "days_left": left,
-            "extended": extended.contains(&c.id),
-            // A triage item is decided from the digest: why it waits and
-            // how it starts (the digest goes only to supervisors it does
-            // not concern).
-            "triage_reason": c.triage_reason.as_deref().unwrap_or(""),
-            "excerpt": if c.status == Status::Triage { excerpt(&c.body, 300) } else { String::new() },
-        });
         // New to klachtd since then: also mail that arrived while it was down.
         // created_at has whole seconds (as stored): the order its text had
         // against db_time(since).
         let new = since.is_none_or(|t| c.created_at > t);
         rows.push((c, row, left, new, ack_late));
     }
-    let pick = |f: &dyn Fn(&CaseRow, i64, bool, bool) -> bool| -> Vec<Value> {
+    let pick = |f: &dyn Fn(&CaseRow, i64, bool, bool) -> bool| -> Vec<DigestRow<'a>> {
         rows.iter()
             .filter(|(c, _, left, new, ack)| f(c, *left, *new, *ack))
             .map(|(_, r, ..)| r.clone())
@@ -639,14 +723,15 @@ fn digest_content(
     let overdue = pick(&|c, left, _, _| schedule::awaits_response(c.status) && left < 0);
     let unacknowledged = pick(&|_, _, _, ack| ack);
     let triage = pick(&|c, _, _, _| c.status == Status::Triage);
-    let open_by_status: Vec<Value> = Status::ALL
+    let open_by_status: Vec<_> = Status::ALL
         .iter()
         .filter(|&&st| st != Status::Closed)
         .filter_map(|&st| {
             let list = pick(&|c, _, _, _| c.status == st);
-            (!list.is_empty()).then(
-                || json!({"status": st.as_str(), "label": status_label(lang, st), "cases": list}),
-            )
+            (!list.is_empty()).then(|| StatusGroup {
+                label: status_label(lang, st),
+                cases: list,
+            })
         })
         .collect();
     let counts = [
@@ -656,129 +741,23 @@ fn digest_content(
         unacknowledged.len(),
         triage.len(),
     ];
-    let ctx = json!({
-        "counts": {
-            "new": counts[0], "open": rows.len(), "due_soon": counts[1],
-            "overdue": counts[2], "unacknowledged": counts[3], "triage": counts[4],
+    let cases = context::DigestCases {
+        counts: context::DigestCounts {
+            new: counts[0],
+            open: rows.len(),
+            due_soon: counts[1],
+            overdue: counts[2],
+            unacknowledged: counts[3],
+            triage: counts[4],
         },
-        "new_cases": new_cases, "due_soon": due_soon, "overdue": overdue,
-        "unacknowledged": unacknowledged, "triage": triage,
-        "open_by_status": open_by_status,
-    });
-    DigestContent { ctx, counts }
-}
-
-// ------------------------------------------------------------------ health
-
-/// Alarms about intake and outbox, and their recovery: at most one mail
-/// each way per episode. Returns how many alarm or recovery mails went out.
-async fn health(app: &App, now: Timestamp) -> Result<usize> {
-    let s = &app.settings;
-    let mut sent = 0;
-    // Intake: failing since when?
-    let h = app.store.health("intake").await?;
-    let intake_trouble = h
-        .failing_since
-        .filter(|since| elapsed(*since, now) >= s.health.intake_alarm_after);
-    sent += alarm_or_recovery(
-        app,
-        "intake",
-        intake_trouble,
-        h.alarm_at,
-        h.last_error.as_deref(),
-        0,
-        now,
-    )
-    .await?;
-    // Outbox: the oldest mail still waiting.
-    let h = app.store.health("outbox").await?;
-    let (oldest, unsent, error) = app.store.unsent().await?;
-    let outbox_trouble = oldest.filter(|o| elapsed(*o, now) >= s.health.outbox_alarm_after);
-    sent += alarm_or_recovery(
-        app,
-        "outbox",
-        outbox_trouble,
-        h.alarm_at,
-        error.as_deref(),
-        unsent,
-        now,
-    )
-    .await?;
-    Ok(sent)
-}
-
-fn elapsed(since: Timestamp, now: Timestamp) -> std::time::Duration {
-    std::time::Duration::try_from(now.duration_since(since)).unwrap_or_default()
-}
-
-async fn alarm_or_recovery(
-    app: &App,
-    what: &str,
-    trouble_since: Option<Timestamp>,
-    alarm_at: Option<Timestamp>,
-    last_error: Option<&str>,
-    unsent: i64,
-    now: Timestamp,
-) -> Result<usize> {
-    let s = &app.settings;
-    let mut tx = app.store.begin().await?;
-    let (state, since) = match (trouble_since, alarm_at) {
-        (Some(since), None) => {
-            // The alarm remembers when the trouble began, for the recovery.
-            if !store::raise_alarm(&mut tx, what, since).await? {
-                tx.rollback().await?;
-                return Ok(0);
-            }
-            tracing::error!(what, since = %since, "health alarm: supervisors are told");
-            ("alarm", since)
-        }
-        (None, Some(since)) => {
-            if !store::clear_alarm(&mut tx, what).await? {
-                tx.rollback().await?;
-                return Ok(0);
-            }
-            tracing::info!(what, "health recovered: supervisors are told");
-            ("recovered", since)
-        }
-        _ => {
-            tx.rollback().await?;
-            return Ok(0);
-        }
+        new_cases,
+        due_soon,
+        overdue,
+        unacknowledged,
+        triage,
+        open_by_status,
     };
-    let lang = s.organisation.language;
-    let minutes = now.duration_since(since).as_secs().max(0) / 60;
-    let ctx = json!({
-        "org": org_json(s), "lang": lang.as_str(), "recipient": {"name": ""},
-        "what": what, "state": state,
-        "since": local_time(lang, since, &s.organisation.timezone),
-        "minutes": minutes, "last_error": last_error.unwrap_or(""),
-        "unsent": unsent, "mailbox": s.organisation.address.as_str(),
-    });
-    let mut n = 0;
-    for sup in s.supervisors() {
-        let mut ctx = ctx.clone();
-        ctx["recipient"] = json!({"name": sup.name});
-        queue_staff_mail(
-            &mut Work {
-                app,
-                tx: &mut tx,
-                now,
-            },
-            sup,
-            StaffMail {
-                case_id: None,
-                template: Template::Health,
-                lang,
-                ctx: &ctx,
-                kind: OutboxKind::Health,
-                answering: None,
-            },
-        )
-        .await?;
-        n += 1;
-    }
-    tx.commit().await?;
-    Ok(n.min(1))
+    DigestContent { cases, counts }
 }
 
 #[cfg(test)]
@@ -945,8 +924,8 @@ roles = ["supervisor"]
         let none = std::collections::HashSet::new();
         let c = digest_content(&s, &[&quiet], &none, today, since);
         assert!(!c.news(), "an open case on schedule is no news");
-        assert_eq!(c.ctx["counts"]["open"], 1);
-        assert_eq!(c.ctx["open_by_status"][0]["label"], "in behandeling");
+        assert_eq!(c.cases.counts.open, 1);
+        assert_eq!(c.cases.open_by_status[0].label, "in behandeling");
         // New since the last digest.
         let c = digest_content(
             &s,
@@ -958,18 +937,18 @@ roles = ["supervisor"]
         assert!(c.news());
         // Due within the reminder window (3 working days before 21 December).
         let c = digest_content(&s, &[&quiet], &none, "2026-12-16".parse().unwrap(), since);
-        assert_eq!(c.ctx["counts"]["due_soon"], 1);
+        assert_eq!(c.cases.counts.due_soon, 1);
         // Overdue, and marked extended.
         let ext = std::collections::HashSet::from([1]);
         let c = digest_content(&s, &[&quiet], &ext, "2026-12-22".parse().unwrap(), since);
-        assert_eq!(c.ctx["counts"]["overdue"], 1);
-        assert_eq!(c.ctx["overdue"][0]["days_left"], -1);
-        assert_eq!(c.ctx["overdue"][0]["extended"], true);
+        assert_eq!(c.cases.counts.overdue, 1);
+        assert_eq!(c.cases.overdue[0].days_left, -1);
+        assert!(c.cases.overdue[0].extended);
         // Closed cases are not listed at all.
         let mut closed = quiet.clone();
         closed.status = Status::Closed;
         let c = digest_content(&s, &[&closed], &none, today, None);
         assert!(!c.news());
-        assert_eq!(c.ctx["counts"]["open"], 0);
+        assert_eq!(c.cases.counts.open, 0);
     }
 }

@@ -19,12 +19,13 @@ use crate::domain::command::{self, Command};
 use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
 use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::flows::assign::{assignable, hand_over};
-use crate::flows::notify::{self, case_dates, org_json, StaffMail};
+use crate::flows::notify::{self, case_dates, org, StaffMail};
 use crate::flows::open_case;
 use crate::flows::Work;
 use crate::mail::parse::{passes_authentication, InboundMail};
 use crate::mail::quote;
-use crate::mail::render::{long_date, Template};
+use crate::mail::render::context::{self, Named};
+use crate::mail::render::long_date;
 use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, Tx};
 
 /// The outbox kind of the answer to an unauthenticated staff mail.
@@ -511,22 +512,25 @@ pub(crate) async fn receipt(
     let s = &app.settings;
     let lang = s.organisation.language;
     let d = case_dates(s, case);
-    let ctx = json!({
-        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
-        "staff": {"name": staff.name}, "ok": error.is_none(), "error": error.unwrap_or(""),
-        "done": done, "status": case.status.as_str(),
-        "response_due": long_date(lang, d.response_due),
-        "original_subject": if known { case.subject.as_str() } else { "" },
-        "their_subject": m.subject, "items": [],
-    });
+    let ctx = context::CommandResult {
+        org: org(s),
+        reference: case.reference.to_string(),
+        staff: Named { name: &staff.name },
+        ok: error.is_none(),
+        error: error.unwrap_or(""),
+        done,
+        status: case.status.as_str(),
+        response_due: long_date(lang, d.response_due),
+        original_subject: if known { case.subject.as_str() } else { "" },
+        their_subject: &m.subject,
+        items: vec![],
+    };
     notify::queue_staff_mail(
         w,
         staff,
         StaffMail {
             case_id: Some(case.id),
-            template: Template::CommandResult,
-            lang,
-            ctx: &ctx,
+            rendered: &app.renderer.render(lang, &ctx)?,
             kind: if known {
                 OutboxKind::StaffReceipt
             } else {
@@ -557,18 +561,22 @@ async fn queue_to_client(
         .context("client has an address")?;
     let lang = case.language;
     let d = case_dates(s, case);
-    let (reason, days) = match &plan.command {
-        Some(Command::Extend { days, reason }) => (reason.as_str(), *days),
-        _ => ("", 0),
+    let reason = match &plan.command {
+        Some(Command::Extend { reason, .. }) => reason.as_str(),
+        _ => "",
     };
-    let ctx = json!({
-        "org": org_json(s), "reference": case.reference, "lang": lang.as_str(),
-        "client_name": case.client_name, "original_subject": case.subject,
-        "kind": kind.as_str(), "text": text, "staff": {"name": staff.name},
-        "response_due": long_date(lang, d.response_due), "reason": reason, "days": days,
-        "external_body": s.organisation.external_body,
-    });
-    let rendered = app.renderer.render(lang, Template::ToClient, &ctx)?;
+    let ctx = context::ToClient {
+        org: org(s),
+        reference: case.reference.to_string(),
+        original_subject: &case.subject,
+        kind: kind.as_str(),
+        text,
+        staff: Named { name: &staff.name },
+        response_due: long_date(lang, d.response_due),
+        reason,
+        external_body: &s.organisation.external_body,
+    };
+    let rendered = app.renderer.render(lang, &ctx)?;
     let thread = store::client_thread(w.tx, case.id, to.as_str()).await?;
     let (message_id, _) = notify::queue_mail(
         app,

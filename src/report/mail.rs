@@ -7,7 +7,6 @@
 use anyhow::Result;
 use jiff::civil::Date;
 use jiff::Timestamp;
-use serde_json::json;
 
 use super::chart::{self, ChartData, ChartLabels, ChartMonth};
 use super::{Month, Report, Timeliness};
@@ -16,8 +15,9 @@ use crate::config::{ReportEvery, Settings, Staff};
 use crate::domain::calendar::Calendar;
 use crate::domain::event::OutboxKind;
 use crate::domain::types::Lang;
-use crate::flows::notify::{org_json, queue_mail, Mail};
-use crate::mail::render::{long_date, month_name, Template};
+use crate::flows::notify::{org, queue_mail, Mail};
+use crate::mail::render::context::{self, ExtensionLine, Named, Term, Terms};
+use crate::mail::render::{long_date, month_name};
 use crate::store::{self, CaseFilter, NoticeKey};
 
 /// A report period: its first and last day, and a key part (`2026-10`,
@@ -202,15 +202,15 @@ pub(super) fn chart_labels(lang: Lang, ack_working_days: u32, last: &str) -> Cha
     }
 }
 
-fn term_json(t: &Timeliness) -> serde_json::Value {
-    json!({
-        "pct": t.on_time_rate.map(|r| format!("{:.0}%", r * 100.0)),
-        "on_time": t.on_time,
-        "measured": t.measured,
-        "late": t.late,
-        "median": t.median_working_days.map(|d| d.to_string()),
-        "max": t.max_working_days,
-    })
+fn term(t: &Timeliness) -> Term {
+    Term {
+        pct: t.on_time_rate.map(|r| format!("{:.0}%", r * 100.0)),
+        on_time: t.on_time,
+        measured: t.measured,
+        late: t.late,
+        median: t.median_working_days.map(|d| d.to_string()),
+        max: t.max_working_days,
+    }
 }
 
 fn notice_key(period: &Period, sup: &Staff) -> String {
@@ -243,7 +243,7 @@ async fn send_to(
         tx.rollback().await?;
         return Ok(false);
     }
-    let rendered = app.renderer.render(lang, Template::Report, &ctx)?;
+    let rendered = app.renderer.render(lang, &ctx)?;
     let inline: Vec<(String, String, Vec<u8>)> = chart
         .map(|(png, _)| vec![(cid.clone(), "image/png".into(), png.clone())])
         .unwrap_or_default();
@@ -274,22 +274,26 @@ async fn send_to(
 /// whole register's; the lines that name a case (extension reasons,
 /// external referrals) leave out the cases that concern `sup` (art. 9).
 /// `chart`: the inline image's Content-ID and its alt text, if drawn.
-pub(crate) fn mail_context(
-    s: &Settings,
-    sup: &Staff,
+pub(crate) fn mail_context<'a>(
+    s: &'a Settings,
+    sup: &'a Staff,
     report: &Report,
     period: &Period,
-    chart: Option<(&str, &str)>,
-) -> serde_json::Value {
+    chart: Option<(&'a str, &'a str)>,
+) -> context::Report<'a> {
     let lang = s.organisation.language;
     let shown = report.for_reader(sup.email.as_str());
     let extensions: Vec<_> = shown
         .extensions
         .items
         .iter()
-        .map(|e| json!({"reference": e.reference, "days": e.days, "reason": e.reason}))
+        .map(|e| ExtensionLine {
+            reference: e.reference.clone(),
+            days: e.days,
+            reason: e.reason.clone(),
+        })
         .collect();
-    let concerned: serde_json::Map<String, serde_json::Value> = report
+    let concerned = report
         .by_concerned
         .iter()
         .map(|(who, n)| {
@@ -297,46 +301,73 @@ pub(crate) fn mail_context(
                 .ok()
                 .and_then(|e| s.staff_by_email(&e))
                 .map_or(who.clone(), |st| st.name.clone());
-            (name, json!(n))
+            (name, *n)
         })
         .collect();
-    json!({
-        "org": org_json(s),
-        "lang": lang.as_str(),
-        "recipient": {"name": sup.name},
-        "period": period_label(period, s.report_every, lang),
-        "from": long_date(lang, period.first),
-        "to": long_date(lang, period.last),
-        "from_iso": period.first.to_string(),
-        "to_iso": period.last.to_string(),
-        "report": shown,
-        "text": super::text(&shown, lang),
-        "terms": {
-            "acknowledgement": term_json(&report.acknowledgement),
-            "response": term_json(&report.response),
-            "within_term": term_json(&report.response_within_term),
+    context::Report {
+        org: org(s),
+        recipient: Named { name: &sup.name },
+        period: period_label(period, s.report_every, lang),
+        from: long_date(lang, period.first),
+        to: long_date(lang, period.last),
+        from_iso: period.first.to_string(),
+        to_iso: period.last.to_string(),
+        text: super::text(&shown, lang),
+        report: shown,
+        terms: Terms {
+            acknowledgement: term(&report.acknowledgement),
+            response: term(&report.response),
+            within_term: term(&report.response_within_term),
         },
-        "ack_days": report.ack_working_days,
-        "response_days": report.response_working_days,
-        "concerned": concerned,
-        "extensions": extensions,
-        "chart_cid": chart.map(|(cid, _)| cid),
-        "chart_alt": chart.map(|(_, alt)| alt),
-    })
+        ack_days: report.ack_working_days,
+        response_days: report.response_working_days,
+        concerned,
+        extensions,
+        chart_cid: chart.map(|(cid, _)| cid),
+        chart_alt: chart.map(|(_, alt)| alt),
+    }
 }
 
-/// A filled-in context for the template tests.
+/// What the template tests fill the report's context from.
 #[cfg(test)]
-pub(crate) fn sample_context(lang: Lang) -> serde_json::Value {
-    let mut s = crate::config::tests::settings();
-    s.organisation.language = lang;
-    let sup = s.supervisors().next().expect("a supervisor").clone();
-    let period = due_period(
-        "2026-11-02".parse().unwrap(),
-        ReportEvery::Month,
-        &s.calendar,
-    )
-    .expect("a period");
+pub(crate) struct Sample {
+    settings: Settings,
+    sup: Staff,
+    report: Report,
+    period: Period,
+}
+
+#[cfg(test)]
+impl Sample {
+    pub(crate) fn new(lang: Lang) -> Self {
+        let mut settings = crate::config::tests::settings();
+        settings.organisation.language = lang;
+        let sup = settings.supervisors().next().expect("a supervisor").clone();
+        let period = due_period(
+            "2026-11-02".parse().unwrap(),
+            ReportEvery::Month,
+            &settings.calendar,
+        )
+        .expect("a period");
+        let report = sample_report(&settings, &sup, &period);
+        Sample {
+            settings,
+            sup,
+            report,
+            period,
+        }
+    }
+
+    /// The filled-in context, as a supervisor gets it.
+    pub(crate) fn context(&self) -> context::Report<'_> {
+        let alt = "Klachten per maand per categorie, 12 maanden t/m oktober 2026: nov 2025 0; …";
+        let chart = Some(("chart-2026-10@k.test", alt));
+        mail_context(&self.settings, &self.sup, &self.report, &self.period, chart)
+    }
+}
+
+#[cfg(test)]
+fn sample_report(s: &Settings, sup: &Staff, period: &Period) -> Report {
     let mut r = super::build(&[], &[], period.first, period.last, &s.procedure);
     r.total = 3;
     r.by_concerned.insert(sup.email.key(), 1);
@@ -358,8 +389,7 @@ pub(crate) fn sample_context(lang: Lang) -> serde_json::Value {
             concerns: vec![],
         }],
     };
-    let alt = "Klachten per maand per categorie, 12 maanden t/m oktober 2026: nov 2025 0; …";
-    mail_context(&s, &sup, &r, &period, Some(("chart-2026-10@k.test", alt)))
+    r
 }
 
 #[cfg(test)]
