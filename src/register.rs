@@ -109,20 +109,19 @@ fn day_of(ts: &str, tz: &TimeZone) -> Option<Date> {
     crate::clock::parse_db_time(ts).map(|t| local_date(t, tz))
 }
 
-/// Computes the register's facts of `case` from its timeline `events`.
-pub fn record(
-    case: &CaseRow,
-    events: &[&EventRow],
-    today: Date,
-    tz: &TimeZone,
-    cal: &Calendar,
-) -> Record {
-    let received_on = local_date(case.received_at, tz);
-    let mut outcome = None;
-    let mut responded_on = None;
-    let mut closed_on = None;
-    let mut extensions = Vec::new();
-    let mut external = false;
+/// What a case's timeline says: its last outcome event, its first answer,
+/// its close, its extensions and whether it went to the external body.
+#[derive(Default)]
+struct Told {
+    outcome: Option<Outcome>,
+    responded_on: Option<Date>,
+    closed_on: Option<Date>,
+    extensions: Vec<Extension>,
+    external: bool,
+}
+
+fn read_timeline(events: &[&EventRow], today: Date, tz: &TimeZone) -> Told {
+    let mut t = Told::default();
     for e in events {
         let on = day_of(&e.at, tz).unwrap_or(today);
         let EventKind::Case(kind) = e.kind else {
@@ -130,32 +129,32 @@ pub fn record(
         };
         match kind {
             CaseEvent::Proposal | CaseEvent::Rejection => {
-                responded_on.get_or_insert(on);
-                outcome = Some(if kind == CaseEvent::Proposal {
+                t.responded_on.get_or_insert(on);
+                t.outcome = Some(if kind == CaseEvent::Proposal {
                     Outcome::Proposal
                 } else {
                     Outcome::Rejected
                 });
             }
-            CaseEvent::Agreed => outcome = Some(Outcome::Agreed),
+            CaseEvent::Agreed => t.outcome = Some(Outcome::Agreed),
             CaseEvent::External => {
-                external = true;
-                outcome = Some(Outcome::External);
+                t.external = true;
+                t.outcome = Some(Outcome::External);
             }
-            CaseEvent::Dismissed => outcome = Some(Outcome::NoComplaint),
+            CaseEvent::Dismissed => t.outcome = Some(Outcome::NoComplaint),
             CaseEvent::Reopened => {
-                closed_on = None;
-                if outcome == Some(Outcome::Closed) {
-                    outcome = None;
+                t.closed_on = None;
+                if t.outcome == Some(Outcome::Closed) {
+                    t.outcome = None;
                 }
             }
             CaseEvent::Closed => {
-                closed_on = Some(on);
-                outcome.get_or_insert(Outcome::Closed);
+                t.closed_on = Some(on);
+                t.outcome.get_or_insert(Outcome::Closed);
             }
             CaseEvent::Extended => {
                 let field = |k: &str| e.data.as_ref().and_then(|d| d.get(k).cloned());
-                extensions.push(Extension {
+                t.extensions.push(Extension {
                     at: on,
                     days: field("days").and_then(|v| v.as_u64()),
                     new_due: field("new_due").and_then(|v| v.as_str().map(str::to_string)),
@@ -167,6 +166,25 @@ pub fn record(
             _ => {}
         }
     }
+    t
+}
+
+/// Computes the register's facts of `case` from its timeline `events`.
+pub fn record(
+    case: &CaseRow,
+    events: &[&EventRow],
+    today: Date,
+    tz: &TimeZone,
+    cal: &Calendar,
+) -> Record {
+    let received_on = local_date(case.received_at, tz);
+    let Told {
+        outcome,
+        mut responded_on,
+        closed_on,
+        extensions,
+        external,
+    } = read_timeline(events, today, tz);
     let outcome = match (case.status, outcome) {
         (Status::Triage, _) => Outcome::Triage,
         (_, Some(o)) => o,

@@ -71,45 +71,8 @@ pub async fn assign_by_admin(
     }
     let target = assignable(s, &case, who)
         .map_err(|e| anyhow::anyhow!("{reference}: {e}; nothing changed"))?;
-    let from_triage = case.status == Status::Triage;
     let reason = format!("toegewezen door {actor}");
-    store::update_case(
-        &mut tx,
-        id,
-        &CaseUpdate {
-            status: from_triage.then_some(Status::Received),
-            handler_email: Some(target.email.as_str()),
-            clear_triage: from_triage,
-            ..Default::default()
-        },
-    )
-    .await?;
-    if from_triage {
-        store::add_event_data(
-            &mut tx,
-            id,
-            now,
-            CaseEvent::Status,
-            actor,
-            &format!("{} -> {}", Status::Triage, Status::Received),
-            &json!({"from": Status::Triage.as_str(), "to": Status::Received.as_str()}),
-        )
-        .await?;
-    }
-    store::add_event_data(
-        &mut tx,
-        id,
-        now,
-        if from_triage {
-            CaseEvent::Accepted
-        } else {
-            CaseEvent::Reassigned
-        },
-        actor,
-        &format!("behandelaar: {} ({reason})", target.email),
-        &json!({"old_handler": case.handler_email, "new_handler": target.email.as_str()}),
-    )
-    .await?;
+    record_assignment(&mut tx, &case, target, actor, &reason, now).await?;
     let fresh = store::case_in_tx(&mut tx, id).await?.context("case")?;
     let mut done = vec![format!(
         "{} is now the handler and has the case by mail",
@@ -139,6 +102,58 @@ pub async fn assign_by_admin(
     tracing::info!(reference = %reference, "case assigned by an administrator");
     app.outbox_wake.notify_one();
     Ok(done.join("; "))
+}
+
+/// The case given to `target` on the register: a triage item becomes a
+/// complaint (status event, `accepted`), any other case is `reassigned`.
+async fn record_assignment(
+    tx: &mut store::Tx,
+    case: &store::CaseRow,
+    target: &Staff,
+    actor: &str,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    let id = case.id;
+    let from_triage = case.status == Status::Triage;
+    store::update_case(
+        tx,
+        id,
+        &CaseUpdate {
+            status: from_triage.then_some(Status::Received),
+            handler_email: Some(target.email.as_str()),
+            clear_triage: from_triage,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if from_triage {
+        store::add_event_data(
+            tx,
+            id,
+            now,
+            CaseEvent::Status,
+            actor,
+            &format!("{} -> {}", Status::Triage, Status::Received),
+            &json!({"from": Status::Triage.as_str(), "to": Status::Received.as_str()}),
+        )
+        .await?;
+    }
+    store::add_event_data(
+        tx,
+        id,
+        now,
+        if from_triage {
+            CaseEvent::Accepted
+        } else {
+            CaseEvent::Reassigned
+        },
+        actor,
+        &format!("behandelaar: {} ({reason})", target.email),
+        &json!({"old_handler": case.handler_email, "new_handler": target.email.as_str()}),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The mail of a new assignment: `fresh` (the case already given to `to`)

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::config::{Settings, Staff};
 use crate::domain::command::{self, Parsed};
 use crate::domain::event::{CaseEvent, OutboxKind};
-use crate::flows::notify::{self, org, StaffMail};
+use crate::flows::notify::{self, org};
 use crate::flows::Work;
 use crate::mail::parse::InboundMail;
 use crate::mail::quote;
@@ -85,18 +85,8 @@ pub(crate) async fn digest_answer(
     let ctx = receipt(&app.settings, staff, m, items);
     let (n, ok) = (ctx.items.len(), ctx.ok);
     tracing::info!(message_id = %m.message_id, items = n, ok, "answer to the digest handled");
-    let lang = app.settings.organisation.language;
-    notify::queue_staff_mail(
-        &mut Work { app, tx, now },
-        staff,
-        StaffMail {
-            case_id: None,
-            rendered: &app.renderer.render(lang, &ctx)?,
-            kind: OutboxKind::DigestReceipt,
-            answering: Some(m),
-        },
-    )
-    .await?;
+    let w = &mut Work { app, tx, now };
+    notify::queue_staff_notice(w, staff, OutboxKind::DigestReceipt, &ctx, Some(m)).await?;
     Ok(true)
 }
 

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use crate::app::App;
 use crate::domain::event::OutboxKind;
-use crate::flows::notify::{local_time, org, queue_staff_mail, StaffMail};
+use crate::flows::notify::{local_time, org, queue_staff_notice};
 use crate::flows::Work;
 use crate::mail::render::context::{self, Named};
 use crate::store;
@@ -105,21 +105,12 @@ async fn alarm_or_recovery(
     let mut n = 0;
     for sup in s.supervisors() {
         ctx.recipient = Named { name: &sup.name };
-        queue_staff_mail(
-            &mut Work {
-                app,
-                tx: &mut tx,
-                now,
-            },
-            sup,
-            StaffMail {
-                case_id: None,
-                rendered: &app.renderer.render(lang, &ctx)?,
-                kind: OutboxKind::Health,
-                answering: None,
-            },
-        )
-        .await?;
+        let w = &mut Work {
+            app,
+            tx: &mut tx,
+            now,
+        };
+        queue_staff_notice(w, sup, OutboxKind::Health, &ctx, None).await?;
         n += 1;
     }
     tx.commit().await?;

@@ -6,9 +6,9 @@ use anyhow::Result;
 use jiff::Timestamp;
 
 use crate::app::App;
-use crate::config::Settings;
+use crate::config::{Settings, Staff};
 use crate::domain::classify::{self, MailFacts, Verdict};
-use crate::domain::types::{CaseRef, Status};
+use crate::domain::types::{CaseRef, EmailAddress, Status};
 use crate::flows::client_reply::record_reply;
 use crate::flows::open_case::{email_case, email_client, open_case, TriageWhy};
 use crate::flows::regulation::answer_regulation_request;
@@ -187,68 +187,82 @@ async fn decide_and_record(
     let Some(from) = m.from.clone() else {
         return Ok((Outcome::Automated("no_sender"), None));
     };
+    let w = &mut Work { app, tx, now };
+    let at = arrived.unwrap_or(now);
     // A reply on a known case goes to that case, whatever it says.
-    if let Some((case_id, reference)) = store::thread_match(
-        tx,
-        &m.referenced_ids(),
-        &from,
-        &m.subject,
-        s.staff_by_email(&from).is_some(),
-    )
-    .await?
-    {
-        let at = arrived.unwrap_or(now);
-        match s.staff_by_email(&from) {
-            Some(staff) => {
-                crate::flows::staff_reply::staff_mail(
-                    &mut Work { app, tx, now },
-                    case_id,
-                    &reference,
-                    m,
-                    staff,
-                    at,
-                )
-                .await?
-            }
-            None => {
-                record_reply(
-                    &mut Work { app, tx, now },
-                    case_id,
-                    &reference,
-                    m,
-                    &from,
-                    at,
-                )
-                .await?
-            }
-        }
-        return Ok((Outcome::Reply { reference }, Some(case_id)));
+    if let Some(done) = on_its_case(w, m, &from, at).await? {
+        return Ok(done);
     }
     if let Some(staff) = s.staff_by_email(&from) {
-        // A supervisor's answer to the daily digest decides triage items.
-        if crate::flows::digest::digest_answer(app, tx, m, staff, now).await? {
-            return Ok((Outcome::DigestAnswer, None));
-        }
-        // Staff mail not on a case is never a complaint by itself; a
-        // forward with /klacht on top becomes a triage item.
-        let at = arrived.unwrap_or(now);
-        return Ok(
-            match crate::flows::forwarded::forwarded_complaint(app, tx, m, staff, at, now).await? {
-                Some(o) => (
-                    Outcome::Case {
-                        reference: o.reference,
-                        status: o.status,
-                    },
-                    Some(o.id),
-                ),
-                None => (Outcome::NotComplaint, None),
-            },
-        );
+        return staff_mail_off_case(w, m, staff, at).await;
     }
+    new_mail(w, m, from, arrived).await
+}
+
+/// Mail that threads onto a case: a staff answer or a client's reply.
+async fn on_its_case(
+    w: &mut Work<'_>,
+    m: &InboundMail,
+    from: &EmailAddress,
+    at: Timestamp,
+) -> Result<Option<(Outcome, Option<i64>)>> {
+    let s = &w.app.settings;
+    let staff = s.staff_by_email(from);
+    let refs = m.referenced_ids();
+    let Some((case_id, reference)) =
+        store::thread_match(w.tx, &refs, from, &m.subject, staff.is_some()).await?
+    else {
+        return Ok(None);
+    };
+    match staff {
+        Some(staff) => {
+            crate::flows::staff_reply::staff_mail(w, case_id, &reference, m, staff, at).await?
+        }
+        None => record_reply(w, case_id, &reference, m, from, at).await?,
+    }
+    Ok(Some((Outcome::Reply { reference }, Some(case_id))))
+}
+
+/// Staff mail not on a case: a supervisor's answer to the daily digest
+/// decides triage items; otherwise it is never a complaint by itself, but
+/// a forward with /klacht on top becomes a triage item.
+async fn staff_mail_off_case(
+    w: &mut Work<'_>,
+    m: &InboundMail,
+    staff: &Staff,
+    at: Timestamp,
+) -> Result<(Outcome, Option<i64>)> {
+    let (app, now) = (w.app, w.now);
+    if crate::flows::digest::digest_answer(app, w.tx, m, staff, now).await? {
+        return Ok((Outcome::DigestAnswer, None));
+    }
+    Ok(
+        match crate::flows::forwarded::forwarded_complaint(app, w.tx, m, staff, at, now).await? {
+            Some(o) => (
+                Outcome::Case {
+                    reference: o.reference,
+                    status: o.status,
+                },
+                Some(o.id),
+            ),
+            None => (Outcome::NotComplaint, None),
+        },
+    )
+}
+
+/// A new mail from outside: a complaint, a possible one (triage), a
+/// request for the regulation, or ordinary mail left alone.
+async fn new_mail(
+    w: &mut Work<'_>,
+    m: &InboundMail,
+    from: EmailAddress,
+    arrived: Option<Timestamp>,
+) -> Result<(Outcome, Option<i64>)> {
+    let (app, now) = (w.app, w.now);
     let reading = classify::read(&m.subject, &m.text);
     let score = reading.score();
     if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
-        answer_regulation_request(app, tx, m, &from, now).await?;
+        answer_regulation_request(app, w.tx, m, &from, now).await?;
         if score.verdict == Verdict::Ordinary {
             return Ok((Outcome::Regulation, None));
         }
@@ -264,7 +278,7 @@ async fn decide_and_record(
     let client = email_client(m, Some(from));
     let mut input = email_case(m, &client, received, status_reason, false);
     input.reading = Some(reading);
-    let opened = open_case(app, tx, input, now).await?;
+    let opened = open_case(app, w.tx, input, now).await?;
     Ok((
         Outcome::Case {
             reference: opened.reference,

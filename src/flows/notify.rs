@@ -13,7 +13,7 @@ use crate::domain::types::{EmailAddress, Lang};
 use crate::flows::Work;
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::parse::InboundMail;
-use crate::mail::render::context::{self, Named, Person};
+use crate::mail::render::context::{self, MailContext, Named, Person};
 use crate::mail::render::{long_date, Rendered};
 use crate::store::{self, NewOutMail, Tx};
 
@@ -261,6 +261,28 @@ pub(crate) struct StaffMail<'a> {
     pub rendered: &'a Rendered,
     pub kind: OutboxKind,
     pub answering: Option<&'a InboundMail>,
+}
+
+/// Renders `ctx` in the organisation's language and queues it to `to`,
+/// on no case (health alarms, digests, receipts, paper-copy requests).
+pub(crate) async fn queue_staff_notice<C: MailContext>(
+    w: &mut Work<'_>,
+    to: &Staff,
+    kind: OutboxKind,
+    ctx: &C,
+    answering: Option<&InboundMail>,
+) -> Result<()> {
+    let rendered = w
+        .app
+        .renderer
+        .render(w.app.settings.organisation.language, ctx)?;
+    let mail = StaffMail {
+        case_id: None,
+        rendered: &rendered,
+        kind,
+        answering,
+    };
+    queue_staff_mail(w, to, mail).await
 }
 
 /// Queues a mail to a staff member. Its random Message-ID is what

@@ -182,37 +182,7 @@ pub async fn erase(
         )?;
     }
     let mut tx = store.begin().await?;
-    let mut refs = Vec::new();
-    for c in &cases {
-        if store::mail_in_flight(&mut tx, c.id).await? {
-            bail!(
-                "mail of {} is being sent right now; try again in a minute; nothing erased",
-                c.reference
-            );
-        }
-        if c.status != crate::domain::types::Status::Closed {
-            let reason = "gesloten: persoonsgegevens gewist op verzoek (AVG)";
-            sqlx::query("UPDATE cases SET status = 'closed', closed_at = $2 WHERE id = $1")
-                .bind(c.id)
-                .bind(crate::clock::db_time(now))
-                .execute(&mut *tx)
-                .await?;
-            store::add_event(&mut tx, c.id, now, CaseEvent::Closed, actor, reason).await?;
-        }
-        if !store::anonymise_case(&mut tx, c.id, false, now).await? {
-            continue;
-        }
-        store::add_event(
-            &mut tx,
-            c.id,
-            now,
-            CaseEvent::Anonymised,
-            actor,
-            "persoonsgegevens gewist op verzoek van de cliënt (AVG)",
-        )
-        .await?;
-        refs.push(c.reference.to_string());
-    }
+    let refs = erase_cases(&mut tx, &cases, actor, now).await?;
     for m in &loose {
         if !store::empty_loose_mail(&mut tx, m.id, email.as_str()).await? {
             bail!("a mail to or about this address is being sent right now; try again in a minute; nothing erased");
@@ -236,6 +206,49 @@ pub async fn erase(
         other_mail,
         mailbox_deleted,
     })
+}
+
+/// Closes (when open) and anonymises each case of an erasure request.
+/// Returns the references anonymised now; refuses while mail of one of
+/// them is being sent.
+async fn erase_cases(
+    tx: &mut store::Tx,
+    cases: &[CaseRow],
+    actor: &str,
+    now: Timestamp,
+) -> Result<Vec<String>> {
+    let mut refs = Vec::new();
+    for c in cases {
+        if store::mail_in_flight(tx, c.id).await? {
+            bail!(
+                "mail of {} is being sent right now; try again in a minute; nothing erased",
+                c.reference
+            );
+        }
+        if c.status != crate::domain::types::Status::Closed {
+            let reason = "gesloten: persoonsgegevens gewist op verzoek (AVG)";
+            sqlx::query("UPDATE cases SET status = 'closed', closed_at = $2 WHERE id = $1")
+                .bind(c.id)
+                .bind(crate::clock::db_time(now))
+                .execute(&mut **tx)
+                .await?;
+            store::add_event(tx, c.id, now, CaseEvent::Closed, actor, reason).await?;
+        }
+        if !store::anonymise_case(tx, c.id, false, now).await? {
+            continue;
+        }
+        store::add_event(
+            tx,
+            c.id,
+            now,
+            CaseEvent::Anonymised,
+            actor,
+            "persoonsgegevens gewist op verzoek van de cliënt (AVG)",
+        )
+        .await?;
+        refs.push(c.reference.to_string());
+    }
+    Ok(refs)
 }
 
 /// The first moment that is not yet `months` months ago.

@@ -21,7 +21,7 @@ use crate::config::{local_date, Roles, Settings, Staff};
 use crate::domain::event::{CaseEvent, EventKind, MailStep, OutboxKind};
 use crate::domain::schedule::{self, CaseFacts, Due, Kind, Rules};
 use crate::domain::types::{EmailAddress, Lang, Status};
-use crate::flows::notify::{local_time, org, queue_staff_mail, StaffMail};
+use crate::flows::notify::{local_time, org, queue_staff_mail, queue_staff_notice, StaffMail};
 use crate::flows::Work;
 use crate::mail::render::context::{self, Activity, DigestRow, Named, Person, StatusGroup};
 use crate::mail::render::{long_date, long_date_with_weekday, Rendered, Renderer};
@@ -601,21 +601,12 @@ async fn digest(
             reminder_working_days: s.procedure.reminder_working_days,
             cases: content.cases,
         };
-        queue_staff_mail(
-            &mut Work {
-                app,
-                tx: &mut tx,
-                now,
-            },
-            sup,
-            StaffMail {
-                case_id: None,
-                rendered: &app.renderer.render(lang, &ctx)?,
-                kind: OutboxKind::Digest,
-                answering: None,
-            },
-        )
-        .await?;
+        let w = &mut Work {
+            app,
+            tx: &mut tx,
+            now,
+        };
+        queue_staff_notice(w, sup, OutboxKind::Digest, &ctx, None).await?;
     }
     tx.commit().await?;
     Ok(send)

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::app::App;
-use crate::config::Staff;
+use crate::config::{Settings, Staff};
 use crate::domain::assign::Assignment;
 use crate::domain::command::{self, Command};
 use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
@@ -56,19 +56,7 @@ pub(crate) async fn staff_mail(
 ) -> Result<()> {
     let (app, now) = (w.app, w.now);
     let refs = m.referenced_ids();
-    store::insert_case_message(
-        w.tx,
-        &NewCaseMessage {
-            case_id,
-            message_id: &m.message_id,
-            sender: staff.email.as_str(),
-            subject: &m.subject,
-            at,
-            body: &m.text,
-            refs: &refs.join(" "),
-        },
-    )
-    .await?;
+    record_staff_message(w.tx, case_id, m, staff, at).await?;
     let case = store::case_in_tx(w.tx, case_id)
         .await?
         .context("case found by threading")?;
@@ -92,31 +80,8 @@ pub(crate) async fn staff_mail(
     });
 
     if !authentic {
-        if client_in_copy && !has_command {
-            // Written to the client directly, info@ in copy: on record only.
-            store::add_event_data(
-                w.tx,
-                case_id,
-                now,
-                CaseEvent::StaffMessage,
-                who,
-                "written to the client directly; recorded, not relayed",
-                &data,
-            )
-            .await?;
-            return Ok(());
-        }
-        let why = if answers_us {
-            "de mailserver heeft dit bericht niet als echt van uw adres herkend (DKIM/SPF). \
-             Er is niets gewijzigd en niets doorgestuurd."
-        } else {
-            "dit bericht is geen antwoord op een e-mail die klachtd u over deze zaak stuurde. \
-             Er is niets gewijzigd en niets doorgestuurd. Beantwoord de melding van klachtd \
-             (gebruik 'Beantwoorden' in uw mailprogramma)."
-        };
-        // The answer goes to the roster address, so the real person learns
-        // of the attempt; it names nothing of the case they did not write.
-        return refuse(w, &case, m, staff, &mut data, why, false).await;
+        let only_copied = client_in_copy && !has_command;
+        return not_authentic(w, &case, m, staff, &mut data, answers_us, only_copied).await;
     }
 
     let plan = match plan(
@@ -151,6 +116,68 @@ pub(crate) async fn staff_mail(
     Ok(())
 }
 
+/// A staff member's mail on the case's record, as they wrote it.
+pub(crate) async fn record_staff_message(
+    tx: &mut Tx,
+    case_id: i64,
+    m: &InboundMail,
+    staff: &Staff,
+    at: Timestamp,
+) -> Result<()> {
+    store::insert_case_message(
+        tx,
+        &NewCaseMessage {
+            case_id,
+            message_id: &m.message_id,
+            sender: staff.email.as_str(),
+            subject: &m.subject,
+            at,
+            body: &m.text,
+            refs: &m.referenced_ids().join(" "),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A staff mail that does not authenticate. Written to the client
+/// directly with info@ in copy (`only_copied`), and no command: on record
+/// only. Otherwise refused, and the answer goes to the roster address, so
+/// the real person learns of the attempt; it names nothing of the case
+/// they did not write.
+async fn not_authentic(
+    w: &mut Work<'_>,
+    case: &CaseRow,
+    m: &InboundMail,
+    staff: &Staff,
+    data: &mut serde_json::Value,
+    answers_us: bool,
+    only_copied: bool,
+) -> Result<()> {
+    if only_copied {
+        store::add_event_data(
+            w.tx,
+            case.id,
+            w.now,
+            CaseEvent::StaffMessage,
+            staff.email.as_str(),
+            "written to the client directly; recorded, not relayed",
+            data,
+        )
+        .await?;
+        return Ok(());
+    }
+    let why = if answers_us {
+        "de mailserver heeft dit bericht niet als echt van uw adres herkend (DKIM/SPF). \
+         Er is niets gewijzigd en niets doorgestuurd."
+    } else {
+        "dit bericht is geen antwoord op een e-mail die klachtd u over deze zaak stuurde. \
+         Er is niets gewijzigd en niets doorgestuurd. Beantwoord de melding van klachtd \
+         (gebruik 'Beantwoorden' in uw mailprogramma)."
+    };
+    refuse(w, case, m, staff, data, why, false).await
+}
+
 /// Decides what a staff answer does, or why it is refused. Reads only.
 pub(super) async fn plan<'a>(
     app: &'a App,
@@ -162,42 +189,17 @@ pub(super) async fn plan<'a>(
     client_in_copy: bool,
 ) -> Result<Result<Plan<'a>, String>> {
     let s = &app.settings;
-    let is = |e: &EmailAddress| *e == staff.email;
-    if case.concerns.iter().any(is) {
-        return Ok(Err(
-            "deze klacht gaat (ook) over u; de behandeling ligt bij een ander (art. 6 en 9)."
-                .into(),
-        ));
-    }
-    let is_handler = case.handler_email.as_ref().is_some_and(is);
-    if !is_handler && !staff.roles.supervisor {
-        return Ok(Err(format!(
-            "alleen de behandelaar{} of een leidinggevende kan op deze zaak reageren.",
-            case.handler_email
-                .as_ref()
-                .and_then(|h| s.staff_by_email(h))
-                .map(|h| format!(" ({})", h.name))
-                .unwrap_or_default()
-        )));
+    if let Some(why) = may_not_answer(s, case, staff) {
+        return Ok(Err(why));
     }
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => return Ok(Err(format!("{e}."))),
     };
-    let has_handler = case.handler_email.is_some();
-    let next =
-        match &parsed.command {
-            Some(c) => match c.next_status(case.status, has_handler) {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(format!("{e}."))),
-            },
-            None if case.status == Status::Triage => return Ok(Err(
-                "deze melding wacht op beoordeling en gaat nog niet naar de cliënt. Antwoord met \
-                 /klacht (het is een klacht) of /geen-klacht, of met /intern voor een notitie."
-                    .into(),
-            )),
-            None => command::after_answer(case.status),
-        };
+    let next = match next_status(case, &parsed.command) {
+        Ok(n) => n,
+        Err(why) => return Ok(Err(why)),
+    };
     // The relayed mail is signed with the staff member's name: their own
     // closing would say it twice (and alone it is no answer).
     let text = without_closing(&parsed.text);
@@ -210,7 +212,7 @@ pub(super) async fn plan<'a>(
         ));
     }
     let mut plan = Plan {
-        command: parsed.command.clone(),
+        command: parsed.command,
         next,
         relay: None,
         not_relayed: None,
@@ -219,51 +221,18 @@ pub(super) async fn plan<'a>(
         new_due: None,
         note: String::new(),
     };
+    let needs_text_for_client = text.is_empty() && client_has_email && !client_in_copy;
+    if let Err(why) =
+        plan_command(s, tx, case, staff, &mut plan, &text, needs_text_for_client).await?
+    {
+        return Ok(Err(why));
+    }
     let relays = plan.command.as_ref().is_none_or(Command::relays_text);
     // Extension and external route always tell the client, text or not.
     let notice = matches!(
         plan.command,
         Some(Command::Extend { .. } | Command::External)
     );
-    match &plan.command {
-        None if text.is_empty() => {
-            return Ok(Err(
-                "er stond geen nieuwe tekst boven de geciteerde mail, dus er is niets doorgestuurd."
-                    .into(),
-            ))
-        }
-        Some(c) if c.needs_text() && text.is_empty() && client_has_email && !client_in_copy => {
-            return Ok(Err(format!(
-                "{}: schrijf de tekst voor de cliënt onder de opdracht; die tekst gaat naar de cliënt.",
-                c.name()
-            )))
-        }
-        Some(Command::Extend { days, .. }) => {
-            plan.new_due = Some(s.calendar.add_working_days(case.response_due, *days));
-        }
-        Some(Command::Assign { who }) => {
-            let target = match assignable(s, case, who) {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(format!("/toewijzen: {e}. Er is niets gewijzigd."))),
-            };
-            plan.new_handler = Some(target);
-            plan.assignment_reason = format!("toegewezen door {}", staff.name);
-        }
-        Some(Command::Complaint) => {
-            match open_case::assign(s, tx, &case.concerns).await? {
-                Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
-                    plan.new_handler = s.staff_by_email(&email);
-                    plan.assignment_reason = reason;
-                }
-                Assignment::Nobody { reason } => {
-                    return Ok(Err(format!(
-                        "/klacht: er is geen onafhankelijke behandelaar ({reason}). Er is niets gewijzigd."
-                    )))
-                }
-            }
-        }
-        _ => {}
-    }
     if relays && (!text.is_empty() || notice) {
         if client_in_copy {
             plan.not_relayed = Some("de cliënt stond zelf al in uw bericht (Aan/Cc)");
@@ -279,6 +248,90 @@ pub(super) async fn plan<'a>(
     Ok(Ok(plan))
 }
 
+/// Why `staff` may not answer on `case`: it concerns them (art. 6 and 9),
+/// or they are neither its handler nor a supervisor.
+fn may_not_answer(s: &Settings, case: &CaseRow, staff: &Staff) -> Option<String> {
+    let is = |e: &EmailAddress| *e == staff.email;
+    if case.concerns.iter().any(is) {
+        return Some(
+            "deze klacht gaat (ook) over u; de behandeling ligt bij een ander (art. 6 en 9)."
+                .into(),
+        );
+    }
+    let is_handler = case.handler_email.as_ref().is_some_and(is);
+    if is_handler || staff.roles.supervisor {
+        return None;
+    }
+    Some(format!(
+        "alleen de behandelaar{} of een leidinggevende kan op deze zaak reageren.",
+        case.handler_email
+            .as_ref()
+            .and_then(|h| s.staff_by_email(h))
+            .map(|h| format!(" ({})", h.name))
+            .unwrap_or_default()
+    ))
+}
+
+/// The status the case moves to, or why the command cannot be used now.
+fn next_status(case: &CaseRow, command: &Option<Command>) -> Result<Status, String> {
+    match command {
+        Some(c) => c
+            .next_status(case.status, case.handler_email.is_some())
+            .map_err(|e| format!("{e}.")),
+        None if case.status == Status::Triage => Err(
+            "deze melding wacht op beoordeling en gaat nog niet naar de cliënt. Antwoord met \
+             /klacht (het is een klacht) of /geen-klacht, of met /intern voor een notitie."
+                .into(),
+        ),
+        None => Ok(command::after_answer(case.status)),
+    }
+}
+
+/// What the command itself needs: a text, a new response date, a new
+/// handler. The inner error is the refusal.
+async fn plan_command<'a>(
+    s: &'a Settings,
+    tx: &mut Tx,
+    case: &CaseRow,
+    staff: &Staff,
+    plan: &mut Plan<'a>,
+    text: &str,
+    needs_text_for_client: bool,
+) -> Result<Result<(), String>> {
+    match &plan.command {
+        None if text.is_empty() => return Ok(Err(
+            "er stond geen nieuwe tekst boven de geciteerde mail, dus er is niets doorgestuurd."
+                .into(),
+        )),
+        Some(c) if c.needs_text() && needs_text_for_client => return Ok(Err(format!(
+            "{}: schrijf de tekst voor de cliënt onder de opdracht; die tekst gaat naar de cliënt.",
+            c.name()
+        ))),
+        Some(Command::Extend { days, .. }) => {
+            plan.new_due = Some(s.calendar.add_working_days(case.response_due, *days));
+        }
+        Some(Command::Assign { who }) => {
+            let target = match assignable(s, case, who) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(format!("/toewijzen: {e}. Er is niets gewijzigd."))),
+            };
+            plan.new_handler = Some(target);
+            plan.assignment_reason = format!("toegewezen door {}", staff.name);
+        }
+        Some(Command::Complaint) => match open_case::assign(s, tx, &case.concerns).await? {
+            Assignment::Handler { email, reason } | Assignment::Supervisor { email, reason } => {
+                plan.new_handler = s.staff_by_email(&email);
+                plan.assignment_reason = reason;
+            }
+            Assignment::Nobody { reason } => return Ok(Err(format!(
+                "/klacht: er is geen onafhankelijke behandelaar ({reason}). Er is niets gewijzigd."
+            ))),
+        },
+        _ => {}
+    }
+    Ok(Ok(()))
+}
+
 /// Writes what the plan says: case row, timeline, mail to the client and
 /// the colleague. Returns the case as it is now and what was done, for the
 /// caller's receipt.
@@ -290,67 +343,12 @@ pub(super) async fn apply(
     staff: &Staff,
     plan: &Plan<'_>,
 ) -> Result<(CaseRow, Vec<String>)> {
-    let now = w.now;
     let who = staff.email.as_str();
-    let mut update = CaseUpdate::default();
+    update_case_row(w, case, plan, who).await?;
     let mut done: Vec<String> = Vec::new();
-    if plan.next != case.status {
-        update.status = Some(plan.next);
-        store::add_event_data(
-            w.tx,
-            case.id,
-            now,
-            CaseEvent::Status,
-            who,
-            &format!("{} -> {}", case.status, plan.next),
-            &json!({"from": case.status.as_str(), "to": plan.next.as_str()}),
-        )
-        .await?;
-    }
-    if let Some(h) = plan.new_handler {
-        update.handler_email = Some(h.email.as_str());
-    }
-    update.response_due = plan.new_due;
-    match plan.next {
-        Status::Closed if case.status != Status::Closed => update.closed_at = Some(Some(now)),
-        st if case.status == Status::Closed && st != Status::Closed => {
-            update.closed_at = Some(None)
-        }
-        _ => {}
-    }
-    if case.status == Status::Triage && plan.next != Status::Triage {
-        update.clear_triage = true;
-    }
-    store::update_case(w.tx, case.id, &update).await?;
-
-    if let Some(c) = &plan.command {
-        let (kind, detail, extra) = command_event(c, case, plan);
-        store::add_event_data(w.tx, case.id, now, kind, who, &detail, &extra).await?;
-        store::add_event_data(
-            w.tx,
-            case.id,
-            now,
-            CaseEvent::Command,
-            who,
-            &c.to_string(),
-            &json!({"command": c.name(), "result": "ok", "message_id": m.message_id}),
-        )
-        .await?;
+    if let Some(detail) = record_command(w, case, plan, m, who).await? {
         done.push(detail);
     }
-    if !plan.note.is_empty() {
-        store::add_event_data(
-            w.tx,
-            case.id,
-            now,
-            CaseEvent::Note,
-            who,
-            &m.message_id,
-            &json!({"message_id": m.message_id}),
-        )
-        .await?;
-    }
-
     let fresh = store::case_in_tx(w.tx, case.id).await?.context("case")?;
     if let Some(text) = &plan.relay {
         let kind = match plan.command {
@@ -389,6 +387,90 @@ pub(super) async fn apply(
         command = plan.command.as_ref().map(|c| c.name()).unwrap_or("-"),
         relayed = plan.relay.is_some(), "staff answer handled");
     Ok((fresh, done))
+}
+
+/// The case row as the plan leaves it: status (with its event), handler,
+/// response date, closed or reopened, out of triage.
+async fn update_case_row(
+    w: &mut Work<'_>,
+    case: &CaseRow,
+    plan: &Plan<'_>,
+    who: &str,
+) -> Result<()> {
+    let now = w.now;
+    let mut update = CaseUpdate::default();
+    if plan.next != case.status {
+        update.status = Some(plan.next);
+        store::add_event_data(
+            w.tx,
+            case.id,
+            now,
+            CaseEvent::Status,
+            who,
+            &format!("{} -> {}", case.status, plan.next),
+            &json!({"from": case.status.as_str(), "to": plan.next.as_str()}),
+        )
+        .await?;
+    }
+    if let Some(h) = plan.new_handler {
+        update.handler_email = Some(h.email.as_str());
+    }
+    update.response_due = plan.new_due;
+    match plan.next {
+        Status::Closed if case.status != Status::Closed => update.closed_at = Some(Some(now)),
+        st if case.status == Status::Closed && st != Status::Closed => {
+            update.closed_at = Some(None)
+        }
+        _ => {}
+    }
+    if case.status == Status::Triage && plan.next != Status::Triage {
+        update.clear_triage = true;
+    }
+    store::update_case(w.tx, case.id, &update).await?;
+
+    Ok(())
+}
+
+/// The command's events (its own kind, and `command`) and a note's event.
+/// Returns the command's detail, for the receipt.
+async fn record_command(
+    w: &mut Work<'_>,
+    case: &CaseRow,
+    plan: &Plan<'_>,
+    m: &InboundMail,
+    who: &str,
+) -> Result<Option<String>> {
+    let now = w.now;
+    let mut recorded = None;
+    if let Some(c) = &plan.command {
+        let (kind, detail, extra) = command_event(c, case, plan);
+        store::add_event_data(w.tx, case.id, now, kind, who, &detail, &extra).await?;
+        store::add_event_data(
+            w.tx,
+            case.id,
+            now,
+            CaseEvent::Command,
+            who,
+            &c.to_string(),
+            &json!({"command": c.name(), "result": "ok", "message_id": m.message_id}),
+        )
+        .await?;
+        recorded = Some(detail);
+    }
+    if !plan.note.is_empty() {
+        store::add_event_data(
+            w.tx,
+            case.id,
+            now,
+            CaseEvent::Note,
+            who,
+            &m.message_id,
+            &json!({"message_id": m.message_id}),
+        )
+        .await?;
+    }
+
+    Ok(recorded)
 }
 
 /// The timeline event a command leaves: kind, human detail, structured data.

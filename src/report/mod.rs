@@ -201,8 +201,31 @@ pub fn build(
         repeat_complaints: 0,
         months: Vec::new(),
     };
+    tally(&mut r, &complaints);
+    r.acknowledgement = timeliness(
+        complaints
+            .iter()
+            .map(|(_, x)| (x.ack_on_time, x.ack_working_days)),
+    );
+    r.response = timeliness(
+        complaints
+            .iter()
+            .map(|(_, x)| (x.response_on_time, x.response_working_days)),
+    );
+    r.response_within_term = timeliness(
+        complaints
+            .iter()
+            .map(|(_, x)| (x.response_within_term, None)),
+    );
+    r.months = monthly(cases, records, from, to);
+    r
+}
+
+/// Counts the complaints by category, month, status, outcome, channel and
+/// person concerned; their extensions, referrals and repeat complainants.
+fn tally(r: &mut Report, complaints: &[(&CaseRow, &Record)]) {
     let mut per_client: BTreeMap<String, usize> = BTreeMap::new();
-    for (c, rec) in &complaints {
+    for (c, rec) in complaints {
         let bump =
             |m: &mut BTreeMap<String, usize>, k: &str| *m.entry(k.to_string()).or_default() += 1;
         bump(&mut r.by_category, c.category.as_str());
@@ -241,23 +264,6 @@ pub fn build(
     }
     r.repeat_complainants = per_client.values().filter(|n| **n > 1).count();
     r.repeat_complaints = per_client.values().filter(|n| **n > 1).sum();
-    r.acknowledgement = timeliness(
-        complaints
-            .iter()
-            .map(|(_, x)| (x.ack_on_time, x.ack_working_days)),
-    );
-    r.response = timeliness(
-        complaints
-            .iter()
-            .map(|(_, x)| (x.response_on_time, x.response_working_days)),
-    );
-    r.response_within_term = timeliness(
-        complaints
-            .iter()
-            .map(|(_, x)| (x.response_within_term, None)),
-    );
-    r.months = monthly(cases, records, from, to);
-    r
 }
 
 /// Per month touched by `from..=to`: the complaints received, by category,

@@ -212,7 +212,14 @@ pub async fn anonymise_case(
     .execute(&mut **tx)
     .await?;
     // The timeline keeps its steps; a name or address in their details goes.
-    let needles: Vec<String> = [Some(name), email, phone]
+    scrub_timeline(tx, case_id, [Some(name), email, phone]).await?;
+    Ok(true)
+}
+
+/// Removes `values` (a client's name, address, phone) from the details of
+/// a case's timeline events; the steps themselves stay.
+async fn scrub_timeline(tx: &mut Tx, case_id: i64, values: [Option<String>; 3]) -> Result<()> {
+    let needles: Vec<String> = values
         .into_iter()
         .flatten()
         .map(|s| s.trim().to_string())
@@ -238,7 +245,7 @@ pub async fn anonymise_case(
             }
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// `text` with every occurrence of each needle (ignoring case) replaced.

@@ -22,32 +22,6 @@ pub trait MailContext: Serialize {
     const TEMPLATE: Template;
 }
 
-macro_rules! mail_contexts {
-    ($($name:ident),+ $(,)?) => {
-        $(impl MailContext for $name<'_> {
-            const TEMPLATE: Template = Template::$name;
-        })+
-    };
-}
-
-mail_contexts!(
-    Ack,
-    HandlerNew,
-    HandlerReleased,
-    Triage,
-    Unassigned,
-    ClientReplyToHandler,
-    Regulation,
-    RegulationPaper,
-    ToClient,
-    CommandResult,
-    Reminder,
-    Escalation,
-    Digest,
-    Health,
-    Report,
-);
-
 // ------------------------------------------------------------ shared parts
 
 /// The organisation (`org.name`, `org.address`, …), from its settings.

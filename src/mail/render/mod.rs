@@ -27,85 +27,68 @@ pub use context::MailContext;
 
 use crate::domain::types::Lang;
 
-/// The messages klachtd sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Template {
-    /// Acknowledgement of receipt to the client (art. 5).
-    Ack,
-    /// A new complaint, to the assigned handler.
-    HandlerNew,
-    /// The case went to another handler; to the one who had it.
-    HandlerReleased,
-    /// Possible complaint awaiting a supervisor's `/klacht` or `/geen-klacht`.
-    Triage,
-    /// No independent handler could be assigned; to each supervisor.
-    Unassigned,
-    /// A client's reply on a case, to the handler.
-    ClientReplyToHandler,
-    /// The regulation, to whoever asked for it (art. 11); no case.
-    Regulation,
-    /// A request for a paper copy of the regulation, to each supervisor.
-    RegulationPaper,
-    /// A staff answer relayed to the client: plain answer, proposal,
-    /// rejection, extension notice (art. 6) or external route (art. 8).
-    ToClient,
-    /// What a staff member's mail did, or why it was refused.
-    CommandResult,
-    /// A response date coming up, or a client's reply waiting for an
-    /// answer; to the handler (or each supervisor when there is none).
-    Reminder,
-    /// A missed deadline (art. 5, art. 6) or a handler the complaint is
-    /// about, to each supervisor the complaint does not concern.
-    Escalation,
-    /// The daily overview of new, due, overdue and open cases, to one
-    /// supervisor; no case. Answerable per triage item (reply marker).
-    Digest,
-    /// Intake or outbox trouble (alarm) and its end (recovery), to each
-    /// supervisor; no case, no reply marker.
-    Health,
-    /// The periodic analysis (art. 10) with its chart, to each supervisor.
-    Report,
+macro_rules! templates {
+    ($($(#[$doc:meta])* $name:ident => $file:literal,)+) => {
+        /// The messages klachtd sends. Each has its context, the struct of
+        /// the same name in [`context`], which is all its files read.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Template {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Template {
+            pub const ALL: &'static [Template] = &[$(Template::$name,)+];
+
+            /// The file stem of the template's files.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Template::$name => $file,)+
+                }
+            }
+        }
+
+        $(impl context::MailContext for context::$name<'_> {
+            const TEMPLATE: Template = Template::$name;
+        })+
+    };
 }
 
-impl Template {
-    pub const ALL: &'static [Template] = &[
-        Template::Ack,
-        Template::HandlerNew,
-        Template::HandlerReleased,
-        Template::Triage,
-        Template::Unassigned,
-        Template::ClientReplyToHandler,
-        Template::Regulation,
-        Template::RegulationPaper,
-        Template::ToClient,
-        Template::CommandResult,
-        Template::Reminder,
-        Template::Escalation,
-        Template::Digest,
-        Template::Health,
-        Template::Report,
-    ];
-
-    /// The file stem of the template's files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Template::Ack => "ack",
-            Template::HandlerNew => "handler_new",
-            Template::HandlerReleased => "handler_released",
-            Template::Triage => "triage",
-            Template::Unassigned => "unassigned",
-            Template::ClientReplyToHandler => "client_reply",
-            Template::Regulation => "regulation",
-            Template::RegulationPaper => "regulation_paper",
-            Template::ToClient => "to_client",
-            Template::CommandResult => "command_result",
-            Template::Reminder => "reminder",
-            Template::Escalation => "escalation",
-            Template::Digest => "digest",
-            Template::Health => "health",
-            Template::Report => "report",
-        }
-    }
+templates! {
+    /// Acknowledgement of receipt to the client (art. 5).
+    Ack => "ack",
+    /// A new complaint, to the assigned handler.
+    HandlerNew => "handler_new",
+    /// The case went to another handler; to the one who had it.
+    HandlerReleased => "handler_released",
+    /// Possible complaint awaiting a supervisor's `/klacht` or `/geen-klacht`.
+    Triage => "triage",
+    /// No independent handler could be assigned; to each supervisor.
+    Unassigned => "unassigned",
+    /// A client's reply on a case, to the handler.
+    ClientReplyToHandler => "client_reply",
+    /// The regulation, to whoever asked for it (art. 11); no case.
+    Regulation => "regulation",
+    /// A request for a paper copy of the regulation, to each supervisor.
+    RegulationPaper => "regulation_paper",
+    /// A staff answer relayed to the client: plain answer, proposal,
+    /// rejection, extension notice (art. 6) or external route (art. 8).
+    ToClient => "to_client",
+    /// What a staff member's mail did, or why it was refused.
+    CommandResult => "command_result",
+    /// A response date coming up, or a client's reply waiting for an
+    /// answer; to the handler (or each supervisor when there is none).
+    Reminder => "reminder",
+    /// A missed deadline (art. 5, art. 6) or a handler the complaint is
+    /// about, to each supervisor the complaint does not concern.
+    Escalation => "escalation",
+    /// The daily overview of new, due, overdue and open cases, to one
+    /// supervisor; no case. Answerable per triage item (reply marker).
+    Digest => "digest",
+    /// Intake or outbox trouble (alarm) and its end (recovery), to each
+    /// supervisor; no case, no reply marker.
+    Health => "health",
+    /// The periodic analysis (art. 10) with its chart, to each supervisor.
+    Report => "report",
 }
 
 /// A rendered message: one-line subject, plain text and HTML bodies.
