@@ -303,10 +303,12 @@ async fn plan_command<'a>(
             "er stond geen nieuwe tekst boven de geciteerde mail, dus er is niets doorgestuurd."
                 .into(),
         )),
-        Some(c) if c.needs_text() && needs_text_for_client => return Ok(Err(format!(
+        Some(c) if c.needs_text() && needs_text_for_client => {
+            return Ok(Err(format!(
             "{}: schrijf de tekst voor de cliënt onder de opdracht; die tekst gaat naar de cliënt.",
             c.name()
-        ))),
+        )))
+        }
         Some(Command::Extend { days, .. }) => {
             plan.new_due = Some(s.calendar.add_working_days(case.response_due, *days));
         }
@@ -323,9 +325,11 @@ async fn plan_command<'a>(
                 plan.new_handler = s.staff_by_email(&email);
                 plan.assignment_reason = reason;
             }
-            Assignment::Nobody { reason } => return Ok(Err(format!(
+            Assignment::Nobody { reason } => {
+                return Ok(Err(format!(
                 "/klacht: er is geen onafhankelijke behandelaar ({reason}). Er is niets gewijzigd."
-            ))),
+            )))
+            }
         },
         _ => {}
     }

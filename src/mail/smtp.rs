@@ -298,7 +298,7 @@ impl Smtp {
         let Some((conn, used)) = guard.as_mut() else {
             return Err(transient("no SMTP connection"));
         };
-        let result = transaction(conn, from, to, raw, commit).await;
+        let result = transaction(conn, (from, to), raw, commit).await;
         match &result {
             Ok(()) => *used = Instant::now(),
             // A refusal leaves the session usable; anything else: start afresh.
@@ -320,16 +320,13 @@ impl Smtp {
     }
 }
 
-async fn transaction<F>(
+/// One mail on an open session: envelope, body, `commit`, final dot.
+async fn transaction(
     conn: &mut Boxed,
-    from: &EmailAddress,
-    to: &EmailAddress,
+    (from, to): (&EmailAddress, &EmailAddress),
     raw: &[u8],
-    commit: F,
-) -> Result<(), SendError>
-where
-    F: Future<Output = Result<LastStep>>,
-{
+    commit: impl Future<Output = Result<LastStep>>,
+) -> Result<(), SendError> {
     let body8 = raw.iter().any(|b| *b >= 0x80);
     let mail = if body8 && conn.has("8BITMIME") {
         format!("MAIL FROM:<{from}> BODY=8BITMIME")

@@ -206,16 +206,8 @@ pub async fn add_event(
     actor: &str,
     detail: &str,
 ) -> Result<()> {
-    add_event_data(
-        tx,
-        case_id,
-        at,
-        kind,
-        actor,
-        detail,
-        &serde_json::Value::Null,
-    )
-    .await
+    let none = serde_json::Value::Null;
+    add_event_data(tx, case_id, at, kind, actor, detail, &none).await
 }
 
 /// A timeline event with structured details (a JSON object), which

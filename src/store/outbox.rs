@@ -161,7 +161,20 @@ impl Store {
 
     /// A transient failure: try again at `next`.
     pub async fn mark_retry(&self, id: i64, error: &str, next: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'pending', lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1")
+        self.retry_later(id, error, next, "status = 'pending', ")
+            .await
+    }
+
+    /// The row's lease ends and it is tried again at `next`; `set_status`
+    /// is an SQL assignment with a trailing comma, or empty.
+    async fn retry_later(
+        &self,
+        id: i64,
+        error: &str,
+        next: Timestamp,
+        set_status: &str,
+    ) -> Result<()> {
+        sqlx::query(&format!("UPDATE outbox SET {set_status}lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1"))
             .bind(id)
             .bind(error)
             .bind(db_time(next))
@@ -236,13 +249,7 @@ impl Store {
 impl Store {
     /// Keeps a row in `sending` (it may have gone out) but retries later.
     pub async fn mark_retry_sending(&self, id: i64, error: &str, next: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE outbox SET lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(error)
-            .bind(db_time(next))
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.retry_later(id, error, next, "").await
     }
 }
 

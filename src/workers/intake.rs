@@ -263,17 +263,14 @@ pub async fn staff_overrule(app: &App, imap: &mut Imap) -> Result<usize> {
             .into_iter()
             .filter(|u| !settled.contains(u))
             .collect();
+        let look = Look {
+            folder: &folder,
+            uidvalidity: sel.uidvalidity,
+            gesture: Gesture::Keyword,
+            first_look: false,
+        };
         for chunk in unknown.chunks(BATCH) {
-            let (n, _) = overrule_batch(
-                app,
-                imap,
-                &folder,
-                sel.uidvalidity,
-                chunk,
-                Gesture::Keyword,
-                false,
-            )
-            .await?;
+            let (n, _) = overrule_batch(app, imap, &look, chunk).await?;
             opened += n;
         }
     }
@@ -293,17 +290,14 @@ pub async fn staff_overrule(app: &App, imap: &mut Imap) -> Result<usize> {
     // An empty folder seen for the first time: watched from here on.
     let mut checkpoint =
         (first_look && uids.is_empty()).then(|| sel.uid_next.unwrap_or(1).saturating_sub(1));
+    let look = Look {
+        folder: &complaints,
+        uidvalidity: sel.uidvalidity,
+        gesture: Gesture::Moved,
+        first_look,
+    };
     for chunk in uids.chunks(BATCH) {
-        let (n, failed) = overrule_batch(
-            app,
-            imap,
-            &complaints,
-            sel.uidvalidity,
-            chunk,
-            Gesture::Moved,
-            first_look,
-        )
-        .await?;
+        let (n, failed) = overrule_batch(app, imap, &look, chunk).await?;
         opened += n;
         // A message that could not be handled is tried again next round:
         // the checkpoint stops just before it (on a first look, the look
@@ -327,17 +321,23 @@ pub async fn staff_overrule(app: &App, imap: &mut Imap) -> Result<usize> {
 /// mail, and the first UID whose handling failed (not a database error).
 /// On the `first_look` at a complaint folder, mail intake never saw (it
 /// was there before klachtd watched the folder) is left alone.
+/// Which folder a batch of `staff_overrule` comes from, and how staff
+/// made those mails complaints.
+struct Look<'a> {
+    folder: &'a str,
+    uidvalidity: u32,
+    gesture: Gesture,
+    first_look: bool,
+}
+
 async fn overrule_batch(
     app: &App,
     imap: &mut Imap,
-    folder: &str,
-    uidvalidity: u32,
+    look: &Look<'_>,
     uids: &[u32],
-    gesture: Gesture,
-    first_look: bool,
 ) -> Result<(usize, Option<u32>)> {
     let s = &app.settings;
-    let wanted = overrule_wanted(app, imap, uids, first_look).await?;
+    let wanted = overrule_wanted(app, imap, uids, look.first_look).await?;
     if wanted.is_empty() {
         return Ok((0, None));
     }
@@ -349,12 +349,18 @@ async fn overrule_batch(
     for b in &bodies {
         let mail = parse_fetched(s, &b.bytes, b.size);
         let origin = Origin {
-            folder,
-            uidvalidity,
+            folder: look.folder,
+            uidvalidity: look.uidvalidity,
             uid: b.uid,
         };
-        let outcome = match overrule::open_by_staff(app, origin, b.internal_date, &mail, gesture)
-            .await
+        let outcome = match overrule::open_by_staff(
+            app,
+            origin,
+            b.internal_date,
+            &mail,
+            look.gesture,
+        )
+        .await
         {
             Ok(o) => o,
             Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
@@ -365,7 +371,7 @@ async fn overrule_batch(
                 continue;
             }
         };
-        log_overrule(b.uid, &mail.message_id, &outcome, gesture);
+        log_overrule(b.uid, &mail.message_id, &outcome, look.gesture);
         if outcome.is_case_mail() {
             case_mail.push(b.uid);
         }
@@ -377,7 +383,7 @@ async fn overrule_batch(
         .intake
         .complaint_folder
         .as_deref()
-        .filter(|_| gesture == Gesture::Keyword);
+        .filter(|_| look.gesture == Gesture::Keyword);
     mark_case_mail(app, imap, &case_mail, move_to).await;
     Ok((case_mail.len(), failed))
 }
