@@ -2,8 +2,6 @@
 //! addresses, instants and dates are parsed once, where the store reads the
 //! row (`crate::store`), and nothing downstream parses them again.
 
-use std::fmt;
-
 use jiff::civil::Date;
 use jiff::Timestamp;
 use strum::{EnumIter, EnumString, IntoStaticStr};
@@ -23,17 +21,7 @@ pub enum Source {
     Forwarded,
 }
 
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+stored_strings!(Source);
 
 impl serde::Serialize for Source {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

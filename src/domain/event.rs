@@ -63,11 +63,9 @@ pub enum OutboxKind {
     Escalation,
 }
 
-impl OutboxKind {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
+stored_strings!(OutboxKind, OutboxStatus);
 
+impl OutboxKind {
     /// Mail that answers the client on their case: a client reply before it
     /// is no longer waiting.
     pub fn answers_client(self) -> bool {
@@ -79,12 +77,6 @@ impl OutboxKind {
                 | OutboxKind::Extension
                 | OutboxKind::External
         )
-    }
-}
-
-impl fmt::Display for OutboxKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
     }
 }
 
@@ -103,18 +95,6 @@ pub enum OutboxStatus {
     Failed,
     /// Withdrawn before sending (erasure).
     Cancelled,
-}
-
-impl OutboxStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
 }
 
 /// A step of an outgoing mail, as the case's timeline records it.
