@@ -450,7 +450,9 @@ pub async fn case_in_tx(tx: &mut Tx, id: i64) -> Result<Option<CaseRow>> {
 /// Which case does a message belong to? First through In-Reply-To and
 /// References against every Message-ID a case sent or received; then
 /// through a `[KL-YYYY-NNNN]` subject tag, but only for that case's client
-/// or staff. Never through subject text alone.
+/// or staff. Never through subject text alone, and never onto an anonymised
+/// case: a reply to its old mail is new mail, so the case gains no personal
+/// data again (art. 9; export and erasure could no longer find it).
 pub async fn thread_match(
     tx: &mut Tx,
     referenced: &[String],
@@ -460,13 +462,17 @@ pub async fn thread_match(
 ) -> Result<Option<(i64, CaseRef)>> {
     for id in referenced.iter().rev().take(50) {
         let row = sqlx::query(
-            "SELECT c.id, c.reference FROM outbox o JOIN cases c ON c.id = o.case_id WHERE o.message_id = $1 \
-             UNION ALL SELECT c.id, c.reference FROM case_messages m JOIN cases c ON c.id = m.case_id WHERE m.message_id = $1",
+            "SELECT c.id, c.reference, c.anonymised_at FROM outbox o JOIN cases c ON c.id = o.case_id WHERE o.message_id = $1 \
+             UNION ALL SELECT c.id, c.reference, c.anonymised_at FROM case_messages m JOIN cases c ON c.id = m.case_id WHERE m.message_id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(r) = row {
+            // An anonymised case takes nothing in again: its mail is new mail.
+            if get_opt_str(&r, "anonymised_at")?.is_some() {
+                return Ok(None);
+            }
             let reference: CaseRef = get_str(&r, "reference")?.parse()?;
             return Ok(Some((r.try_get::<i64, _>(0)?, reference)));
         }
@@ -474,10 +480,12 @@ pub async fn thread_match(
     let Some(tag) = CaseRef::find_tag(subject) else {
         return Ok(None);
     };
-    let row = sqlx::query("SELECT id, client_email FROM cases WHERE reference = $1")
-        .bind(tag.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, client_email FROM cases WHERE reference = $1 AND anonymised_at IS NULL",
+    )
+    .bind(tag.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
     let Some(r) = row else { return Ok(None) };
     let client: Option<String> = get_opt_str(&r, "client_email")?;
     let is_client = client.is_some_and(|c| c.eq_ignore_ascii_case(from.as_str()));

@@ -9,7 +9,8 @@
 //!
 //! Areas without a mail server: `fixtures`, `quotes`, `corpus`, `store`.
 //! On the real Dovecot and Postfix: `intake`, `conversation`, `overrule`,
-//! `register`, `scheduler`, `privacy_logs`, `crash`, `several_daemons`.
+//! `register`, `scheduler`, `security`, `privacy_logs`, `crash`,
+//! `several_daemons`.
 
 mod support;
 mod world;
@@ -24,6 +25,7 @@ mod privacy_logs;
 mod quotes;
 mod register;
 mod scheduler;
+mod security;
 mod several_daemons;
 mod store;
 mod structure;

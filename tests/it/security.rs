@@ -1,0 +1,66 @@
+//! Issue 13 on the real Dovecot and Postfix: staff commands nobody can
+//! forge, article 9 inside the mailbox and after intake, and no abuse of the
+//! automatic replies. One test per hole, each with the hostile mail that
+//! proves it stays closed.
+
+use crate::world::{parsed, unique_id, World};
+
+/// A client's reply in the thread of `parent` (a mail they received).
+fn reply_to(w: &World, from: &str, parent: &[u8], text: &str) -> Vec<u8> {
+    let p = parsed(parent);
+    format!(
+        "From: Lotte Lavendel <{from}>\r\nTo: {info}\r\nSubject: Re: {subject}\r\n\
+         Message-ID: {id}\r\nIn-Reply-To: {parent}\r\nReferences: {parent}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n",
+        info = w.info,
+        subject = p.subject,
+        id = unique_id("reply"),
+        parent = p.message_id,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_reply_to_an_anonymised_case_is_new_mail_and_the_case_stays_empty() {
+    let w = World::new();
+    let client = w.client("lotte");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "first");
+    w.run_once();
+    let ack = w.mails(&client).into_iter().next().expect("acknowledged");
+    let erased = w.klachtd(&["client", "erase", &client, "--include-open"]);
+    assert!(
+        erased.status.success(),
+        "{}",
+        String::from_utf8_lossy(&erased.stderr)
+    );
+    let before = w.case("KL-2026-0001");
+    assert!(before["anonymised_at"].is_string());
+
+    // Months later the client answers the old acknowledgement, by reply and
+    // with the tag in the subject, naming themselves and a new grievance.
+    let text = "Ik ben opnieuw zeer ontevreden: mijn sessie van vorige week is weer \
+                zonder bericht afgezegd. Ik wil mijn geld terug. Lotte Lavendel, 0687654321";
+    w.deliver(&client, &reply_to(&w, &client, &ack, text));
+    w.run_once();
+
+    let after = w.case("KL-2026-0001");
+    assert_eq!(after["client_email"], before["client_email"], "still empty");
+    assert_eq!(after["client_name"], "");
+    assert_eq!(
+        after["timeline"].as_array().unwrap().len(),
+        before["timeline"].as_array().unwrap().len(),
+        "nothing new on the anonymised case's timeline"
+    );
+    let shown = serde_json::to_string(&after).unwrap();
+    assert!(
+        !shown.contains(&client) && !shown.contains("Lavendel") && !shown.contains("0687654321")
+    );
+    // The mail itself is handled as new mail: here a new complaint, which
+    // export and erasure find under the client's address.
+    let cases = w.cases();
+    assert_eq!(cases.len(), 2, "{cases:#?}");
+    assert_eq!(cases[1]["client_email"], client.as_str());
+    let export = w.klachtd(&["client", "export", &client]);
+    let export: serde_json::Value = serde_json::from_slice(&export.stdout).expect("export JSON");
+    assert_eq!(export["cases"].as_array().unwrap().len(), 1);
+}
