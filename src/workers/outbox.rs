@@ -140,12 +140,12 @@ impl Sender {
         let store = self.app.store.clone();
         let marker = store.inflight_marker(row.id);
         if marker.as_ref().is_some_and(|m| !dot_written(m)) {
-            tracing::info!(message_id = %row.message_id, kind = %row.kind, "send was interrupted before the final dot; sending again");
+            tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
             return store.reset_interrupted(row.id, self.app.clock.now()).await;
         }
         store.mark_sent(row, self.app.clock.now()).await?;
         remove_marker(marker);
-        tracing::info!(message_id = %row.message_id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
+        tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
         if let Ok(false) = self.already_sent(&row.message_id).await {
             if self.copy_to_sent(&row.raw).await.is_ok() {
                 store.mark_copied(row.id).await?;
@@ -178,8 +178,8 @@ impl Sender {
             Err(SendError::Unconfirmed(e)) => self.on_unconfirmed(row, marker, &e).await,
             Err(SendError::Permanent(e)) => {
                 remove_marker(marker);
-                tracing::warn!(message_id = %row.message_id, kind = %row.kind, "mail refused permanently; the reason (it may name the recipient) is kept with the outbox row and on the case's timeline, and logged at debug");
-                tracing::debug!(message_id = %row.message_id, kind = %row.kind, error = %e, "mail refused permanently");
+                tracing::warn!(outbox_id = row.id, kind = %row.kind, "mail refused permanently; the reason (it may name the recipient) is kept with the outbox row and on the case's timeline, and logged at debug");
+                tracing::debug!(outbox_id = row.id, kind = %row.kind, error = %e, "mail refused permanently");
                 store.mark_failed(row, &e, self.app.clock.now()).await
             }
             Err(SendError::Transient(e)) => self.on_transient(row, &e).await,
@@ -193,7 +193,7 @@ impl Sender {
         let store = self.app.store.clone();
         match self.already_sent(&row.message_id).await {
             Ok(true) => {
-                tracing::info!(message_id = %row.message_id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
+                tracing::info!(outbox_id = row.id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
                 store.mark_sent(row, self.app.clock.now()).await?;
                 store.mark_copied(row.id).await?;
                 Ok(true)
@@ -220,11 +220,11 @@ impl Sender {
         match self.copy_to_sent(&row.raw).await {
             Ok(()) => store.mark_copied(row.id).await?,
             Err(e) => {
-                tracing::warn!(message_id = %row.message_id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
+                tracing::warn!(outbox_id = row.id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
             }
         }
         marked?;
-        tracing::info!(message_id = %row.message_id, kind = %row.kind, "mail sent");
+        tracing::info!(outbox_id = row.id, kind = %row.kind, "mail sent");
         Ok(())
     }
 
@@ -237,7 +237,7 @@ impl Sender {
         e: &str,
     ) -> Result<()> {
         let store = self.app.store.clone();
-        tracing::warn!(message_id = %row.message_id, kind = %row.kind, error = %e, "no confirmation after the final dot; counted as sent");
+        tracing::warn!(outbox_id = row.id, kind = %row.kind, error = %e, "no confirmation after the final dot; counted as sent");
         store.mark_sent(row, self.app.clock.now()).await?;
         remove_marker(marker);
         let Some(case_id) = row.case_id else {
@@ -269,8 +269,8 @@ impl Sender {
         let wait = backoff(attempts as u32, Duration::from_secs(3600));
         let next = self.app.clock.now()
             + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
-        tracing::warn!(message_id = %row.message_id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
-        tracing::debug!(message_id = %row.message_id, attempts, error = %e, "SMTP failed; will retry");
+        tracing::warn!(outbox_id = row.id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
+        tracing::debug!(outbox_id = row.id, attempts, error = %e, "SMTP failed; will retry");
         store.mark_retry(row.id, e, next).await
     }
 

@@ -503,4 +503,16 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
         "client data in the logs at the default level:\n{}",
         leaks.join("\n")
     );
+    // Nor the Message-ID of any mail to staff: answering it is what
+    // authenticates staff mail, so it is a token (issue 13).
+    let tokens: Vec<String> = [&w.anna, &w.bram, &w.carla, &w.dirk]
+        .iter()
+        .flat_map(|a| w.all_mails(a))
+        .map(|m| parsed(&m).message_id)
+        .collect();
+    assert!(!tokens.is_empty(), "staff were mailed");
+    for t in &tokens {
+        let found = logs.lines_with(t);
+        assert!(found.is_empty(), "a staff token in the logs: {found:?}");
+    }
 }
