@@ -57,6 +57,23 @@ impl EmailAddress {
         self.0.to_lowercase()
     }
 
+    /// The mailbox behind the address, for limits per sender: lower case,
+    /// without a `+tag` (`boos+1@` and `boos+10@` are one mailbox), and for
+    /// Gmail without the dots it ignores in the local part.
+    pub fn mailbox_key(&self) -> String {
+        let key = self.key();
+        let Some((local, domain)) = key.rsplit_once('@') else {
+            return key;
+        };
+        let local = local.split('+').next().unwrap_or(local);
+        let local = if matches!(domain, "gmail.com" | "googlemail.com") {
+            local.replace('.', "")
+        } else {
+            local.to_string()
+        };
+        format!("{local}@{domain}")
+    }
+
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
@@ -250,6 +267,17 @@ string_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_addresses_come_down_to_one_mailbox() {
+        let key = |a: &str| EmailAddress::parse(a).unwrap().mailbox_key();
+        assert_eq!(key("Boos+1@Example.NL"), "boos@example.nl");
+        assert_eq!(key("boos+10@example.nl"), key("boos@example.nl"));
+        assert_eq!(key("b.o.o.s+x@gmail.com"), "boos@gmail.com");
+        // Elsewhere a dot is part of the name.
+        assert_ne!(key("j.jansen@example.nl"), key("jjansen@example.nl"));
+        assert_ne!(key("boos@example.nl"), key("boos@example.com"));
+    }
 
     #[test]
     fn addresses_are_validated_and_compare_without_case() {

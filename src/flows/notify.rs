@@ -65,7 +65,7 @@ pub(crate) async fn queue_ack(
     let since = now
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap_or(now);
-    let recent = store::auto_replies_since(tx, client_email.as_str(), since).await?;
+    let recent = store::auto_replies_since(tx, client_email, since).await?;
     if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
         store::add_event(
             tx,

@@ -29,7 +29,7 @@ pub(crate) async fn answer_regulation_request(
     let since = now
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap_or(now);
-    if store::auto_replies_since(tx, from.as_str(), since).await?
+    if store::auto_replies_since(tx, from, since).await?
         >= i64::from(s.procedure.auto_replies_per_sender_per_day)
     {
         tracing::info!(message_id = %m.message_id, "regulation request not answered: per-sender limit reached");

@@ -306,16 +306,33 @@ pub async fn open_case_counts(tx: &mut Tx) -> Result<std::collections::HashMap<S
     Ok(m)
 }
 
-/// Automatic replies sent (or queued) to an address since `since`.
-pub async fn auto_replies_since(tx: &mut Tx, recipient: &str, since: Timestamp) -> Result<i64> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipient) = LOWER($1) AND created_at >= $2 AND kind IN ('ack', 'regulation')",
+/// Automatic replies (acknowledgements, the regulation) sent or queued to
+/// the mailbox of `recipient` since `since`, whatever its sub-address.
+pub async fn auto_replies_since(
+    tx: &mut Tx,
+    recipient: &crate::domain::types::EmailAddress,
+    since: Timestamp,
+) -> Result<i64> {
+    // Sub-addresses are one mailbox: count every address of the domain
+    // that comes down to the same one.
+    let rows = sqlx::query(
+        "SELECT recipient FROM outbox WHERE LOWER(recipient) LIKE $1 AND created_at >= $2 \
+         AND kind IN ('ack', 'regulation')",
     )
-    .bind(recipient)
+    .bind(format!("%@{}", recipient.domain().to_lowercase()))
     .bind(db_time(since))
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(row.try_get::<i64, _>(0)?)
+    let mailbox = recipient.mailbox_key();
+    let mut n = 0;
+    for r in &rows {
+        let to = get_str(r, "recipient")?;
+        if crate::domain::types::EmailAddress::parse(&to).is_ok_and(|a| a.mailbox_key() == mailbox)
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Mails of `kind` about a case queued for `recipient` since `since`.

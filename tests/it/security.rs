@@ -64,3 +64,37 @@ fn a_reply_to_an_anonymised_case_is_new_mail_and_the_case_stays_empty() {
     let export: serde_json::Value = serde_json::from_slice(&export.stdout).expect("export JSON");
     assert_eq!(export["cases"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn ten_sub_addressed_complaints_from_one_mailbox_get_at_most_the_per_sender_limit_of_replies() {
+    let w = World::new();
+    let base = w.client("boos");
+    let (local, domain) = base.split_once('@').unwrap();
+    for n in 1..=10 {
+        let from = format!("{local}+{n}@{domain}");
+        w.deliver_fixture(&from, "nl-complaint-plain.eml", &format!("boos{n}"));
+    }
+    w.run_once();
+    let cases = w.cases();
+    assert_eq!(cases.len(), 10, "every complaint is on the register");
+    let with = |kind: &str| {
+        cases
+            .iter()
+            .filter(|c| {
+                let r = c["reference"].as_str().unwrap();
+                w.case(r)["timeline"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["kind"] == kind)
+            })
+            .count()
+    };
+    // The default limit: three automatic replies a day to one mailbox.
+    assert_eq!(with("ack_queued"), 3);
+    assert_eq!(
+        with("ack_suppressed"),
+        7,
+        "the rest are confirmed personally"
+    );
+}
