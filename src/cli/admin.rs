@@ -33,10 +33,8 @@ pub(super) async fn report(
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        print!(
-            "{}",
-            crate::report::text(&r, settings.organisation.language)
-        );
+        let text = crate::report::text(&r, settings.organisation.language);
+        print!("{}", super::terminal_safe(&text, true));
     }
     Ok(())
 }

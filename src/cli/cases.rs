@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{admin_actor, local, local_time, CasesArgs};
+use super::{admin_actor, local, local_time, terminal_safe, CasesArgs};
 use crate::app::App;
 use crate::clock::{db_time, Clock};
 use crate::config::Settings;
@@ -79,8 +79,8 @@ pub(super) async fn show(
                 "  {}  {:<22} {:<28} {}",
                 local(&e.at, tz),
                 e.kind,
-                e.actor,
-                e.detail
+                terminal_safe(&e.actor, false),
+                terminal_safe(&e.detail, false)
             );
         }
     }
@@ -160,7 +160,8 @@ struct CsvRow {
 }
 
 /// A CSV field, guarded against spreadsheet formula injection: a value
-/// that starts with `=`, `+`, `-` or `@` gets a leading `'`. Lists are
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+/// leading `'` (OWASP's list). Lists are
 /// joined with `;`, absent values are empty.
 #[derive(Serialize)]
 #[serde(transparent)]
@@ -169,7 +170,7 @@ struct Cell(String);
 impl Cell {
     fn of(v: impl std::fmt::Display) -> Cell {
         let s = v.to_string();
-        if s.starts_with(['=', '+', '-', '@']) {
+        if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             Cell(format!("'{s}"))
         } else {
             Cell(s)
@@ -349,7 +350,7 @@ fn print_case(c: &CaseRow, r: &Record, tz: &jiff::tz::TimeZone) {
         ("Overdue", if r.overdue { "yes" } else { "no" }.into()),
         ("Missing", missing.join(", ")),
     ] {
-        println!("{k:<14} {v}");
+        println!("{k:<14} {}", terminal_safe(&v, false));
     }
 }
 
@@ -380,6 +381,7 @@ mod tests {
         c.client_name = "=HYPERLINK(\"http://x\")".into();
         c.subject = "Te laat, \"weer\"\necht".into();
         c.triage_reason = Some("@SUM(1)".into());
+        c.client_phone = Some("\t=1+1".into());
         let r = record(&c);
         let out = cases_csv(&[(&c, &r)]).unwrap();
         let mut lines = out.split("\r\n");
@@ -395,7 +397,7 @@ mod tests {
         assert_eq!(col("client_name"), "'=HYPERLINK(\"http://x\")");
         assert_eq!(col("subject"), "Te laat, \"weer\"\necht");
         assert_eq!(col("triage_reason"), "'@SUM(1)");
-        assert_eq!(col("client_phone"), "");
+        assert_eq!(col("client_phone"), "'\t=1+1");
         assert_eq!(col("extensions"), "0");
         assert_eq!(col("external"), "false");
         assert!(out.contains("\"Te laat, \"\"weer\"\"\necht\""));

@@ -27,7 +27,7 @@ pub fn run(settings: Option<&Settings>, file: &Path, explain: bool, as_json: boo
         let v = as_json_value(&c, explain);
         return emit(&(serde_json::to_string_pretty(&v)? + "\n"));
     }
-    emit(&as_text(&c, explain))
+    emit(&super::terminal_safe(&as_text(&c, explain), true))
 }
 
 /// What intake would make of one mail.

@@ -349,6 +349,20 @@ fn admin_actor() -> String {
     }
 }
 
+/// Text from mail, made safe for a terminal: control characters (an
+/// escape sequence could rewrite the screen or the title, hide a line or
+/// fake one) become a space; line breaks and tabs stay only with
+/// `keep_lines`.
+fn terminal_safe(text: &str, keep_lines: bool) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' if keep_lines => c,
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 fn local(ts: &str, tz: &jiff::tz::TimeZone) -> String {
     match crate::clock::parse_db_time(ts) {
         Some(t) => local_time(t, tz),
@@ -360,4 +374,20 @@ fn local_time(t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
     t.to_zoned(tz.clone())
         .strftime("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn mail_text_cannot_drive_the_terminal() {
+        let hostile = "Klacht\u{1b}]0;pwned\u{7}\u{1b}[2J\rOK\u{9b}31m\nregel 2\ttab";
+        let line = terminal_safe(hostile, false);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.starts_with("Klacht ]0;pwned  [2J OK"));
+        let text = terminal_safe(hostile, true);
+        assert!(text.contains("\nregel 2\ttab") && !text.contains('\u{1b}'));
+        assert!(!text.contains('\r') && !text.contains('\u{9b}'));
+    }
 }

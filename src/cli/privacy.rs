@@ -62,8 +62,8 @@ pub(super) async fn audit(settings: Settings, json: bool) -> Result<()> {
                 "{}  {:<14} {:<24} {}  {}",
                 local(&a.at, tz),
                 a.action,
-                a.actor,
-                a.detail,
+                super::terminal_safe(&a.actor, false),
+                super::terminal_safe(&a.detail, false),
                 a.cases
             );
         }

@@ -3,7 +3,7 @@
 //! automatic replies. One test per hole, each with the hostile mail that
 //! proves it stays closed.
 
-use crate::world::{parsed, unique_id, World};
+use crate::world::{fixture, parsed, rewrite_headers, unique_id, World};
 
 /// A client's reply in the thread of `parent` (a mail they received).
 fn reply_to(w: &World, from: &str, parent: &[u8], text: &str) -> Vec<u8> {
@@ -97,4 +97,42 @@ fn ten_sub_addressed_complaints_from_one_mailbox_get_at_most_the_per_sender_limi
         7,
         "the rest are confirmed personally"
     );
+}
+
+#[test]
+fn escape_sequences_in_a_complaint_never_reach_the_terminal() {
+    let w = World::new();
+    let client = w.client("esc");
+    let plain = fixture(
+        "nl-complaint-plain.eml",
+        &client,
+        &w.info,
+        &unique_id("esc"),
+    );
+    let subject = "=?utf-8?q?Klacht_over_coachingssessie=1B[2J=1B]0;pwned=07?=";
+    let mail = rewrite_headers(&plain, &[("Subject", subject)]);
+    w.deliver(&client, &mail);
+    let run = w.run_once();
+    assert_eq!(
+        w.cases().len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for args in [
+        vec!["case", "show", "KL-2026-0001"],
+        vec!["cases"],
+        vec!["audit"],
+    ] {
+        let out = w.klachtd(&args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?} printed a control character: {text:?}"
+        );
+    }
+    let shown =
+        String::from_utf8_lossy(&w.klachtd(&["case", "show", "KL-2026-0001"]).stdout).into_owned();
+    assert!(shown.contains("Klacht over coachingssessie"), "{shown}");
 }
