@@ -129,16 +129,22 @@ fn answers_client(kind: EventKind) -> bool {
     matches!(kind, EventKind::Mail(k, MailStep::Queued) if k.answers_client())
 }
 
-/// The oldest client reply with no answer after it.
+/// The oldest client reply with no answer after it. Staff mail to the
+/// client directly counts as an answer only when it authenticated: anyone
+/// can write a staff From with the client in copy.
 fn waiting_reply(timeline: &[EventRow]) -> Option<&EventRow> {
     let mut waiting = None;
     for e in timeline {
-        let to_client_directly = e.kind == CaseEvent::StaffMessage.into()
-            && e.data
+        let flag = |k: &str| {
+            e.data
                 .as_ref()
-                .and_then(|d| d.get("client_in_copy"))
+                .and_then(|d| d.get(k))
                 .and_then(Value::as_bool)
-                .unwrap_or(false);
+                .unwrap_or(false)
+        };
+        let to_client_directly = e.kind == CaseEvent::StaffMessage.into()
+            && flag("client_in_copy")
+            && flag("authenticated");
         if e.kind == CaseEvent::ClientReply.into() {
             waiting = waiting.or(Some(e));
         } else if answers_client(e.kind) || to_client_directly {
@@ -897,8 +903,17 @@ roles = ["supervisor"]
         );
         tl.push(event(
             "staff_message",
+            "2026-11-26T10:30:00Z",
+            Some(json!({"client_in_copy": true, "authenticated": false})),
+        ));
+        assert!(
+            waiting_reply(&tl).is_some(),
+            "a staff From with the client in copy that did not authenticate is no answer"
+        );
+        tl.push(event(
+            "staff_message",
             "2026-11-26T11:00:00Z",
-            Some(json!({"client_in_copy": true})),
+            Some(json!({"client_in_copy": true, "authenticated": true})),
         ));
         assert!(
             waiting_reply(&tl).is_none(),

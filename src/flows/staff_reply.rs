@@ -56,7 +56,6 @@ pub(crate) async fn staff_mail(
 ) -> Result<()> {
     let (app, now) = (w.app, w.now);
     let refs = m.referenced_ids();
-    record_staff_message(w.tx, case_id, m, staff, at).await?;
     let case = store::case_in_tx(w.tx, case_id)
         .await?
         .context("case found by threading")?;
@@ -80,9 +79,12 @@ pub(crate) async fn staff_mail(
     });
 
     if !authentic {
+        // Possibly forged: on record as an event of what it claims, never
+        // as this staff member's message, and never an answer.
         let only_copied = client_in_copy && !has_command;
         return not_authentic(w, &case, m, staff, &mut data, answers_us, only_copied).await;
     }
+    record_staff_message(w.tx, case_id, m, staff, at).await?;
 
     let plan = match plan(
         app,

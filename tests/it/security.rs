@@ -136,3 +136,77 @@ fn escape_sequences_in_a_complaint_never_reach_the_terminal() {
         String::from_utf8_lossy(&w.klachtd(&["case", "show", "KL-2026-0001"]).stdout).into_owned();
     assert!(shown.contains("Klacht over coachingssessie"), "{shown}");
 }
+
+#[test]
+fn a_forged_staff_mail_to_the_client_is_not_the_handlers_message_and_no_answer() {
+    let w = World::new();
+    let client = w.client("jan");
+    let day = |d: &str| d.parse::<jiff::civil::Date>().unwrap();
+    let complaint = w.arrive(
+        day("2026-11-23"),
+        &client,
+        "Klacht over mijn coachingstraject",
+        "Beste 31Solutions,\n\nHierbij dien ik een klacht in. Mijn coach kwam twee keer niet \
+         opdagen en ik heb niets terugbetaald gekregen. Ik wil mijn geld terug.\n\nJan\n",
+        &[],
+    );
+    w.run_once_at("2026-11-23T10:00:00+01:00");
+    let case = w.case("KL-2026-0001");
+    let handler = case["handler_email"]
+        .as_str()
+        .expect("a handler")
+        .to_string();
+    let thread = [
+        ("In-Reply-To", complaint.as_str()),
+        ("References", complaint.as_str()),
+    ];
+    // The client asks again; then someone writes as the handler, the client
+    // in copy, in the client's thread: "all settled".
+    w.arrive(
+        day("2026-11-24"),
+        &client,
+        "Re: [KL-2026-0001] Klacht over mijn coachingstraject",
+        "Ik wacht nog steeds op een antwoord.\n",
+        &thread,
+    );
+    let forged_headers = [thread[0], thread[1], ("Cc", client.as_str())];
+    w.arrive(
+        day("2026-11-24"),
+        &handler,
+        "Re: Klacht over mijn coachingstraject",
+        "Beste Jan, alles is geregeld en afgehandeld.\n",
+        &forged_headers,
+    );
+    w.run_once_at("2026-11-24T10:00:00+01:00");
+
+    let shown = w.case("KL-2026-0001");
+    let timeline = shown["timeline"].as_array().unwrap();
+    let staff: Vec<_> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "staff_message")
+        .collect();
+    assert_eq!(staff.len(), 1, "{timeline:#?}");
+    assert_eq!(staff[0]["authenticated"], false);
+    let export = w.klachtd(&["client", "export", &client]);
+    let export = String::from_utf8_lossy(&export.stdout).into_owned();
+    assert!(
+        export.contains("Ik wacht nog steeds"),
+        "the client's reply is kept"
+    );
+    assert!(
+        !export.contains("alles is geregeld"),
+        "the forgery is not on record as the handler's message: {export}"
+    );
+    // Two working days on, the client's reply still waits for an answer:
+    // the handler is reminded.
+    w.run_once_at("2026-11-27T09:00:00+01:00");
+    let later = w.case("KL-2026-0001");
+    assert!(
+        later["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "reply_reminder"),
+        "{later:#?}"
+    );
+}
