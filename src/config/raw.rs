@@ -72,6 +72,7 @@ pub(super) struct Imap {
     pub timeout_seconds: Option<u64>,
     pub idle_renew_seconds: Option<u64>,
     pub poll_seconds: Option<u64>,
+    pub allow_insecure: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +86,7 @@ pub(super) struct Smtp {
     #[serde(default)]
     pub password: Secret,
     pub timeout_seconds: Option<u64>,
+    pub allow_insecure: Option<bool>,
 }
 
 #[derive(Deserialize)]

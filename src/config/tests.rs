@@ -614,7 +614,7 @@ fn unknown_and_missing_keys_in_the_file() {
             "an unknown key",
             file(set(m, "smtp", "hots", "\"x\"")),
             "config: smtp.hots: unknown field `hots`, expected one of `host`, `port`, \
-             `security`, `username`, `password`, `timeout_seconds`",
+             `security`, `username`, `password`, `timeout_seconds`, `allow_insecure`",
         ),
         (
             "an unknown key of a staff member",
@@ -960,7 +960,7 @@ fn environment_names_that_fit_no_key() {
             env("KLACHTD__IMAP__HOTS", "x"),
             "config: imap.hots: unknown field `hots`, expected one of `host`, `port`, `security`, \
              `username`, `password`, `folder`, `sent_folder`, `keyword`, `timeout_seconds`, \
-             `idle_renew_seconds`, `poll_seconds`",
+             `idle_renew_seconds`, `poll_seconds`, `allow_insecure`",
         ),
         (
             "an unknown section",
@@ -1058,4 +1058,44 @@ fn environment_values_that_fail_their_check() {
             "config: imap.username: missing (required)",
         ),
     ]);
+}
+
+#[test]
+fn no_plain_text_to_another_machine_and_never_a_password_in_clear() {
+    let remote = |section: &str| set(&minimal(), section, "host", "\"mail.example.nl\"");
+    // The shared test file talks plain text to 127.0.0.1: fine.
+    assert!(load(&minimal(), &[]).is_ok());
+    let imap = error(&remote("imap"), &[]);
+    assert!(imap.starts_with("config: imap.security: "), "{imap}");
+    assert!(imap.contains("password in clear"), "{imap}");
+    // Even allow_insecure does not send a login in clear.
+    let imap = error(&set(&remote("imap"), "imap", "allow_insecure", "true"), &[]);
+    assert!(imap.starts_with("config: imap.security: "), "{imap}");
+
+    // SMTP without a login: only with allow_insecure.
+    let smtp = unset(
+        &unset(&remote("smtp"), "smtp", "username"),
+        "smtp",
+        "password",
+    );
+    let e = error(&smtp, &[]);
+    assert!(e.starts_with("config: smtp.security: "), "{e}");
+    assert!(e.contains("smtp.allow_insecure = true"), "{e}");
+    let ok = load(&set(&smtp, "smtp", "allow_insecure", "true"), &[]).expect("relay allowed");
+    assert_eq!(ok.smtp.host, "mail.example.nl");
+    // With a login, never.
+    let with_login = set(
+        &set(&smtp, "smtp", "allow_insecure", "true"),
+        "smtp",
+        "username",
+        "\"info@31solutions.test\"",
+    );
+    assert!(error(&with_login, &[]).starts_with("config: smtp.security: "));
+    // Loopback in any spelling is this machine.
+    for host in ["\"localhost\"", "\"::1\"", "\"127.0.0.2\""] {
+        assert!(
+            load(&set(&minimal(), "imap", "host", host), &[]).is_ok(),
+            "{host}"
+        );
+    }
 }

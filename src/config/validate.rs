@@ -132,6 +132,7 @@ fn imap(i: Option<raw::Imap>) -> Result<ImapSettings, ConfigError> {
     {
         return Err(err("imap.keyword", "not a valid IMAP keyword"));
     }
+    plain_transport("imap", &imap.host, imap.security, i.allow_insecure, true)?;
     if imap.idle_renew.as_secs() > 29 * 60 {
         return Err(err(
             "imap.idle_renew_seconds",
@@ -141,11 +142,60 @@ fn imap(i: Option<raw::Imap>) -> Result<ImapSettings, ConfigError> {
     Ok(imap)
 }
 
+/// `security = "none"` only to a server on this machine, unless
+/// `allow_insecure` (warned about); and a password never goes in clear to
+/// another machine, whatever `allow_insecure` says.
+fn plain_transport(
+    section: &str,
+    host: &str,
+    security: Security,
+    allow_insecure: Option<bool>,
+    sends_password: bool,
+) -> Result<(), ConfigError> {
+    if security != Security::None || is_loopback_host(host) {
+        return Ok(());
+    }
+    if sends_password {
+        return Err(err(
+            &format!("{section}.security"),
+            &format!("\"none\" would send the password in clear to {host}; use \"tls\" or \"starttls\" (\"none\" only for a server on this machine)"),
+        ));
+    }
+    if allow_insecure != Some(true) {
+        return Err(err(
+            &format!("{section}.security"),
+            &format!("\"none\" is only for a server on this machine; use \"tls\" or \"starttls\" for {host}, or set {section}.allow_insecure = true"),
+        ));
+    }
+    tracing::warn!(
+        section,
+        host,
+        "security = \"none\" to another machine (allow_insecure): mail goes unencrypted"
+    );
+    Ok(())
+}
+
+/// `localhost` or a loopback address (no name is resolved).
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn smtp(s: Option<raw::Smtp>) -> Result<SmtpSettings, ConfigError> {
     let s = s.ok_or_else(|| err("smtp", "section missing"))?;
     let security = s.security.unwrap_or(Security::Starttls);
+    let host = nonempty(s.host, "smtp.host")?;
+    plain_transport(
+        "smtp",
+        &host,
+        security,
+        s.allow_insecure,
+        !s.username.is_empty(),
+    )?;
     Ok(SmtpSettings {
-        host: nonempty(s.host, "smtp.host")?,
+        host,
         port: s.port.unwrap_or(match security {
             Security::Tls => 465,
             Security::Starttls => 587,

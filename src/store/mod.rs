@@ -106,7 +106,7 @@ impl Store {
         };
         let connect_url = match backend {
             Backend::Sqlite => prepare_sqlite_file(url)?,
-            Backend::Postgres => url.to_string(),
+            Backend::Postgres => postgres_url(url),
         };
         let options = AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(30));
         let pool = match backend {
@@ -492,16 +492,63 @@ pub async fn set_inbound_outcome(
     Ok(())
 }
 
+/// A database URL fit for a log or an error: the password in the user
+/// part (`postgres://user:***@host/db`; an unencoded `@` in the password
+/// is taken as part of it, the host follows the last one) and the value of
+/// every password-like query parameter (`?password=***`) hidden.
 pub(crate) fn redact_url(url: &str) -> String {
-    // postgres://user:password@host/db → postgres://user:***@host/db
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((cred, host)) = rest.split_once('@') {
-            if let Some((user, _)) = cred.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((cred, host)) => match cred.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_string(),
+            },
+            None => base.to_string(),
+        },
+        None => base.to_string(),
+    };
+    let Some(query) = query else {
+        return base;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
+/// A PostgreSQL URL as klachtd connects with it: to a host other than this
+/// machine, the server's certificate is verified (`sslmode=verify-full`)
+/// unless the URL chooses an `sslmode` itself; on loopback or a Unix socket
+/// the URL is taken as it is.
+fn postgres_url(url: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let chooses = query
+        .split('&')
+        .any(|p| p.to_ascii_lowercase().starts_with("sslmode="));
+    let authority = base.split_once("://").map_or("", |(_, r)| r);
+    let authority = authority.split('/').next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let local = host.is_empty()
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if chooses || local {
+        return url.to_string();
     }
-    url.to_string()
+    let sep = if query.is_empty() { "?" } else { "&" };
+    format!("{url}{sep}sslmode=verify-full")
 }
 
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
@@ -569,12 +616,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn postgresql_elsewhere_verifies_the_certificate_unless_told_otherwise() {
+        let p = postgres_url;
+        assert_eq!(
+            p("postgres://k:pw@db.example.nl/klachtd"),
+            "postgres://k:pw@db.example.nl/klachtd?sslmode=verify-full"
+        );
+        assert_eq!(
+            p("postgres://k@db.example.nl:5433/klachtd?application_name=k"),
+            "postgres://k@db.example.nl:5433/klachtd?application_name=k&sslmode=verify-full"
+        );
+        for same in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgres://k@localhost/klachtd",
+            "postgres://k@[::1]:5432/klachtd",
+            "postgres:///klachtd?host=/run/postgresql",
+            "postgres://k@db.example.nl/klachtd?sslmode=disable",
+            "postgres://k@db.example.nl/klachtd?SSLMode=require",
+        ] {
+            assert_eq!(p(same), same);
+        }
+    }
+
+    #[test]
     fn passwords_are_redacted_from_database_urls() {
         assert_eq!(
             redact_url("postgres://k:geheim@db/klachtd"),
             "postgres://k:***@db/klachtd"
         );
         assert_eq!(redact_url("sqlite:///var/k.db"), "sqlite:///var/k.db");
+        // An unencoded @ in the password: the host follows the last one.
+        assert_eq!(
+            redact_url("postgres://k:ge@h@im@db.example.nl:5432/klachtd"),
+            "postgres://k:***@db.example.nl:5432/klachtd"
+        );
+        // The password as a query parameter, any case, among others.
+        assert_eq!(
+            redact_url("postgres://k@db/klachtd?sslmode=require&Password=geheim&sslpassword=x"),
+            "postgres://k@db/klachtd?sslmode=require&Password=***&sslpassword=***"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/k.db?mode=rwc"),
+            "sqlite:///var/k.db?mode=rwc"
+        );
+        for url in [
+            "postgres://k:geheim@db/x",
+            "postgres://k:a@geheim@db/x?password=geheim",
+            "postgresql://db/x?user=k&password=geheim",
+        ] {
+            assert!(!redact_url(url).contains("geheim"), "{url}");
+        }
     }
 
     /// A register from before migration 5: on the upgrade, one client's
