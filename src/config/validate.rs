@@ -157,14 +157,14 @@ fn plain_transport(
     }
     if sends_password {
         return Err(err(
-            &format!("{section}.security"),
-            &format!("\"none\" would send the password in clear to {host}; use \"tls\" or \"starttls\" (\"none\" only for a server on this machine)"),
+            format!("{section}.security"),
+            format!("\"none\" would send the password in clear to {host}; use \"tls\" or \"starttls\" (\"none\" only for a server on this machine)"),
         ));
     }
     if allow_insecure != Some(true) {
         return Err(err(
-            &format!("{section}.security"),
-            &format!("\"none\" is only for a server on this machine; use \"tls\" or \"starttls\" for {host}, or set {section}.allow_insecure = true"),
+            format!("{section}.security"),
+            format!("\"none\" is only for a server on this machine; use \"tls\" or \"starttls\" for {host}, or set {section}.allow_insecure = true"),
         ));
     }
     tracing::warn!(
