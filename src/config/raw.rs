@@ -121,6 +121,8 @@ pub(super) struct Intake {
     pub max_attachment_bytes: Option<u64>,
     pub complaint_folder: Option<String>,
     pub trusted_authserv_id: Option<String>,
+    pub new_cases_per_sender_per_day: Option<u32>,
+    pub staff_warnings_per_hour: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

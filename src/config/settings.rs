@@ -175,6 +175,12 @@ pub struct Intake {
     /// header of this server (RFC 8601 authserv-id) with DKIM, SPF or DMARC
     /// passing for the staff member's domain.
     pub trusted_authserv_id: Option<String>,
+    /// More new complaints than this from one mailbox in 24 hours go to
+    /// triage, without an automatic reply (a flood, or a reflector).
+    pub new_cases_per_sender_per_day: u32,
+    /// At most this many warnings about refused (possibly forged) mail to
+    /// one staff member an hour, over all cases.
+    pub staff_warnings_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -305,7 +305,15 @@ fn intake(i: raw::Intake, imap: &ImapSettings) -> Result<Intake, ConfigError> {
             .trusted_authserv_id
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
+        new_cases_per_sender_per_day: i.new_cases_per_sender_per_day.unwrap_or(5),
+        staff_warnings_per_hour: i.staff_warnings_per_hour.unwrap_or(3),
     };
+    if intake.new_cases_per_sender_per_day == 0 {
+        return Err(err(
+            "intake.new_cases_per_sender_per_day",
+            "must be at least 1",
+        ));
+    }
     if intake.max_message_bytes < 64 * 1024 {
         return Err(err("intake.max_message_bytes", "must be at least 65536"));
     }

@@ -270,11 +270,18 @@ async fn new_mail(
         // and still reaches triage: no complaint is lost silently.
     }
     let received = arrived.or(m.date).unwrap_or(now).min(now);
-    let status_reason = match score.verdict {
+    let mut status_reason = match score.verdict {
         Verdict::Ordinary => return Ok((Outcome::NotComplaint, None)),
         Verdict::Possible => Some(TriageWhy::Unsure(score.probability)),
         Verdict::Complaint => None,
     };
+    let day_ago = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let earlier = store::cases_from_mailbox_since(w.tx, &from, day_ago).await?;
+    if earlier >= i64::from(app.settings.intake.new_cases_per_sender_per_day) {
+        status_reason = Some(TriageWhy::Flood(earlier));
+    }
     let client = email_client(m, Some(from));
     let mut input = email_case(m, &client, received, status_reason, false);
     input.reading = Some(reading);

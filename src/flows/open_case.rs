@@ -94,6 +94,10 @@ pub enum TriageWhy {
     /// Forwarded by a colleague with `/klacht`: a supervisor confirms, as a
     /// forward cannot be authenticated (anyone can write that From).
     Forwarded(String),
+    /// The sender's mailbox already opened this many cases in 24 hours: a
+    /// flood, or someone using klachtd to mail a forged address; no
+    /// automatic reply, and no mail per item (the digest lists it).
+    Flood(i64),
 }
 
 pub struct CaseInput<'a> {
@@ -203,6 +207,10 @@ async fn decide<'a, 's>(
         Some(TriageWhy::Unsure(p)) => Some(format!("mogelijk een klacht (kans {:.0}%)", p * 100.0)),
         Some(TriageWhy::Forwarded(by)) => Some(format!(
             "doorgestuurd door {by} met /klacht; een leidinggevende bevestigt met /klacht"
+        )),
+        Some(TriageWhy::Flood(n)) => Some(format!(
+            "{n} eerdere meldingen van dit adres in 24 uur: geen automatisch antwoord; \
+             een leidinggevende beoordeelt"
         )),
         None if ack_due < today && !c.by_staff => Some(format!(
             "ontvangen op {received_day}, de bevestigingstermijn (uiterlijk {ack_due}) is al verstreken"
@@ -365,8 +373,9 @@ async fn tell_supervisors(
     store::add_event(w.tx, case_id, w.now, CaseEvent::Triage, "klachtd", reason).await?;
     // A possible complaint waits for the digest when so configured: a busy
     // box does not send a mail per item.
-    let quiet = matches!(c.triage, Some(TriageWhy::Unsure(_)))
-        && s.triage_mail == crate::config::TriageMail::Digest;
+    let quiet = matches!(c.triage, Some(TriageWhy::Flood(_)))
+        || matches!(c.triage, Some(TriageWhy::Unsure(_)))
+            && s.triage_mail == crate::config::TriageMail::Digest;
     if quiet {
         return Ok(());
     }

@@ -574,12 +574,18 @@ async fn refuse(
     .await?;
     tracing::info!(reference = %case.reference, message_id = %m.message_id, "staff mail refused");
     if !known {
-        // One warning per person and case an hour: an auto-responder that
-        // slipped past the header checks cannot start a loop with us.
+        // One warning per person and case an hour, and a few per person an
+        // hour over all cases: an auto-responder that slipped past the
+        // header checks cannot start a loop with us, and forged mail cannot
+        // make us flood a colleague.
         let since = now
             .checked_sub(jiff::SignedDuration::from_hours(1))
             .unwrap_or(now);
-        if store::sent_since(w.tx, case.id, staff.email.as_str(), WARNING_KIND, since).await? > 0 {
+        let to = staff.email.as_str();
+        let cap = i64::from(w.app.settings.intake.staff_warnings_per_hour);
+        if store::sent_since(w.tx, Some(case.id), to, WARNING_KIND, since).await? > 0
+            || store::sent_since(w.tx, None, to, WARNING_KIND, since).await? >= cap
+        {
             return Ok(());
         }
     }

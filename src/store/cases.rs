@@ -11,7 +11,7 @@ use super::{get_i64, get_opt_str, get_str, Store, Tx};
 use crate::clock::db_time;
 use crate::domain::case::{Case, Source};
 use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
-use crate::domain::types::{CaseRef, Category, Element, Lang, Status};
+use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
 
 /// A case as the register holds it: the domain's [`Case`], which
 /// `case_row` reads from its row.
@@ -310,43 +310,68 @@ pub async fn open_case_counts(tx: &mut Tx) -> Result<std::collections::HashMap<S
 /// the mailbox of `recipient` since `since`, whatever its sub-address.
 pub async fn auto_replies_since(
     tx: &mut Tx,
-    recipient: &crate::domain::types::EmailAddress,
+    recipient: &EmailAddress,
     since: Timestamp,
 ) -> Result<i64> {
-    // Sub-addresses are one mailbox: count every address of the domain
-    // that comes down to the same one.
-    let rows = sqlx::query(
-        "SELECT recipient FROM outbox WHERE LOWER(recipient) LIKE $1 AND created_at >= $2 \
-         AND kind IN ('ack', 'regulation')",
-    )
-    .bind(format!("%@{}", recipient.domain().to_lowercase()))
-    .bind(db_time(since))
-    .fetch_all(&mut **tx)
-    .await?;
-    let mailbox = recipient.mailbox_key();
+    let sql = "SELECT recipient FROM outbox WHERE LOWER(recipient) LIKE $1 AND created_at >= $2 \
+               AND kind IN ('ack', 'regulation')";
+    same_mailbox(tx, sql, recipient, since).await
+}
+
+/// Cases opened since `since` for a client with the mailbox of `client`.
+pub async fn cases_from_mailbox_since(
+    tx: &mut Tx,
+    client: &EmailAddress,
+    since: Timestamp,
+) -> Result<i64> {
+    let sql = "SELECT client_email AS recipient FROM cases WHERE LOWER(client_email) LIKE $1 \
+               AND created_at >= $2";
+    same_mailbox(tx, sql, client, since).await
+}
+
+/// How many `recipient` values `sql` (bound to the address's domain and
+/// `since`) returns that come down to the mailbox of `address`: sub-
+/// addresses are one mailbox.
+async fn same_mailbox(
+    tx: &mut Tx,
+    sql: &str,
+    address: &EmailAddress,
+    since: Timestamp,
+) -> Result<i64> {
+    let rows = sqlx::query(sql)
+        .bind(format!("%@{}", address.domain().to_lowercase()))
+        .bind(db_time(since))
+        .fetch_all(&mut **tx)
+        .await?;
+    let mailbox = address.mailbox_key();
     let mut n = 0;
     for r in &rows {
         let to = get_str(r, "recipient")?;
-        if crate::domain::types::EmailAddress::parse(&to).is_ok_and(|a| a.mailbox_key() == mailbox)
-        {
+        if EmailAddress::parse(&to).is_ok_and(|a| a.mailbox_key() == mailbox) {
             n += 1;
         }
     }
     Ok(n)
 }
 
-/// Mails of `kind` about a case queued for `recipient` since `since`.
+/// Mails of `kind` queued for `recipient` since `since`: about one case,
+/// or (`None`) about any.
 pub async fn sent_since(
     tx: &mut Tx,
-    case_id: i64,
+    case_id: Option<i64>,
     recipient: &str,
     kind: OutboxKind,
     since: Timestamp,
 ) -> Result<i64> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) FROM outbox WHERE case_id = $1 AND LOWER(recipient) = LOWER($2) AND kind = $3 AND created_at >= $4",
-    )
-    .bind(case_id)
+    let on_case = if case_id.is_some() {
+        "case_id = $1"
+    } else {
+        "$1 = -1"
+    };
+    let row = sqlx::query(&format!(
+        "SELECT COUNT(*) FROM outbox WHERE {on_case} AND LOWER(recipient) = LOWER($2) AND kind = $3 AND created_at >= $4",
+    ))
+    .bind(case_id.unwrap_or(-1))
     .bind(recipient)
     .bind(kind.as_str())
     .bind(db_time(since))

@@ -90,13 +90,13 @@ fn ten_sub_addressed_complaints_from_one_mailbox_get_at_most_the_per_sender_limi
             })
             .count()
     };
-    // The default limit: three automatic replies a day to one mailbox.
+    // The default limits: three automatic replies a day to one mailbox,
+    // and from the sixth complaint of a mailbox in a day, triage without
+    // any automatic reply.
     assert_eq!(with("ack_queued"), 3);
-    assert_eq!(
-        with("ack_suppressed"),
-        7,
-        "the rest are confirmed personally"
-    );
+    assert_eq!(with("ack_suppressed"), 2, "confirmed personally");
+    let triage = cases.iter().filter(|c| c["status"] == "triage").count();
+    assert_eq!(triage, 5, "{cases:#?}");
 }
 
 #[test]
@@ -208,5 +208,54 @@ fn a_forged_staff_mail_to_the_client_is_not_the_handlers_message_and_no_answer()
             .iter()
             .any(|e| e["kind"] == "reply_reminder"),
         "{later:#?}"
+    );
+}
+
+#[test]
+fn forged_staff_mail_on_many_cases_warns_the_colleague_a_few_times_an_hour_at_most() {
+    let w = World::new();
+    for n in 0..5 {
+        let client = w.client(&format!("c{n}"));
+        w.deliver_fixture(&client, "nl-complaint-plain.eml", &format!("c{n}"));
+    }
+    w.run_once();
+    assert_eq!(w.cases().len(), 5);
+    // Someone writes as Carla, with each case's tag, asking to close it.
+    for n in 1..=5 {
+        let forged = format!(
+            "From: Carla <{carla}>\r\nTo: {info}\r\nSubject: [KL-2026-{n:04}] sluiten\r\n\
+             Message-ID: {id}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n/sluit\r\n",
+            carla = w.carla,
+            info = w.info,
+            id = unique_id("forged"),
+        );
+        w.deliver(&w.carla, forged.as_bytes());
+    }
+    w.run_once();
+    let cases = w.cases();
+    assert!(
+        cases.iter().all(|c| c["status"] != "closed"),
+        "no forged /sluit closed a case"
+    );
+    let refused = cases
+        .iter()
+        .map(|c| w.case(c["reference"].as_str().unwrap()))
+        .filter(|c| {
+            c["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "staff_mail_refused")
+        })
+        .count();
+    assert_eq!(refused, 5, "each forgery is on its case's record");
+    let warnings = w
+        .all_mails(&w.carla)
+        .iter()
+        .filter(|m| crate::world::kind(m) == "staff_warning")
+        .count();
+    assert_eq!(
+        warnings, 3,
+        "the default: three warnings an hour to one colleague"
     );
 }
