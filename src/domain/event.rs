@@ -66,6 +66,12 @@ pub enum OutboxKind {
 stored_strings!(OutboxKind, OutboxStatus);
 
 impl OutboxKind {
+    /// Mail to the client (or whoever asked for the regulation); every
+    /// other kind goes to staff, and its Message-ID is a token.
+    pub fn to_client(self) -> bool {
+        matches!(self, OutboxKind::Ack | OutboxKind::Regulation) || self.answers_client()
+    }
+
     /// Mail that answers the client on their case: a client reply before it
     /// is no longer waiting.
     pub fn answers_client(self) -> bool {

@@ -214,6 +214,14 @@ async fn on_its_case(
     else {
         return Ok(None);
     };
+    // A token (the Message-ID of a mail to staff) that this mail carries
+    // to or from someone outside the staff no longer runs commands.
+    if exposes_tokens(s, m, staff.is_some()) {
+        let burned = store::burn_tokens(w.tx, &refs, w.now).await?;
+        if burned > 0 {
+            tracing::info!(reference = %reference, burned, "staff tokens seen outside the staff: burned for commands");
+        }
+    }
     match staff {
         Some(staff) => {
             crate::flows::staff_reply::staff_mail(w, case_id, &reference, m, staff, at).await?
@@ -221,6 +229,14 @@ async fn on_its_case(
         None => record_reply(w, case_id, &reference, m, from, at).await?,
     }
     Ok(Some((Outcome::Reply { reference }, Some(case_id))))
+}
+
+/// Does this mail show its references to someone outside the staff: it
+/// comes from outside, or a To/Cc address is neither staff nor the
+/// organisation's own?
+fn exposes_tokens(s: &Settings, m: &InboundMail, from_staff: bool) -> bool {
+    let outside = |a: &EmailAddress| s.staff_by_email(a).is_none() && *a != s.organisation.address;
+    !from_staff || m.to.iter().chain(&m.cc).any(outside)
 }
 
 /// Staff mail not on a case: a supervisor's answer to the daily digest

@@ -12,6 +12,7 @@ use crate::clock::db_time;
 use crate::domain::case::{Case, Source};
 use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
+use strum::IntoEnumIterator;
 
 /// A case as the register holds it: the domain's [`Case`], which
 /// `case_row` reads from its row.
@@ -653,7 +654,8 @@ pub async fn sent_to(
 ) -> Result<Option<SentRef>> {
     for id in referenced.iter().rev().take(50) {
         let row = sqlx::query(
-            "SELECT case_id, kind FROM outbox WHERE message_id = $1 AND LOWER(recipient) = LOWER($2)",
+            "SELECT case_id, kind FROM outbox WHERE message_id = $1 AND LOWER(recipient) = LOWER($2) \
+             AND burned_at IS NULL",
         )
         .bind(id.as_str())
         .bind(recipient)
@@ -667,6 +669,31 @@ pub async fn sent_to(
         }
     }
     Ok(None)
+}
+
+/// Burns the tokens among `referenced`: mail klachtd sent to staff whose
+/// Message-ID a mail to or from someone outside the staff carries no longer
+/// authenticates a command. Returns how many were burned now.
+pub async fn burn_tokens(tx: &mut Tx, referenced: &[String], at: Timestamp) -> Result<u64> {
+    let client_kinds: Vec<String> = OutboxKind::iter()
+        .filter(|k| k.to_client())
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    let sql = format!(
+        "UPDATE outbox SET burned_at = $2 WHERE message_id = $1 AND burned_at IS NULL \
+         AND kind NOT IN ({})",
+        client_kinds.join(", ")
+    );
+    let mut n = 0;
+    for id in referenced.iter().rev().take(50) {
+        n += sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(db_time(at))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
 }
 
 /// Is one of `referenced` a mail of `kind` klachtd sent (to anyone)?

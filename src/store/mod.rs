@@ -12,11 +12,11 @@ mod schedule;
 mod transfer;
 
 pub use cases::{
-    add_event, add_event_data, auto_replies_since, case_attachments, case_id_by_ref, case_in_tx,
-    cases_from_mailbox_since, client_thread, first_message, insert_attachment, insert_case,
-    insert_case_message, next_reference, open_case_counts, refers_to_kind, sent_since, sent_to,
-    thread_match, update_case, AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase,
-    NewCaseMessage, SentRef,
+    add_event, add_event_data, auto_replies_since, burn_tokens, case_attachments, case_id_by_ref,
+    case_in_tx, cases_from_mailbox_since, client_thread, first_message, insert_attachment,
+    insert_case, insert_case_message, next_reference, open_case_counts, refers_to_kind, sent_since,
+    sent_to, thread_match, update_case, AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow,
+    NewCase, NewCaseMessage, SentRef,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 pub use privacy::{
@@ -64,6 +64,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0004_scheduler.sql"),
     ),
     (5, include_str!("../../migrations/sqlite/0005_register.sql")),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_burned_tokens.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -82,6 +86,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_register.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_burned_tokens.sql"),
     ),
 ];
 

@@ -5,16 +5,18 @@
 
 use crate::world::{fixture, parsed, rewrite_headers, unique_id, World};
 
-/// A client's reply in the thread of `parent` (a mail they received).
-fn reply_to(w: &World, from: &str, parent: &[u8], text: &str) -> Vec<u8> {
+/// `from`'s answer to `parent` (a mail klachtd sent them), threaded on it,
+/// with `cc` in copy.
+fn answer(w: &World, from: &str, parent: &[u8], cc: Option<&str>, text: &str) -> Vec<u8> {
     let p = parsed(parent);
+    let cc = cc.map(|c| format!("Cc: {c}\r\n")).unwrap_or_default();
     format!(
-        "From: Lotte Lavendel <{from}>\r\nTo: {info}\r\nSubject: Re: {subject}\r\n\
-         Message-ID: {id}\r\nIn-Reply-To: {parent}\r\nReferences: {parent}\r\n\
+        "From: {from}\r\nTo: {info}\r\n{cc}Subject: Re: {subject}\r\nMessage-ID: {id}\r\n\
+         In-Reply-To: {parent}\r\nReferences: {parent}\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n",
         info = w.info,
         subject = p.subject,
-        id = unique_id("reply"),
+        id = unique_id("answer"),
         parent = p.message_id,
     )
     .into_bytes()
@@ -40,7 +42,7 @@ fn a_reply_to_an_anonymised_case_is_new_mail_and_the_case_stays_empty() {
     // with the tag in the subject, naming themselves and a new grievance.
     let text = "Ik ben opnieuw zeer ontevreden: mijn sessie van vorige week is weer \
                 zonder bericht afgezegd. Ik wil mijn geld terug. Lotte Lavendel, 0687654321";
-    w.deliver(&client, &reply_to(&w, &client, &ack, text));
+    w.deliver(&client, &answer(&w, &client, &ack, None, text));
     w.run_once();
 
     let after = w.case("KL-2026-0001");
@@ -258,4 +260,55 @@ fn forged_staff_mail_on_many_cases_warns_the_colleague_a_few_times_an_hour_at_mo
         warnings, 3,
         "the default: three warnings an hour to one colleague"
     );
+}
+
+#[test]
+fn a_client_who_saw_the_handlers_token_cannot_close_the_case_as_the_handler() {
+    let w = World::new();
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "token");
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    let handler = case["handler_email"]
+        .as_str()
+        .expect("a handler")
+        .to_string();
+    let notice = w
+        .mails(&handler)
+        .into_iter()
+        .find(|m| parsed(m).subject.contains("KL-2026-0001"))
+        .expect("the handler was notified");
+    // The handler answers the notification from their own mail client, the
+    // client in Cc, as people do: the client now holds the token.
+    let to_client = "Beste Jan, ik bel u morgen om het te bespreken.";
+    w.deliver(
+        &handler,
+        &answer(&w, &handler, &notice, Some(&client), to_client),
+    );
+    w.run_once();
+    // The client writes as the handler, in reply to that notification.
+    let forged = answer(&w, &handler, &notice, None, "/sluit\n\nOpgelost.");
+    w.deliver(&handler, &forged);
+    w.run_once();
+
+    let after = w.case("KL-2026-0001");
+    assert_ne!(after["status"], "closed", "the forged /sluit was refused");
+    let refused = after["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "staff_mail_refused")
+        .count();
+    assert_eq!(refused, 1, "{after:#?}");
+    // The handler's own mail was recorded, and not sent on to the client
+    // (who had it already).
+    assert_eq!(w.mails(&client).len(), 1, "only the acknowledgement");
+    // A fresh notification (the warning about the refused mail) carries a
+    // new token: the real handler answering a new notification still works.
+    let fresh = w
+        .mails(&handler)
+        .into_iter()
+        .filter(|m| parsed(m).message_id != parsed(&notice).message_id)
+        .count();
+    assert!(fresh >= 1, "the handler heard of the refused mail");
 }
