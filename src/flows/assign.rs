@@ -174,10 +174,12 @@ pub(crate) async fn hand_over(
     let acked =
         before.status == Status::Triage && notify::queue_ack(app, w.tx, fresh, to, now).await?;
     notify::queue_handler_new(w, fresh, to, reason, note).await?;
+    // Never a word to a previous handler the complaint now concerns (art. 9).
     let previous = before
         .handler_email
         .as_ref()
-        .filter(|e| by.is_none_or(|b| b.email != **e));
+        .filter(|e| by.is_none_or(|b| b.email != **e))
+        .filter(|e| !fresh.concerns.contains(e));
     let released =
         notify::queue_handler_released(app, w.tx, fresh, previous, to, reason, now).await?;
     Ok((acked, released))

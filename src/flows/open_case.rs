@@ -24,7 +24,7 @@ use crate::mail::parse::InboundMail;
 use crate::mail::render::{context, long_date, Rendered};
 use crate::store::{self, NewCase, NewCaseMessage, Tx};
 
-fn roster(settings: &Settings) -> Vec<RosterEntry<'_>> {
+pub(crate) fn roster(settings: &Settings) -> Vec<RosterEntry<'_>> {
     settings
         .staff
         .iter()

@@ -168,7 +168,8 @@ fn outsider(email: &EmailAddress) -> Staff {
 }
 
 /// Supervisors the case does not concern (art. 9); the fallback address
-/// when that leaves nobody; at level 2 also `second_level_to`.
+/// when that leaves nobody, unless it too is concerned (a fallback can be a
+/// colleague's own address); at level 2 also `second_level_to`.
 fn escalation_recipients(s: &Settings, case: &CaseRow, level: u8) -> Vec<Staff> {
     let mut to: Vec<Staff> = s
         .supervisors()
@@ -176,7 +177,8 @@ fn escalation_recipients(s: &Settings, case: &CaseRow, level: u8) -> Vec<Staff> 
         .cloned()
         .collect();
     if to.is_empty() {
-        to.extend(s.escalation.fallback.iter().map(outsider));
+        let fallback = s.escalation.fallback.iter().filter(|a| !concerned(case, a));
+        to.extend(fallback.map(outsider));
     }
     if level >= 2 {
         for a in &s.escalation.second_level_to {
@@ -843,6 +845,16 @@ roles = ["supervisor"]
         // Without a fallback: nobody (the caller records and logs that).
         let bare = settings("");
         assert!(escalation_recipients(&bare, &about_both, 1).is_empty());
+        // A fallback the complaint concerns is filtered like anyone else.
+        let about_all = case(
+            &[
+                "anna@31solutions.test",
+                "dirk@31solutions.test",
+                "extern@toezicht.test",
+            ],
+            Some("bram@31solutions.test"),
+        );
+        assert!(escalation_recipients(&s, &about_all, 1).is_empty());
     }
 
     #[test]

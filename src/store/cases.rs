@@ -737,6 +737,17 @@ pub struct CaseUpdate<'a> {
     pub clear_triage: bool,
 }
 
+/// The persons a complaint concerns, as they are now (art. 6 and 9).
+pub async fn set_concerns(tx: &mut Tx, case_id: i64, concerns: &[EmailAddress]) -> Result<()> {
+    let list: Vec<&str> = concerns.iter().map(EmailAddress::as_str).collect();
+    sqlx::query("UPDATE cases SET concerns = $2 WHERE id = $1")
+        .bind(case_id)
+        .bind(list.join(","))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn update_case(tx: &mut Tx, case_id: i64, u: &CaseUpdate<'_>) -> Result<()> {
     sqlx::query(
         "UPDATE cases SET status = COALESCE($2, status), handler_email = COALESCE($3, handler_email), \

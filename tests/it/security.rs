@@ -312,3 +312,66 @@ fn a_client_who_saw_the_handlers_token_cannot_close_the_case_as_the_handler() {
         .count();
     assert!(fresh >= 1, "the handler heard of the refused mail");
 }
+
+#[test]
+fn a_follow_up_that_names_the_handler_moves_the_case_and_never_reaches_them() {
+    let w = World::new();
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "follow");
+    w.run_once();
+    let before = w.case("KL-2026-0001");
+    let handler = before["handler_email"]
+        .as_str()
+        .expect("a handler")
+        .to_string();
+    let names = [
+        (&w.anna, "Anna de Vries"),
+        (&w.bram, "Bram Bakker"),
+        (&w.carla, "Carla Smit"),
+        (&w.dirk, "Dirk Jansen"),
+    ];
+    let name = names
+        .iter()
+        .find(|(a, _)| **a == handler)
+        .map(|(_, n)| *n)
+        .expect("the handler is on the roster");
+    let mails_before = w.all_mails(&handler).len();
+    let ack = w.mails(&client).into_iter().next().expect("acknowledged");
+    let text = format!(
+        "En toen ik vorige week belde, was {name} ook nog onbeschoft tegen mij. \
+         Dat wil ik er graag bij hebben."
+    );
+    w.deliver(&client, &answer(&w, &client, &ack, None, &text));
+    w.run_once();
+
+    let after = w.case("KL-2026-0001");
+    let concerns: Vec<&str> = after["concerns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(concerns.contains(&handler.as_str()), "{concerns:?}");
+    let new_handler = after["handler_email"].as_str().unwrap_or("");
+    assert!(
+        new_handler != handler || after["status"] == "triage",
+        "the case left the concerned handler: {after:#?}"
+    );
+    w.settle();
+    assert_eq!(
+        w.all_mails(&handler).len(),
+        mails_before,
+        "nothing more reached the person the follow-up concerns"
+    );
+    if !new_handler.is_empty() && new_handler != handler {
+        let got: Vec<String> = w
+            .mails(new_handler)
+            .iter()
+            .map(|m| parsed(m).text)
+            .collect();
+        assert!(
+            got.iter().any(|t| t.contains("onbeschoft")),
+            "the new handler has the follow-up"
+        );
+    }
+}
