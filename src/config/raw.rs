@@ -68,6 +68,7 @@ pub(super) struct Imap {
     pub password: Secret,
     pub folder: Option<String>,
     pub sent_folder: Option<String>,
+    pub staff_copy_folder: Option<String>,
     pub keyword: Option<String>,
     pub timeout_seconds: Option<u64>,
     pub idle_renew_seconds: Option<u64>,

@@ -116,6 +116,9 @@ pub struct ImapSettings {
     pub folder: String,
     /// Explicit Sent folder; when None the `\Sent` special-use folder is used.
     pub sent_folder: Option<String>,
+    /// Where copies of mail to staff are kept; None: nowhere (never in
+    /// Sent: their Message-IDs are tokens, and Sent is read by all).
+    pub staff_copy_folder: Option<String>,
     pub keyword: String,
     pub timeout: Duration,
     pub idle_renew: Duration,

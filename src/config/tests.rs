@@ -959,7 +959,7 @@ fn environment_names_that_fit_no_key() {
             "an unknown key",
             env("KLACHTD__IMAP__HOTS", "x"),
             "config: imap.hots: unknown field `hots`, expected one of `host`, `port`, `security`, \
-             `username`, `password`, `folder`, `sent_folder`, `keyword`, `timeout_seconds`, \
+             `username`, `password`, `folder`, `sent_folder`, `staff_copy_folder`, `keyword`, `timeout_seconds`, \
              `idle_renew_seconds`, `poll_seconds`, `allow_insecure`",
         ),
         (

@@ -121,6 +121,7 @@ fn imap(i: Option<raw::Imap>) -> Result<ImapSettings, ConfigError> {
         password: i.password,
         folder: i.folder.unwrap_or_else(|| "INBOX".into()),
         sent_folder: i.sent_folder.filter(|s| !s.trim().is_empty()),
+        staff_copy_folder: i.staff_copy_folder.filter(|s| !s.trim().is_empty()),
         keyword: i.keyword.unwrap_or_else(|| "$Klacht".into()),
         timeout: secs(i.timeout_seconds, 30, "imap.timeout_seconds")?,
         idle_renew: secs(i.idle_renew_seconds, 600, "imap.idle_renew_seconds")?,

@@ -215,9 +215,9 @@ impl Store {
         &self,
         before: Timestamp,
         limit: i64,
-    ) -> Result<Vec<(i64, String, Vec<u8>)>> {
+    ) -> Result<Vec<(i64, OutboxKind, Vec<u8>)>> {
         let rows = sqlx::query(
-            "SELECT id, message_id, raw FROM outbox WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 \
+            "SELECT id, kind, raw FROM outbox WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 \
              ORDER BY id LIMIT $2",
         )
         .bind(db_time(before))
@@ -228,7 +228,7 @@ impl Store {
             .map(|r| {
                 Ok((
                     get_i64(r, "id")?,
-                    get_str(r, "message_id")?,
+                    get_str(r, "kind")?.parse()?,
                     r.try_get::<Vec<u8>, _>("raw")?,
                 ))
             })

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{backoff, sleep_or_stop};
 use crate::app::App;
-use crate::domain::event::{EventKind, MailStep, OutboxStatus};
+use crate::domain::event::{EventKind, MailStep, OutboxKind, OutboxStatus};
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::mail::smtp::{LastStep, SendError, Smtp};
@@ -37,6 +37,8 @@ pub struct Sender {
     smtp: Smtp,
     imap: Option<Imap>,
     sent_folder: Option<String>,
+    /// `imap.staff_copy_folder` exists (created on first use).
+    staff_folder_ready: bool,
     /// How long a row stays ours while we send it: longer than the longest
     /// send can take, short enough that a row whose sender crashed is
     /// picked up again soon after a restart.
@@ -53,6 +55,7 @@ impl Sender {
             ),
             imap: None,
             sent_folder: app.settings.imap.sent_folder.clone(),
+            staff_folder_ready: false,
             lease: SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
                 .unwrap_or(SignedDuration::from_mins(5)),
         }
@@ -74,11 +77,35 @@ impl Sender {
         Ok((imap, folder))
     }
 
-    /// Is this message already in the Sent folder (a previous attempt)?
-    async fn already_sent(&mut self, message_id: &str) -> Result<bool> {
+    /// Where the copy of a mail of `kind` is kept: mail to clients in the
+    /// Sent folder; mail to staff (its Message-ID is a token, and info@'s
+    /// Sent is read by everyone who reads info@, art. 9) in
+    /// `imap.staff_copy_folder`, or nowhere.
+    async fn copy_folder(&mut self, kind: OutboxKind) -> Result<Option<(&mut Imap, String)>> {
+        if kind.to_client() {
+            return self.imap().await.map(Some);
+        }
+        let Some(folder) = self.app.settings.imap.staff_copy_folder.clone() else {
+            return Ok(None);
+        };
+        let ready = self.staff_folder_ready;
+        let (imap, _) = self.imap().await?;
+        if !ready {
+            imap.ensure_folder(&folder).await?;
+        }
+        self.staff_folder_ready = true;
+        let imap = self.imap.as_mut().context("IMAP session")?;
+        Ok(Some((imap, folder)))
+    }
+
+    /// Is this message already where its copy is kept (a previous attempt)?
+    /// Mail whose copy is kept nowhere cannot be found: false.
+    async fn already_sent(&mut self, kind: OutboxKind, message_id: &str) -> Result<bool> {
         let result = async {
-            let (imap, folder) = self.imap().await?;
-            imap.has_message_id(&folder, message_id).await
+            match self.copy_folder(kind).await? {
+                Some((imap, folder)) => imap.has_message_id(&folder, message_id).await,
+                None => Ok(false),
+            }
         }
         .await;
         if result.is_err() {
@@ -87,10 +114,12 @@ impl Sender {
         result
     }
 
-    async fn copy_to_sent(&mut self, raw: &[u8]) -> Result<()> {
+    async fn copy_to_sent(&mut self, kind: OutboxKind, raw: &[u8]) -> Result<()> {
         let result = async {
-            let (imap, folder) = self.imap().await?;
-            imap.append(&folder, raw).await
+            match self.copy_folder(kind).await? {
+                Some((imap, folder)) => imap.append(&folder, raw).await,
+                None => Ok(()),
+            }
         }
         .await;
         if result.is_err() {
@@ -146,8 +175,8 @@ impl Sender {
         store.mark_sent(row, self.app.clock.now()).await?;
         remove_marker(marker);
         tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
-        if let Ok(false) = self.already_sent(&row.message_id).await {
-            if self.copy_to_sent(&row.raw).await.is_ok() {
+        if let Ok(false) = self.already_sent(row.kind, &row.message_id).await {
+            if self.copy_to_sent(row.kind, &row.raw).await.is_ok() {
                 store.mark_copied(row.id).await?;
             }
         } else {
@@ -191,7 +220,7 @@ impl Sender {
     /// be read, wait rather than risk a second copy (true as well).
     async fn settle_earlier_attempt(&mut self, row: &OutboxRow) -> Result<bool> {
         let store = self.app.store.clone();
-        match self.already_sent(&row.message_id).await {
+        match self.already_sent(row.kind, &row.message_id).await {
             Ok(true) => {
                 tracing::info!(outbox_id = row.id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
                 store.mark_sent(row, self.app.clock.now()).await?;
@@ -217,7 +246,7 @@ impl Sender {
         if marked.is_ok() {
             remove_marker(marker);
         }
-        match self.copy_to_sent(&row.raw).await {
+        match self.copy_to_sent(row.kind, &row.raw).await {
             Ok(()) => store.mark_copied(row.id).await?,
             Err(e) => {
                 tracing::warn!(outbox_id = row.id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
@@ -284,13 +313,13 @@ impl Sender {
         else {
             return;
         };
-        for (id, message_id, raw) in rows {
-            match self.copy_to_sent(&raw).await {
+        for (id, kind, raw) in rows {
+            match self.copy_to_sent(kind, &raw).await {
                 Ok(()) => {
                     let _ = self.app.store.mark_copied(id).await;
                 }
                 Err(e) => {
-                    tracing::debug!(message_id = %message_id, error = %format!("{e:#}"), "copy to Sent still failing");
+                    tracing::debug!(outbox_id = id, error = %format!("{e:#}"), "copy to Sent still failing");
                     return;
                 }
             }

@@ -287,7 +287,8 @@ fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_wr
             let m = NewOutMail {
                 message_id: id,
                 case_id: None,
-                kind: OutboxKind::Report,
+                // Mail to a client: its copy is kept in Sent.
+                kind: OutboxKind::Regulation,
                 recipient: to,
                 raw: raw.as_bytes(),
             };

@@ -375,3 +375,36 @@ fn a_follow_up_that_names_the_handler_moves_the_case_and_never_reaches_them() {
         );
     }
 }
+
+#[test]
+fn copies_of_staff_mail_never_land_in_sent_and_go_to_the_staff_copy_folder_when_set() {
+    let w = World::new();
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "copies");
+    let folder = std::ffi::OsString::from("Klachten/Staff");
+    let env = [("KLACHTD__IMAP__STAFF_COPY_FOLDER", folder.as_os_str())];
+    let out = w.run_once_with(crate::support::NOW, &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let case = w.case("KL-2026-0001");
+    let handler = case["handler_email"].as_str().expect("a handler");
+    let notice = w
+        .mails(handler)
+        .into_iter()
+        .next()
+        .expect("the handler was notified");
+    let token = parsed(&notice).message_id;
+    let holds = |f: &str| {
+        w.stack
+            .messages(&w.info, f)
+            .iter()
+            .any(|m| parsed(m).message_id == token)
+    };
+    assert!(!holds("Sent"), "the token is not in info@'s Sent");
+    assert!(holds("Klachten/Staff"), "the copy is in the staff folder");
+    // The acknowledgement, to the client, is in Sent as before.
+    assert_eq!(w.sent().len(), 1);
+}
