@@ -100,7 +100,7 @@ pub(crate) async fn record_reply(
 async fn newly_concerned(w: &mut Work<'_>, case: &store::CaseRow, m: &InboundMail) -> Result<()> {
     let s = &w.app.settings;
     let text = crate::mail::quote::new_text(&m.text);
-    let named = crate::domain::classify::concerned("", &text, &roster(s));
+    let named = crate::domain::classify::named_in_follow_up(&text, &roster(s));
     let added: Vec<EmailAddress> = named
         .into_iter()
         .filter(|e| !case.concerns.contains(e))

@@ -22,6 +22,19 @@ fn answer(w: &World, from: &str, parent: &[u8], cc: Option<&str>, text: &str) ->
     .into_bytes()
 }
 
+/// A world with one complaint from a fresh client, acknowledged and
+/// given to a handler: (world, client, handler).
+fn one_complaint(tag: &str) -> (World, String, String) {
+    let w = World::new();
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", tag);
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    let handler = case["handler_email"].as_str().expect("a handler");
+    let handler = handler.to_string();
+    (w, client, handler)
+}
+
 #[test]
 fn a_reply_to_an_anonymised_case_is_new_mail_and_the_case_stays_empty() {
     let w = World::new();
@@ -264,15 +277,7 @@ fn forged_staff_mail_on_many_cases_warns_the_colleague_a_few_times_an_hour_at_mo
 
 #[test]
 fn a_client_who_saw_the_handlers_token_cannot_close_the_case_as_the_handler() {
-    let w = World::new();
-    let client = w.client("jan");
-    w.deliver_fixture(&client, "nl-complaint-plain.eml", "token");
-    w.run_once();
-    let case = w.case("KL-2026-0001");
-    let handler = case["handler_email"]
-        .as_str()
-        .expect("a handler")
-        .to_string();
+    let (w, client, handler) = one_complaint("token");
     let notice = w
         .mails(&handler)
         .into_iter()
@@ -315,15 +320,7 @@ fn a_client_who_saw_the_handlers_token_cannot_close_the_case_as_the_handler() {
 
 #[test]
 fn a_follow_up_that_names_the_handler_moves_the_case_and_never_reaches_them() {
-    let w = World::new();
-    let client = w.client("jan");
-    w.deliver_fixture(&client, "nl-complaint-plain.eml", "follow");
-    w.run_once();
-    let before = w.case("KL-2026-0001");
-    let handler = before["handler_email"]
-        .as_str()
-        .expect("a handler")
-        .to_string();
+    let (w, client, handler) = one_complaint("follow");
     let names = [
         (&w.anna, "Anna de Vries"),
         (&w.bram, "Bram Bakker"),

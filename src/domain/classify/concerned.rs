@@ -109,3 +109,41 @@ pub fn concerned(subject: &str, text: &str, roster: &[RosterEntry]) -> Vec<Email
     }
     out
 }
+
+/// Words that open a salutation line ("Beste Anna,", "Dear Anna,").
+const SALUTATIONS: &[&str] = &[
+    "beste",
+    "geachte",
+    "hoi",
+    "hallo",
+    "hai",
+    "dag",
+    "goedemorgen",
+    "goedemiddag",
+    "goedenavond",
+    "lieve",
+    "dear",
+    "hi",
+    "hello",
+    "hey",
+    "good",
+];
+
+/// Staff a client's follow-up on a case names, in its new text, leaving out
+/// the salutation: a client who greets their handler by name ("Beste Anna,")
+/// does not thereby complain about them.
+pub fn named_in_follow_up(text: &str, roster: &[RosterEntry]) -> Vec<EmailAddress> {
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty()).peekable();
+    let greets = lines.peek().is_some_and(|l| {
+        let first = l
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty())
+            .unwrap_or("");
+        SALUTATIONS.contains(&first.to_lowercase().as_str())
+    });
+    if greets {
+        lines.next();
+    }
+    let rest: Vec<&str> = lines.collect();
+    concerned("", &rest.join("\n"), roster)
+}

@@ -626,3 +626,33 @@ fn staff_are_found_by_title_and_surname() {
     assert!(concerned("", "Mevrouw Visser was onaardig.", &roster).is_empty());
     assert!(concerned("", "De Vries is een achternaam.", &roster).is_empty());
 }
+
+#[test]
+fn a_follow_up_that_greets_the_handler_does_not_name_them() {
+    let anna = addr("anna@31solutions.test");
+    let bram = addr("bram@31solutions.test");
+    let anna_alias = vec!["Anna".to_string()];
+    let bram_alias = vec!["Bram".to_string()];
+    let roster = [
+        RosterEntry {
+            name: "Anna de Vries",
+            email: &anna,
+            aliases: &anna_alias,
+        },
+        RosterEntry {
+            name: "Bram Bakker",
+            email: &bram,
+            aliases: &bram_alias,
+        },
+    ];
+    assert!(named_in_follow_up("Beste Anna,\n\nDank voor uw reactie.", &roster).is_empty());
+    assert!(named_in_follow_up("\nDear Anna de Vries,\nThanks.", &roster).is_empty());
+    assert_eq!(
+        named_in_follow_up("Beste Anna,\n\nBram was ook onbeschoft.", &roster),
+        vec![bram.clone()]
+    );
+    assert_eq!(
+        named_in_follow_up("Toen ik belde was Anna kortaf.", &roster),
+        vec![anna]
+    );
+}
