@@ -52,13 +52,15 @@ pub(crate) async fn record_reply(
     .await?;
     // Staff the reply names are concerned from now on; a handler among
     // them gives the case up (art. 6 and 9).
-    if let Some(before) = store::case_in_tx(w.tx, case_id).await? {
-        newly_concerned(w, &before, m).await?;
-    }
-    // Pass the client's reply on to the handler (never to anyone concerned).
-    let Some(case) = store::case_in_tx(w.tx, case_id).await? else {
+    let Some(mut case) = store::case_in_tx(w.tx, case_id).await? else {
         return Ok(());
     };
+    if newly_concerned(w, &case, m).await? {
+        case = store::case_in_tx(w.tx, case_id)
+            .await?
+            .context("case just updated")?;
+    }
+    // Pass the client's reply on to the handler (never to anyone concerned).
     let Some(handler) = case
         .handler_email
         .as_ref()
@@ -96,8 +98,8 @@ pub(crate) async fn record_reply(
 /// The staff a client's follow-up names (in its new text) join the persons
 /// concerned. When the handler is one of them, the case goes to an
 /// independent handler, or to triage when there is none; the concerned
-/// handler is not told.
-async fn newly_concerned(w: &mut Work<'_>, case: &store::CaseRow, m: &InboundMail) -> Result<()> {
+/// handler is not told. Returns whether the case changed.
+async fn newly_concerned(w: &mut Work<'_>, case: &store::CaseRow, m: &InboundMail) -> Result<bool> {
     let s = &w.app.settings;
     let text = crate::mail::quote::new_text(&m.text);
     let named = crate::domain::classify::named_in_follow_up(&text, &roster(s));
@@ -106,7 +108,7 @@ async fn newly_concerned(w: &mut Work<'_>, case: &store::CaseRow, m: &InboundMai
         .filter(|e| !case.concerns.contains(e))
         .collect();
     if added.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let mut all = case.concerns.clone();
     all.extend(added.iter().cloned());
@@ -126,10 +128,10 @@ async fn newly_concerned(w: &mut Work<'_>, case: &store::CaseRow, m: &InboundMai
         .handler_email
         .as_ref()
         .is_some_and(|h| added.contains(h));
-    if !handler_concerned || case.status == Status::Closed {
-        return Ok(());
+    if handler_concerned && case.status != Status::Closed {
+        give_up_case(w, case, &all).await?;
     }
-    give_up_case(w, case, &all).await
+    Ok(true)
 }
 
 /// The handler is concerned now: an independent handler gets the case, or

@@ -365,19 +365,22 @@ pub async fn sent_since(
     since: Timestamp,
 ) -> Result<i64> {
     let on_case = if case_id.is_some() {
-        "case_id = $1"
+        " AND case_id = $4"
     } else {
-        "$1 = -1"
+        ""
     };
-    let row = sqlx::query(&format!(
-        "SELECT COUNT(*) FROM outbox WHERE {on_case} AND LOWER(recipient) = LOWER($2) AND kind = $3 AND created_at >= $4",
-    ))
-    .bind(case_id.unwrap_or(-1))
-    .bind(recipient)
-    .bind(kind.as_str())
-    .bind(db_time(since))
-    .fetch_one(&mut **tx)
-    .await?;
+    let sql = format!(
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipient) = LOWER($1) AND kind = $2 \
+         AND created_at >= $3{on_case}"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(recipient)
+        .bind(kind.as_str())
+        .bind(db_time(since));
+    if let Some(id) = case_id {
+        q = q.bind(id);
+    }
+    let row = q.fetch_one(&mut **tx).await?;
     Ok(row.try_get::<i64, _>(0)?)
 }
 
@@ -679,21 +682,22 @@ pub async fn burn_tokens(tx: &mut Tx, referenced: &[String], at: Timestamp) -> R
         .filter(|k| k.to_client())
         .map(|k| format!("'{}'", k.as_str()))
         .collect();
+    let ids: Vec<&String> = referenced.iter().rev().take(50).collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "UPDATE outbox SET burned_at = $2 WHERE message_id = $1 AND burned_at IS NULL \
+        "UPDATE outbox SET burned_at = $1 WHERE message_id IN ({}) AND burned_at IS NULL \
          AND kind NOT IN ({})",
+        placeholders.join(", "),
         client_kinds.join(", ")
     );
-    let mut n = 0;
-    for id in referenced.iter().rev().take(50) {
-        n += sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(db_time(at))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+    let mut q = sqlx::query(&sql).bind(db_time(at));
+    for id in ids {
+        q = q.bind(id.as_str());
     }
-    Ok(n)
+    Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
 /// Is one of `referenced` a mail of `kind` klachtd sent (to anyone)?

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::world::{fixture, parsed, unique_id, World};
+use crate::world::{parsed, unique_id, World};
 use serde_json::Value;
 
 /// The people in the fixture complaint: Jan complains about Bram's session;
@@ -20,14 +20,11 @@ struct Case {
 fn complaint(w: World) -> Case {
     let client = w.client("jan");
     let complaint_id = unique_id("complaint");
-    w.deliver(
+    w.deliver_fixture_as(
+        "Jan de Vries",
         &client,
-        &fixture(
-            "nl-complaint-plain.eml",
-            &format!("Jan de Vries <{client}>"),
-            &w.info,
-            &complaint_id,
-        ),
+        "nl-complaint-plain.eml",
+        &complaint_id,
     );
     w.run_once();
     Case {

@@ -3,7 +3,7 @@
 //! the complaint folder or setting `$Klacht` on it. The test does exactly
 //! what a mail client does (its own IMAP session: UID MOVE, UID STORE).
 
-use crate::world::{fixture, parsed, unique_id, World};
+use crate::world::{parsed, unique_id, World};
 use jiff::civil::date;
 
 const FOLDER: &str = "\n[intake]\ncomplaint_folder = \"Klachten\"\n";
@@ -197,14 +197,11 @@ fn a_mail_staff_mark_with_the_keyword_becomes_one_case_even_after_the_acknowledg
 /// then two more passes: each message is still one case's mail, once.
 fn klachtds_own_case_mail_stays_one_case(w: &World) {
     let client = w.client("jan");
-    w.deliver(
+    w.deliver_fixture_as(
+        "Jan de Vries",
         &client,
-        &fixture(
-            "nl-complaint-plain.eml",
-            &format!("Jan de Vries <{client}>"),
-            &w.info,
-            &unique_id("own"),
-        ),
+        "nl-complaint-plain.eml",
+        &unique_id("own"),
     );
     w.run_once();
     let cases = w.cases();

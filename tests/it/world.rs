@@ -180,6 +180,12 @@ impl World {
         assert!(got.len() > before, "delivery to info@ did not arrive");
     }
 
+    /// Delivers fixture `name` from `display <from>` with Message-ID `id`.
+    pub fn deliver_fixture_as(&self, display: &str, from: &str, name: &str, id: &str) {
+        let header = format!("{display} <{from}>");
+        self.deliver(from, &fixture(name, &header, &self.info, id));
+    }
+
     /// Delivers fixture `name` from `from` with a fresh Message-ID, which it
     /// returns.
     pub fn deliver_fixture(&self, from: &str, name: &str, tag: &str) -> String {
