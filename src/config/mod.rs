@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 
 pub use settings::{
     Escalation, HealthSettings, ImapSettings, Intake, Organisation, Procedure, ReportEvery, Roles,
-    Secret, Security, Settings, SmtpSettings, Staff, TriageMail,
+    Secret, Security, SenderAuth, SenderAuthMethod, Settings, SmtpSettings, Staff, TriageMail,
 };
 
 /// A configuration error: always names the key (`imap.host`) it is about.

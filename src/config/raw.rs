@@ -121,7 +121,9 @@ pub(super) struct Intake {
     pub max_message_bytes: Option<u64>,
     pub max_attachment_bytes: Option<u64>,
     pub complaint_folder: Option<String>,
+    pub sender_auth: Option<Vec<crate::config::SenderAuthMethod>>,
     pub trusted_authserv_id: Option<String>,
+    pub trusted_submission_host: Option<String>,
     pub new_cases_per_sender_per_day: Option<u32>,
     pub staff_warnings_per_hour: Option<u32>,
 }

@@ -174,16 +174,41 @@ pub struct Intake {
     pub max_message_bytes: u64,
     pub max_attachment_bytes: u64,
     pub complaint_folder: Option<String>,
-    /// When set, staff answers must also carry an `Authentication-Results`
-    /// header of this server (RFC 8601 authserv-id) with DKIM, SPF or DMARC
-    /// passing for the staff member's domain.
-    pub trusted_authserv_id: Option<String>,
+    /// What the receiving server must also vouch for on staff mail.
+    pub sender_auth: SenderAuth,
     /// More new complaints than this from one mailbox in 24 hours go to
     /// triage, without an automatic reply (a flood, or a reflector).
     pub new_cases_per_sender_per_day: u32,
     /// At most this many warnings about refused (possibly forged) mail to
     /// one staff member an hour, over all cases.
     pub staff_warnings_per_hour: u32,
+}
+
+/// The receiving server's checks a staff mail must pass (any one of
+/// `methods`; none configured: the token alone). See `crate::mail::sender_auth`.
+#[derive(Debug, Clone, Default)]
+pub struct SenderAuth {
+    pub methods: Vec<SenderAuthMethod>,
+    /// `intake.trusted_authserv_id`: the RFC 8601 authserv-id whose
+    /// `Authentication-Results` count.
+    pub authserv_id: Option<String>,
+    /// `intake.trusted_submission_host`: the Postfix host whose `Received`
+    /// line for a logged-in client counts.
+    pub submission_host: Option<String>,
+}
+
+/// A check of `intake.sender_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderAuthMethod {
+    /// DMARC, or DKIM aligned with the staff domain, passing in the
+    /// `Authentication-Results` of `intake.trusted_authserv_id`.
+    AuthenticationResults,
+    /// Exchange Online's `X-MS-Exchange-Organization-AuthAs: Internal`.
+    ExchangeInternal,
+    /// Postfix's `(Authenticated sender: …)` in the `Received` line of
+    /// `intake.trusted_submission_host`.
+    PostfixAuthenticatedSender,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

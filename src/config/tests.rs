@@ -237,7 +237,7 @@ fn every_default_is_kept() {
     );
     assert_eq!(s.intake.max_message_bytes, 25 * 1024 * 1024);
     assert_eq!(s.intake.max_attachment_bytes, 10 * 1024 * 1024);
-    assert!(s.intake.complaint_folder.is_none() && s.intake.trusted_authserv_id.is_none());
+    assert!(s.intake.complaint_folder.is_none() && s.intake.sender_auth.methods.is_empty());
     assert_eq!(s.digest_at.to_string(), "08:30:00");
     assert!(!s.digest_send_empty);
     assert_eq!(s.triage_mail, TriageMail::Each);
@@ -798,6 +798,75 @@ fn invalid_terms_and_days_in_the_file() {
              is not in the required range of 1..=12)",
         ),
     ]);
+}
+
+/// `intake.sender_auth`: from the file or the environment, the keys each
+/// method needs, and a lone `trusted_authserv_id` as before the list.
+#[test]
+fn sender_auth_methods_and_their_keys() {
+    use crate::config::SenderAuthMethod as M;
+    let m = &minimal();
+    let text = set(
+        &set(
+            m,
+            "intake",
+            "sender_auth",
+            "[\"exchange-internal\", \"postfix-authenticated-sender\"]",
+        ),
+        "intake",
+        "trusted_submission_host",
+        "\" mail.example.nl \"",
+    );
+    let a = load(&text, &[]).unwrap().intake.sender_auth;
+    assert_eq!(
+        a.methods,
+        [M::ExchangeInternal, M::PostfixAuthenticatedSender]
+    );
+    assert_eq!(a.submission_host.as_deref(), Some("mail.example.nl"));
+    let env = [
+        ("KLACHTD__INTAKE__SENDER_AUTH", "authentication-results"),
+        ("KLACHTD__INTAKE__TRUSTED_AUTHSERV_ID", "mx.example.nl"),
+    ];
+    let a = load(m, &env).unwrap().intake.sender_auth;
+    assert_eq!(a.methods, [M::AuthenticationResults]);
+    let a = load(
+        &set(m, "intake", "trusted_authserv_id", "\"mx.example.nl\""),
+        &[],
+    )
+    .unwrap()
+    .intake
+    .sender_auth;
+    assert_eq!(a.methods, [M::AuthenticationResults]);
+    assert_eq!(a.authserv_id.as_deref(), Some("mx.example.nl"));
+    let file = |text: String| error(&text, &[]);
+    assert_errors(vec![
+        (
+            "authentication-results without the server's id",
+            file(set(
+                m,
+                "intake",
+                "sender_auth",
+                "[\"authentication-results\"]",
+            )),
+            "config: intake.trusted_authserv_id: is needed for sender_auth \
+             \"authentication-results\": the authserv-id your receiving server writes in \
+             Authentication-Results (e.g. \"mx.example.nl\")",
+        ),
+        (
+            "postfix without the host",
+            file(set(
+                m,
+                "intake",
+                "sender_auth",
+                "[\"postfix-authenticated-sender\"]",
+            )),
+            "config: intake.trusted_submission_host: is needed for sender_auth \
+             \"postfix-authenticated-sender\": the host name Postfix writes after \"by\" in \
+             its Received line (its myhostname)",
+        ),
+    ]);
+    let e = file(set(m, "intake", "sender_auth", "[\"spf\"]"));
+    assert!(e.starts_with("config: intake.sender_auth"), "{e}");
 }
 
 /// `[intake]`, `[digest]`, `[escalation]`, `[health]` and `[[staff]]` values that fail their check.

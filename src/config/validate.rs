@@ -298,14 +298,12 @@ fn intake(i: raw::Intake, imap: &ImapSettings) -> Result<Intake, ConfigError> {
             ));
         }
     }
+    let sender_auth = sender_auth(&i)?;
     let intake = Intake {
         max_message_bytes: i.max_message_bytes.unwrap_or(25 * 1024 * 1024),
         max_attachment_bytes: i.max_attachment_bytes.unwrap_or(10 * 1024 * 1024),
         complaint_folder: i.complaint_folder.filter(|s| !s.trim().is_empty()),
-        trusted_authserv_id: i
-            .trusted_authserv_id
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty()),
+        sender_auth,
         new_cases_per_sender_per_day: i.new_cases_per_sender_per_day.unwrap_or(5),
         staff_warnings_per_hour: i.staff_warnings_per_hour.unwrap_or(3),
     };
@@ -319,6 +317,46 @@ fn intake(i: raw::Intake, imap: &ImapSettings) -> Result<Intake, ConfigError> {
         return Err(err("intake.max_message_bytes", "must be at least 65536"));
     }
     Ok(intake)
+}
+
+/// `intake.sender_auth` and the keys its methods need. Without
+/// `sender_auth`, a `trusted_authserv_id` alone still asks for
+/// `authentication-results` (as before the list existed).
+fn sender_auth(i: &raw::Intake) -> Result<SenderAuth, ConfigError> {
+    let some = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let authserv_id = some(&i.trusted_authserv_id);
+    let submission_host = some(&i.trusted_submission_host);
+    let mut methods = match &i.sender_auth {
+        Some(m) => m.clone(),
+        None if authserv_id.is_some() => vec![SenderAuthMethod::AuthenticationResults],
+        None => Vec::new(),
+    };
+    methods.dedup();
+    if methods.contains(&SenderAuthMethod::AuthenticationResults) && authserv_id.is_none() {
+        return Err(err(
+            "intake.trusted_authserv_id",
+            "is needed for sender_auth \"authentication-results\": the authserv-id your \
+             receiving server writes in Authentication-Results (e.g. \"mx.example.nl\")",
+        ));
+    }
+    if methods.contains(&SenderAuthMethod::PostfixAuthenticatedSender) && submission_host.is_none()
+    {
+        return Err(err(
+            "intake.trusted_submission_host",
+            "is needed for sender_auth \"postfix-authenticated-sender\": the host name \
+             Postfix writes after \"by\" in its Received line (its myhostname)",
+        ));
+    }
+    Ok(SenderAuth {
+        methods,
+        authserv_id,
+        submission_host,
+    })
 }
 
 /// The morning round's time and how triage items are mailed.

@@ -48,7 +48,8 @@ pub(crate) async fn digest_answer(
             "-",
             false,
             if to_them {
-                "de mailserver heeft dit bericht niet als echt van uw adres herkend (DKIM/SPF); \
+                "de mailserver heeft niet bevestigd dat dit bericht echt van uw adres komt \
+                 (intake.sender_auth); \
                  er is niets gewijzigd"
             } else {
                 "dit is geen antwoord op een dagoverzicht dat klachtd aan u stuurde; er is \

@@ -22,10 +22,11 @@ use crate::flows::assign::{assignable, hand_over};
 use crate::flows::notify::{self, case_dates, org, StaffMail};
 use crate::flows::open_case;
 use crate::flows::Work;
-use crate::mail::parse::{passes_authentication, InboundMail};
+use crate::mail::parse::InboundMail;
 use crate::mail::quote;
 use crate::mail::render::context::{self, Named};
 use crate::mail::render::long_date;
+use crate::mail::sender_auth;
 use crate::store::{self, CaseRow, CaseUpdate, NewCaseMessage, Tx};
 
 /// The outbox kind of the answer to an unauthenticated staff mail.
@@ -66,7 +67,7 @@ pub(crate) async fn staff_mail(
     let answers_us = store::sent_to(w.tx, &refs, staff.email.as_str())
         .await?
         .is_some_and(|r| r.case_id == Some(case_id) && r.kind != WARNING_KIND);
-    // Optionally also the receiving server's DKIM/SPF/DMARC verdict.
+    // Optionally also the receiving server's verdict (intake.sender_auth).
     let server_ok = server_vouches(app, m, staff);
     let authentic = answers_us && server_ok;
     let answer = quote::new_text(&m.text);
@@ -170,8 +171,10 @@ async fn not_authentic(
         return Ok(());
     }
     let why = if answers_us {
-        "de mailserver heeft dit bericht niet als echt van uw adres herkend (DKIM/SPF). \
-         Er is niets gewijzigd en niets doorgestuurd."
+        "de mailserver heeft niet bevestigd dat dit bericht echt van uw adres komt \
+         (intake.sender_auth: DMARC/DKIM, Exchange of aanmelding bij de mailserver). \
+         Er is niets gewijzigd en niets doorgestuurd. Verstuur het vanuit uw eigen \
+         account bij de organisatie."
     } else {
         "dit bericht is geen antwoord op een e-mail die klachtd u over deze zaak stuurde. \
          Er is niets gewijzigd en niets doorgestuurd. Beantwoord de melding van klachtd \
@@ -757,14 +760,10 @@ fn trim_references(ids: &[String]) -> Vec<String> {
     out
 }
 
-/// The receiving server's DKIM/SPF/DMARC verdict on staff mail, when
-/// `intake.trusted_authserv_id` asks for it (otherwise it does not count).
+/// The receiving server's verdict on staff mail, when `intake.sender_auth`
+/// asks for one (otherwise it does not count).
 pub(crate) fn server_vouches(app: &App, m: &InboundMail, staff: &Staff) -> bool {
-    app.settings
-        .intake
-        .trusted_authserv_id
-        .as_deref()
-        .is_none_or(|id| passes_authentication(&m.headers, id, staff.email.domain()))
+    sender_auth::vouches(&app.settings.intake.sender_auth, &m.headers, &staff.email)
 }
 
 #[cfg(test)]

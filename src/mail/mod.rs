@@ -6,4 +6,5 @@ pub mod imap;
 pub mod parse;
 pub mod quote;
 pub mod render;
+pub mod sender_auth;
 pub mod smtp;

@@ -851,7 +851,7 @@ fn a_forwarded_complaint_becomes_a_case_once_a_supervisor_confirms() {
 }
 
 #[test]
-fn with_a_trusted_server_configured_its_dkim_or_spf_verdict_is_required_too() {
+fn with_a_trusted_server_configured_its_dkim_or_dmarc_verdict_is_required_too() {
     let Case { w, client, .. } = complaint(World::with_config(
         "\n[intake]\ntrusted_authserv_id = \"mx.31solutions.test\"\n",
     ));
@@ -866,7 +866,11 @@ fn with_a_trusted_server_configured_its_dkim_or_spf_verdict_is_required_too() {
     );
     w.run_once();
     let refused = parsed(&newest(&w, &w.anna, "Niet verwerkt"));
-    assert!(refused.text.contains("(DKIM/SPF)"), "{}", refused.text);
+    assert!(
+        refused.text.contains("(intake.sender_auth"),
+        "{}",
+        refused.text
+    );
     assert_eq!(w.mails(&client).len(), 1);
 
     // The same with the trusted server's DKIM pass for the staff domain.

@@ -405,3 +405,63 @@ fn copies_of_staff_mail_never_land_in_sent_and_go_to_the_staff_copy_folder_when_
     // The acknowledgement, to the client, is in Sent as before.
     assert_eq!(w.sent().len(), 1);
 }
+
+#[test]
+fn with_postfix_sender_auth_only_a_handler_logged_in_at_the_server_runs_commands() {
+    let w = World::with_config(
+        "\n[intake]\nsender_auth = [\"postfix-authenticated-sender\"]\n\
+         trusted_submission_host = \"mail.31solutions.test\"\n",
+    );
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "sasl");
+    w.run_once();
+    let handler = w.case("KL-2026-0001")["handler_email"]
+        .as_str()
+        .expect("a handler")
+        .to_string();
+    let notice = w
+        .mails(&handler)
+        .into_iter()
+        .find(|m| parsed(m).subject.contains("KL-2026-0001"))
+        .expect("the handler was notified");
+    // Someone holding the token writes as the handler without logging in,
+    // with a Received line that claims a login below Postfix's own.
+    let claim = format!(
+        "from [127.0.0.1] (localhost [127.0.0.1]) (Authenticated sender: {handler}) by \
+         mail.31solutions.test (Postfix) with ESMTPSA id 4AbC; Mon, 30 Nov 2026 10:00:00 +0100"
+    );
+    let forged = rewrite_headers(
+        &answer(&w, &handler, &notice, None, "/sluit\n\nOpgelost."),
+        &[("Received", &claim)],
+    );
+    w.deliver(&handler, &forged);
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    assert_ne!(case["status"], "closed", "{case:#?}");
+    let refused = |c: &serde_json::Value| {
+        c["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "staff_mail_refused")
+            .count()
+    };
+    assert_eq!(refused(&case), 1, "{case:#?}");
+
+    // The handler's own mail client logs in to Postfix: the same command runs.
+    let real = answer(&w, &handler, &notice, None, "/sluit\n\nOpgelost.");
+    let before = w.stack.messages(&w.info, "INBOX").len();
+    w.stack
+        .smtp_submit(&handler, &[&w.info], &real)
+        .expect("SMTP submission with AUTH");
+    w.stack.wait_for_messages(
+        &w.info,
+        "INBOX",
+        before + 1,
+        std::time::Duration::from_secs(20),
+    );
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    assert_eq!(case["status"], "closed", "{case:#?}");
+    assert_eq!(refused(&case), 1);
+}

@@ -300,6 +300,22 @@ impl MailStack {
         result
     }
 
+    /// Like [`smtp_deliver`](Self::smtp_deliver), but as a mail client of
+    /// `from` does it: logged in (AUTH PLAIN with the stack's password), so
+    /// Postfix notes `(Authenticated sender: from)` in its Received line.
+    pub fn smtp_submit(&self, from: &str, to: &[&str], raw: &[u8]) -> Result<(), String> {
+        use base64::Engine as _;
+        let mut c = Smtp::open(&self.smtp_addr())?;
+        let login = base64::engine::general_purpose::STANDARD
+            .encode(format!("\0{from}\0{}", self.password));
+        let result = c
+            .expect("AUTH", Some(format!("AUTH PLAIN {login}\r\n").as_bytes()))
+            .and_then(|_| c.start(from, to, raw))
+            .and_then(|()| c.finish(&smtp_data(raw)));
+        c.quit();
+        result
+    }
+
     /// Puts `raw` into `address`'s `folder` with IMAP APPEND (creating the
     /// folder if the server says TRYCREATE), with an optional INTERNALDATE like
     /// `"01-Nov-2026 10:00:00 +0100"` and flags like `["\\Seen"]`.
