@@ -181,6 +181,19 @@ async fn decide_and_record(
     now: Timestamp,
 ) -> Result<(Outcome, Option<i64>)> {
     let s = &app.settings;
+    // A token (the Message-ID of a mail to staff: a notification, a
+    // digest) that this mail carries to or from someone outside the staff
+    // no longer runs commands, whatever the mail turns out to be.
+    let from_staff = m.from.as_ref().and_then(|f| s.staff_by_email(f)).is_some();
+    if exposes_tokens(s, m, from_staff) {
+        let burned = store::burn_tokens(tx, &m.referenced_ids(), now).await?;
+        if burned > 0 {
+            tracing::info!(
+                burned,
+                "staff tokens seen outside the staff: burned for commands"
+            );
+        }
+    }
     if let Some(a) = automated(s, m) {
         return Ok((Outcome::Automated(a.as_str()), None));
     }
@@ -214,14 +227,6 @@ async fn on_its_case(
     else {
         return Ok(None);
     };
-    // A token (the Message-ID of a mail to staff) that this mail carries
-    // to or from someone outside the staff no longer runs commands.
-    if exposes_tokens(s, m, staff.is_some()) {
-        let burned = store::burn_tokens(w.tx, &refs, w.now).await?;
-        if burned > 0 {
-            tracing::info!(reference = %reference, burned, "staff tokens seen outside the staff: burned for commands");
-        }
-    }
     match staff {
         Some(staff) => {
             crate::flows::staff_reply::staff_mail(w, case_id, &reference, m, staff, at).await?

@@ -913,6 +913,62 @@ fn forwarded(w: &World, client: &str, subject: &str) {
     w.deliver(&w.carla, forward.as_bytes());
 }
 
+/// The newest daily digest in Anna's mailbox.
+fn annas_digest(w: &World) -> Vec<u8> {
+    w.all_mails(&w.anna)
+        .into_iter()
+        .filter(|m| crate::world::kind(m) == "digest")
+        .last()
+        .expect("a digest for Anna")
+}
+
+#[test]
+fn a_digest_shown_to_someone_outside_the_staff_no_longer_decides_anything() {
+    let w = World::with_config("\n[digest]\ntriage_mail = \"digest\"\n");
+    let jan = w.client("jan");
+    forwarded(&w, &jan, "Training onvoorbereid");
+    w.run_once();
+    w.run_once_at("2026-11-24T09:00:00+01:00");
+    let digest = annas_digest(&w);
+    // Anna shows her digest to an outside adviser, info@ in copy.
+    let adviser = w.client("adviseur");
+    let shown = format!(
+        "From: {anna}\r\nTo: {adviser}\r\nCc: {info}\r\nSubject: Fwd: {subject}\r\n\
+         Message-ID: {id}\r\nReferences: {parent}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nWat vind jij hiervan?\r\n",
+        anna = w.anna,
+        info = w.info,
+        subject = parsed(&digest).subject,
+        id = unique_id("shown"),
+        parent = parsed(&digest).message_id,
+    );
+    w.deliver(&w.anna, shown.as_bytes());
+    w.run_once_at("2026-11-24T10:00:00+01:00");
+    // Whoever answers that digest as Anna now decides nothing.
+    staff_answers(
+        &w,
+        &w.anna,
+        &digest,
+        "/geen-klacht KL-2026-0001",
+        Client::Gmail,
+    );
+    w.run_once_at("2026-11-24T11:00:00+01:00");
+    assert_eq!(w.case("KL-2026-0001")["status"], "triage");
+    // Wednesday's digest carries a fresh token, and Anna decides with it.
+    w.run_once_at("2026-11-25T09:00:00+01:00");
+    let fresh = annas_digest(&w);
+    assert_ne!(parsed(&fresh).message_id, parsed(&digest).message_id);
+    staff_answers(
+        &w,
+        &w.anna,
+        &fresh,
+        "/geen-klacht KL-2026-0001",
+        Client::Gmail,
+    );
+    w.run_once_at("2026-11-25T10:00:00+01:00");
+    assert_eq!(w.case("KL-2026-0001")["status"], "closed");
+}
+
 #[test]
 fn supervisors_decide_triage_items_by_answering_the_digest_one_line_each() {
     let w = World::with_config("\n[digest]\ntriage_mail = \"digest\"\n");
