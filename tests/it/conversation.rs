@@ -917,8 +917,7 @@ fn forwarded(w: &World, client: &str, subject: &str) {
 fn annas_digest(w: &World) -> Vec<u8> {
     w.all_mails(&w.anna)
         .into_iter()
-        .filter(|m| crate::world::kind(m) == "digest")
-        .last()
+        .rfind(|m| crate::world::kind(m) == "digest")
         .expect("a digest for Anna")
 }
 
