@@ -104,6 +104,7 @@ pub(super) struct Procedure {
     pub reminder_working_days: Option<u32>,
     pub reply_reminder_working_days: Option<u32>,
     pub auto_replies_per_sender_per_day: Option<u32>,
+    pub auto_replies_per_hour: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

@@ -146,6 +146,10 @@ pub struct Procedure {
     /// days for an answer; 0: no such reminders.
     pub reply_reminder_working_days: u32,
     pub auto_replies_per_sender_per_day: u32,
+    /// At most this many automatic replies (acknowledgements, the
+    /// regulation) an hour over all senders; reaching it alarms the
+    /// supervisors (a reflector, or a mail storm).
+    pub auto_replies_per_hour: u32,
 }
 
 /// Who hears of a missed deadline, and when again (design.md section 6).

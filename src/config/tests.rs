@@ -231,9 +231,10 @@ fn every_default_is_kept() {
             p.response_working_days,
             p.reminder_working_days,
             p.reply_reminder_working_days,
-            p.auto_replies_per_sender_per_day
+            p.auto_replies_per_sender_per_day,
+            p.auto_replies_per_hour
         ),
-        (5, 20, 3, 2, 3)
+        (5, 20, 3, 2, 3, 60)
     );
     assert_eq!(s.intake.max_message_bytes, 25 * 1024 * 1024);
     assert_eq!(s.intake.max_attachment_bytes, 10 * 1024 * 1024);
@@ -880,6 +881,11 @@ fn invalid_intake_digest_escalation_and_staff_in_the_file() {
             file(set(m, "intake", "complaint_folder", "\"inbox\"")),
             "config: intake.complaint_folder: must differ from imap.folder (\"INBOX\"): case \
              mail is moved out of the folder klachtd watches",
+        ),
+        (
+            "no automatic replies at all",
+            file(set(m, "procedure", "auto_replies_per_hour", "0")),
+            "config: procedure.auto_replies_per_hour: must be at least 1",
         ),
         (
             "a tiny message limit",

@@ -254,7 +254,11 @@ fn procedure(p: raw::Procedure) -> Result<Procedure, ConfigError> {
         reminder_working_days: p.reminder_working_days.unwrap_or(3),
         reply_reminder_working_days: p.reply_reminder_working_days.unwrap_or(2),
         auto_replies_per_sender_per_day: p.auto_replies_per_sender_per_day.unwrap_or(3),
+        auto_replies_per_hour: p.auto_replies_per_hour.unwrap_or(60),
     };
+    if procedure.auto_replies_per_hour == 0 {
+        return Err(err("procedure.auto_replies_per_hour", "must be at least 1"));
+    }
     if procedure.reminder_working_days >= procedure.response_working_days {
         return Err(err(
             "procedure.reminder_working_days",

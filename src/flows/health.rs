@@ -1,5 +1,6 @@
 //! Health alarms: intake that cannot read the mailbox, or mail stuck in
-//! the outbox, past its threshold; each supervisor is told once when it
+//! the outbox, past its threshold, or automatic replies held back by their
+//! hourly limit; each supervisor is told once when it
 //! starts and once when it ends. Checked on every scheduler pass, at any
 //! hour; raised and cleared by conditional updates, so two daemons on one
 //! database send each mail once.
@@ -48,6 +49,18 @@ pub(crate) async fn alarms(app: &App, now: Timestamp) -> Result<usize> {
         now,
     )
     .await?;
+    // Automatic replies: the hourly limit reached (since the newest reply
+    // that reached it); over when the last hour holds fewer again.
+    let h = app.store.health("auto_replies").await?;
+    let mut tx = app.store.begin().await?;
+    let hour_ago = now
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap_or(now);
+    let (count, newest) = store::all_auto_replies_since(&mut tx, hour_ago).await?;
+    tx.rollback().await?;
+    let limit = s.procedure.auto_replies_per_hour;
+    let capped = newest.filter(|_| count >= i64::from(limit));
+    sent += alarm_or_recovery(app, "auto_replies", capped, h.alarm_at, None, count, now).await?;
     Ok(sent)
 }
 
@@ -61,7 +74,7 @@ async fn alarm_or_recovery(
     trouble_since: Option<Timestamp>,
     alarm_at: Option<Timestamp>,
     last_error: Option<&str>,
-    unsent: i64,
+    count: i64,
     now: Timestamp,
 ) -> Result<usize> {
     let s = &app.settings;
@@ -99,7 +112,8 @@ async fn alarm_or_recovery(
         since: local_time(lang, since, &s.organisation.timezone),
         minutes,
         last_error: last_error.unwrap_or(""),
-        unsent,
+        count,
+        limit: s.procedure.auto_replies_per_hour,
         mailbox: s.organisation.address.as_str(),
     };
     let mut n = 0;

@@ -48,6 +48,36 @@ pub(crate) fn case_dates(s: &Settings, c: &store::CaseRow) -> CaseDates {
     }
 }
 
+/// Why an automatic reply to `to` may not go out now, if it may not: the
+/// hourly limit over all senders (which alarms the supervisors, see
+/// `crate::flows::health`) or the daily limit per mailbox (sub-addresses
+/// are one mailbox). The reason holds no address.
+pub(crate) async fn auto_reply_limit(
+    s: &Settings,
+    tx: &mut Tx,
+    to: &EmailAddress,
+    now: Timestamp,
+) -> Result<Option<String>> {
+    let ago = |hours| {
+        now.checked_sub(jiff::SignedDuration::from_hours(hours))
+            .unwrap_or(now)
+    };
+    let (all, _) = store::all_auto_replies_since(tx, ago(1)).await?;
+    if all >= i64::from(s.procedure.auto_replies_per_hour) {
+        return Ok(Some(format!(
+            "{all} automatic replies in the last hour, the limit \
+             (procedure.auto_replies_per_hour); supervisors alarmed; confirm personally"
+        )));
+    }
+    let recent = store::auto_replies_since(tx, to, ago(24)).await?;
+    if recent >= i64::from(s.procedure.auto_replies_per_sender_per_day) {
+        return Ok(Some(format!(
+            "{recent} automatic replies to this sender in 24 hours; confirm personally"
+        )));
+    }
+    Ok(None)
+}
+
 /// Queues the acknowledgement (art. 5) to the client, in the thread of the
 /// mail that opened the case. Returns false when nothing was queued: no
 /// address, the per-sender limit, or an acknowledgement already exists.
@@ -62,20 +92,8 @@ pub(crate) async fn queue_ack(
     let Some(client_email) = &case.client_email else {
         return Ok(false);
     };
-    let since = now
-        .checked_sub(jiff::SignedDuration::from_hours(24))
-        .unwrap_or(now);
-    let recent = store::auto_replies_since(tx, client_email, since).await?;
-    if recent >= s.procedure.auto_replies_per_sender_per_day as i64 {
-        store::add_event(
-            tx,
-            case.id,
-            now,
-            CaseEvent::AckSuppressed,
-            "klachtd",
-            &format!("{recent} automatic replies to this sender in 24 hours; confirm personally"),
-        )
-        .await?;
+    if let Some(why) = auto_reply_limit(s, tx, client_email, now).await? {
+        store::add_event(tx, case.id, now, CaseEvent::AckSuppressed, "klachtd", &why).await?;
         return Ok(false);
     }
     let rendered = app

@@ -7,13 +7,15 @@ use crate::app::App;
 use crate::domain::classify::{self};
 use crate::domain::event::OutboxKind;
 use crate::domain::types::EmailAddress;
-use crate::flows::notify::{org, queue_mail, queue_to_supervisors, Mail, StaffMail};
+use crate::flows::notify::{
+    auto_reply_limit, org, queue_mail, queue_to_supervisors, Mail, StaffMail,
+};
 use crate::flows::open_case::client_name;
 use crate::flows::Work;
 use crate::mail::compose::{self};
 use crate::mail::parse::InboundMail;
 use crate::mail::render::context;
-use crate::store::{self, Tx};
+use crate::store::Tx;
 
 /// Art. 11: whoever asks for the regulation gets it, as text and attached;
 /// a request for a paper copy is passed on to the supervisors. Counts
@@ -26,13 +28,8 @@ pub(crate) async fn answer_regulation_request(
     now: Timestamp,
 ) -> Result<()> {
     let s = &app.settings;
-    let since = now
-        .checked_sub(jiff::SignedDuration::from_hours(24))
-        .unwrap_or(now);
-    if store::auto_replies_since(tx, from, since).await?
-        >= i64::from(s.procedure.auto_replies_per_sender_per_day)
-    {
-        tracing::info!(message_id = %m.message_id, "regulation request not answered: per-sender limit reached");
+    if let Some(why) = auto_reply_limit(s, tx, from, now).await? {
+        tracing::info!(message_id = %m.message_id, why, "regulation request not answered");
         return Ok(());
     }
     let text = match &s.organisation.regulation_file {

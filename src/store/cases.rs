@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::case_row::{case_from_row, CASE_COLUMNS};
 use super::{get_i64, get_opt_str, get_str, Store, Tx};
-use crate::clock::db_time;
+use crate::clock::{db_time, parse_db_time};
 use crate::domain::case::{Case, Source};
 use crate::domain::event::{CaseEvent, EventKind, OutboxKind};
 use crate::domain::types::{CaseRef, Category, Element, EmailAddress, Lang, Status};
@@ -317,6 +317,25 @@ pub async fn auto_replies_since(
     let sql = "SELECT recipient FROM outbox WHERE LOWER(recipient) LIKE $1 AND created_at >= $2 \
                AND kind IN ('ack', 'regulation')";
     same_mailbox(tx, sql, recipient, since).await
+}
+
+/// Automatic replies (acknowledgements, the regulation) queued since
+/// `since`, to anyone, and when the newest was queued.
+pub async fn all_auto_replies_since(
+    tx: &mut Tx,
+    since: Timestamp,
+) -> Result<(i64, Option<Timestamp>)> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, MAX(created_at) AS newest FROM outbox WHERE created_at >= $1 \
+         AND kind IN ('ack', 'regulation')",
+    )
+    .bind(db_time(since))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((
+        get_i64(&row, "n")?,
+        get_opt_str(&row, "newest")?.and_then(|s| parse_db_time(&s)),
+    ))
 }
 
 /// Cases opened since `since` for a client with the mailbox of `client`.

@@ -12,11 +12,11 @@ mod schedule;
 mod transfer;
 
 pub use cases::{
-    add_event, add_event_data, auto_replies_since, burn_tokens, case_attachments, case_id_by_ref,
-    case_in_tx, cases_from_mailbox_since, client_thread, first_message, insert_attachment,
-    insert_case, insert_case_message, next_reference, open_case_counts, refers_to_kind, sent_since,
-    sent_to, set_concerns, thread_match, update_case, AttachmentMeta, CaseFilter, CaseRow,
-    CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
+    add_event, add_event_data, all_auto_replies_since, auto_replies_since, burn_tokens,
+    case_attachments, case_id_by_ref, case_in_tx, cases_from_mailbox_since, client_thread,
+    first_message, insert_attachment, insert_case, insert_case_message, next_reference,
+    open_case_counts, refers_to_kind, sent_since, sent_to, set_concerns, thread_match, update_case,
+    AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 pub use privacy::{

@@ -465,3 +465,52 @@ fn with_postfix_sender_auth_only_a_handler_logged_in_at_the_server_runs_commands
     assert_eq!(case["status"], "closed", "{case:#?}");
     assert_eq!(refused(&case), 1);
 }
+
+#[test]
+fn automatic_replies_stop_at_the_hourly_limit_and_the_supervisors_hear_once_each_way() {
+    let w = World::with_config("\n[procedure]\nauto_replies_per_hour = 2\n");
+    let clients: Vec<String> = ["jan", "piet", "kees"]
+        .iter()
+        .map(|n| w.client(n))
+        .collect();
+    for (i, c) in clients.iter().enumerate() {
+        w.deliver_fixture(c, "nl-complaint-plain.eml", &format!("hourly{i}"));
+    }
+    w.run_once();
+    assert_eq!(w.cases().len(), 3, "every complaint is on the register");
+    let acked: Vec<usize> = clients.iter().map(|c| w.mails(c).len()).collect();
+    assert_eq!(acked.iter().sum::<usize>(), 2, "{acked:?}");
+    let suppressed = w.cases().into_iter().filter(|c| {
+        let r = c["reference"].as_str().unwrap();
+        w.case(r)["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ack_suppressed")
+    });
+    assert_eq!(suppressed.count(), 1);
+    let health = |w: &World| -> Vec<String> {
+        w.all_mails(&w.anna)
+            .into_iter()
+            .filter(|m| crate::world::kind(m) == "health")
+            .map(|m| parsed(&m).subject)
+            .collect()
+    };
+    // Anna (a supervisor) hears it once, however often klachtd looks.
+    w.run_once_at("2026-11-23T10:20:00+01:00");
+    let alarm = health(&w);
+    assert_eq!(alarm.len(), 1, "{alarm:?}");
+    assert!(
+        alarm[0].contains("te veel automatische antwoorden"),
+        "{alarm:?}"
+    );
+    // An hour later the limit holds no more: once more, that it is over.
+    w.run_once_at("2026-11-23T11:30:00+01:00");
+    w.run_once_at("2026-11-23T11:40:00+01:00");
+    let both = health(&w);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(
+        both[1].contains("automatische antwoorden gaan weer uit"),
+        "{both:?}"
+    );
+}

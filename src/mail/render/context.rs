@@ -355,14 +355,17 @@ pub struct StatusGroup<'a> {
 pub struct Health<'a> {
     pub org: Org<'a>,
     pub recipient: Named<'a>,
-    /// "intake" or "outbox".
+    /// "intake", "outbox" or "auto_replies".
     pub what: &'a str,
     /// "alarm" or "recovered".
     pub state: &'a str,
     pub since: String,
     pub minutes: i64,
     pub last_error: &'a str,
-    pub unsent: i64,
+    /// outbox: mail waiting; auto_replies: automatic replies in the last hour.
+    pub count: i64,
+    /// auto_replies: `procedure.auto_replies_per_hour`.
+    pub limit: u32,
     pub mailbox: &'a str,
 }
 

@@ -363,7 +363,8 @@ fn health_ctx(what: &'static str, state: &'static str) -> Health<'static> {
         since: "23 november 2026 09:12".into(),
         minutes: 75,
         last_error: "IMAP login failed: authentication failed",
-        unsent: 3,
+        count: 3,
+        limit: 30,
         mailbox: "info@31solutions.nl",
     }
 }
@@ -1420,7 +1421,7 @@ fn health_leaves_out_a_missing_error_and_names_the_trouble_in_the_subject() {
         // Without a recorded error the line is left out.
         let mut ctx = health_ctx("outbox", "alarm");
         ctx.last_error = "";
-        ctx.unsent = 1;
+        ctx.count = 1;
         let out = render(lang, &ctx);
         for part in [&out.text, &out.html] {
             assert!(!part.contains(last_error), "{part}");
@@ -1444,6 +1445,31 @@ fn health_leaves_out_a_missing_error_and_names_the_trouble_in_the_subject() {
         subject(Lang::En, "outbox", "alarm"),
         "klachtd: ALARM – outgoing mail is not being sent"
     );
+    assert_eq!(
+        subject(Lang::Nl, "auto_replies", "alarm"),
+        "klachtd: ALARM – te veel automatische antwoorden: ze gaan tijdelijk niet uit"
+    );
+    assert_eq!(
+        subject(Lang::En, "auto_replies", "recovered"),
+        "klachtd: recovered – automatic replies go out again"
+    );
+    // The hourly limit: how many, the limit and its key, and no "nothing to do".
+    let out = render(Lang::En, &health_ctx("auto_replies", "alarm"));
+    let text = flat(&out.text);
+    for needle in [
+        "3 automatic replies",
+        "limit of 30 an hour",
+        "procedure.auto_replies_per_hour",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    let out = render(Lang::Nl, &health_ctx("auto_replies", "recovered"));
+    assert!(
+        flat(&out.text).contains("bevestigt de ontvangst persoonlijk"),
+        "{}",
+        out.text
+    );
+    assert!(!out.text.contains("niets te doen"), "{}", out.text);
 }
 
 #[test]
