@@ -177,6 +177,9 @@ pub struct HealthSettings {
 pub struct Intake {
     pub max_message_bytes: u64,
     pub max_attachment_bytes: u64,
+    /// Case mail is moved here at once (art. 9: out of the folder everyone
+    /// who reads the mailbox sees). Default `Klachten` (`Complaints` for an
+    /// English organisation); `None` only when set to "" on purpose.
     pub complaint_folder: Option<String>,
     /// What the receiving server must also vouch for on staff mail.
     pub sender_auth: SenderAuth,

@@ -238,7 +238,15 @@ fn every_default_is_kept() {
     );
     assert_eq!(s.intake.max_message_bytes, 25 * 1024 * 1024);
     assert_eq!(s.intake.max_attachment_bytes, 10 * 1024 * 1024);
-    assert!(s.intake.complaint_folder.is_none() && s.intake.sender_auth.methods.is_empty());
+    assert_eq!(s.intake.complaint_folder.as_deref(), Some("Klachten"));
+    assert!(s.intake.sender_auth.methods.is_empty());
+    let kept = load(&set(&minimal(), "intake", "complaint_folder", "\"\""), &[]).unwrap();
+    assert_eq!(
+        kept.intake.complaint_folder, None,
+        "\"\" keeps case mail in place"
+    );
+    let en = load(&minimal(), &[("KLACHTD__ORGANISATION__LANGUAGE", "en")]).unwrap();
+    assert_eq!(en.intake.complaint_folder.as_deref(), Some("Complaints"));
     assert_eq!(s.digest_at.to_string(), "08:30:00");
     assert!(!s.digest_send_empty);
     assert_eq!(s.triage_mail, TriageMail::Each);

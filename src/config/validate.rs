@@ -23,7 +23,7 @@ pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigEr
     let database_url = database_url(raw.database, base)?;
     let procedure = procedure(raw.procedure)?;
     let calendar = calendar(raw.calendar)?;
-    let intake = intake(raw.intake, &imap)?;
+    let intake = intake(raw.intake, &imap, organisation.language)?;
     let (digest_at, triage_mail) = digest(&raw.digest)?;
     let escalation = escalation(raw.escalation)?;
     let health = health(&raw.health)?;
@@ -289,8 +289,15 @@ fn calendar(c: raw::Calendar) -> Result<Calendar, ConfigError> {
     ))
 }
 
-fn intake(i: raw::Intake, imap: &ImapSettings) -> Result<Intake, ConfigError> {
-    if let Some(f) = i.complaint_folder.as_deref() {
+fn intake(i: raw::Intake, imap: &ImapSettings, lang: Lang) -> Result<Intake, ConfigError> {
+    // Art. 9 in the mailbox: complaint mail leaves the folder everyone who
+    // reads info@ sees, unless the key is set to "" on purpose.
+    let complaint_folder = match i.complaint_folder.as_deref().map(str::trim) {
+        None => Some(default_complaint_folder(lang).to_string()),
+        Some("") => None,
+        Some(f) => Some(f.to_string()),
+    };
+    if let Some(f) = complaint_folder.as_deref() {
         if f.trim().eq_ignore_ascii_case(imap.folder.trim()) {
             return Err(err(
                 "intake.complaint_folder",
@@ -306,7 +313,7 @@ fn intake(i: raw::Intake, imap: &ImapSettings) -> Result<Intake, ConfigError> {
     let intake = Intake {
         max_message_bytes: i.max_message_bytes.unwrap_or(25 * 1024 * 1024),
         max_attachment_bytes: i.max_attachment_bytes.unwrap_or(10 * 1024 * 1024),
-        complaint_folder: i.complaint_folder.filter(|s| !s.trim().is_empty()),
+        complaint_folder,
         sender_auth,
         new_cases_per_sender_per_day: i.new_cases_per_sender_per_day.unwrap_or(5),
         staff_warnings_per_hour: i.staff_warnings_per_hour.unwrap_or(3),
@@ -321,6 +328,14 @@ fn intake(i: raw::Intake, imap: &ImapSettings) -> Result<Intake, ConfigError> {
         return Err(err("intake.max_message_bytes", "must be at least 65536"));
     }
     Ok(intake)
+}
+
+/// The complaint folder when `intake.complaint_folder` is not set.
+pub(super) fn default_complaint_folder(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Nl => "Klachten",
+        Lang::En => "Complaints",
+    }
 }
 
 /// `intake.sender_auth` and the keys its methods need. Without

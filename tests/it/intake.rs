@@ -90,11 +90,13 @@ fn a_complaint_is_acknowledged_at_once_with_its_handler_and_answer_date() {
 
     // The acknowledgement is in Sent; the handler's notification is not
     // (its Message-ID is a token, and Sent is read by all who read info@).
-    // The complaint carries the keyword, nothing else changed.
+    // The complaint left INBOX for the complaint folder (art. 9: not
+    // everyone who reads info@ reads it), with the keyword, still unread.
     let sent = w.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(crate::world::kind(&sent[0]), "ack");
-    let flags = w.stack.imap_flags(&w.info, "INBOX").unwrap();
+    assert!(w.stack.imap_flags(&w.info, "INBOX").unwrap().is_empty());
+    let flags = w.stack.imap_flags(&w.info, "Klachten").unwrap();
     assert_eq!(flags.len(), 1);
     assert!(flags[0].1.iter().any(|f| f == "$Klacht"), "{flags:?}");
     assert!(!flags[0].1.iter().any(|f| f == "\\Seen"), "{flags:?}");
@@ -238,10 +240,12 @@ fn an_unsure_mail_waits_in_triage_for_a_supervisor() {
     assert_eq!(case["status"], "triage");
     assert!(w.mails(&client).is_empty());
     assert_eq!(w.mails(&w.dirk).len(), 1);
-    let flags = w.stack.imap_flags(&w.info, "INBOX").unwrap();
+    // A possible complaint is protected like a complaint until a
+    // supervisor decides.
+    let flags = w.stack.imap_flags(&w.info, "Klachten").unwrap();
     assert!(
         flags[0].1.iter().any(|f| f == "$Klacht"),
-        "triage mail is marked too: {flags:?}"
+        "triage mail is marked and moved too: {flags:?}"
     );
 }
 

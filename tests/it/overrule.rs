@@ -7,6 +7,8 @@ use crate::world::{parsed, unique_id, World};
 use jiff::civil::date;
 
 const FOLDER: &str = "\n[intake]\ncomplaint_folder = \"Klachten\"\n";
+/// Case mail stays where it arrived (set on purpose: the default moves it).
+const NO_FOLDER: &str = "\n[intake]\ncomplaint_folder = \"\"\n";
 
 /// A mail klachtd takes for ordinary mail: a question about an appointment.
 const SUBJECT: &str = "Afspraak volgende week";
@@ -121,7 +123,7 @@ fn a_mail_staff_move_into_the_complaint_folder_becomes_one_case_with_terms_from_
 
 #[test]
 fn a_mail_staff_mark_with_the_keyword_becomes_one_case_even_after_the_acknowledgement_term() {
-    let w = World::new();
+    let w = World::with_config(NO_FOLDER);
     let client = w.client("jan");
     w.arrive(
         date(2026, 11, 2),
@@ -267,7 +269,7 @@ fn case_mail_klachtd_moved_itself_is_never_opened_again() {
 
 #[test]
 fn case_mail_klachtd_marked_itself_is_never_opened_again() {
-    let w = World::new();
+    let w = World::with_config(NO_FOLDER);
     klachtds_own_case_mail_stays_one_case(&w);
     let marked = w.stack.imap_flags(&w.info, "INBOX").unwrap();
     assert_eq!(marked.len(), 2);

@@ -450,16 +450,7 @@ fn with_postfix_sender_auth_only_a_handler_logged_in_at_the_server_runs_commands
 
     // The handler's own mail client logs in to Postfix: the same command runs.
     let real = answer(&w, &handler, &notice, None, "/sluit\n\nOpgelost.");
-    let before = w.stack.messages(&w.info, "INBOX").len();
-    w.stack
-        .smtp_submit(&handler, &[&w.info], &real)
-        .expect("SMTP submission with AUTH");
-    w.stack.wait_for_messages(
-        &w.info,
-        "INBOX",
-        before + 1,
-        std::time::Duration::from_secs(20),
-    );
+    w.deliver_logged_in(&handler, &real);
     w.run_once();
     let case = w.case("KL-2026-0001");
     assert_eq!(case["status"], "closed", "{case:#?}");
