@@ -14,7 +14,7 @@ use crate::flows::Work;
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::parse::InboundMail;
 use crate::mail::render::context::{self, MailContext, Named, Person};
-use crate::mail::render::{long_date, Rendered};
+use crate::mail::render::{echo, long_date, Rendered};
 use crate::store::{self, NewOutMail, Tx};
 
 /// The persons a complaint concerns, by name (empty when not on the
@@ -113,7 +113,7 @@ pub(crate) async fn queue_ack(
             case_id: Some(case.id),
             kind: OutboxKind::Ack,
             from_name: &s.organisation.name,
-            to_name: &case.client_name,
+            to_name: &echo::name(&case.client_name),
             to: client_email,
             rendered: &rendered,
             in_reply_to: irt.as_deref(),
@@ -150,8 +150,8 @@ fn ack_context<'a>(
     Ok(context::Ack {
         org: org(s),
         reference: case.reference.to_string(),
-        client_name: &case.client_name,
-        original_subject: &case.subject,
+        client_name: echo::name(&case.client_name),
+        original_subject: echo::subject(&case.subject),
         handler: Person {
             name: handler.name.clone(),
             email: handler.email.as_str().into(),

@@ -14,7 +14,7 @@ use crate::flows::open_case::client_name;
 use crate::flows::Work;
 use crate::mail::compose::{self};
 use crate::mail::parse::InboundMail;
-use crate::mail::render::context;
+use crate::mail::render::{context, echo};
 use crate::store::Tx;
 
 /// Art. 11: whoever asks for the regulation gets it, as text and attached;
@@ -52,8 +52,8 @@ pub(crate) async fn answer_regulation_request(
     let name = client_name(m, from);
     let ctx = context::Regulation {
         org: org(s),
-        client_name: &name,
-        original_subject: &m.subject,
+        client_name: echo::name(&name),
+        original_subject: echo::subject(&m.subject),
         has_text: text.is_some(),
         regulation_text: text.as_deref().unwrap_or(""),
         paper,
@@ -77,7 +77,7 @@ pub(crate) async fn answer_regulation_request(
             case_id: None,
             kind: OutboxKind::Regulation,
             from_name: &s.organisation.name,
-            to_name: &name,
+            to_name: &echo::name(&name),
             to: from,
             rendered: &rendered,
             in_reply_to: Some(&m.message_id),

@@ -505,3 +505,63 @@ fn automatic_replies_stop_at_the_hourly_limit_and_the_supervisors_hear_once_each
         "{both:?}"
     );
 }
+
+#[test]
+fn an_acknowledgement_never_repeats_links_or_numbers_a_forged_sender_put_in_name_or_subject() {
+    let w = World::new();
+    let victim = w.client("slachtoffer");
+    let raw = rewrite_headers(
+        &fixture(
+            "nl-complaint-plain.eml",
+            &format!("\"Win 5000 euro op www.prijs-example.test\" <{victim}>"),
+            &w.info,
+            &unique_id("reflect"),
+        ),
+        &[(
+            "Subject",
+            "Klacht over coachingssessie (bel 0900 123 4567, https://bank-example.test)",
+        )],
+    );
+    w.deliver(&victim, &raw);
+    w.run_once();
+    // Links in a subject make the model doubt: then a supervisor decides,
+    // and the acknowledgement goes out on that decision.
+    if w.case("KL-2026-0001")["status"] == "triage" {
+        let notice = w
+            .mails(&w.anna)
+            .into_iter()
+            .find(|m| parsed(m).subject.contains("KL-2026-0001"))
+            .expect("the supervisor was asked");
+        w.deliver(&w.anna, &answer(&w, &w.anna, &notice, None, "/klacht"));
+        w.run_once();
+    }
+    let case = w.case("KL-2026-0001");
+    let acks = w.mails(&victim);
+    assert_eq!(acks.len(), 1, "{case:#?}");
+    let raw_ack = String::from_utf8_lossy(&acks[0]).to_lowercase();
+    for bait in ["5000", "prijs-example", "bank-example", "0900"] {
+        assert!(
+            !raw_ack.contains(bait),
+            "{bait:?} in the acknowledgement:\n{raw_ack}"
+        );
+    }
+    let ack = parsed(&acks[0]);
+    assert!(
+        ack.text.starts_with("Geachte heer, mevrouw,"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("Hartelijk dank voor uw bericht."),
+        "{}",
+        ack.text
+    );
+    // Staff see the mail as it came.
+    let handler = case["handler_email"].as_str().unwrap();
+    let notice = parsed(&w.mails(handler)[0]);
+    assert!(
+        notice.subject.contains("bank-example.test"),
+        "{}",
+        notice.subject
+    );
+}

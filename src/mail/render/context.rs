@@ -73,8 +73,10 @@ pub struct Note<'a> {
 pub struct Ack<'a> {
     pub org: Org<'a>,
     pub reference: String,
-    pub client_name: &'a str,
-    pub original_subject: &'a str,
+    /// The sender's name and subject as far as [`super::echo`] lets an
+    /// automatic reply repeat them ("" otherwise).
+    pub client_name: String,
+    pub original_subject: String,
     pub handler: Person,
     pub received: String,
     pub response_due: String,
@@ -88,8 +90,9 @@ pub struct Ack<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Regulation<'a> {
     pub org: Org<'a>,
-    pub client_name: &'a str,
-    pub original_subject: &'a str,
+    /// As [`super::echo`] lets an automatic reply repeat them.
+    pub client_name: String,
+    pub original_subject: String,
     /// Whether `regulation_text` holds the regulation (else only the link).
     pub has_text: bool,
     pub regulation_text: &'a str,

@@ -15,6 +15,7 @@
 //! `{{ d | long_date(lang=lang) }}`, `{{ d | long_date_with_weekday(lang=lang) }}`.
 
 pub mod context;
+pub mod echo;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

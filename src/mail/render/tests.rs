@@ -39,8 +39,8 @@ fn ack_ctx(missing: &[&'static str]) -> Ack<'static> {
     Ack {
         org: org(),
         reference: "KL-2026-0001".into(),
-        client_name: "Jan Jansen",
-        original_subject: "Slechte sessie",
+        client_name: "Jan Jansen".into(),
+        original_subject: "Slechte sessie".into(),
         handler: person("Anna de Vries", "anna@31solutions.nl"),
         received: "20 november 2026".into(),
         response_due: "21 december 2026".into(),
@@ -126,8 +126,8 @@ fn client_reply_ctx() -> ClientReplyToHandler<'static> {
     ClientReplyToHandler {
         org: org(),
         reference: "KL-2026-0001".into(),
-        client_name: "Jan Jansen",
-        original_subject: "Slechte sessie",
+        client_name: "Jan Jansen".into(),
+        original_subject: "Slechte sessie".into(),
         body: "Het ging om de sessie van 3 november. <i>Dank</i>".into(),
         response_due: "21 december 2026".into(),
         closed: false,
@@ -137,8 +137,8 @@ fn client_reply_ctx() -> ClientReplyToHandler<'static> {
 fn regulation_ctx() -> Regulation<'static> {
     Regulation {
         org: org(),
-        client_name: "Jan Jansen",
-        original_subject: "Reglement",
+        client_name: "Jan Jansen".into(),
+        original_subject: "Reglement".into(),
         has_text: true,
         regulation_text: "KLACHTENREGLEMENT",
         paper: true,
@@ -761,13 +761,27 @@ fn acknowledgement_shows_the_client_nothing_internal() {
 #[test]
 fn acknowledgement_without_a_client_name_uses_a_neutral_greeting() {
     let mut ctx = ack_ctx(&[]);
-    ctx.client_name = "";
+    ctx.client_name = String::new();
     let nl = render(Lang::Nl, &ctx);
     assert!(nl.text.starts_with("Geachte heer, mevrouw,"), "{}", nl.text);
     let mut ctx = ack_ctx(&[]);
-    ctx.client_name = "";
+    ctx.client_name = String::new();
     let en = render(Lang::En, &ctx);
     assert!(en.text.starts_with("Dear Sir or Madam,"), "{}", en.text);
+    // A subject an automatic reply may not repeat leaves a plain sentence.
+    ctx.original_subject = String::new();
+    let en = render(Lang::En, &ctx);
+    assert!(
+        flat(&en.text).contains("Thank you for your message. We"),
+        "{}",
+        en.text
+    );
+    assert!(
+        en.html.contains("Thank you for your message. We"),
+        "{}",
+        en.html
+    );
+    assert!(!en.text.contains("\"\""), "{}", en.text);
 }
 
 #[test]
@@ -790,8 +804,8 @@ fn html_escapes_client_provided_fields_while_text_keeps_them_verbatim() {
         assert!(tri.html.contains("Kees &lt;script&gt;"));
 
         let mut ctx = ack_ctx(&[]);
-        ctx.client_name = "<script>x</script>";
-        ctx.original_subject = "\"quoted\" & <em>";
+        ctx.client_name = "<script>x</script>".into();
+        ctx.original_subject = "\"quoted\" & <em>".into();
         let ack = render(lang, &ctx);
         assert!(!ack.html.contains("<script>") && !ack.html.contains("<em>"));
         assert!(ack.html.contains("&lt;script&gt;x&lt;/script&gt;"));
