@@ -126,8 +126,8 @@ fn client_reply_ctx() -> ClientReplyToHandler<'static> {
     ClientReplyToHandler {
         org: org(),
         reference: "KL-2026-0001".into(),
-        client_name: "Jan Jansen".into(),
-        original_subject: "Slechte sessie".into(),
+        client_name: "Jan Jansen",
+        original_subject: "Slechte sessie",
         body: "Het ging om de sessie van 3 november. <i>Dank</i>".into(),
         response_due: "21 december 2026".into(),
         closed: false,
