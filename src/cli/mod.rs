@@ -4,6 +4,7 @@
 mod admin;
 mod cases;
 mod classify;
+mod outbox;
 mod privacy;
 
 use std::path::PathBuf;
@@ -92,6 +93,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Mail that has not gone out (waiting or failed); `retry` queues
+    /// failed mail again once its cause is fixed.
+    Outbox(OutboxArgs),
     /// Create or update the database schema, then exit.
     Migrate,
     /// Copy the whole register from database.url into a new, empty database
@@ -100,6 +104,31 @@ pub enum Command {
         /// The target: postgres://… or sqlite://FILE (created and migrated).
         #[arg(long)]
         to: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct OutboxArgs {
+    #[command(subcommand)]
+    pub command: Option<OutboxCommand>,
+    /// Only mail that failed for good.
+    #[arg(long)]
+    pub failed: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Queue failed mail again: one row by its id, or every failed row.
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["id", "all_failed"]))]
+    Retry {
+        /// The row's id (first column of `klachtd outbox`).
+        id: Option<i64>,
+        /// Every failed mail.
+        #[arg(long)]
+        all_failed: bool,
     },
 }
 
@@ -240,6 +269,11 @@ pub async fn main(cli: Cli) -> Result<()> {
             }
         }
         Command::Cases(a) => cases::list(settings, clock, a).await?,
+        Command::Outbox(OutboxArgs {
+            command: Some(OutboxCommand::Retry { id, .. }),
+            ..
+        }) => outbox::retry(settings, clock, id).await?,
+        Command::Outbox(a) => outbox::list(settings, a.failed, a.json).await?,
         Command::Case(CaseCommand::Show { reference, json }) => {
             cases::show(settings, clock, reference, json).await?
         }

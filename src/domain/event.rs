@@ -112,6 +112,8 @@ pub enum MailStep {
     Failed,
     /// Sent, but the server's answer after the final dot never came.
     Unconfirmed,
+    /// Failed, then queued again by an administrator (`klachtd outbox retry`).
+    Requeued,
 }
 
 /// A step of the procedure on a case's timeline.

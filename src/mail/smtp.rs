@@ -33,6 +33,12 @@ use crate::mail::imap::Stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// The server would not take mail at all: no connection, or a refusal
+    /// before any recipient (greeting, EHLO, STARTTLS, AUTH, MAIL FROM).
+    /// That says nothing about this message: a blocklist, a wrong port, a
+    /// relay that wants a login. Every message waits until it is fixed.
+    #[error("the SMTP server refused the session: {0}")]
+    Session(String),
     #[error("transient SMTP failure: {0}")]
     Transient(String),
     #[error("permanent SMTP failure: {0}")]
@@ -68,6 +74,17 @@ struct Conn<S> {
 
 fn transient(e: impl std::fmt::Display) -> SendError {
     SendError::Transient(e.to_string())
+}
+
+/// Any failure before a recipient was named is about the session, not the
+/// message, whatever its reply code.
+fn session(e: SendError) -> SendError {
+    match e {
+        SendError::Session(m)
+        | SendError::Transient(m)
+        | SendError::Permanent(m)
+        | SendError::Unconfirmed(m) => SendError::Session(m),
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -293,7 +310,7 @@ impl Smtp {
             None => false,
         };
         if !reusable {
-            *guard = Some((self.connect().await?, Instant::now()));
+            *guard = Some((self.connect().await.map_err(session)?, Instant::now()));
         }
         let Some((conn, used)) = guard.as_mut() else {
             return Err(transient("no SMTP connection"));
@@ -307,7 +324,9 @@ impl Smtp {
                     *guard = None;
                 }
             }
-            Err(SendError::Transient(_) | SendError::Unconfirmed(_)) => *guard = None,
+            Err(SendError::Session(_) | SendError::Transient(_) | SendError::Unconfirmed(_)) => {
+                *guard = None
+            }
         }
         result
     }
@@ -333,7 +352,10 @@ async fn transaction(
     } else {
         format!("MAIL FROM:<{from}>")
     };
-    conn.expect(&mail, &[250], "MAIL FROM").await?;
+    conn.expect(&mail, &[250], "MAIL FROM")
+        .await
+        .map_err(session)?;
+    // From here on a 5xx is the server's verdict on this message.
     conn.expect(&format!("RCPT TO:<{to}>"), &[250, 251], "RCPT TO")
         .await?;
     conn.expect("DATA", &[354], "DATA").await?;

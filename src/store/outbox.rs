@@ -160,37 +160,88 @@ impl Store {
     }
 
     /// A transient failure: try again at `next`.
-    pub async fn mark_retry(&self, id: i64, error: &str, next: Timestamp) -> Result<()> {
-        self.retry_later(id, error, next, "status = 'pending', ")
+    /// Every state change of a leased row checks that the lease (`until`)
+    /// is still this worker's: false when another worker took the row
+    /// over, and then nothing is changed.
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        until: Timestamp,
+        error: &str,
+        next: Timestamp,
+    ) -> Result<bool> {
+        self.retry_later(id, until, error, next, "status = 'pending', ")
             .await
     }
 
-    /// The row's lease ends and it is tried again at `next`; `set_status`
-    /// is an SQL assignment with a trailing comma, or empty.
+    /// The server refused the whole session (see
+    /// `crate::mail::smtp::SendError::Session`): the row waits, pending,
+    /// and the attempt does not count towards giving up.
+    pub async fn mark_waiting(
+        &self,
+        id: i64,
+        until: Timestamp,
+        error: &str,
+        next: Timestamp,
+    ) -> Result<bool> {
+        self.retry_later(
+            id,
+            until,
+            error,
+            next,
+            "status = 'pending', attempts = attempts - 1, ",
+        )
+        .await
+    }
+
+    /// The row's lease ends and it is tried again at `next`; `set` is SQL
+    /// assignments with a trailing comma, or empty.
     async fn retry_later(
         &self,
         id: i64,
+        until: Timestamp,
         error: &str,
         next: Timestamp,
-        set_status: &str,
-    ) -> Result<()> {
-        sqlx::query(&format!("UPDATE outbox SET {set_status}lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1"))
-            .bind(id)
-            .bind(error)
-            .bind(db_time(next))
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        set: &str,
+    ) -> Result<bool> {
+        let n = sqlx::query(&format!(
+            "UPDATE outbox SET {set}lease_until = NULL, last_error = $2, next_attempt_at = $3 \
+             WHERE id = $1 AND status = 'sending' AND lease_until = $4"
+        ))
+        .bind(id)
+        .bind(error)
+        .bind(db_time(next))
+        .bind(db_time(until))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     /// A permanent failure: recorded, never retried, shown on the case.
-    pub async fn mark_failed(&self, row: &OutboxRow, error: &str, at: Timestamp) -> Result<()> {
+    /// False (and nothing changed) when the lease `until` is no longer ours.
+    pub async fn mark_failed(
+        &self,
+        row: &OutboxRow,
+        until: Timestamp,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2 WHERE id = $1")
-            .bind(row.id)
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2 \
+             WHERE id = $1 AND status = 'sending' AND lease_until = $3",
+        )
+        .bind(row.id)
+        .bind(error)
+        .bind(db_time(until))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         if let Some(case_id) = row.case_id {
             super::cases::add_event(
                 &mut tx,
@@ -203,7 +254,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Sent rows whose copy in the Sent folder is still missing.
@@ -248,12 +299,103 @@ impl Store {
 
 impl Store {
     /// Keeps a row in `sending` (it may have gone out) but retries later.
-    pub async fn mark_retry_sending(&self, id: i64, error: &str, next: Timestamp) -> Result<()> {
-        self.retry_later(id, error, next, "").await
+    pub async fn mark_retry_sending(
+        &self,
+        id: i64,
+        until: Timestamp,
+        error: &str,
+        next: Timestamp,
+    ) -> Result<bool> {
+        self.retry_later(id, until, error, next, "").await
     }
 }
 
+/// A row of the outbox as `klachtd outbox` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxListing {
+    pub id: i64,
+    pub kind: String,
+    pub status: String,
+    pub recipient: String,
+    pub case_reference: Option<String>,
+    pub created_at: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
 impl Store {
+    /// Mail not sent: waiting (pending, being sent) and failed, or only
+    /// the failed with `failed_only`; oldest first.
+    pub async fn outbox_listing(&self, failed_only: bool) -> Result<Vec<OutboxListing>> {
+        let statuses = if failed_only {
+            "('failed')"
+        } else {
+            "('pending', 'sending', 'committing', 'failed')"
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT o.id, o.kind, o.status, o.recipient, c.reference, o.created_at, o.attempts, \
+             o.last_error FROM outbox o LEFT JOIN cases c ON c.id = o.case_id \
+             WHERE o.status IN {statuses} ORDER BY o.id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxListing {
+                    id: get_i64(r, "id")?,
+                    kind: get_str(r, "kind")?,
+                    status: get_str(r, "status")?,
+                    recipient: get_str(r, "recipient")?,
+                    case_reference: get_opt_str(r, "reference")?,
+                    created_at: get_str(r, "created_at")?,
+                    attempts: get_i64(r, "attempts")?,
+                    last_error: get_opt_str(r, "last_error")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Queues failed mail again (`id`, or every failed row): pending, due
+    /// now, attempts from zero; each on its case's timeline. Returns the
+    /// ids queued again.
+    pub async fn requeue_failed(&self, id: Option<i64>, at: Timestamp) -> Result<Vec<i64>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, case_id FROM outbox WHERE status = 'failed' AND ($1 IS NULL OR id = $1) \
+             ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = Vec::new();
+        for r in &rows {
+            let row_id = get_i64(r, "id")?;
+            let kind: OutboxKind = get_str(r, "kind")?.parse()?;
+            sqlx::query(
+                "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, \
+                 next_attempt_at = $2, lease_until = NULL WHERE id = $1 AND status = 'failed'",
+            )
+            .bind(row_id)
+            .bind(db_time(at))
+            .execute(&mut *tx)
+            .await?;
+            if let Some(case_id) = r.try_get::<Option<i64>, _>("case_id")? {
+                super::cases::add_event(
+                    &mut tx,
+                    case_id,
+                    at,
+                    EventKind::Mail(kind, MailStep::Requeued),
+                    "admin",
+                    "queued again (klachtd outbox retry)",
+                )
+                .await?;
+            }
+            ids.push(row_id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// When the next unsent row becomes due (its retry time, or the end of
     /// the lease of an interrupted attempt), if any row is waiting.
     pub async fn next_outbox_due(&self) -> Result<Option<Timestamp>> {

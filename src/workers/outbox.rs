@@ -10,14 +10,17 @@
 //! - a row in `committing` had its final dot handed to the kernel: it counts
 //!   as sent and only its copy in Sent is completed.
 //!
-//! Transient SMTP errors are retried with backoff; permanent ones are
-//! recorded on the row and the case, never retried.
+//! A refusal of the whole session (no connection, or a refusal before any
+//! recipient) keeps every row pending and stops the pass: it is about the
+//! server, not the mail. Transient SMTP errors are retried with backoff;
+//! permanent ones (a 5xx at RCPT or after the data) are recorded on the row
+//! and the case, and `klachtd outbox retry` can queue them again.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use jiff::SignedDuration;
+use anyhow::{anyhow, Context, Result};
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 use super::{backoff, sleep_or_stop};
@@ -185,20 +188,17 @@ impl Sender {
         Ok(())
     }
 
-    async fn send_one(&mut self, row: &OutboxRow, lease_until: jiff::Timestamp) -> Result<()> {
+    async fn send_one(&mut self, row: &OutboxRow, lease_until: Timestamp) -> Result<()> {
         let store = self.app.store.clone();
-        if row.status == OutboxStatus::Sending && self.settle_earlier_attempt(row).await? {
+        if row.status == OutboxStatus::Sending
+            && self.settle_earlier_attempt(row, lease_until).await?
+        {
             return Ok(());
         }
         let from = &self.app.settings.organisation.address;
         let to = match EmailAddress::parse(&row.recipient) {
             Ok(a) => a,
-            Err(e) => {
-                store
-                    .mark_failed(row, &e.to_string(), self.app.clock.now())
-                    .await?;
-                return Ok(());
-            }
+            Err(e) => return self.on_permanent(row, lease_until, &e.to_string()).await,
         };
         let marker = store.inflight_marker(row.id);
         let commit = commit_step(store.clone(), marker.clone(), row.id, lease_until);
@@ -209,16 +209,51 @@ impl Sender {
                 remove_marker(marker);
                 tracing::warn!(outbox_id = row.id, kind = %row.kind, "mail refused permanently; the reason (it may name the recipient) is kept with the outbox row and on the case's timeline, and logged at debug");
                 tracing::debug!(outbox_id = row.id, kind = %row.kind, error = %e, "mail refused permanently");
-                store.mark_failed(row, &e, self.app.clock.now()).await
+                self.on_permanent(row, lease_until, &e).await
             }
-            Err(SendError::Transient(e)) => self.on_transient(row, &e).await,
+            Err(SendError::Transient(e)) => self.on_transient(row, lease_until, &e).await,
+            Err(SendError::Session(e)) => {
+                remove_marker(marker);
+                self.on_session_refused(row, lease_until, &e).await
+            }
         }
+    }
+
+    /// A verdict on this message (a 5xx at RCPT or after the data, or an
+    /// address that cannot be sent to): recorded on the row and the case.
+    async fn on_permanent(&mut self, row: &OutboxRow, until: Timestamp, e: &str) -> Result<()> {
+        let store = &self.app.store;
+        if !store
+            .mark_failed(row, until, e, self.app.clock.now())
+            .await?
+        {
+            lost_lease(row);
+        }
+        Ok(())
+    }
+
+    /// The server would not take mail at all (refused before any
+    /// recipient): nothing is wrong with this row, which waits, pending,
+    /// without using up its attempts; the pass stops (the caller backs
+    /// off, and the outbox alarm fires if it lasts). The server's reply
+    /// names no recipient, so it is logged as it came.
+    async fn on_session_refused(
+        &mut self,
+        row: &OutboxRow,
+        until: Timestamp,
+        e: &str,
+    ) -> Result<()> {
+        let next = self.app.clock.now() + SignedDuration::from_secs(30);
+        if !self.app.store.mark_waiting(row.id, until, e, next).await? {
+            lost_lease(row);
+        }
+        Err(anyhow!("{e}")).context("the SMTP server refused the session; all mail waits until it accepts again (smtp.host, smtp.port, smtp.security, smtp.username)")
     }
 
     /// A row an earlier attempt started on and was cut off: when its copy
     /// is in Sent it was sent (true: nothing more to do); when Sent cannot
     /// be read, wait rather than risk a second copy (true as well).
-    async fn settle_earlier_attempt(&mut self, row: &OutboxRow) -> Result<bool> {
+    async fn settle_earlier_attempt(&mut self, row: &OutboxRow, until: Timestamp) -> Result<bool> {
         let store = self.app.store.clone();
         match self.already_sent(row.kind, &row.message_id).await {
             Ok(true) => {
@@ -230,9 +265,10 @@ impl Sender {
             Ok(false) => Ok(false),
             Err(e) => {
                 let next = self.app.clock.now() + SignedDuration::from_secs(60);
-                store
-                    .mark_retry_sending(row.id, &format!("Sent folder check failed: {e:#}"), next)
-                    .await?;
+                let why = format!("Sent folder check failed: {e:#}");
+                if !store.mark_retry_sending(row.id, until, &why, next).await? {
+                    lost_lease(row);
+                }
                 Ok(true)
             }
         }
@@ -288,19 +324,22 @@ impl Sender {
 
     /// A failure that may pass: try again later with backoff, up to
     /// `MAX_ATTEMPTS`.
-    async fn on_transient(&mut self, row: &OutboxRow, e: &str) -> Result<()> {
+    async fn on_transient(&mut self, row: &OutboxRow, until: Timestamp, e: &str) -> Result<()> {
         let store = &self.app.store;
         let attempts = row.attempts + 1;
         if attempts >= MAX_ATTEMPTS {
             let why = format!("gave up after {attempts} attempts: {e}");
-            return store.mark_failed(row, &why, self.app.clock.now()).await;
+            return self.on_permanent(row, until, &why).await;
         }
         let wait = backoff(attempts as u32, Duration::from_secs(3600));
         let next = self.app.clock.now()
             + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
         tracing::warn!(outbox_id = row.id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
         tracing::debug!(outbox_id = row.id, attempts, error = %e, "SMTP failed; will retry");
-        store.mark_retry(row.id, e, next).await
+        if !store.mark_retry(row.id, until, e, next).await? {
+            lost_lease(row);
+        }
+        Ok(())
     }
 
     /// Sent mail whose copy to the Sent folder failed earlier.
@@ -348,7 +387,7 @@ async fn commit_step(
     store: crate::store::Store,
     marker: Option<PathBuf>,
     id: i64,
-    lease_until: jiff::Timestamp,
+    lease_until: Timestamp,
 ) -> Result<LastStep> {
     let file = match &marker {
         Some(m) => Some(
@@ -366,6 +405,12 @@ async fn commit_step(
         None => Ok(()),
     });
     Ok(last)
+}
+
+/// Another worker took the row over (our lease ran out): its state is
+/// theirs to set.
+fn lost_lease(row: &OutboxRow) {
+    tracing::warn!(outbox_id = row.id, kind = %row.kind, "the outbox row's lease ran out and another worker took it over; leaving its state to that worker");
 }
 
 fn remove_marker(marker: Option<PathBuf>) {

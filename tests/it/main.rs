@@ -18,6 +18,7 @@ mod world;
 mod conversation;
 mod corpus;
 mod crash;
+mod faults;
 mod fixtures;
 mod intake;
 mod overrule;

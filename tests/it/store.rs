@@ -529,10 +529,14 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
         .await
         .unwrap());
     let next = plus_minutes(later, 30);
-    store
-        .mark_retry(hn.id, "421 try again later", next)
+    assert!(!store
+        .mark_retry(hn.id, plus_minutes(later, 6), "not our lease", next)
         .await
-        .unwrap();
+        .unwrap());
+    assert!(store
+        .mark_retry(hn.id, plus_minutes(later, 5), "421 try again later", next)
+        .await
+        .unwrap());
     assert_eq!(
         outbox_status(&store, hn.id).await,
         ("pending".into(), 1, Some("421 try again later".into()))
@@ -552,10 +556,14 @@ async fn the_outbox_leases_a_row_to_one_worker(url: &str) {
         .lease_outbox(hn.id, next, plus_minutes(next, 5))
         .await
         .unwrap());
-    store
-        .mark_failed(&hn, "550 no such user", next)
+    assert!(!store
+        .mark_failed(&hn, plus_minutes(next, 4), "not our lease", next)
         .await
-        .unwrap();
+        .unwrap());
+    assert!(store
+        .mark_failed(&hn, plus_minutes(next, 5), "550 no such user", next)
+        .await
+        .unwrap());
     assert_eq!(
         outbox_status(&store, hn.id).await,
         ("failed".into(), 2, Some("550 no such user".into()))

@@ -36,9 +36,9 @@ impl World {
     }
 
     /// A world whose klachtd gives up on an SMTP step after `seconds` (the
-    /// default is 30).
-    pub fn with_smtp_timeout(seconds: u64) -> World {
-        World::build("", seconds)
+    /// default is 30), with `extra` appended to its config.
+    pub fn with_smtp_timeout(seconds: u64, extra: &str) -> World {
+        World::build(extra, seconds)
     }
 
     fn build(extra: &str, smtp_timeout_seconds: u64) -> World {

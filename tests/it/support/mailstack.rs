@@ -40,6 +40,8 @@ pub struct MailStack {
     pub dir: PathBuf,
     pub imap_port: u16,
     pub smtp_port: u16,
+    /// The same Postfix, answering every client 554 at connect.
+    pub smtp_refusing_port: u16,
     pub password: String,
     pub maildir_root: PathBuf,
     pub postfix_log: PathBuf,
@@ -85,6 +87,7 @@ impl MailStack {
             dir: PathBuf::from(get("MAILSTACK_DIR")?),
             imap_port: port("MAILSTACK_IMAP_PORT")?,
             smtp_port: port("MAILSTACK_SMTP_PORT")?,
+            smtp_refusing_port: port("MAILSTACK_SMTP_REFUSING_PORT")?,
             password: get("MAILSTACK_PASSWORD")?,
             maildir_root: PathBuf::from(get("MAILSTACK_MAILDIR_ROOT")?),
             postfix_log: PathBuf::from(get("MAILSTACK_POSTFIX_LOG")?),

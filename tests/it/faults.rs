@@ -1,0 +1,144 @@
+//! Issue 14 on the real Dovecot and Postfix: nothing lost, nothing twice
+//! when the servers refuse, stop or come back.
+
+use serde_json::Value;
+
+use crate::support::NOW;
+use crate::world::World;
+
+/// `klachtd outbox [--failed] --json`.
+fn outbox(w: &World, failed: bool) -> Vec<Value> {
+    let mut args = vec!["outbox", "--json"];
+    if failed {
+        args.push("--failed");
+    }
+    let out = w.klachtd(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("outbox --json is JSON")
+}
+
+#[test]
+fn a_server_that_refuses_at_connect_keeps_all_mail_waiting_and_after_the_fix_sends_it_once() {
+    let w = World::new();
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "refused");
+    let refusing = w.stack.smtp_refusing_port.to_string();
+    // Three passes against a server that answers 554 before the greeting.
+    for now in [
+        NOW,
+        "2026-11-23T10:05:00+01:00",
+        "2026-11-23T10:10:00+01:00",
+    ] {
+        let out = w
+            .command()
+            .env("KLACHTD__SMTP__PORT", &refusing)
+            .args(["--now", now, "run", "--once"])
+            .output()
+            .expect("run klachtd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a refused session is an error");
+        assert!(err.contains("refused the session"), "{err}");
+        assert!(
+            err.contains("554 5.7.1"),
+            "the server's reply is named: {err}"
+        );
+    }
+    // Nothing failed for good: the acknowledgement, the handler's
+    // notification and the digests wait, their attempts unused; each pass
+    // stopped at the first refusal and kept the server's reply with it.
+    let waiting = outbox(&w, false);
+    let kinds: Vec<&str> = waiting
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"ack") && kinds.contains(&"handler_new"),
+        "{waiting:#?}"
+    );
+    for r in &waiting {
+        assert_eq!(
+            (r["status"].as_str(), r["attempts"].as_i64()),
+            (Some("pending"), Some(0)),
+            "{r:#?}"
+        );
+    }
+    assert_eq!(
+        waiting
+            .iter()
+            .filter(|r| r["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("greeting: 554 5.7.1")))
+            .count(),
+        1,
+        "{waiting:#?}"
+    );
+    assert!(outbox(&w, true).is_empty());
+    assert!(w.mails(&client).is_empty());
+
+    // The server is fixed (here: the right port): everything goes, once.
+    w.run_once_at("2026-11-23T10:30:00+01:00");
+    w.run_once_at("2026-11-23T10:40:00+01:00");
+    assert_eq!(w.mails(&client).len(), 1, "one acknowledgement");
+    let case = w.case("KL-2026-0001");
+    let handler = case["handler_email"].as_str().unwrap();
+    assert_eq!(w.mails(handler).len(), 1, "one notification");
+    assert_eq!(case["status"], "acknowledged");
+    assert!(outbox(&w, false).is_empty());
+}
+
+#[test]
+fn a_recipient_refused_at_rcpt_fails_on_the_case_and_can_be_queued_again() {
+    let w = World::new();
+    // An address the test server refuses at RCPT (554 relay access denied):
+    // a verdict on this one message.
+    let client = "jan@elders.example";
+    w.deliver_fixture(client, "nl-complaint-plain.eml", "rcpt");
+    w.run_once();
+    let failed = outbox(&w, true);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["kind"], "ack");
+    assert_eq!(failed[0]["case_reference"], "KL-2026-0001");
+    assert!(
+        failed[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("RCPT TO: 554"),
+        "{failed:#?}"
+    );
+    let kinds = |w: &World| -> Vec<String> {
+        w.case("KL-2026-0001")["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(kinds(&w).iter().any(|k| k == "ack_failed"));
+
+    // The administrator queues it again (say, after a typo was fixed).
+    let id = failed[0]["id"].as_i64().unwrap().to_string();
+    let out = w.klachtd(&["outbox", "retry", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued again: 1 mail"));
+    let waiting = outbox(&w, false);
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        (&waiting[0]["status"], &waiting[0]["attempts"]),
+        (&Value::from("pending"), &Value::from(0))
+    );
+    assert!(kinds(&w).iter().any(|k| k == "ack_requeued"));
+    // A row that is not a failed mail is named as such.
+    let out = w.klachtd(&["outbox", "retry", "999999"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outbox row 999999 is not a failed mail"));
+    let out = w.klachtd(&["outbox", "retry"]);
+    assert!(!out.status.success(), "an id or --all-failed is required");
+}
