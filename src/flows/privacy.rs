@@ -94,33 +94,66 @@ pub async fn purge_mailbox(s: &Settings, ids: &[String]) -> Result<usize> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut imap = Imap::connect(&s.imap)
-        .await
-        .context("cannot reach the mailbox")?;
-    let result = async {
-        let mut folders = vec![s.imap.folder.clone()];
-        if let Some(f) = &s.intake.complaint_folder {
-            // Intake creates it at the first complaint; it may not be there.
-            imap.ensure_folder(f).await?;
-            folders.push(f.clone());
+    let mut purge = MailboxPurge::open(s).await?;
+    let result = purge.delete(ids).await;
+    purge.close().await;
+    result
+}
+
+/// One IMAP session that deletes given messages from the folders where
+/// case mail can be.
+pub struct MailboxPurge {
+    imap: Imap,
+    folders: Vec<String>,
+}
+
+impl MailboxPurge {
+    pub async fn open(s: &Settings) -> Result<MailboxPurge> {
+        let mut imap = Imap::connect(&s.imap)
+            .await
+            .context("cannot reach the mailbox")?;
+        let folders = async {
+            let mut folders = vec![s.imap.folder.clone()];
+            if let Some(f) = &s.intake.complaint_folder {
+                // Intake creates it at the first complaint; it may not be there.
+                imap.ensure_folder(f).await?;
+                folders.push(f.clone());
+            }
+            folders.push(match &s.imap.sent_folder {
+                Some(f) => f.clone(),
+                None => imap.find_sent_folder().await?,
+            });
+            folders.dedup();
+            Ok::<_, anyhow::Error>(folders)
         }
-        folders.push(match &s.imap.sent_folder {
-            Some(f) => f.clone(),
-            None => imap.find_sent_folder().await?,
-        });
-        folders.dedup();
+        .await;
+        match folders {
+            Ok(folders) => Ok(MailboxPurge { imap, folders }),
+            Err(e) => {
+                imap.logout().await;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn delete(&mut self, ids: &[String]) -> Result<usize> {
         let mut deleted = 0;
-        for f in &folders {
-            deleted += imap
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        for f in &self.folders {
+            deleted += self
+                .imap
                 .delete_message_ids(f, ids)
                 .await
                 .with_context(|| format!("cleaning folder {f:?}"))?;
         }
-        Ok::<_, anyhow::Error>(deleted)
+        Ok(deleted)
     }
-    .await;
-    imap.logout().await;
-    result
+
+    pub async fn close(self) {
+        self.imap.logout().await;
+    }
 }
 
 /// Whether a mail outside any case went to `email` or names it, in its
@@ -260,8 +293,11 @@ pub fn retention_cutoff(now: Timestamp, tz: &jiff::tz::TimeZone, months: u32) ->
 }
 
 /// Anonymises closed cases closed longer than `[privacy] retention_months`
-/// ago. Called by the scheduler on every pass; each case once. A case
-/// with mail in flight waits for the next pass. Returns the references.
+/// ago. Called by the scheduler on every pass; each case once, on its own:
+/// its mail leaves the mailbox, then its data the register, in its own
+/// transaction. A case that fails (a hostile Message-ID, a busy row) is
+/// logged and tried again at the next pass; the others go on. A case with
+/// mail in flight waits for the next pass. Returns the references.
 pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Vec<String>> {
     if s.retention_months == 0 {
         return Ok(Vec::new());
@@ -270,46 +306,50 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         return Ok(Vec::new());
     };
     let due = store.closed_before(cutoff).await?;
-    // The mailbox first: while it cannot be cleaned, retention waits.
-    let mut mailbox_deleted = 0;
-    if s.purge_mailbox {
-        let case_ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
-        let loose = store.loose_mail_before(cutoff).await?;
-        let msg_ids = mailbox_ids(store, &case_ids, &loose).await?;
-        match purge_mailbox(s, &msg_ids).await {
-            Ok(n) => mailbox_deleted = n,
+    let loose = store.loose_mail_before(cutoff).await?;
+    // The mailbox first: while it cannot be reached, retention waits.
+    let mut purge = None;
+    if s.purge_mailbox && !(due.is_empty() && loose.is_empty()) {
+        match MailboxPurge::open(s).await {
+            Ok(p) => purge = Some(p),
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "retention waits: the mailbox could not be cleaned; trying again at the next pass");
+                tracing::warn!(error = %format!("{e:#}"), "retention waits: the mailbox could not be reached; trying again at the next pass");
                 return Ok(Vec::new());
             }
         }
     }
-    let mut tx = store.begin().await?;
     let mut refs = Vec::new();
+    let mut mailbox_deleted = 0;
     for (id, reference) in due {
-        if store::mail_in_flight(&mut tx, id).await? {
-            continue;
+        match retain_case(store, s, purge.as_mut(), id, now).await {
+            Ok(Some(n)) => {
+                mailbox_deleted += n;
+                refs.push(reference);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(reference = %reference, error = %format!("{e:#}"), "retention of this case failed; the others go on, it is tried again at the next pass")
+            }
         }
-        if !store::anonymise_case(&mut tx, id, true, now).await? {
-            continue;
-        }
-        store::add_event(
-            &mut tx,
-            id,
-            now,
-            CaseEvent::Anonymised,
-            "klachtd",
-            &format!(
-                "bewaartermijn van {} maanden verstreken: persoonsgegevens verwijderd",
-                s.retention_months
-            ),
-        )
-        .await?;
-        refs.push(reference);
     }
     // Mail outside cases (answers to requests for the regulation, notices
     // of paper requests, digests) is personal data too.
-    let other_mail = store::empty_loose_mail_before(&mut tx, cutoff).await?;
+    let loose_ids: Vec<String> = loose.iter().flat_map(mailbox_ids_of).collect();
+    let loose_done = match purge.as_mut() {
+        Some(p) => p.delete(&loose_ids).await.map(|n| mailbox_deleted += n),
+        None => Ok(()),
+    };
+    if let Some(p) = purge {
+        p.close().await;
+    }
+    let mut tx = store.begin().await?;
+    let other_mail = match loose_done {
+        Ok(()) => store::empty_loose_mail_before(&mut tx, cutoff).await?,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "mail outside cases stays until its copies leave the mailbox; trying again at the next pass");
+            0
+        }
+    };
     if refs.is_empty() && other_mail == 0 {
         tx.rollback().await?;
         return Ok(refs);
@@ -328,6 +368,48 @@ pub async fn retention(store: &Store, s: &Settings, now: Timestamp) -> Result<Ve
         "retention: personal data of closed cases removed"
     );
     Ok(refs)
+}
+
+/// One case at the end of its retention: its mail out of the mailbox,
+/// then its personal data out of the register. None when it waits (mail
+/// in flight) or another pass was first; else how many messages left the
+/// mailbox.
+async fn retain_case(
+    store: &Store,
+    s: &Settings,
+    purge: Option<&mut MailboxPurge>,
+    id: i64,
+    now: Timestamp,
+) -> Result<Option<usize>> {
+    let mut tx = store.begin().await?;
+    let in_flight = store::mail_in_flight(&mut tx, id).await?;
+    tx.rollback().await?;
+    if in_flight {
+        return Ok(None);
+    }
+    let deleted = match purge {
+        Some(p) => p.delete(&store.mailbox_message_ids(&[id]).await?).await?,
+        None => 0,
+    };
+    let mut tx = store.begin().await?;
+    if !store::anonymise_case(&mut tx, id, true, now).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    store::add_event(
+        &mut tx,
+        id,
+        now,
+        CaseEvent::Anonymised,
+        "klachtd",
+        &format!(
+            "bewaartermijn van {} maanden verstreken: persoonsgegevens verwijderd",
+            s.retention_months
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(deleted))
 }
 
 /// The mailbox's Message-IDs of these cases and of these mails outside cases.

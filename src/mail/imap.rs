@@ -336,10 +336,10 @@ impl Imap {
 
     /// UIDs in the selected folder of messages with this Message-ID.
     async fn uids_of_message_id(&mut self, message_id: &str) -> Result<Vec<u32>> {
-        let id = message_id.replace(['"', '\\'], "");
-        if id.trim().is_empty() {
+        let Some(id) = search_string(message_id) else {
+            tracing::debug!("a Message-ID that cannot be searched for over IMAP; skipped");
             return Ok(Vec::new());
-        }
+        };
         let found = timed(
             self.timeout,
             "UID SEARCH",
@@ -461,5 +461,36 @@ mod tests {
     fn uid_sets_are_compact() {
         assert_eq!(super::uid_set(&[9, 1, 2, 3, 7, 10]), "1:3,7,9:10");
         assert_eq!(super::uid_set(&[5]), "5");
+    }
+}
+
+/// `message_id` as the inside of an IMAP quoted string that cannot break
+/// the command: no quote, backslash, space, control character or 8-bit
+/// byte (IMAP4rev1 allows those only in a literal). None when an 8-bit
+/// character makes it unsearchable this way, or nothing is left. Ids from
+/// `parse::bracket` pass unchanged; older stored ones are cleaned.
+fn search_string(message_id: &str) -> Option<String> {
+    if !message_id.is_ascii() {
+        return None;
+    }
+    let id: String = message_id
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\'))
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
+#[cfg(test)]
+mod search_string_tests {
+    #[test]
+    fn a_stored_id_cannot_break_the_search_command() {
+        use super::search_string as s;
+        assert_eq!(s("<abc@x.test>").as_deref(), Some("<abc@x.test>"));
+        assert_eq!(
+            s("<a\r\n b\"c\\d@x.test>").as_deref(),
+            Some("<abcd@x.test>")
+        );
+        assert_eq!(s("<\u{e9}@x.test>"), None);
+        assert_eq!(s("\r\n"), None);
     }
 }

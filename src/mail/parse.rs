@@ -68,13 +68,29 @@ impl InboundMail {
     }
 }
 
-/// Puts a message id in canonical `<…>` form.
+/// The longest Message-ID kept as it is (RFC 5322 allows 998 octets per
+/// line; real ones are under 100).
+const MAX_MESSAGE_ID: usize = 250;
+
+/// Puts a message id in canonical `<…>` form, safe to store, log and send
+/// to IMAP: whitespace and control characters (a folded header's CR/LF)
+/// and quotes or backslashes are removed, as a msg-id has none; a longer
+/// id becomes a stable hash of itself, so threading and de-duplication
+/// still see one id. Empty when nothing is left.
 pub fn bracket(id: &str) -> String {
-    let t = id
+    let t: String = id
         .trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
-        .trim();
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\\' | '<' | '>'))
+        .collect();
+    if t.is_empty() {
+        return String::new();
+    }
+    if t.len() > MAX_MESSAGE_ID {
+        return format!("<{}@long-id.klachtd.invalid>", fingerprint(t.as_bytes()));
+    }
     format!("<{t}>")
 }
 
@@ -123,11 +139,18 @@ fn fingerprint(bytes: &[u8]) -> String {
 }
 
 fn ids(v: &mail_parser::HeaderValue) -> Vec<String> {
-    match v {
+    let ids = match v {
         mail_parser::HeaderValue::Text(t) => vec![bracket(t)],
         mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| bracket(t)).collect(),
         _ => Vec::new(),
+    };
+    // A hostile References header may list thousands: the thread's root and
+    // the latest are what threading needs.
+    let mut ids: Vec<String> = ids.into_iter().filter(|i| !i.is_empty()).collect();
+    if ids.len() > 100 {
+        ids.drain(1..ids.len() - 99);
     }
+    ids
 }
 
 /// Parses raw bytes. `max_attachment_bytes` caps the attachment data kept.
@@ -142,8 +165,8 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         return unparseable(raw);
     };
 
-    let (message_id, synthetic_id) = match m.message_id().filter(|s| !s.trim().is_empty()) {
-        Some(id) => (bracket(id), false),
+    let (message_id, synthetic_id) = match m.message_id().map(bracket).filter(|s| !s.is_empty()) {
+        Some(id) => (id, false),
         None => (
             format!(
                 "<{}@synthetic.klachtd.invalid>",
@@ -404,6 +427,35 @@ mod tests {
             let m = parse(raw, 10);
             assert!(m.message_id.starts_with('<'));
         }
+    }
+
+    #[test]
+    fn hostile_message_ids_are_cleaned_capped_and_kept_stable() {
+        let raw = b"From: a@client.test\r\nMessage-ID: <abc\r\n \"x\\y\"@evil.test>\r\nSubject: x\r\n\r\nhoi\r\n";
+        let m = parse(raw, 10);
+        assert_eq!(m.message_id, "<abcxy@evil.test>");
+        let long = format!("<{}@evil.test>", "a".repeat(5000));
+        let raw = format!(
+            "From: a@client.test\r\nMessage-ID: {long}\r\nIn-Reply-To: {long}\r\n\r\nhoi\r\n"
+        );
+        let m = parse(raw.as_bytes(), 10);
+        assert!(m.message_id.len() < 80, "{}", m.message_id);
+        assert_eq!(
+            m.in_reply_to,
+            vec![m.message_id.clone()],
+            "the same id, the same hash"
+        );
+        let refs: Vec<String> = (0..5000).map(|i| format!("<r{i}@x.test>")).collect();
+        let raw = format!(
+            "From: a@client.test\r\nReferences: {}\r\n\r\nhoi\r\n",
+            refs.join(" ")
+        );
+        let m = parse(raw.as_bytes(), 10);
+        assert_eq!(m.references.len(), 100);
+        assert_eq!(m.references[0], "<r0@x.test>", "the thread's root stays");
+        assert_eq!(m.references[99], "<r4999@x.test>");
+        let raw = b"From: a@client.test\r\nMessage-ID: <\r\n >\r\n\r\nhoi\r\n";
+        assert!(parse(raw, 10).synthetic_id, "nothing left: a synthetic id");
     }
 
     #[test]

@@ -512,10 +512,11 @@ fn personal_data_leaves_at_retention_and_on_request_and_the_audit_trail_says_so(
             .filter(|m| parsed(m).subject.contains(reference))
             .count()
     };
-    // Mails in info@ (watched folder and Sent) that mention `needle`.
+    // Mails in info@ (watched folder, complaint folder and Sent) that
+    // mention `needle`.
     let in_mailbox = |needle: &str| {
         let needle = needle.to_lowercase();
-        ["INBOX", "Sent"]
+        ["INBOX", "Klachten", "Sent"]
             .iter()
             .flat_map(|f| w.stack.messages(&w.info, f))
             .filter(|m| String::from_utf8_lossy(m).to_lowercase().contains(&needle))
