@@ -18,8 +18,11 @@
 
 use std::future::Future;
 
-/// Runs synchronously right before the final dot is written.
-pub type LastStep = Box<dyn FnOnce() -> Result<()> + Send>;
+/// Runs synchronously right before the final dot is written; what it
+/// returns runs right after the dot is written, before the reply is read.
+pub type LastStep = Box<dyn FnOnce() -> Result<AfterDot> + Send>;
+/// See [`LastStep`].
+pub type AfterDot = Box<dyn FnOnce() + Send>;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -363,11 +366,14 @@ async fn transaction(
     let last_step = commit
         .await
         .map_err(|e| transient(format!("not sent: could not record the send ({e:#})")))?;
-    last_step().map_err(|e| transient(format!("not sent: could not mark the send ({e:#})")))?;
+    let after_dot =
+        last_step().map_err(|e| transient(format!("not sent: could not mark the send ({e:#})")))?;
     // Same thread, no await point in between when the socket is writable;
     // unconstrained, so tokio's cooperative budget cannot make this poll
     // yield to other tasks here of all places.
-    tokio::task::unconstrained(conn.write(b".\r\n")).await?;
+    let written = tokio::task::unconstrained(conn.write(b".\r\n")).await;
+    after_dot();
+    written?;
     let r = conn
         .reply()
         .await

@@ -131,15 +131,16 @@ impl Store {
         .with_context(|| format!("cannot open database {}", redact_url(url)))?;
         if backend == Backend::Sqlite {
             // WAL is a property of the file: readers (the CLI) never block
-            // the daemon. NORMAL (per connection; the pool keeps its one
-            // connection) commits without an fsync: safe against a crashed
-            // process, and it keeps the outbox's "committing" record from
-            // being on disk while the record's own fsync is still running,
-            // a millisecond in which a kill would lose a message.
+            // the daemon. FULL (per connection; the pool keeps its one
+            // connection) fsyncs the log at every commit, so a committed
+            // case, checkpoint or outbox state survives a power loss too
+            // (NORMAL survives only a crashed process). A kill during the
+            // fsync of the outbox's "committing" record is harmless: the
+            // in-flight marker, not the row, says whether the dot went out.
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
-            sqlx::query("PRAGMA synchronous = NORMAL")
+            sqlx::query("PRAGMA synchronous = FULL")
                 .execute(&pool)
                 .await?;
             // Erased and anonymised data is overwritten with zeroes, not
