@@ -16,6 +16,26 @@ pub struct EmailAddress(String);
 #[error("invalid email address {0:?}")]
 pub struct InvalidAddress(pub String);
 
+/// An RFC 5322 quoted local part (`"jan de vries"`): printable text, with
+/// a quote or backslash only escaped; no control characters.
+fn quoted_local_part_ok(local: &str) -> bool {
+    let Some(inner) = local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) else {
+        return false;
+    };
+    let mut escaped = false;
+    for c in inner.chars() {
+        if c.is_control() {
+            return false;
+        }
+        match (escaped, c) {
+            (false, '\\') => escaped = true,
+            (false, '"') => return false,
+            _ => escaped = false,
+        }
+    }
+    !inner.is_empty() && !escaped
+}
+
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<Self, InvalidAddress> {
         let s = raw
@@ -28,11 +48,14 @@ impl EmailAddress {
         if local.is_empty() || local.len() > 64 || domain.len() > 253 || s.len() > 254 {
             return Err(bad());
         }
-        let local_ok = local.chars().all(|c| {
-            c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii()
-        }) && !local.starts_with('.')
-            && !local.ends_with('.')
-            && !local.contains("..");
+        let local_ok = quoted_local_part_ok(local)
+            || local.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+                    || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+            }) && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !local.contains("..");
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
@@ -294,10 +317,28 @@ mod tests {
             "ja n@x.nl",
             "jan@x..nl",
             ".jan@x.nl",
+            "\"jan\"de\"@x.nl",
+            "\"\"@x.nl",
+            "\"jan\r\n\"@x.nl",
+            "jan\u{1b}@x.nl",
         ] {
             assert!(
                 EmailAddress::parse(bad).is_err(),
                 "{bad:?} should be refused"
+            );
+        }
+        // RFC 5322 and 6531 allow these, and clients write them.
+        for good in [
+            "\"jan de vries\"@client.test",
+            "\"jan\\\"q\"@client.test",
+            "o’brien@client.test",
+            "o'brien@client.test",
+            "jan@bücher.test",
+            "jörg@müller.example",
+        ] {
+            assert!(
+                EmailAddress::parse(good).is_ok(),
+                "{good:?} should be accepted"
             );
         }
     }

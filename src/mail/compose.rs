@@ -43,10 +43,15 @@ pub struct Outgoing<'a> {
     pub inline: &'a [(String, String, Vec<u8>)],
 }
 
+/// Stands in for a recipient lettre cannot write (a non-ASCII local part,
+/// RFC 6531): replaced by the real address in the finished message.
+const STAND_IN: &str = "recipient@stand-in.klachtd.invalid";
+
 fn mailbox(name: &str, addr: &EmailAddress) -> Result<Mailbox> {
     let address = addr
         .as_str()
         .parse()
+        .or_else(|_| STAND_IN.parse())
         .context("an address that passed validation cannot be written into a message")?;
     let name = name.trim();
     Ok(Mailbox::new(
@@ -63,7 +68,12 @@ fn header(name: &'static str, value: &str) -> HeaderValue {
 pub fn build(o: &Outgoing) -> Result<Vec<u8>> {
     let date =
         SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(o.date.as_second().max(0) as u64);
+    // The envelope is the outbox's own (one recipient per row); lettre's,
+    // derived from the headers, is never used and must not fail on an
+    // address it cannot take.
+    let envelope = lettre::address::Envelope::new(None, vec![STAND_IN.parse()?])?;
     let mut b = Message::builder()
+        .envelope(envelope)
         .from(mailbox(o.from_name, o.from)?)
         .to(mailbox(o.to_name, o.to)?)
         .subject(o.subject)
@@ -109,7 +119,19 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>> {
         b.multipart(mixed)
     }
     .context("cannot build message")?;
-    Ok(msg.formatted())
+    let mut raw = msg.formatted();
+    if o.to.as_str().parse::<lettre::Address>().is_err() {
+        raw = replace_once(&raw, STAND_IN.as_bytes(), o.to.as_str().as_bytes());
+    }
+    Ok(raw)
+}
+
+/// `raw` with the first `from` replaced by `to`.
+fn replace_once(raw: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    match raw.windows(from.len()).position(|w| w == from) {
+        Some(i) => [&raw[..i], to, &raw[i + from.len()..]].concat(),
+        None => raw.to_vec(),
+    }
 }
 
 /// References for a reply: the parent's chain plus the parent, capped so

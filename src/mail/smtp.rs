@@ -350,16 +350,20 @@ async fn transaction(
     commit: impl Future<Output = Result<LastStep>>,
 ) -> Result<(), SendError> {
     let body8 = raw.iter().any(|b| *b >= 0x80);
-    let mail = if body8 && conn.has("8BITMIME") {
-        format!("MAIL FROM:<{from}> BODY=8BITMIME")
-    } else {
-        format!("MAIL FROM:<{from}>")
-    };
+    let mut mail = format!("MAIL FROM:<{from}>");
+    if body8 && conn.has("8BITMIME") {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    let utf8 = conn.has("SMTPUTF8");
+    let rcpt = envelope_address(to, utf8)?;
+    if utf8 && !(from.as_str().is_ascii() && rcpt.is_ascii()) {
+        mail.push_str(" SMTPUTF8");
+    }
     conn.expect(&mail, &[250], "MAIL FROM")
         .await
         .map_err(session)?;
     // From here on a 5xx is the server's verdict on this message.
-    conn.expect(&format!("RCPT TO:<{to}>"), &[250, 251], "RCPT TO")
+    conn.expect(&format!("RCPT TO:<{rcpt}>"), &[250, 251], "RCPT TO")
         .await?;
     conn.expect("DATA", &[354], "DATA").await?;
     conn.write(&dot_stuff(raw)).await?;
@@ -383,6 +387,29 @@ async fn transaction(
     } else {
         Err(r.error("end of data"))
     }
+}
+
+/// `to` as the envelope can carry it: as it is when it is ASCII or the
+/// server takes SMTPUTF8 (RFC 6531); else with its domain in ASCII
+/// (IDNA A-labels). A non-ASCII local part without SMTPUTF8 cannot be
+/// sent at all: a verdict on this message, said in words.
+fn envelope_address(to: &EmailAddress, smtputf8: bool) -> Result<String, SendError> {
+    let a = to.as_str();
+    if a.is_ascii() || smtputf8 {
+        return Ok(a.to_string());
+    }
+    let (local, domain) = a.rsplit_once('@').unwrap_or((a, ""));
+    if !local.is_ascii() {
+        return Err(SendError::Permanent(
+            "the recipient's address has non-ASCII characters before the @, and the SMTP \
+             server does not offer SMTPUTF8"
+                .into(),
+        ));
+    }
+    let domain = idna::domain_to_ascii(domain).map_err(|_| {
+        SendError::Permanent("the recipient's domain is not a valid international domain".into())
+    })?;
+    Ok(format!("{local}@{domain}"))
 }
 
 /// CRLF line endings, dot-stuffed, ending in CRLF (the final dot is not added).
@@ -426,6 +453,26 @@ fn base64(input: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn international_addresses_fit_the_envelope_the_server_allows() {
+        let a = |s: &str| EmailAddress::parse(s).unwrap();
+        let e = |s: &str, utf8| envelope_address(&a(s), utf8);
+        assert_eq!(
+            e("jan@bücher.test", false).unwrap(),
+            "jan@xn--bcher-kva.test"
+        );
+        assert_eq!(e("jan@bücher.test", true).unwrap(), "jan@bücher.test");
+        assert_eq!(e("jörg@x.test", true).unwrap(), "jörg@x.test");
+        assert!(matches!(
+            e("jörg@x.test", false),
+            Err(SendError::Permanent(_))
+        ));
+        assert_eq!(
+            e("\"jan de vries\"@x.test", false).unwrap(),
+            "\"jan de vries\"@x.test"
+        );
+    }
 
     #[test]
     fn bodies_are_dot_stuffed_with_crlf_line_endings() {

@@ -142,3 +142,22 @@ fn a_recipient_refused_at_rcpt_fails_on_the_case_and_can_be_queued_again() {
     let out = w.klachtd(&["outbox", "retry"]);
     assert!(!out.status.success(), "an id or --all-failed is required");
 }
+
+/// A quoted local part (RFC 5322) was refused by the old address check:
+/// the complaint failed as a whole. (An address with a non-ASCII local
+/// part, o’brien@…, is accepted too, see the unit tests; the test Dovecot
+/// loses such an envelope sender over LMTP, so it is not tried here.)
+#[test]
+fn a_complaint_from_a_quoted_address_is_recorded_and_acknowledged() {
+    let w = World::new();
+    let quoted = format!("\"jan..vries-{}\"@client.test", std::process::id());
+    let id = crate::world::unique_id("quoted");
+    w.deliver_fixture_as("Jan", &quoted, "nl-complaint-plain.eml", &id);
+    w.run_once();
+    let case = w.case("KL-2026-0001");
+    assert_eq!(case["client_email"], quoted.as_str(), "{case:#}");
+    assert_eq!(case["status"], "acknowledged", "{case:#}");
+    assert!(outbox(&w, false).is_empty(), "the acknowledgement went out");
+    let acks = w.mails(&quoted.replace('"', ""));
+    assert_eq!(acks.len(), 1, "{quoted} received it");
+}
