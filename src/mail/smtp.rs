@@ -26,7 +26,7 @@ pub type AfterDot = Box<dyn FnOnce() + Send>;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -69,6 +69,11 @@ impl Reply {
     }
 }
 
+/// Longest SMTP reply line taken, in bytes.
+const MAX_LINE: usize = 4096;
+/// Most lines in one (multi-line) SMTP reply.
+const MAX_REPLY_LINES: usize = 100;
+
 struct Conn<S> {
     io: BufStream<S>,
     timeout: Duration,
@@ -99,17 +104,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// One reply line, at most [`MAX_LINE`] bytes (RFC 5321 allows 512;
+    /// more is a broken or hostile server, not a reply to wait out).
+    async fn line(&mut self) -> Result<String, SendError> {
+        let mut buf = Vec::new();
+        let read = async {
+            let mut limited = (&mut self.io).take(MAX_LINE as u64 + 1);
+            limited.read_until(b'\n', &mut buf).await
+        };
+        let n = tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| transient("SMTP server did not answer in time"))?
+            .map_err(transient)?;
+        if n == 0 {
+            return Err(transient("SMTP server closed the connection"));
+        }
+        if buf.len() > MAX_LINE {
+            return Err(transient(format!(
+                "SMTP server sent a reply line longer than {MAX_LINE} bytes"
+            )));
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
     async fn reply(&mut self) -> Result<Reply, SendError> {
         let mut text = Vec::new();
         loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(self.timeout, self.io.read_line(&mut line))
-                .await
-                .map_err(|_| transient("SMTP server did not answer in time"))?
-                .map_err(transient)?;
-            if n == 0 {
-                return Err(transient("SMTP server closed the connection"));
+            if text.len() >= MAX_REPLY_LINES {
+                return Err(transient(format!(
+                    "SMTP server sent a reply of more than {MAX_REPLY_LINES} lines"
+                )));
             }
+            let line = self.line().await?;
             let line = line.trim_end();
             let code = line
                 .get(..3)
@@ -161,11 +187,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.write(format!("EHLO {hello}\r\n").as_bytes()).await?;
         let mut lines = Vec::new();
         loop {
-            let mut line = String::new();
-            tokio::time::timeout(self.timeout, self.io.read_line(&mut line))
-                .await
-                .map_err(|_| transient("no EHLO answer"))?
-                .map_err(transient)?;
+            if lines.len() >= MAX_REPLY_LINES {
+                return Err(transient("EHLO answer too long"));
+            }
+            let line = self.line().await?;
             let l = line.trim_end().to_string();
             if !l.starts_with("250") {
                 return Err(SendError::Transient(format!("EHLO refused: {l}")));
@@ -453,6 +478,30 @@ fn base64(input: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn endless_reply_lines_and_replies_are_cut_off() {
+        use tokio::io::AsyncWriteExt as _;
+        for hostile in [
+            format!("250 {}\r\n", "x".repeat(100_000)).into_bytes(),
+            "250-more\r\n".repeat(1000).into_bytes(),
+        ] {
+            let (client, mut server) = tokio::io::duplex(1 << 20);
+            let mut conn = Conn::new(client, Duration::from_secs(5));
+            let feed = tokio::spawn(async move {
+                let _ = server.write_all(&hostile).await;
+                server
+            });
+            let r = conn.reply().await;
+            assert!(matches!(r, Err(SendError::Transient(_))), "{r:?}");
+            drop(feed);
+        }
+        // An ordinary multi-line reply still reads.
+        let (client, mut server) = tokio::io::duplex(4096);
+        server.write_all(b"250-a\r\n250 b\r\n").await.unwrap();
+        let mut conn = Conn::new(client, Duration::from_secs(5));
+        assert_eq!(conn.reply().await.unwrap().text, "a b");
+    }
 
     #[test]
     fn international_addresses_fit_the_envelope_the_server_allows() {
