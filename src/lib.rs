@@ -27,3 +27,6 @@ pub mod register;
 pub mod report;
 pub mod store;
 pub mod workers;
+
+#[cfg(test)]
+mod properties;
