@@ -1,8 +1,11 @@
 //! Issue 14 on the real Dovecot and Postfix: nothing lost, nothing twice
 //! when the servers refuse, stop or come back.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
+use crate::support::mailstack::MailStack;
 use crate::support::NOW;
 use crate::world::World;
 
@@ -160,4 +163,133 @@ fn a_complaint_from_a_quoted_address_is_recorded_and_acknowledged() {
     assert!(outbox(&w, false).is_empty(), "the acknowledgement went out");
     let acks = w.mails(&quoted.replace('"', ""));
     assert_eq!(acks.len(), 1, "{quoted} received it");
+}
+
+/// A private mail stack, so stopping its servers disturbs no other test.
+fn private_stack() -> &'static MailStack {
+    Box::leak(Box::new(
+        MailStack::start_private().expect("a private mail stack"),
+    ))
+}
+
+fn ok(cmd: &str, args: &[&str]) {
+    let st = std::process::Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(st.success(), "{cmd} {args:?}: {st}");
+}
+
+/// Waits until `addr` greets with `code` (Postfix's 220, Dovecot's * OK).
+fn wait_for_greeting(addr: &str, prefix: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line).is_ok()
+                && line.starts_with(prefix)
+            {
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{addr} did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn postfix_stopped_then_started_again_loses_nothing_and_sends_nothing_twice() {
+    let stack = private_stack();
+    let postfix_dir = stack.dir.join("postfix");
+    let postfix_dir = postfix_dir.to_str().unwrap();
+    let w = World::on_stack(stack, "", 5);
+    let client = w.client("jan");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "pfstop");
+    ok("postfix", &["-c", postfix_dir, "stop"]);
+    // The complaint is read and recorded; nothing can go out.
+    for now in [NOW, "2026-11-23T10:05:00+01:00"] {
+        let out = w
+            .command()
+            .args(["--now", now, "run", "--once"])
+            .output()
+            .expect("run klachtd");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused the session"), "{err}");
+    }
+    assert_eq!(w.case("KL-2026-0001")["status"], "received");
+    assert!(outbox(&w, true).is_empty(), "nothing failed for good");
+    ok("postfix", &["-c", postfix_dir, "start"]);
+    wait_for_greeting(&stack.smtp_addr(), "220");
+    w.run_once_at("2026-11-23T10:30:00+01:00");
+    w.run_once_at("2026-11-23T10:40:00+01:00");
+    assert_eq!(w.mails(&client).len(), 1, "one acknowledgement");
+    let handler = w.case("KL-2026-0001")["handler_email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(w.mails(&handler).len(), 1, "one notification");
+    assert!(outbox(&w, false).is_empty());
+}
+
+#[test]
+fn dovecot_restarted_while_klachtd_idles_is_picked_up_again() {
+    let stack = private_stack();
+    let conf = stack.dir.join("dovecot.conf");
+    let conf = conf.to_str().unwrap();
+    let w = World::on_stack(stack, "", 5);
+    let mut daemon = w
+        .command()
+        .args(["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start klachtd");
+    let first = w.client("jan");
+    w.deliver_fixture(&first, "nl-complaint-plain.eml", "before");
+    assert!(
+        !w.stack
+            .wait_for_messages(&first, "INBOX", 1, Duration::from_secs(30))
+            .is_empty(),
+        "the daemon works"
+    );
+    // Dovecot goes away under the open IDLE session and comes back.
+    ok("doveadm", &["-c", conf, "stop"]);
+    let restarted = Instant::now();
+    let start = Instant::now();
+    while std::process::Command::new("dovecot")
+        .args(["-c", conf])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dovecot did not start again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for_greeting(&stack.imap_addr(), "* OK");
+    let second = w.client("piet");
+    w.deliver_fixture(&second, "nl-complaint-plain.eml", "after");
+    let acked = w
+        .stack
+        .wait_for_messages(&second, "INBOX", 1, Duration::from_secs(60));
+    let recovered = restarted.elapsed();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(
+        acked.len(),
+        1,
+        "the complaint after the restart is acknowledged"
+    );
+    eprintln!(
+        "acknowledged {:.1} s after Dovecot was stopped",
+        recovered.as_secs_f64()
+    );
 }

@@ -42,7 +42,11 @@ impl World {
     }
 
     fn build(extra: &str, smtp_timeout_seconds: u64) -> World {
-        let stack = MailStack::shared();
+        World::on_stack(MailStack::shared(), extra, smtp_timeout_seconds)
+    }
+
+    /// A world on `stack` (a private one a test may stop and start).
+    pub fn on_stack(stack: &'static MailStack, extra: &str, smtp_timeout_seconds: u64) -> World {
         let dir = tempfile::tempdir().expect("temp dir");
         let info = stack.fresh_address("info", "31solutions.test");
         let anna = stack.fresh_address("anna", "31solutions.test");
