@@ -61,6 +61,8 @@ pub enum OutboxKind {
     ReplyReminder,
     /// A term was missed, or a conflict: to the supervisors.
     Escalation,
+    /// Mail to the client was refused for good: to the handler.
+    Undeliverable,
 }
 
 stored_strings!(OutboxKind, OutboxStatus);

@@ -451,3 +451,53 @@ pub(crate) async fn queue_mail(
     .await?;
     Ok((message_id, queued))
 }
+
+/// Mail to the client on `case_id` was refused for good (`what`, with the
+/// server's `reason`): its handler, or without one every supervisor the
+/// case does not concern, is asked to reach the client another way.
+pub(crate) async fn tell_undeliverable(
+    app: &App,
+    case_id: i64,
+    what: OutboxKind,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let s = &app.settings;
+    let mut tx = app.store.begin().await?;
+    let Some(case) = store::case_in_tx(&mut tx, case_id).await? else {
+        return Ok(());
+    };
+    let handler = case
+        .handler_email
+        .as_ref()
+        .and_then(|h| s.staff_by_email(h))
+        .filter(|h| !case.concerns.contains(&h.email));
+    let recipients: Vec<&Staff> = match handler {
+        Some(h) => vec![h],
+        None => s
+            .supervisors()
+            .filter(|sup| !case.concerns.contains(&sup.email))
+            .collect(),
+    };
+    for to in recipients {
+        let ctx = context::Undeliverable {
+            org: org(s),
+            recipient: Named { name: &to.name },
+            reference: case.reference.to_string(),
+            original_subject: &case.subject,
+            client_name: &case.client_name,
+            client_email: case.client_email.as_ref().map_or("", |e| e.as_str()),
+            client_phone: case.client_phone.as_deref().unwrap_or(""),
+            what: what.as_str(),
+            reason,
+        };
+        let w = &mut Work {
+            app,
+            tx: &mut tx,
+            now,
+        };
+        queue_staff_notice(w, to, OutboxKind::Undeliverable, &ctx, None).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -221,13 +221,19 @@ impl Sender {
 
     /// A verdict on this message (a 5xx at RCPT or after the data, or an
     /// address that cannot be sent to): recorded on the row and the case.
+    ///
+    /// Mail to the client that fails also asks the handler to reach the
+    /// client another way (after the failure is recorded: a crash between
+    /// the two leaves the case's record, the digest and the escalation).
     async fn on_permanent(&mut self, row: &OutboxRow, until: Timestamp, e: &str) -> Result<()> {
         let store = &self.app.store;
-        if !store
-            .mark_failed(row, until, e, self.app.clock.now())
-            .await?
-        {
+        let now = self.app.clock.now();
+        if !store.mark_failed(row, until, e, now).await? {
             lost_lease(row);
+            return Ok(());
+        }
+        if let (true, Some(case_id)) = (row.kind.to_client(), row.case_id) {
+            crate::flows::notify::tell_undeliverable(&self.app, case_id, row.kind, e, now).await?;
         }
         Ok(())
     }

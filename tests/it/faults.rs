@@ -121,6 +121,23 @@ fn a_recipient_refused_at_rcpt_fails_on_the_case_and_can_be_queued_again() {
             .collect()
     };
     assert!(kinds(&w).iter().any(|k| k == "ack_failed"));
+    // The handler is asked to reach the client another way, with the reason.
+    let handler = w.case("KL-2026-0001")["handler_email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let told: Vec<_> = w
+        .mails(&handler)
+        .into_iter()
+        .filter(|m| crate::world::kind(m) == "undeliverable")
+        .collect();
+    assert_eq!(told.len(), 1);
+    let text = crate::world::parsed(&told[0]).text;
+    assert!(
+        text.contains("KL-2026-0001") && text.contains("554"),
+        "{text}"
+    );
+    assert!(text.contains("op een andere manier contact"), "{text}");
 
     // The administrator queues it again (say, after a typo was fixed).
     let id = failed[0]["id"].as_i64().unwrap().to_string();

@@ -156,6 +156,22 @@ pub struct HandlerReleased<'a> {
     pub response_due: String,
 }
 
+/// [`Template::Undeliverable`]: mail to the client refused for good.
+#[derive(Debug, Clone, Serialize)]
+pub struct Undeliverable<'a> {
+    pub org: Org<'a>,
+    pub recipient: Named<'a>,
+    pub reference: String,
+    pub original_subject: &'a str,
+    pub client_name: &'a str,
+    pub client_email: &'a str,
+    pub client_phone: &'a str,
+    /// The outbox kind that did not arrive ("ack", "answer", …).
+    pub what: &'a str,
+    /// The server's refusal.
+    pub reason: &'a str,
+}
+
 /// [`Template::ClientReplyToHandler`]: a client's reply, to the handler.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientReplyToHandler<'a> {

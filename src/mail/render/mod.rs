@@ -90,6 +90,9 @@ templates! {
     Health => "health",
     /// The periodic analysis (art. 10) with its chart, to each supervisor.
     Report => "report",
+    /// Mail to the client was refused for good; to the handler (or the
+    /// supervisors), to reach the client another way.
+    Undeliverable => "undeliverable",
 }
 
 /// A rendered message: one-line subject, plain text and HTML bodies.
@@ -124,8 +127,8 @@ macro_rules! builtin_files {
 
 /// Built-in templates: (relative path, content).
 const BUILTIN: &[(&str, &str)] = builtin_files!(
-    "nl": ["ack", "handler_new", "handler_released", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
-    "en": ["ack", "handler_new", "handler_released", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report"],
+    "nl": ["ack", "handler_new", "handler_released", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report", "undeliverable"],
+    "en": ["ack", "handler_new", "handler_released", "triage", "unassigned", "client_reply", "regulation", "regulation_paper", "to_client", "command_result", "reminder", "escalation", "digest", "health", "report", "undeliverable"],
 );
 
 /// Renders outgoing mail. Cheap to share (`&self` only); build it once.

@@ -95,6 +95,20 @@ fn handler_released_ctx() -> HandlerReleased<'static> {
     }
 }
 
+fn undeliverable_ctx(what: &'static str) -> Undeliverable<'static> {
+    Undeliverable {
+        org: org(),
+        recipient: named("Bram Bakker"),
+        reference: "KL-2026-0001".into(),
+        original_subject: "Slechte sessie",
+        client_name: "Jan Jansen",
+        client_email: "jan@example.nl",
+        client_phone: "0612345678",
+        what,
+        reason: "RCPT TO: 550 5.1.1 user unknown",
+    }
+}
+
 fn triage_ctx() -> Triage<'static> {
     Triage {
         org: org(),
@@ -380,6 +394,7 @@ fn render_sample(r: &Renderer, lang: Lang, t: Template) -> anyhow::Result<(Rende
         Template::Ack => go(r, lang, &ack_ctx(&["nature", "dates", "desired_outcome"])),
         Template::HandlerNew => go(r, lang, &handler_new_ctx("email", "jan@example.nl")),
         Template::HandlerReleased => go(r, lang, &handler_released_ctx()),
+        Template::Undeliverable => go(r, lang, &undeliverable_ctx("ack")),
         Template::Triage => go(r, lang, &triage_ctx()),
         Template::Unassigned => go(r, lang, &unassigned_ctx()),
         Template::ClientReplyToHandler => go(r, lang, &client_reply_ctx()),
@@ -547,7 +562,8 @@ fn template_names_match_their_files() {
             "escalation",
             "digest",
             "health",
-            "report"
+            "report",
+            "undeliverable"
         ]
     );
     assert_eq!(BUILTIN.len(), Template::ALL.len() * PARTS.len() * 2);
