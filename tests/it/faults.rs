@@ -189,13 +189,22 @@ fn private_stack() -> &'static MailStack {
     ))
 }
 
+/// Runs a server's control command; its daemons get no handle of ours
+/// (nextest would wait for them).
 fn ok(cmd: &str, args: &[&str]) {
-    let st = std::process::Command::new(cmd)
-        .args(args)
-        .stdout(std::process::Stdio::null())
+    let st = quiet(cmd, args)
         .status()
         .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(st.success(), "{cmd} {args:?}: {st}");
+}
+
+fn quiet(cmd: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(cmd);
+    c.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
 }
 
 /// Waits until `addr` greets with `code` (Postfix's 220, Dovecot's * OK).
@@ -279,8 +288,7 @@ fn dovecot_restarted_while_klachtd_idles_is_picked_up_again() {
     ok("doveadm", &["-c", conf, "stop"]);
     let restarted = Instant::now();
     let start = Instant::now();
-    while std::process::Command::new("dovecot")
-        .args(["-c", conf])
+    while quiet("dovecot", &["-c", conf])
         .status()
         .map(|s| !s.success())
         .unwrap_or(true)
