@@ -26,6 +26,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::config::{SenderAuth, SenderAuthMethod};
+use crate::domain::classify::header_values as values;
 use crate::domain::types::EmailAddress;
 
 /// Does the server vouch that `staff` sent the mail with `headers` (lower-
@@ -45,13 +46,6 @@ pub fn vouches(cfg: &SenderAuth, headers: &[(String, String)], staff: &EmailAddr
             .as_deref()
             .is_some_and(|host| postfix_authenticated(headers, host, staff)),
     })
-}
-
-fn values<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// Did the server `authserv_id` record DMARC passing for `domain`, or DKIM

@@ -21,12 +21,20 @@ pub struct MailFacts<'a> {
     pub text: &'a str,
 }
 
+/// The values of header `name` (any case) among `headers`, in order.
+pub fn header_values<'a>(
+    headers: &'a [(String, String)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 impl MailFacts<'_> {
     fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_values(self.headers, name)
     }
 
     fn has_header(&self, name: &str) -> bool {
