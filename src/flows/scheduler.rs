@@ -66,7 +66,10 @@ pub async fn pass(app: &App) -> Result<Summary> {
                 ..Default::default()
             })
             .await?;
-        let mut extended = std::collections::HashSet::new();
+        let mut marks = CaseMarks {
+            undeliverable: app.store.cases_with_undeliverable_client_mail().await?,
+            ..Default::default()
+        };
         for case in &cases {
             let w = case_work(app, case, today, now)
                 .await
@@ -74,11 +77,11 @@ pub async fn pass(app: &App) -> Result<Summary> {
             sum.reminders += w.reminders;
             sum.escalations += w.escalations;
             if w.extended {
-                extended.insert(case.id);
+                marks.extended.insert(case.id);
             }
         }
         for sup in s.supervisors() {
-            if digest(app, sup, &cases, &extended, today, now).await? {
+            if digest(app, sup, &cases, &marks, today, now).await? {
                 sum.digests += 1;
             }
         }
@@ -558,12 +561,21 @@ fn round_at(s: &Settings, d: Date, t: Time) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
+/// What the digest marks on cases beyond their rows (ids).
+#[derive(Debug, Default)]
+struct CaseMarks {
+    /// The answer term was extended (art. 6).
+    extended: std::collections::HashSet<i64>,
+    /// Mail to the client failed for good (see `notify::tell_undeliverable`).
+    undeliverable: std::collections::HashSet<i64>,
+}
+
 /// One supervisor's digest for `today`: true when a mail was queued.
 async fn digest(
     app: &App,
     sup: &Staff,
     cases: &[CaseRow],
-    extended: &std::collections::HashSet<i64>,
+    marks: &CaseMarks,
     today: Date,
     now: Timestamp,
 ) -> Result<bool> {
@@ -572,7 +584,7 @@ async fn digest(
     let since = previous.or_else(|| previous_round(s, today));
     // Never a case that concerns this supervisor (art. 9).
     let visible: Vec<&CaseRow> = cases.iter().filter(|c| !concerned(c, &sup.email)).collect();
-    let content = digest_content(s, &visible, extended, today, since);
+    let content = digest_content(s, &visible, marks, today, since);
     let news = content.news();
     let mut tx = app.store.begin().await?;
     let send = news || s.digest_send_empty;
@@ -639,12 +651,12 @@ fn excerpt(text: &str, max: usize) -> String {
 
 struct DigestContent<'a> {
     cases: context::DigestCases<'a>,
-    counts: [usize; 5],
+    counts: [usize; 6],
 }
 
 impl DigestContent<'_> {
     /// Anything new or needing attention: new cases, due soon, overdue,
-    /// unacknowledged, triage.
+    /// unacknowledged, triage, mail to a client that could not be delivered.
     fn news(&self) -> bool {
         self.counts.iter().any(|&n| n > 0)
     }
@@ -690,7 +702,7 @@ fn digest_row<'a>(s: &Settings, c: &'a CaseRow, extended: bool, today: Date) -> 
 fn digest_content<'a>(
     s: &Settings,
     cases: &[&'a CaseRow],
-    extended: &std::collections::HashSet<i64>,
+    marks: &CaseMarks,
     today: Date,
     since: Option<Timestamp>,
 ) -> DigestContent<'a> {
@@ -698,7 +710,7 @@ fn digest_content<'a>(
     let window = i64::from(s.procedure.reminder_working_days);
     let mut rows = Vec::new();
     for c in cases.iter().filter(|c| c.status != Status::Closed) {
-        let row = digest_row(s, c, extended.contains(&c.id), today);
+        let row = digest_row(s, c, marks.extended.contains(&c.id), today);
         let left = row.days_left;
         let ack_late = c.ack_sent_at.is_none()
             && c.client_email.is_some()
@@ -722,6 +734,7 @@ fn digest_content<'a>(
     let overdue = pick(&|c, left, _, _| schedule::awaits_response(c.status) && left < 0);
     let unacknowledged = pick(&|_, _, _, ack| ack);
     let triage = pick(&|c, _, _, _| c.status == Status::Triage);
+    let undeliverable = pick(&|c, _, _, _| marks.undeliverable.contains(&c.id));
     let open_by_status: Vec<_> = Status::ALL
         .iter()
         .filter(|&&st| st != Status::Closed)
@@ -739,6 +752,7 @@ fn digest_content<'a>(
         overdue.len(),
         unacknowledged.len(),
         triage.len(),
+        undeliverable.len(),
     ];
     let cases = context::DigestCases {
         counts: context::DigestCounts {
@@ -748,12 +762,14 @@ fn digest_content<'a>(
             overdue: counts[2],
             unacknowledged: counts[3],
             triage: counts[4],
+            undeliverable: counts[5],
         },
         new_cases,
         due_soon,
         overdue,
         unacknowledged,
         triage,
+        undeliverable,
         open_by_status,
     };
     DigestContent { cases, counts }
@@ -939,7 +955,7 @@ roles = ["supervisor"]
         let today: Date = "2026-12-01".parse().unwrap();
         let quiet = case(&[], Some("bram@31solutions.test"));
         let since = "2026-11-30T07:30:00Z".parse().ok();
-        let none = std::collections::HashSet::new();
+        let none = CaseMarks::default();
         let c = digest_content(&s, &[&quiet], &none, today, since);
         assert!(!c.news(), "an open case on schedule is no news");
         assert_eq!(c.cases.counts.open, 1);
@@ -957,11 +973,25 @@ roles = ["supervisor"]
         let c = digest_content(&s, &[&quiet], &none, "2026-12-16".parse().unwrap(), since);
         assert_eq!(c.cases.counts.due_soon, 1);
         // Overdue, and marked extended.
-        let ext = std::collections::HashSet::from([1]);
+        let ext = CaseMarks {
+            extended: std::collections::HashSet::from([1]),
+            ..Default::default()
+        };
         let c = digest_content(&s, &[&quiet], &ext, "2026-12-22".parse().unwrap(), since);
         assert_eq!(c.cases.counts.overdue, 1);
         assert_eq!(c.cases.overdue[0].days_left, -1);
         assert!(c.cases.overdue[0].extended);
+        // Mail to the client failed for good: news, listed on its own.
+        let failed = CaseMarks {
+            undeliverable: std::collections::HashSet::from([1]),
+            ..Default::default()
+        };
+        let c = digest_content(&s, &[&quiet], &failed, today, since);
+        assert!(c.news());
+        assert_eq!(
+            c.cases.undeliverable[0].reference,
+            quiet.reference.to_string()
+        );
         // Closed cases are not listed at all.
         let mut closed = quiet.clone();
         closed.status = Status::Closed;

@@ -78,6 +78,21 @@ impl Store {
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
 
+    /// Cases with mail to their client that failed for good and was not
+    /// requeued (`klachtd outbox retry`): the digest lists them.
+    pub async fn cases_with_undeliverable_client_mail(
+        &self,
+    ) -> Result<std::collections::HashSet<i64>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT o.case_id FROM outbox o JOIN cases c ON c.id = o.case_id \
+             WHERE o.status = 'failed' AND c.client_email IS NOT NULL \
+             AND LOWER(o.recipient) = LOWER(c.client_email)",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| get_i64(r, "case_id")).collect()
+    }
+
     /// When the last digest for `recipient` was done (sent or found empty).
     pub async fn last_digest_at(&self, recipient: &str) -> Result<Option<Timestamp>> {
         let row = sqlx::query(

@@ -329,6 +329,9 @@ pub struct DigestCases<'a> {
     pub overdue: Vec<DigestRow<'a>>,
     pub unacknowledged: Vec<DigestRow<'a>>,
     pub triage: Vec<DigestRow<'a>>,
+    /// Open cases whose mail to the client failed for good: the handler
+    /// was told to reach the client another way.
+    pub undeliverable: Vec<DigestRow<'a>>,
     /// Only the statuses that have cases.
     pub open_by_status: Vec<StatusGroup<'a>>,
 }
@@ -341,6 +344,7 @@ pub struct DigestCounts {
     pub overdue: usize,
     pub unacknowledged: usize,
     pub triage: usize,
+    pub undeliverable: usize,
 }
 
 /// One case in the digest; dates as "24-12-2026".

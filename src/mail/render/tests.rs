@@ -348,12 +348,14 @@ fn digest_ctx(lang: Lang) -> Digest<'static> {
                 overdue: 1,
                 unacknowledged: 1,
                 triage: 1,
+                undeliverable: 0,
             },
             new_cases: vec![new.clone()],
             due_soon: vec![due_soon.clone()],
             overdue: vec![overdue.clone()],
             unacknowledged: vec![unacked.clone()],
             triage: vec![triage_row],
+            undeliverable: vec![],
             open_by_status: vec![
                 StatusGroup {
                     label: received,
@@ -1271,6 +1273,32 @@ fn digest_lists_every_case_in_text_and_in_html_tables() {
     );
 }
 
+/// A case whose mail to the client failed for good has its own section,
+/// with the client's name: the supervisors see who must be reached
+/// another way.
+#[test]
+fn digest_lists_cases_whose_client_mail_was_not_delivered() {
+    for lang in LANGS {
+        let mut ctx = digest_ctx(lang);
+        let overdue = ctx.cases.overdue[0].clone();
+        ctx.cases.undeliverable = vec![overdue.clone()];
+        ctx.cases.counts.undeliverable = 1;
+        let heading = match lang {
+            Lang::Nl => "Mail aan de klant kwam niet aan; neem op een andere manier contact op (1)",
+            Lang::En => "Mail to the client was not delivered; reach them another way (1)",
+        };
+        let out = render(lang, &ctx);
+        for part in [&out.text, &out.html] {
+            assert!(part.contains(heading), "{part}");
+        }
+        let section = out.text.split(heading).nth(1).unwrap();
+        assert!(section.contains(&overdue.reference), "{section}");
+        assert!(section.contains(overdue.client_name), "{section}");
+        let before = render(lang, &digest_ctx(lang));
+        assert!(!before.text.contains(heading) && !before.html.contains(heading));
+    }
+}
+
 #[test]
 fn digest_html_has_a_table_per_section_and_escapes_the_subjects() {
     for lang in LANGS {
@@ -1334,6 +1362,7 @@ fn digest_leaves_out_empty_sections_and_says_when_nothing_is_open() {
             overdue: vec![],
             unacknowledged: vec![],
             triage: vec![],
+            undeliverable: vec![],
             open_by_status: vec![],
         };
         ctx.since = String::new();
