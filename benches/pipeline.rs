@@ -52,7 +52,8 @@ use support::mailstack::{maildir_files, smtp_data, Imap, MailStack, Smtp};
 
 const USAGE: &str = "\
 usage: scripts/bench [--quick] [--complaints N] [--floor N] [--backlog N] [--warmup N]
-                     [--skip-latency] [--skip-backlog] [--keep]
+                     [--skip-latency] [--skip-backlog] [--skip-large-mail]
+                     [--rss-backlog N] [--keep]
   --quick          smoke run: 20 complaints, 20 floor deliveries, 500 backlog messages
   --complaints N   acknowledgement-latency samples (default 200)
   --floor N        IDLE-floor samples (default 200)
@@ -60,6 +61,9 @@ usage: scripts/bench [--quick] [--complaints N] [--floor N] [--backlog N] [--war
   --warmup N       unmeasured complaints before the latency run (default 3)
   --skip-latency   skip the floor and latency phases
   --skip-backlog   skip the backlog and raw-fetch phases
+  --skip-large-mail  skip the peak-RSS run over 12 complaints of 12 MB and 2 of 40 MB
+  --rss-backlog N  a second backlog run of N messages, for its peak RSS
+                   (default 50000; 0 with --quick: skipped)
   --keep           keep the temp dir (configs, databases, klachtd logs)";
 
 // Targets from the issue.
@@ -135,6 +139,10 @@ struct Args {
     #[arg(long)]
     skip_backlog: bool,
     #[arg(long)]
+    skip_large_mail: bool,
+    #[arg(long)]
+    rss_backlog: Option<usize>,
+    #[arg(long)]
     keep: bool,
 }
 
@@ -146,6 +154,9 @@ struct Opts {
     warmup: usize,
     latency: bool,
     backlog_phase: bool,
+    large_mail: bool,
+    /// Messages in the backlog run measured for peak RSS only (0: none).
+    rss_backlog: usize,
     keep: bool,
     quick: bool,
 }
@@ -165,10 +176,10 @@ impl Opts {
         if a.help {
             return Ok(None);
         }
-        let (complaints, floor, backlog) = if a.quick {
-            (20, 20, 500)
+        let (complaints, floor, backlog, rss_backlog) = if a.quick {
+            (20, 20, 500, 0)
         } else {
-            (200, 200, 5000)
+            (200, 200, 5000, 50_000)
         };
         let o = Opts {
             complaints: a.complaints.unwrap_or(complaints),
@@ -177,6 +188,8 @@ impl Opts {
             warmup: a.warmup,
             latency: !a.skip_latency,
             backlog_phase: !a.skip_backlog,
+            large_mail: !a.skip_large_mail,
+            rss_backlog: a.rss_backlog.unwrap_or(rss_backlog),
             keep: a.keep,
             quick: a.quick,
         };
@@ -275,12 +288,20 @@ fn run(opts: &Opts) -> R<bool> {
         });
     }
     if opts.backlog_phase {
-        let b = measure_backlog(stack, &bin, tmp.path(), opts, &fixtures)?;
+        let b = measure_backlog(stack, &bin, tmp.path(), opts.backlog, &fixtures)?;
         out["backlog"] = b;
         if let Some(raw_rate) = out["backlog"]["raw_fetch"]["messages_per_s"].as_f64() {
             let k = num(&out["backlog"]["klachtd"]["messages_per_s"]);
             out["backlog"]["klachtd_vs_raw_fetch"] = json!(k / raw_rate);
         }
+    }
+
+    if opts.large_mail {
+        out["large_mail"] = measure_large_mail(stack, &bin, tmp.path(), &fixtures)?;
+    }
+    if opts.rss_backlog > 0 {
+        let b = measure_backlog(stack, &bin, tmp.path(), opts.rss_backlog, &fixtures)?;
+        out["rss_backlog"] = b;
     }
 
     out["machine"]["loadavg_end"] = json!(loadavg());
@@ -508,15 +529,8 @@ fn measure_latency(
 // ---------------------------------------------------------------------------
 // Phase 3 + 4: backlog with `klachtd run --once`, raw IMAP fetch
 
-fn measure_backlog(
-    stack: &MailStack,
-    bin: &Path,
-    tmp: &Path,
-    opts: &Opts,
-    fx: &Fixtures,
-) -> R<Value> {
-    let n = opts.backlog;
-    let dir = tmp.join("backlog");
+fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fixtures) -> R<Value> {
+    let dir = tmp.join(format!("backlog-{n}"));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ids = Ids::fresh(stack, "bl");
     let raw_box = stack.fresh_address("info-raw", "31solutions.test");
@@ -560,68 +574,12 @@ fn measure_backlog(
     // klachtd run --once
     eprintln!("pipeline: klachtd run --once over {n} messages …");
     let log_path = dir.join("klachtd.log");
-    let mut cmd = Command::new(bin);
-    cmd.arg("--config")
-        .arg(&cfg)
-        .args(["run", "--once"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let t_start = Instant::now();
-    let mut daemon = Daemon::spawn(cmd, "klachtd run --once")?;
-    let pid = daemon.child.as_ref().unwrap().id();
-    let stderr = daemon.child.as_mut().unwrap().stderr.take().unwrap();
-    let log_th = std::thread::spawn(move || {
-        let mut lines: Vec<(Instant, String)> = Vec::new();
-        let mut r = BufReader::new(stderr);
-        let mut buf = Vec::new();
-        while r
-            .read_until(b'\n', &mut buf)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {
-            lines.push((
-                Instant::now(),
-                String::from_utf8_lossy(&buf).trim_end().to_string(),
-            ));
-            buf.clear();
-        }
-        lines
-    });
-    let mut hwm_kb = 0u64;
-    let mut last_poll = Instant::now() - Duration::from_secs(1);
-    let status = loop {
-        if last_poll.elapsed() >= Duration::from_millis(10) {
-            if let Some(kb) = vm_hwm_kb(pid) {
-                hwm_kb = hwm_kb.max(kb);
-            }
-            last_poll = Instant::now();
-        }
-        if let Some(st) = daemon.try_wait() {
-            break st;
-        }
-        if t_start.elapsed() > Duration::from_secs(1800) {
-            daemon.stop(Duration::from_secs(5));
-            return Err("klachtd run --once did not finish within 30 min".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let run_s = t_start.elapsed().as_secs_f64();
-    let lines = log_th.join().unwrap_or_default();
-    let _ = fs::write(
-        &log_path,
-        lines
-            .iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
-    if !status.success() {
-        return Err(format!(
-            "klachtd run --once: {status}; log:\n{}",
-            tail(&log_path, 30)
-        ));
-    }
+    let RunOnce {
+        t_start,
+        run_s,
+        hwm_kb,
+        lines,
+    } = run_once(bin, &cfg, &log_path)?;
     let since = |t: &Instant| t.duration_since(t_start).as_secs_f64();
     let new_cases = lines.iter().filter(|(_, l)| l.contains("new case")).count();
     let mail_sent: Vec<&Instant> = lines
@@ -686,7 +644,7 @@ fn measure_backlog(
             "index_included": false,
             "peak_rss_mb": hwm_kb as f64 / 1024.0,
             "peak_rss_how": "max VmHWM from /proc/<pid>/status, polled every 10 ms",
-            "exit": status.to_string(),
+            "exit": "exit status: 0",
             "log_new_case": new_cases,
             "log_mail_sent": mail_sent.len(),
             "log_warnings": warnings,
@@ -711,6 +669,170 @@ fn measure_backlog(
             "last_delivery_after_exit_s": delivered_after_exit_s,
         },
         "raw_fetch": raw,
+    }))
+}
+
+/// `klachtd run --once` as timed by the backlog phases.
+struct RunOnce {
+    t_start: Instant,
+    run_s: f64,
+    hwm_kb: u64,
+    lines: Vec<(Instant, String)>,
+}
+
+/// Runs `klachtd run --once` to its end: time from spawn to exit, peak RSS
+/// (VmHWM polled every 10 ms) and each log line with the instant it was
+/// read. The log is also written to `log_path`; a failed run is an error
+/// with its tail.
+///
+/// With `KLACHTD_BENCH_WRAP` set (for example `heaptrack -o /tmp/ht`), the
+/// run goes through that command, for a profile; its RSS is then the
+/// wrapper's.
+fn run_once(bin: &Path, cfg: &Path, log_path: &Path) -> R<RunOnce> {
+    let wrap = std::env::var("KLACHTD_BENCH_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut cmd = match wrap.next() {
+        Some(prog) => {
+            let mut c = Command::new(prog);
+            c.args(wrap).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.arg("--config")
+        .arg(cfg)
+        .args(["run", "--once"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let t_start = Instant::now();
+    let mut daemon = Daemon::spawn(cmd, "klachtd run --once")?;
+    let pid = daemon.child.as_ref().unwrap().id();
+    let stderr = daemon.child.as_mut().unwrap().stderr.take().unwrap();
+    let log_th = std::thread::spawn(move || {
+        let mut lines: Vec<(Instant, String)> = Vec::new();
+        let mut r = BufReader::new(stderr);
+        let mut buf = Vec::new();
+        while r
+            .read_until(b'\n', &mut buf)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            lines.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buf).trim_end().to_string(),
+            ));
+            buf.clear();
+        }
+        lines
+    });
+    let mut hwm_kb = 0u64;
+    let mut last_poll = Instant::now() - Duration::from_secs(1);
+    let status = loop {
+        if last_poll.elapsed() >= Duration::from_millis(10) {
+            if let Some(kb) = vm_hwm_kb(pid) {
+                hwm_kb = hwm_kb.max(kb);
+            }
+            last_poll = Instant::now();
+        }
+        if let Some(st) = daemon.try_wait() {
+            break st;
+        }
+        if t_start.elapsed() > Duration::from_secs(1800) {
+            daemon.stop(Duration::from_secs(5));
+            return Err("klachtd run --once did not finish within 30 min".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let run_s = t_start.elapsed().as_secs_f64();
+    let lines = log_th.join().unwrap_or_default();
+    let _ = fs::write(
+        log_path,
+        lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    if !status.success() {
+        return Err(format!(
+            "klachtd run --once: {status}; log:\n{}",
+            tail(log_path, 30)
+        ));
+    }
+    Ok(RunOnce {
+        t_start,
+        run_s,
+        hwm_kb,
+        lines,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Phase 5: large mail (peak RSS)
+
+/// The large-mail run: how many complaints, and the size of each one's
+/// attachment before base64. 9 MiB makes a message of about 12 MB, kept
+/// whole; 30 MiB one of 40 MB, over `intake.max_message_bytes`, read in
+/// part.
+const LARGE_MAILS: &[(usize, usize)] = &[(12, 9 * 1024 * 1024), (2, 30 * 1024 * 1024)];
+
+/// `run --once` over 12 complaints of about 12 MB each (a 9 MiB PDF-like
+/// attachment of random bytes, under `intake.max_attachment_bytes`, so
+/// each is kept in the register and passed on to the handler): peak RSS,
+/// and that each is acknowledged.
+fn measure_large_mail(stack: &MailStack, bin: &Path, tmp: &Path, fx: &Fixtures) -> R<Value> {
+    let dir = tmp.join("large-mail");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let ids = Ids::fresh(stack, "lm");
+    let cfg = write_config(&dir, stack, &ids)?;
+    let mut clients = Vec::new();
+    let mut msgs = Vec::new();
+    let mut sizes = Vec::new();
+    for &(count, attachment) in LARGE_MAILS {
+        for _ in 0..count {
+            let client = stack.fresh_address("client", "client.test");
+            msgs.push(fx.large_complaint(msgs.len(), attachment, &client, &ids.info));
+            clients.push(client);
+        }
+        let mb = msgs.last().map_or(0, Vec::len) as f64 / 1e6;
+        sizes.push(format!("{count} × {mb:.1} MB"));
+    }
+    let bytes: usize = msgs.iter().map(Vec::len).sum();
+    let n = msgs.len();
+    eprintln!("pipeline: large mail, {} …", sizes.join(" + "));
+    stack.imap_flags(&ids.info, "INBOX")?;
+    write_maildir(&stack.maildir(&ids.info, "INBOX"), &msgs, "k")?;
+    drop(msgs);
+    let index_s = select_time(stack, &ids.info, n)?;
+    let run = run_once(bin, &cfg, &dir.join("klachtd.log"))?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let acks = loop {
+        let acks = clients
+            .iter()
+            .filter(|c| first_message(&stack.maildir(c, "INBOX")).is_some())
+            .count();
+        if acks >= clients.len() || Instant::now() > deadline {
+            break acks;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let cases = cases_json(bin, &cfg);
+    let warnings = run
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("WARN") || l.contains("ERROR"))
+        .count();
+    Ok(json!({
+        "messages": n,
+        "sizes": sizes,
+        "bytes": bytes,
+        "index_select_s": index_s,
+        "run_once_s": run.run_s,
+        "peak_rss_mb": run.hwm_kb as f64 / 1024.0,
+        "cases": cases.as_array().map(Vec::len).unwrap_or(0),
+        "acks": acks,
+        "log_warnings": warnings,
     }))
 }
 
@@ -945,7 +1067,11 @@ impl Fixtures {
     fn load() -> R<Fixtures> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
         let mut files = std::collections::HashMap::new();
-        for name in COMPLAINTS.iter().chain(ORDINARY) {
+        for name in COMPLAINTS
+            .iter()
+            .chain(ORDINARY)
+            .chain(&["with-attachment"])
+        {
             let p = dir.join(format!("{name}.eml"));
             let b = fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             files.insert(*name, b);
@@ -986,6 +1112,33 @@ impl Fixtures {
             }
         }
         panic!("no neutral sentence leaves fixture {name} acknowledged at once")
+    }
+
+    /// The complaint with an attachment, its small PDF replaced by
+    /// `size` bytes of noise (xorshift, base64, 76 a line).
+    fn large_complaint(&self, i: usize, size: usize, from: &str, to: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let msgid = format!("bench-{}-l{i}@client.test", self.run);
+        let m = rewrite_headers(&self.files["with-attachment"], &msgid, to, Some(from));
+        let start = find(&m, b"JVBERi0").expect("with-attachment.eml holds a base64 PDF");
+        let end = start + find(&m[start..], b"\r\n\r\n").expect("its base64 block ends");
+        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
+        let noise: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(noise);
+        let mut out = m[..start].to_vec();
+        for line in b64.as_bytes().chunks(76) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&m[end + 2..]);
+        out
     }
 
     fn ordinary(&self, name: &str, i: usize, to: &str) -> Vec<u8> {
@@ -1234,6 +1387,18 @@ fn targets(out: &mut Value) -> bool {
     check(
         "backlog_peak_rss_mb",
         num(&out["backlog"]["klachtd"]["peak_rss_mb"]),
+        TARGET_RSS_MB,
+        true,
+    );
+    check(
+        "large_mail_peak_rss_mb",
+        num(&out["large_mail"]["peak_rss_mb"]),
+        TARGET_RSS_MB,
+        true,
+    );
+    check(
+        "rss_backlog_peak_rss_mb",
+        num(&out["rss_backlog"]["klachtd"]["peak_rss_mb"]),
         TARGET_RSS_MB,
         true,
     );
