@@ -236,7 +236,7 @@ fn every_default_is_kept() {
         ),
         (5, 20, 3, 2, 3, 60)
     );
-    assert_eq!(s.intake.max_message_bytes, 25 * 1024 * 1024);
+    assert_eq!(s.intake.max_message_bytes, 16 * 1024 * 1024);
     assert_eq!(s.intake.max_attachment_bytes, 10 * 1024 * 1024);
     assert_eq!(s.intake.complaint_folder.as_deref(), Some("Klachten"));
     assert!(s.intake.sender_auth.methods.is_empty());

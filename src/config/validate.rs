@@ -311,7 +311,7 @@ fn intake(i: raw::Intake, imap: &ImapSettings, lang: Lang) -> Result<Intake, Con
     }
     let sender_auth = sender_auth(&i)?;
     let intake = Intake {
-        max_message_bytes: i.max_message_bytes.unwrap_or(25 * 1024 * 1024),
+        max_message_bytes: i.max_message_bytes.unwrap_or(16 * 1024 * 1024),
         max_attachment_bytes: i.max_attachment_bytes.unwrap_or(10 * 1024 * 1024),
         complaint_folder,
         sender_auth,

@@ -19,19 +19,114 @@ type Session = async_imap::Session<Box<dyn Stream>>;
 
 pub struct Imap {
     session: Session,
+    allowance: Arc<Allowance>,
     timeout: Duration,
     selected: Option<String>,
     /// The server's capabilities after login, asked once per session.
     capabilities: Option<std::collections::HashSet<String>>,
 }
 
-/// A message as fetched: uid, arrival time in the mailbox, size, bytes.
+/// A message as fetched: uid, arrival time in the mailbox, size, and its
+/// bytes, kept in the buffer the server's response was read into (one
+/// copy, freed when this is dropped).
 #[derive(Debug)]
 pub struct Fetched {
     pub uid: u32,
     pub internal_date: Option<jiff::Timestamp>,
     pub size: u32,
-    pub bytes: Vec<u8>,
+    response: async_imap::types::Fetch,
+}
+
+impl Fetched {
+    /// The header or body section fetched (empty when the server sent none).
+    pub fn bytes(&self) -> &[u8] {
+        self.response
+            .header()
+            .or(self.response.body())
+            .unwrap_or_default()
+    }
+}
+
+/// The most klachtd reads in reply to one command unless it asked for more
+/// (a body fetch): a UID SEARCH of a million messages fits, a server that
+/// streams without end does not.
+pub const REPLY_CAP: u64 = 16 * 1024 * 1024;
+/// The part of each header fetched to decide on a message: real headers are
+/// under 32 KiB; a longer one is cut, never read whole.
+pub const HEADER_CAP: u64 = 64 * 1024;
+/// What a FETCH response adds around each message's data.
+const FETCH_OVERHEAD: u64 = 1024;
+/// The slowest transfer a body fetch allows for before it times out, on
+/// top of the usual timeout.
+const MIN_BYTES_PER_S: u64 = 100 * 1024;
+
+/// The replies the server may still send to the current command. Every
+/// command starts with a write (often several): a write resets the
+/// allowance to what commands are granted now (`REPLY_CAP` but during a
+/// body fetch).
+#[derive(Debug, Default)]
+struct Allowance {
+    left: std::sync::atomic::AtomicU64,
+    granted: std::sync::atomic::AtomicU64,
+}
+
+/// The connection, counting what the server sends against the
+/// [`Allowance`]: beyond it the read fails and the session is dropped.
+#[derive(Debug)]
+struct Capped<S> {
+    inner: S,
+    allowance: Arc<Allowance>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        if read > 0 {
+            let left = self.allowance.left.load(Relaxed);
+            if read > left {
+                self.allowance.left.store(0, Relaxed);
+                return std::task::Poll::Ready(Err(std::io::Error::other(
+                    "the IMAP server sent more in reply to one command than klachtd reads (a broken or hostile server)",
+                )));
+            }
+            self.allowance.left.store(left - read, Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Capped<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let granted = self.allowance.granted.load(Relaxed);
+        self.allowance.left.store(granted, Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 pub struct Selected {
@@ -97,6 +192,14 @@ impl Imap {
                 Box::new(tls_connect(tcp, &s.host, t).await?)
             }
         };
+        let allowance = Arc::new(Allowance {
+            left: REPLY_CAP.into(),
+            granted: REPLY_CAP.into(),
+        });
+        let stream: Box<dyn Stream> = Box::new(Capped {
+            inner: stream,
+            allowance: allowance.clone(),
+        });
         let mut client = async_imap::Client::new(stream);
         if s.security != Security::Starttls {
             let greeting = timed(t, "greeting", client.read_response()).await??;
@@ -109,6 +212,7 @@ impl Imap {
             .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username))?;
         Ok(Imap {
             session,
+            allowance,
             timeout: t,
             selected: None,
             capabilities: None,
@@ -143,22 +247,34 @@ impl Imap {
         Ok(v)
     }
 
-    async fn fetch(&mut self, uids: &[u32], query: &str) -> Result<Vec<Fetched>> {
+    /// One UID FETCH; the reply may be `allowed` bytes and take `t`.
+    async fn fetch(
+        &mut self,
+        uids: &[u32],
+        query: &str,
+        allowed: u64,
+        t: Duration,
+    ) -> Result<Vec<Fetched>> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
-        let t = self.timeout * 4;
-        let fetches: Vec<_> = timed(t, "UID FETCH", async {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.allowance
+            .granted
+            .store(allowed.max(REPLY_CAP), Relaxed);
+        let fetches = timed(t, "UID FETCH", async {
             self.session
                 .uid_fetch(&set, query)
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
         })
-        .await??;
+        .await;
+        self.allowance.granted.store(REPLY_CAP, Relaxed);
+        let fetches = fetches??;
         let mut out: Vec<Fetched> = fetches
-            .iter()
+            .into_iter()
             .filter_map(|f| {
                 Some(Fetched {
                     uid: f.uid?,
@@ -166,11 +282,7 @@ impl Imap {
                         .internal_date()
                         .and_then(|d| jiff::Timestamp::from_second(d.timestamp()).ok()),
                     size: f.size.unwrap_or(0),
-                    bytes: f
-                        .header()
-                        .or(f.body())
-                        .map(<[u8]>::to_vec)
-                        .unwrap_or_default(),
+                    response: f,
                 })
             })
             .collect();
@@ -178,17 +290,36 @@ impl Imap {
         Ok(out)
     }
 
-    /// Headers only (BODY.PEEK: flags are not touched).
+    /// Headers only, at most [`HEADER_CAP`] of each (BODY.PEEK: flags are
+    /// not touched).
     pub async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<Fetched>> {
-        self.fetch(uids, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])")
-            .await
+        let allowed = uids.len() as u64 * (HEADER_CAP + FETCH_OVERHEAD);
+        self.fetch(
+            uids,
+            &format!("(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]<0.{HEADER_CAP}>)"),
+            allowed,
+            self.timeout * 4,
+        )
+        .await
     }
 
     /// Whole messages, at most `max_bytes` of each (BODY.PEEK: flags kept).
-    pub async fn fetch_bodies(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
+    /// `expected` is what the caller knows of their size (RFC822.SIZE, each
+    /// capped at `max_bytes`): the reply may be that much, and the fetch
+    /// gets the usual timeout plus time for it at a slow link's pace.
+    pub async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        max_bytes: u64,
+        expected: u64,
+    ) -> Result<Vec<Fetched>> {
+        let allowed = expected + uids.len() as u64 * FETCH_OVERHEAD;
+        let t = self.timeout * 2 + Duration::from_secs(expected / MIN_BYTES_PER_S);
         self.fetch(
             uids,
             &format!("(UID RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.{max_bytes}>)"),
+            allowed,
+            t,
         )
         .await
     }
@@ -380,6 +511,7 @@ impl Imap {
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(Imap, bool)> {
         let timeout = self.timeout;
+        let allowance = self.allowance;
         let selected = self.selected;
         let capabilities = self.capabilities;
         let mut handle = self.session.idle();
@@ -395,6 +527,7 @@ impl Imap {
         Ok((
             Imap {
                 session,
+                allowance,
                 timeout,
                 selected,
                 capabilities,
@@ -457,6 +590,44 @@ pub fn uid_set(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers a command with more than it was granted ends
+    /// the read with an error; the same bytes within the grant, or spread
+    /// over several commands, are read.
+    #[tokio::test]
+    async fn replies_beyond_the_allowance_end_the_session() {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let allowance = Arc::new(Allowance {
+            left: 0.into(),
+            granted: 1000.into(),
+        });
+        let mut capped = Capped {
+            inner: client,
+            allowance: allowance.clone(),
+        };
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..3 {
+            capped.write_all(b"a NOOP\r\n").await.unwrap();
+            server.write_all(&[b'x'; 900]).await.unwrap();
+            capped.read_exact(&mut buf[..900]).await.unwrap();
+        }
+        capped.write_all(b"b NOOP\r\n").await.unwrap();
+        server.write_all(&[b'x'; 1001]).await.unwrap();
+        drop(server);
+        let mut read = 0;
+        let err = loop {
+            match capped.read(&mut buf).await {
+                Ok(0) => panic!("all {read} bytes read without an error"),
+                Ok(n) => read += n,
+                Err(e) => break e,
+            }
+        };
+        assert!(read <= 1000, "{read}");
+        assert!(err.to_string().contains("more in reply"), "{err}");
+    }
+
     #[test]
     fn uid_sets_are_compact() {
         assert_eq!(super::uid_set(&[9, 1, 2, 3, 7, 10]), "1:3,7,9:10");

@@ -161,7 +161,7 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
     let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .ok()
         .flatten();
-    let Some(m) = parsed else {
+    let Some(mut m) = parsed else {
         return unparseable(raw);
     };
 
@@ -204,26 +204,34 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
 
     let text = body_text(&m);
 
-    let attachments = m
-        .attachments()
-        .map(|p| attachment(p, max_attachment_bytes))
-        .collect();
+    // The attachments last: their data moves out of the parsed message
+    // rather than being copied.
+    let subject = legacy("subject")
+        .or_else(|| m.subject().map(unfold))
+        .unwrap_or_default();
+    let (to, cc) = (addresses(m.to()), addresses(m.cc()));
+    let date = m
+        .date()
+        .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok());
+    let (in_reply_to, references) = (ids(m.in_reply_to()), ids(m.references()));
+    let mut attachments = Vec::new();
+    for i in std::mem::take(&mut m.attachments) {
+        if let Some(p) = m.parts.get_mut(i as usize) {
+            attachments.push(attachment(p, max_attachment_bytes));
+        }
+    }
 
     InboundMail {
         message_id,
         synthetic_id,
         from,
         from_name,
-        to: addresses(m.to()),
-        cc: addresses(m.cc()),
-        subject: legacy("subject")
-            .or_else(|| m.subject().map(unfold))
-            .unwrap_or_default(),
-        date: m
-            .date()
-            .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok()),
-        in_reply_to: ids(m.in_reply_to()),
-        references: ids(m.references()),
+        to,
+        cc,
+        subject,
+        date,
+        in_reply_to,
+        references,
         headers,
         mime_type,
         text,
@@ -291,19 +299,27 @@ fn body_text(m: &mail_parser::Message<'_>) -> String {
     text
 }
 
-/// One attachment: its metadata always, its data up to `max_bytes`.
-fn attachment(p: &mail_parser::MessagePart<'_>, max_bytes: u64) -> Attachment {
+/// One attachment: its metadata always, its data up to `max_bytes`, moved
+/// out of the part (decoded data is not copied again).
+fn attachment(p: &mut mail_parser::MessagePart<'_>, max_bytes: u64) -> Attachment {
+    use mail_parser::PartType;
     let filename = p
         .attachment_name()
         .map(sanitize_filename)
         .unwrap_or_else(|| "bijlage".to_string());
-    let bytes = p.contents();
-    let size = bytes.len() as u64;
+    let content_type = mime_type_of(p.content_type(), "application/octet-stream");
+    let size = p.contents().len() as u64;
+    let data = (size <= max_bytes).then(|| match std::mem::take(&mut p.body) {
+        PartType::Binary(b) | PartType::InlineBinary(b) => b.into_owned(),
+        PartType::Text(t) | PartType::Html(t) => t.into_owned().into_bytes(),
+        PartType::Message(inner) => inner.raw_message.into_owned(),
+        PartType::Multipart(_) => Vec::new(),
+    });
     Attachment {
         filename,
-        content_type: mime_type_of(p.content_type(), "application/octet-stream"),
+        content_type,
         size,
-        data: (size <= max_bytes).then(|| bytes.to_vec()),
+        data,
     }
 }
 

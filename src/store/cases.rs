@@ -279,18 +279,36 @@ pub async fn insert_attachment(
     size: u64,
     data: Option<&[u8]>,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO attachments (case_message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
+    let row = sqlx::query(
+        "INSERT INTO attachments (case_message_id, filename, content_type, size) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(case_message_id)
     .bind(filename)
     .bind(content_type)
     .bind(size as i64)
-    .bind(data.map(|d| d.to_vec()))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
+    let id = get_i64(&row, "id")?;
+    // In parts: the driver and the database copy each value they are
+    // given, so one large value would be held three times over.
+    for (seq, part) in data.unwrap_or_default().chunks(ATTACHMENT_PART).enumerate() {
+        sqlx::query("INSERT INTO attachment_parts (attachment_id, seq, data) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(seq as i64)
+            .bind(part)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
+
+/// The largest part of an attachment's data stored in one row.
+const ATTACHMENT_PART: usize = 256 * 1024;
+
+/// SQL: 1 when the attachment `a` has its data in the register, else 0
+/// (rows from before migration 7 hold it in `a.data`).
+pub(crate) const ATTACHMENT_STORED: &str = "CASE WHEN a.data IS NOT NULL OR EXISTS \
+     (SELECT 1 FROM attachment_parts p WHERE p.attachment_id = a.id) THEN 1 ELSE 0 END";
 
 /// Open cases per handler address (lower-case), for fair assignment.
 pub async fn open_case_counts(tx: &mut Tx) -> Result<std::collections::HashMap<String, u32>> {
@@ -627,8 +645,10 @@ pub struct AttachmentMeta {
 
 pub async fn case_attachments(tx: &mut Tx, case_id: i64) -> Result<Vec<AttachmentMeta>> {
     let rows = sqlx::query(
-        "SELECT a.filename, a.size, CASE WHEN a.data IS NULL THEN 0 ELSE 1 END AS stored \
-         FROM attachments a JOIN case_messages m ON m.id = a.case_message_id WHERE m.case_id = $1 ORDER BY a.id",
+        &format!(
+            "SELECT a.filename, a.size, {ATTACHMENT_STORED} AS stored \
+             FROM attachments a JOIN case_messages m ON m.id = a.case_message_id WHERE m.case_id = $1 ORDER BY a.id"
+        ),
     )
     .bind(case_id)
     .fetch_all(&mut **tx)

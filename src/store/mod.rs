@@ -68,6 +68,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_burned_tokens.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_attachment_parts.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -91,6 +95,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_burned_tokens.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_attachment_parts.sql"),
+    ),
 ];
 
 impl Store {
@@ -112,6 +120,14 @@ impl Store {
         } else {
             bail!("database.url: unsupported scheme (expected sqlite:// or postgres://)");
         };
+        if let Some(dir) = sqlite_path(url).and_then(|p| p.parent().map(|d| d.to_path_buf())) {
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::PathBuf::from(".")
+            } else {
+                dir
+            };
+            let _ = SQLITE_DIR.set(dir);
+        }
         let connect_url = match backend {
             Backend::Sqlite => prepare_sqlite_file(url)?,
             Backend::Postgres => postgres_url(url),
@@ -153,6 +169,7 @@ impl Store {
             Backend::Sqlite => sqlite_path(url).map(|p| p.with_file_name("outbox-inflight")),
             Backend::Postgres => None,
         };
+
         if let Some(dir) = &inflight {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -558,6 +575,47 @@ fn postgres_url(url: &str) -> String {
     }
     let sep = if query.is_empty() { "?" } else { "&" };
     format!("{url}{sep}sslmode=verify-full")
+}
+
+/// The folder of the SQLite register this process opened (for
+/// [`explain`]).
+static SQLITE_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Below this much free space, a database error is put down to a full disk.
+const NEARLY_FULL: u64 = 1024 * 1024;
+
+/// An error as the log and the command line show it (`{e:#}`), with the
+/// likely cause added when it is a database error on a SQLite register
+/// whose disk is full: SQLite itself often says only "disk I/O error".
+pub fn explain(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    if !e.chain().any(|c| c.is::<sqlx::Error>()) {
+        return text;
+    }
+    let Some(dir) = SQLITE_DIR.get() else {
+        return text;
+    };
+    match free_bytes(dir) {
+        Some(free) if free < NEARLY_FULL => format!(
+            "{text} (the disk holding the register, {}, is full: {free} bytes free; \
+             make room and klachtd goes on where it stopped: nothing was half-written)",
+            dir.display()
+        ),
+        _ => text,
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+// The statvfs fields are u64 here but narrower on 32-bit targets.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable
+    // statvfs; statvfs only fills it in.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {

@@ -177,6 +177,13 @@ pub async fn anonymise_case(
         return Ok(false);
     }
     sqlx::query(
+        "DELETE FROM attachment_parts WHERE attachment_id IN (SELECT a.id FROM attachments a \
+         JOIN case_messages m ON m.id = a.case_message_id WHERE m.case_id = $1)",
+    )
+    .bind(case_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
         "DELETE FROM attachments WHERE case_message_id IN (SELECT id FROM case_messages WHERE case_id = $1)",
     )
     .bind(case_id)
@@ -364,10 +371,11 @@ impl Store {
         .await?;
         let mut out = Vec::new();
         for r in rows {
-            let attachments = sqlx::query(
-                "SELECT filename, content_type, size, CASE WHEN data IS NULL THEN 0 ELSE 1 END AS stored \
-                 FROM attachments WHERE case_message_id = $1 ORDER BY id",
-            )
+            let attachments = sqlx::query(&format!(
+                "SELECT a.filename, a.content_type, a.size, {} AS stored \
+                     FROM attachments a WHERE a.case_message_id = $1 ORDER BY a.id",
+                super::cases::ATTACHMENT_STORED
+            ))
             .bind(get_i64(&r, "id")?)
             .fetch_all(self.pool())
             .await?

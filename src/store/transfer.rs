@@ -20,6 +20,7 @@ pub const TABLES: &[&str] = &[
     "inbound",
     "case_messages",
     "attachments",
+    "attachment_parts",
     "mailbox_state",
     "outbox",
     "notices",

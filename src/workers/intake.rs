@@ -12,11 +12,33 @@ use super::{backoff, sleep_or_stop};
 use crate::app::App;
 use crate::flows::intake::{self, Origin, Outcome};
 use crate::flows::overrule::{self, Gesture};
-use crate::mail::imap::Imap;
+use crate::mail::imap::{Fetched, Imap};
 use crate::mail::parse;
 
-/// UIDs fetched per round trip.
+/// UIDs whose headers are fetched per round trip.
 const BATCH: usize = 250;
+/// Bytes of bodies fetched per round trip: a larger message comes alone.
+/// With one copy of each held (the response buffer), this bounds what
+/// intake holds at once, whatever the sizes in the mailbox.
+const BODY_BUDGET: u64 = 4 * 1024 * 1024;
+
+/// Splits `uids` (with their RFC822.SIZE) into runs, in order, whose bodies
+/// (each at most `max_bytes`) fit in [`BODY_BUDGET`]; a message larger
+/// than the budget is a run of its own. Yields each run's UIDs and bytes.
+fn body_runs(sized: &[(u32, u32)], max_bytes: u64) -> Vec<(Vec<u32>, u64)> {
+    let mut runs: Vec<(Vec<u32>, u64)> = Vec::new();
+    for &(uid, size) in sized {
+        let bytes = u64::from(size).min(max_bytes);
+        match runs.last_mut() {
+            Some((uids, total)) if *total + bytes <= BODY_BUDGET => {
+                uids.push(uid);
+                *total += bytes;
+            }
+            _ => runs.push((vec![uid], bytes)),
+        }
+    }
+    runs
+}
 
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
@@ -30,7 +52,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
                 record_failure(&app, &e).await;
                 let wait = backoff(failures, Duration::from_secs(300));
                 failures = failures.saturating_add(1);
-                tracing::warn!(error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "IMAP intake failed; reconnecting");
+                tracing::warn!(error = %crate::store::explain(&e), retry_in_s = wait.as_secs(), "IMAP intake failed; reconnecting");
                 if sleep_or_stop(wait, &mut stop).await {
                     return;
                 }
@@ -81,7 +103,7 @@ pub async fn record_health(app: &App, result: &Result<()>) {
 async fn record_failure(app: &App, e: &anyhow::Error) {
     if let Err(e) = app
         .store
-        .health_failed("intake", app.clock.now(), &format!("{e:#}"))
+        .health_failed("intake", app.clock.now(), &crate::store::explain(e))
         .await
     {
         tracing::warn!(error = %format!("{e:#}"), "could not record intake health");
@@ -183,7 +205,7 @@ async fn process_batch(
     let headers = imap.fetch_headers(uids).await?;
     let mut heads: Vec<Option<parse::InboundMail>> = headers
         .iter()
-        .map(|h| Some(parse::parse(&h.bytes, 0)))
+        .map(|h| Some(parse::parse(h.bytes(), 0)))
         .collect();
     let ids: Vec<String> = heads
         .iter()
@@ -194,18 +216,20 @@ async fn process_batch(
 
     // What the headers already tell: seen before, or automated. Only the
     // rest needs its body.
-    let need_body: Vec<u32> = headers
+    let need_body: Vec<(u32, u32)> = headers
         .iter()
         .zip(heads.iter().flatten())
         .filter(|(_, head)| {
             !known.contains(&head.message_id) && intake::automated(s, head).is_none()
         })
-        .map(|(h, _)| h.uid)
+        .map(|(h, _)| (h.uid, h.size))
         .collect();
-    let bodies = imap
-        .fetch_bodies(&need_body, s.intake.max_message_bytes)
-        .await?;
 
+    // Bodies come in runs under the byte budget; the messages are handled
+    // in UID order, each body dropped once parsed.
+    let max = s.intake.max_message_bytes;
+    let mut runs = body_runs(&need_body, max).into_iter();
+    let mut bodies: std::collections::VecDeque<Fetched> = Default::default();
     let mut processed = 0;
     let mut keywords = Vec::new();
     for (h, head) in headers.iter().zip(heads.iter_mut()) {
@@ -214,11 +238,22 @@ async fn process_batch(
             uidvalidity,
             uid: h.uid,
         };
-        let body = bodies.iter().find(|b| b.uid == h.uid);
+        let wants_body = need_body.iter().any(|(u, _)| *u == h.uid);
+        if wants_body && bodies.is_empty() {
+            if let Some((uids, bytes)) = runs.next() {
+                bodies = imap.fetch_bodies(&uids, max, bytes).await?.into();
+            }
+        }
+        let body = if wants_body {
+            take_body(&mut bodies, h.uid)
+        } else {
+            None
+        };
         let mail = match body {
-            Some(b) => parse_fetched(s, &b.bytes, h.size),
-            // Header-only: enough to know it is automated or seen before.
-            None => head.take().unwrap_or_else(|| parse::parse(&h.bytes, 0)),
+            Some(b) => parse_fetched(s, &b),
+            // Header-only: enough to know it is automated or seen before
+            // (or the message was expunged before its body was fetched).
+            None => head.take().unwrap_or_else(|| parse::parse(h.bytes(), 0)),
         };
         let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
         log_outcome(h.uid, &mail.message_id, &outcome);
@@ -341,39 +376,42 @@ async fn overrule_batch(
     if wanted.is_empty() {
         return Ok((0, None));
     }
-    let bodies = imap
-        .fetch_bodies(&wanted, s.intake.max_message_bytes)
-        .await?;
     let mut case_mail = Vec::new();
     let mut failed = None;
-    for b in &bodies {
-        let mail = parse_fetched(s, &b.bytes, b.size);
-        let origin = Origin {
-            folder: look.folder,
-            uidvalidity: look.uidvalidity,
-            uid: b.uid,
-        };
-        let outcome = match overrule::open_by_staff(
-            app,
-            origin,
-            b.internal_date,
-            &mail,
-            look.gesture,
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
-            Err(e) => {
-                tracing::warn!(uid = b.uid, message_id = %mail.message_id, error = %format!("{e:#}"),
+    let max = s.intake.max_message_bytes;
+    for (run, bytes) in body_runs(&wanted, max) {
+        for b in imap.fetch_bodies(&run, max, bytes).await? {
+            let mail = parse_fetched(s, &b);
+            let uid = b.uid;
+            let internal_date = b.internal_date;
+            drop(b);
+            let origin = Origin {
+                folder: look.folder,
+                uidvalidity: look.uidvalidity,
+                uid,
+            };
+            let outcome = match overrule::open_by_staff(
+                app,
+                origin,
+                internal_date,
+                &mail,
+                look.gesture,
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(uid, message_id = %mail.message_id, error = %format!("{e:#}"),
                         "a mail staff made a complaint of could not be handled; trying again next round");
-                failed = Some(failed.map_or(b.uid, |f: u32| f.min(b.uid)));
-                continue;
+                    failed = Some(failed.map_or(uid, |f: u32| f.min(uid)));
+                    continue;
+                }
+            };
+            log_overrule(uid, &mail.message_id, &outcome, look.gesture);
+            if outcome.is_case_mail() {
+                case_mail.push(uid);
             }
-        };
-        log_overrule(b.uid, &mail.message_id, &outcome, look.gesture);
-        if outcome.is_case_mail() {
-            case_mail.push(b.uid);
         }
     }
     if !case_mail.is_empty() {
@@ -395,11 +433,11 @@ async fn overrule_wanted(
     imap: &mut Imap,
     uids: &[u32],
     first_look: bool,
-) -> Result<Vec<u32>> {
+) -> Result<Vec<(u32, u32)>> {
     let headers = imap.fetch_headers(uids).await?;
     let ids: Vec<String> = headers
         .iter()
-        .map(|h| parse::parse(&h.bytes, 0).message_id)
+        .map(|h| parse::parse(h.bytes(), 0).message_id)
         .collect();
     let settled = app.store.settled_ids(&ids).await?;
     let seen = if first_look {
@@ -411,7 +449,7 @@ async fn overrule_wanted(
         .iter()
         .zip(&ids)
         .filter(|(_, id)| !settled.contains(*id) && (!first_look || seen.contains(*id)))
-        .map(|(h, _)| h.uid)
+        .map(|(h, _)| (h.uid, h.size))
         .collect())
 }
 
@@ -433,18 +471,25 @@ fn log_overrule(uid: u32, message_id: &str, outcome: &Outcome, gesture: Gesture)
     }
 }
 
-/// A fetched body, parsed. When only its start was fetched (`size` is
+/// A fetched body, parsed. When only its start was fetched (its size is
 /// over the cap), attachments may be cut off, so none is kept as if it
 /// were whole; their metadata stays.
-fn parse_fetched(s: &crate::config::Settings, bytes: &[u8], size: u32) -> parse::InboundMail {
-    let mut mail = parse::parse(bytes, s.intake.max_attachment_bytes);
-    if u64::from(size) > s.intake.max_message_bytes {
-        mail.truncated_from = Some(u64::from(size));
+fn parse_fetched(s: &crate::config::Settings, b: &Fetched) -> parse::InboundMail {
+    let mut mail = parse::parse(b.bytes(), s.intake.max_attachment_bytes);
+    if u64::from(b.size) > s.intake.max_message_bytes {
+        mail.truncated_from = Some(u64::from(b.size));
         for a in &mut mail.attachments {
             a.data = None;
         }
     }
     mail
+}
+
+/// The body fetched for `uid`, taken out of the run (None when the server
+/// sent none: the message was expunged meanwhile).
+fn take_body(bodies: &mut std::collections::VecDeque<Fetched>, uid: u32) -> Option<Fetched> {
+    let at = bodies.iter().position(|b| b.uid == uid)?;
+    bodies.remove(at)
 }
 
 /// Sets the complaint keyword on case mail and, with `move_to`, moves it
@@ -470,5 +515,31 @@ fn log_outcome(uid: u32, message_id: &str, outcome: &Outcome) {
             tracing::info!(uid, message_id, reference = %reference, "reply filed on case")
         }
         other => tracing::debug!(uid, message_id, outcome = %other.label(), "left alone"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_fetched_in_runs_under_the_budget_in_uid_order() {
+        const MB: u32 = 1024 * 1024;
+        let max = 16 * u64::from(MB);
+        let sized = [
+            (1, MB),
+            (2, 2 * MB),
+            (3, MB),
+            (4, 12 * MB),
+            (5, 40 * MB),
+            (6, 10),
+        ];
+        let runs = body_runs(&sized, max);
+        let uids: Vec<Vec<u32>> = runs.iter().map(|(u, _)| u.clone()).collect();
+        assert_eq!(uids, vec![vec![1, 2, 3], vec![4], vec![5], vec![6]]);
+        let bytes: Vec<u64> = runs.iter().map(|(_, b)| *b).collect();
+        // A message over the cap counts at the cap: only that much is read.
+        assert_eq!(bytes, vec![4 * u64::from(MB), 12 * u64::from(MB), max, 10]);
+        assert!(runs.iter().all(|(u, b)| u.len() == 1 || *b <= BODY_BUDGET));
     }
 }

@@ -468,7 +468,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             Ok(_) => failures = 0,
             Err(e) => {
                 failures = failures.saturating_add(1);
-                tracing::warn!(error = %format!("{e:#}"), "outbox pass failed");
+                tracing::warn!(error = %crate::store::explain(&e), "outbox pass failed");
                 if sleep_or_stop(backoff(failures, Duration::from_secs(120)), &mut stop).await {
                     break;
                 }

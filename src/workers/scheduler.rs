@@ -26,7 +26,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let wait = backoff(failures, Duration::from_secs(300)).max(TICK);
-                tracing::warn!(error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "scheduler pass failed");
+                tracing::warn!(error = %crate::store::explain(&e), retry_in_s = wait.as_secs(), "scheduler pass failed");
                 wait
             }
         };

@@ -138,6 +138,20 @@ fn a_recipient_refused_at_rcpt_fails_on_the_case_and_can_be_queued_again() {
         "{text}"
     );
     assert!(text.contains("op een andere manier contact"), "{text}");
+    // The next working day's digest lists the case for the supervisors.
+    w.run_once_at("2026-11-24T10:00:00+01:00");
+    let heading = "Mail aan de klant kwam niet aan";
+    let digests: Vec<String> = w
+        .all_mails(&w.dirk)
+        .into_iter()
+        .filter(|m| crate::world::kind(m) == "digest")
+        .map(|m| crate::world::parsed(&m).text)
+        .collect();
+    let listed = digests
+        .iter()
+        .filter_map(|d| d.split(heading).nth(1))
+        .any(|section| section.contains("KL-2026-0001"));
+    assert!(listed, "{digests:#?}");
 
     // The administrator queues it again (say, after a typo was fixed).
     let id = failed[0]["id"].as_i64().unwrap().to_string();
@@ -317,4 +331,132 @@ fn dovecot_restarted_while_klachtd_idles_is_picked_up_again() {
         "acknowledged {:.1} s after Dovecot was stopped",
         recovered.as_secs_f64()
     );
+}
+
+/// A tmpfs of `size` mounted at `at` for one test, unmounted when dropped.
+struct SmallDisk {
+    at: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// None (the test says it is skipped) where this machine does not let
+    /// the test mount a file system (not root, or no CAP_SYS_ADMIN).
+    fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a small tmpfs here ({}); the full-disk test needs root",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(SmallDisk {
+            at: at.to_path_buf(),
+        })
+    }
+
+    /// Fills the disk with a file until about `leave` bytes are free.
+    fn fill(&self, leave: u64) -> std::path::PathBuf {
+        use std::io::Write;
+        let p = self.at.join("filler");
+        let mut f = std::fs::File::create(&p).expect("filler");
+        let block = vec![0u8; 4096];
+        while self.free() > leave + 4096 {
+            if let Err(e) = f.write_all(&block) {
+                assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected: {e}");
+                break;
+            }
+        }
+        f.sync_all().expect("filler written");
+        p
+    }
+
+    fn free(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.at)
+            .output()
+            .expect("df");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df prints the free bytes")
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.at)
+            .status();
+    }
+}
+
+/// The register's disk fills up while a complaint is recorded: klachtd
+/// stops with a clear error naming the full disk, records nothing half,
+/// sends nothing; once there is room again the complaint is recorded and
+/// acknowledged once.
+#[test]
+fn a_full_disk_during_a_register_write_is_a_clear_error_and_recovers_when_space_returns() {
+    let w = World::new();
+    let Some(disk) = SmallDisk::mount(&w.dir.path().join("var"), "4m") else {
+        return;
+    };
+    // The register exists (migrations done) before the disk fills, all
+    // but 64 KiB; the complaint's 600 KB attachment does not fit.
+    w.run_once();
+    let filler = disk.fill(64 * 1024);
+    let client = w.client("vol");
+    let raw = crate::world::fixture(
+        "with-attachment.eml",
+        &client,
+        &w.info,
+        "<full@client.test>",
+    );
+    let at = raw
+        .windows(7)
+        .position(|x| x == b"JVBERi0")
+        .expect("a base64 PDF");
+    let mut big = raw[..at].to_vec();
+    for i in 0..8_000u32 {
+        // 76 characters of base64 a line: 57 bytes each, 456 KB in all.
+        big.extend_from_slice(format!("{:0>76}\r\n", i * 7919 % 99_991).as_bytes());
+    }
+    big.extend_from_slice(&raw[at..]);
+    w.deliver(&client, &big);
+    let out = w
+        .command()
+        .args(["--now", NOW, "run", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("the disk holding the register") && stderr.contains("bytes free"),
+        "the error names the full disk and where it is: {stderr}"
+    );
+    w.settle();
+    assert!(w.mails(&client).is_empty(), "nothing was sent");
+
+    // Room again: the same complaint, recorded and acknowledged once.
+    std::fs::remove_file(filler).unwrap();
+    w.run_once();
+    w.run_once_at("2026-11-23T10:05:00+01:00");
+    let cases = w.cases();
+    assert_eq!(cases.len(), 1, "{cases:#?}");
+    assert_eq!(w.mails(&client).len(), 1, "one acknowledgement");
 }

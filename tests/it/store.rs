@@ -69,6 +69,9 @@ on_both_backends!(scheduled_work_and_alarms_are_claimed_once_across_pools:
 on_both_backends!(migrations_are_idempotent:
     sqlite_migrations_are_idempotent,
     postgres_migrations_are_idempotent);
+on_both_backends!(an_attachment_is_stored_in_parts_and_erased_with_its_case:
+    sqlite_an_attachment_is_stored_in_parts_and_erased_with_its_case,
+    postgres_an_attachment_is_stored_in_parts_and_erased_with_its_case);
 on_both_backends!(a_bad_stored_value_is_an_error_naming_case_and_column:
     sqlite_a_bad_stored_value_is_an_error_naming_case_and_column,
     postgres_a_bad_stored_value_is_an_error_naming_case_and_column);
@@ -982,7 +985,7 @@ async fn migrations_are_idempotent(url: &str) {
         .collect();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6],
+        vec![1, 2, 3, 4, 5, 6, 7],
         "each migration recorded once"
     );
     assert!(second
@@ -1083,6 +1086,76 @@ async fn sqlite_database_files_are_created_owner_only() {
     let db = TestDb::sqlite();
     let store = open(&db.url).await;
     assert_eq!(mode(db.sqlite_path().unwrap()), 0o600);
+    store.close().await;
+}
+
+/// An attachment's data goes into rows of at most 256 KiB (a large value
+/// would be copied whole by the driver and the database); its parts read
+/// back in order are the data, the metadata says it is stored, and
+/// anonymising the case removes the parts too.
+async fn an_attachment_is_stored_in_parts_and_erased_with_its_case(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let case = insert_bare_case(&store, 2026, Status::Acknowledged).await;
+    let data: Vec<u8> = (0..600_001u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut tx = store.begin().await.unwrap();
+    let msg = store::insert_case_message(
+        &mut tx,
+        &store::NewCaseMessage {
+            case_id: case,
+            message_id: "<big@client.test>",
+            sender: "klant@client.test",
+            subject: "s",
+            at: t("2026-11-23T09:00:00Z"),
+            body: "b",
+            refs: "",
+        },
+    )
+    .await
+    .unwrap()
+    .expect("a new message");
+    store::insert_attachment(
+        &mut tx,
+        msg,
+        "scan.pdf",
+        "application/pdf",
+        600_001,
+        Some(&data),
+    )
+    .await
+    .unwrap();
+    store::insert_attachment(&mut tx, msg, "film.mp4", "video/mp4", 90_000_000, None)
+        .await
+        .unwrap();
+    let meta = store::case_attachments(&mut tx, case).await.unwrap();
+    assert_eq!(
+        meta.iter()
+            .map(|a| (a.filename.as_str(), a.stored))
+            .collect::<Vec<_>>(),
+        vec![("scan.pdf", true), ("film.mp4", false)]
+    );
+    let parts = sqlx::query("SELECT data FROM attachment_parts ORDER BY attachment_id, seq")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 3, "600,001 bytes in parts of 256 KiB");
+    let joined: Vec<u8> = parts
+        .iter()
+        .flat_map(|r| r.try_get::<Vec<u8>, _>(0).unwrap())
+        .collect();
+    assert!(joined == data, "the parts in order are the data");
+    assert!(
+        store::anonymise_case(&mut tx, case, false, t("2026-11-24T09:00:00Z"))
+            .await
+            .unwrap()
+    );
+    let left: i64 = sqlx::query("SELECT COUNT(*) FROM attachment_parts")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(left, 0, "anonymising removes the data");
+    tx.commit().await.unwrap();
     store.close().await;
 }
 
