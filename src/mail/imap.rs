@@ -247,6 +247,22 @@ impl Imap {
         Ok(v)
     }
 
+    /// Which of `uids` are still in the selected folder.
+    pub async fn still_there(&mut self, uids: &[u32]) -> Result<Vec<u32>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = timed(
+            self.timeout,
+            "UID SEARCH",
+            self.session.uid_search(format!("UID {}", uid_set(uids))),
+        )
+        .await??;
+        let mut v: Vec<u32> = found.into_iter().filter(|u| uids.contains(u)).collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
     /// One UID FETCH; the reply may be `allowed` bytes and take `t`.
     async fn fetch(
         &mut self,

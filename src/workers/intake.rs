@@ -70,8 +70,10 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
     retry_failed(app, &mut imap).await?;
     tidy(app, &mut imap).await?;
     loop {
-        catch_up(app, &mut imap).await?;
+        // Catch-up last: it ends with a SELECT that showed nothing new, so
+        // IDLE starts from what klachtd has seen (see `catch_up`).
         staff_overrule(app, &mut imap).await?;
+        catch_up(app, &mut imap).await?;
         record_health(app, &Ok(())).await;
         let stopped = if idle {
             let (next, stopped) = imap.idle(s.idle_renew, stop).await?;
@@ -169,8 +171,20 @@ async fn move_case_mail(imap: &mut Imap, uids: &[u32], to: &str) {
     }
 }
 
-/// Processes every message above the checkpoint, in UID order.
+/// Processes every message above the checkpoint, in UID order, in rounds
+/// until a SELECT shows nothing new. Mail that arrives while a round runs
+/// reaches the session in some reply along the way; IDLE would not report
+/// it again, so the round's end is never the moment to start idling.
 pub async fn catch_up(app: &App, imap: &mut Imap) -> Result<usize> {
+    let mut done = 0;
+    while let Some(n) = catch_up_round(app, imap).await? {
+        done += n;
+    }
+    Ok(done)
+}
+
+/// One round of `catch_up`: None when the folder held nothing new.
+async fn catch_up_round(app: &App, imap: &mut Imap) -> Result<Option<usize>> {
     let folder = app.settings.imap.folder.clone();
     let sel = imap.select(&folder).await?;
     let last = match app.store.mailbox_state(&folder).await? {
@@ -183,15 +197,25 @@ pub async fn catch_up(app: &App, imap: &mut Imap) -> Result<usize> {
         }
         None => 0,
     };
-    if sel.uid_next.is_some_and(|next| next <= last + 1) && sel.exists > 0 && last > 0 {
-        return Ok(0);
+    if sel.uid_next.is_some_and(|next| next <= last + 1) {
+        return Ok(None);
     }
     let uids = imap.uids_after(last).await?;
+    if uids.is_empty() {
+        // Everything below UIDNEXT was handled or has gone (moved on by a
+        // person, or by a second daemon that handled it).
+        if let Some(next) = sel.uid_next {
+            let mut tx = app.store.begin().await?;
+            crate::store::set_mailbox_state(&mut tx, &folder, sel.uidvalidity, next - 1).await?;
+            tx.commit().await?;
+        }
+        return Ok(None);
+    }
     let mut done = 0;
     for chunk in uids.chunks(BATCH) {
         done += process_batch(app, imap, &folder, sel.uidvalidity, chunk).await?;
     }
-    Ok(done)
+    Ok(Some(done))
 }
 
 async fn process_batch(
@@ -230,6 +254,7 @@ async fn process_batch(
     let max = s.intake.max_message_bytes;
     let mut runs = body_runs(&need_body, max).into_iter();
     let mut bodies: std::collections::VecDeque<Fetched> = Default::default();
+    let mut gone: Vec<u32> = Vec::new();
     let mut processed = 0;
     let mut keywords = Vec::new();
     for (h, head) in headers.iter().zip(heads.iter_mut()) {
@@ -242,6 +267,7 @@ async fn process_batch(
         if wants_body && bodies.is_empty() {
             if let Some((uids, bytes)) = runs.next() {
                 bodies = imap.fetch_bodies(&uids, max, bytes).await?.into();
+                gone = gone_from(imap, &uids, &bodies).await?;
             }
         }
         let body = if wants_body {
@@ -251,8 +277,15 @@ async fn process_batch(
         };
         let mail = match body {
             Some(b) => parse_fetched(s, &b),
+            // Moved or deleted since its header was read (by a person, or
+            // by a second daemon that handles it): not this pass's to
+            // decide on from its header alone.
+            None if gone.contains(&h.uid) => {
+                tracing::debug!(uid = h.uid, "message gone before its body was fetched");
+                continue;
+            }
             // Header-only: enough to know it is automated or seen before
-            // (or the message was expunged before its body was fetched).
+            // (or a server that sends no body for a message it still has).
             None => head.take().unwrap_or_else(|| parse::parse(h.bytes(), 0)),
         };
         let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
@@ -269,7 +302,7 @@ async fn process_batch(
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.
     if let Some(&max) = uids.iter().max() {
-        if headers.iter().all(|h| h.uid != max) {
+        if headers.iter().all(|h| h.uid != max) || gone.contains(&max) {
             let mut tx = app.store.begin().await?;
             crate::store::set_mailbox_state(&mut tx, folder, uidvalidity, max).await?;
             tx.commit().await?;
@@ -483,6 +516,25 @@ fn parse_fetched(s: &crate::config::Settings, b: &Fetched) -> parse::InboundMail
         }
     }
     mail
+}
+
+/// The UIDs of a run whose body did not come and that are no longer in the
+/// folder (one UID SEARCH, only when a body is missing).
+async fn gone_from(
+    imap: &mut Imap,
+    run: &[u32],
+    bodies: &std::collections::VecDeque<Fetched>,
+) -> Result<Vec<u32>> {
+    let missing: Vec<u32> = run
+        .iter()
+        .copied()
+        .filter(|u| bodies.iter().all(|b| b.uid != *u))
+        .collect();
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    let there = imap.still_there(&missing).await?;
+    Ok(missing.into_iter().filter(|u| !there.contains(u)).collect())
 }
 
 /// The body fetched for `uid`, taken out of the run (None when the server

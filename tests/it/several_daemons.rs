@@ -9,16 +9,34 @@ use crate::world::{Daemon, World};
 
 const COMPLAINTS: usize = 40;
 
-fn daemon(w: &World, db_url: &str) -> Daemon {
+/// A daemon on `db_url`, its log in the world's folder as `name`.log.
+fn daemon(w: &World, db_url: &str, name: &str) -> Daemon {
+    let log = std::fs::File::create(w.dir.path().join(format!("{name}.log"))).expect("log file");
     Daemon(
         w.command()
             .env("KLACHTD__DATABASE__URL", db_url)
+            .env("KLACHTD_LOG", "klachtd=debug")
             .arg("run")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start daemon"),
     )
+}
+
+/// The last lines of each daemon's log, for a failure message.
+fn logs(w: &World, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            let text =
+                std::fs::read_to_string(w.dir.path().join(format!("{n}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(4000)..].join("\n");
+            format!("--- {n}.log (last 40 lines)\n{tail}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -33,8 +51,8 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
     for c in &clients[..COMPLAINTS / 2] {
         w.deliver_fixture(c, "nl-complaint-plain.eml", "pg-before");
     }
-    let a = daemon(&w, &db.url);
-    let b = daemon(&w, &db.url);
+    let a = daemon(&w, &db.url, "a");
+    let b = daemon(&w, &db.url, "b");
     for c in &clients[COMPLAINTS / 2..] {
         w.deliver_fixture(c, "en-complaint-formal.eml", "pg-while");
     }
@@ -46,7 +64,13 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
             .sum::<usize>()
     };
     while clients.iter().any(|c| w.mails(c).is_empty()) || notifications() < COMPLAINTS {
-        assert!(Instant::now() < deadline, "not everything arrived in time");
+        assert!(
+            Instant::now() < deadline,
+            "not everything arrived in time: {} of {COMPLAINTS} acknowledged, {} notifications\n{}",
+            clients.iter().filter(|c| !w.mails(c).is_empty()).count(),
+            notifications(),
+            logs(&w, &["a", "b"])
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Give a second copy, if any, the chance to arrive.
