@@ -290,8 +290,14 @@ pub async fn insert_attachment(
     .await?;
     let id = get_i64(&row, "id")?;
     // In parts: the driver and the database copy each value they are
-    // given, so one large value would be held three times over.
-    for (seq, part) in data.unwrap_or_default().chunks(ATTACHMENT_PART).enumerate() {
+    // given, so one large value would be held three times over. An empty
+    // attachment is stored as one empty part.
+    let parts: Vec<&[u8]> = match data {
+        Some([]) => vec![&[]],
+        Some(d) => d.chunks(ATTACHMENT_PART).collect(),
+        None => Vec::new(),
+    };
+    for (seq, part) in parts.into_iter().enumerate() {
         sqlx::query("INSERT INTO attachment_parts (attachment_id, seq, data) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(seq as i64)

@@ -252,7 +252,8 @@ async fn process_batch(
     // Bodies come in runs under the byte budget; the messages are handled
     // in UID order, each body dropped once parsed.
     let max = s.intake.max_message_bytes;
-    let mut runs = body_runs(&need_body, max).into_iter();
+    let runs = body_runs(&need_body, max);
+    let mut fetched: Option<usize> = None;
     let mut bodies: std::collections::VecDeque<Fetched> = Default::default();
     let mut gone: Vec<u32> = Vec::new();
     let mut processed = 0;
@@ -263,18 +264,14 @@ async fn process_batch(
             uidvalidity,
             uid: h.uid,
         };
-        let wants_body = need_body.iter().any(|(u, _)| *u == h.uid);
-        if wants_body && bodies.is_empty() {
-            if let Some((uids, bytes)) = runs.next() {
-                bodies = imap.fetch_bodies(&uids, max, bytes).await?.into();
-                gone = gone_from(imap, &uids, &bodies).await?;
-            }
+        let run = runs.iter().position(|(uids, _)| uids.contains(&h.uid));
+        if let Some(i) = run.filter(|&i| fetched != Some(i)) {
+            let (uids, bytes) = &runs[i];
+            bodies = imap.fetch_bodies(uids, max, *bytes).await?.into();
+            gone = gone_from(imap, uids, &bodies).await?;
+            fetched = Some(i);
         }
-        let body = if wants_body {
-            take_body(&mut bodies, h.uid)
-        } else {
-            None
-        };
+        let body = run.and_then(|_| take_body(&mut bodies, h.uid));
         let mail = match body {
             Some(b) => parse_fetched(s, &b),
             // Moved or deleted since its header was read (by a person, or

@@ -1126,18 +1126,25 @@ async fn an_attachment_is_stored_in_parts_and_erased_with_its_case(url: &str) {
     store::insert_attachment(&mut tx, msg, "film.mp4", "video/mp4", 90_000_000, None)
         .await
         .unwrap();
+    store::insert_attachment(&mut tx, msg, "leeg.txt", "text/plain", 0, Some(&[]))
+        .await
+        .unwrap();
     let meta = store::case_attachments(&mut tx, case).await.unwrap();
     assert_eq!(
         meta.iter()
             .map(|a| (a.filename.as_str(), a.stored))
             .collect::<Vec<_>>(),
-        vec![("scan.pdf", true), ("film.mp4", false)]
+        vec![("scan.pdf", true), ("film.mp4", false), ("leeg.txt", true)]
     );
     let parts = sqlx::query("SELECT data FROM attachment_parts ORDER BY attachment_id, seq")
         .fetch_all(&mut *tx)
         .await
         .unwrap();
-    assert_eq!(parts.len(), 3, "600,001 bytes in parts of 256 KiB");
+    assert_eq!(
+        parts.len(),
+        4,
+        "600,001 bytes in parts of 256 KiB, and one empty part"
+    );
     let joined: Vec<u8> = parts
         .iter()
         .flat_map(|r| r.try_get::<Vec<u8>, _>(0).unwrap())
