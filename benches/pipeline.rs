@@ -1550,6 +1550,57 @@ fn print_table(o: &Value) {
             k["log_new_case"], k["log_mail_sent"], k["log_warnings"]
         );
     }
+    let l = &o["large_mail"];
+    if l.is_object() {
+        println!();
+        println!(
+            "Large mail: {} complaints ({}), {:.0} MB in all",
+            l["messages"],
+            l["sizes"]
+                .as_array()
+                .map(|v| v
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" + "))
+                .unwrap_or_default(),
+            num(&l["bytes"]) / 1e6
+        );
+        println!(
+            "  klachtd run --once, start → exit                          {:>8.2} s",
+            num(&l["run_once_s"])
+        );
+        println!(
+            "  klachtd peak RSS (VmHWM)                                  {:>8.1} MB   target ≤ {TARGET_RSS_MB:.0}",
+            num(&l["peak_rss_mb"])
+        );
+        println!(
+            "  delivered: {} acks; {} cases; {} WARN/ERROR",
+            l["acks"], l["cases"], l["log_warnings"]
+        );
+    }
+    let b = &o["rss_backlog"];
+    if b.is_object() {
+        let k = &b["klachtd"];
+        println!();
+        println!(
+            "Large backlog: {} messages ({} complaints), for peak RSS",
+            b["messages"], b["complaints"]
+        );
+        println!(
+            "  klachtd run --once, start → exit                          {:>8.2} s   {:>7.0} msg/s",
+            num(&k["run_once_s"]),
+            num(&k["messages_per_s"])
+        );
+        println!(
+            "  klachtd peak RSS (VmHWM)                                  {:>8.1} MB   target ≤ {TARGET_RSS_MB:.0}",
+            num(&k["peak_rss_mb"])
+        );
+        println!(
+            "  delivered: {} acks, {} handler notifications; {} cases",
+            b["delivered"]["acks"], b["delivered"]["notifications"], b["delivered"]["cases"]
+        );
+    }
     println!();
     println!("Targets:");
     if let Some(t) = o["targets"].as_object() {
