@@ -21,6 +21,7 @@ mod crash;
 mod faults;
 mod fixtures;
 mod intake;
+mod oauth2;
 mod overrule;
 mod privacy_logs;
 mod quotes;

@@ -43,6 +43,9 @@ pub struct MailStack {
     /// The same Postfix, answering every client 554 at connect.
     pub smtp_refusing_port: u16,
     pub password: String,
+    /// The HS256 key (base64) Dovecot checks OAuth2 tokens with; see
+    /// [`MailStack::oauth2_token`].
+    pub oauth2_key: String,
     pub maildir_root: PathBuf,
     pub postfix_log: PathBuf,
 }
@@ -89,6 +92,7 @@ impl MailStack {
             smtp_port: port("MAILSTACK_SMTP_PORT")?,
             smtp_refusing_port: port("MAILSTACK_SMTP_REFUSING_PORT")?,
             password: get("MAILSTACK_PASSWORD")?,
+            oauth2_key: get("MAILSTACK_OAUTH2_KEY")?,
             maildir_root: PathBuf::from(get("MAILSTACK_MAILDIR_ROOT")?),
             postfix_log: PathBuf::from(get("MAILSTACK_POSTFIX_LOG")?),
         })
@@ -301,6 +305,34 @@ impl MailStack {
         }
         c.quit();
         result
+    }
+
+    /// An OAuth2 access token for `user` that the test Dovecot (IMAP, and
+    /// Postfix's SMTP AUTH through it) accepts until `lifetime` from now: a
+    /// JWT signed with the stack's key, as a provider's token service would
+    /// issue it. A negative lifetime gives a token that has expired.
+    pub fn oauth2_token(&self, user: &str, lifetime: i64) -> String {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(&self.oauth2_key)
+            .expect("MAILSTACK_OAUTH2_KEY is base64");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let claims = serde_json::json!({
+            "sub": user,
+            "email": user,
+            "iat": now.min(now + lifetime),
+            "nbf": now.min(now + lifetime),
+            "exp": now + lifetime,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&key),
+        )
+        .expect("a signed token")
     }
 
     /// Like [`smtp_deliver`](Self::smtp_deliver), but as a mail client of
