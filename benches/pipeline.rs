@@ -1406,6 +1406,14 @@ fn targets(out: &mut Value) -> bool {
     all
 }
 
+/// The peak-RSS line of a `run --once` phase, beside its target.
+fn print_peak_rss(run: &Value) {
+    println!(
+        "  klachtd peak RSS (VmHWM)                                  {:>8.1} MB   target ≤ {TARGET_RSS_MB:.0}",
+        num(&run["peak_rss_mb"])
+    );
+}
+
 fn print_table(o: &Value) {
     let m = &o["machine"];
     println!();
@@ -1530,10 +1538,7 @@ fn print_table(o: &Value) {
             num(&k["run_once_s"]) + num(&b["index_select_s"]),
             num(&k["messages_per_s_incl_index"])
         );
-        println!(
-            "  klachtd peak RSS (VmHWM)                                  {:>8.1} MB   target ≤ {TARGET_RSS_MB:.0}",
-            num(&k["peak_rss_mb"])
-        );
+        print_peak_rss(k);
         println!(
             "  raw IMAP UID FETCH 1:* BODY.PEEK[] (same Dovecot)         {:>8.2} s   {:>7.0} msg/s  (its SELECT {:.2} s)",
             num(&r["fetch_s"]),
@@ -1570,10 +1575,7 @@ fn print_table(o: &Value) {
             "  klachtd run --once, start → exit                          {:>8.2} s",
             num(&l["run_once_s"])
         );
-        println!(
-            "  klachtd peak RSS (VmHWM)                                  {:>8.1} MB   target ≤ {TARGET_RSS_MB:.0}",
-            num(&l["peak_rss_mb"])
-        );
+        print_peak_rss(l);
         println!(
             "  delivered: {} acks; {} cases; {} WARN/ERROR",
             l["acks"], l["cases"], l["log_warnings"]
@@ -1592,10 +1594,7 @@ fn print_table(o: &Value) {
             num(&k["run_once_s"]),
             num(&k["messages_per_s"])
         );
-        println!(
-            "  klachtd peak RSS (VmHWM)                                  {:>8.1} MB   target ≤ {TARGET_RSS_MB:.0}",
-            num(&k["peak_rss_mb"])
-        );
+        print_peak_rss(k);
         println!(
             "  delivered: {} acks, {} handler notifications; {} cases",
             b["delivered"]["acks"], b["delivered"]["notifications"], b["delivered"]["cases"]

@@ -50,10 +50,10 @@ impl Fetched {
 /// The most klachtd reads in reply to one command unless it asked for more
 /// (a body fetch): a UID SEARCH of a million messages fits, a server that
 /// streams without end does not.
-pub const REPLY_CAP: u64 = 16 * 1024 * 1024;
+const REPLY_CAP: u64 = 16 * 1024 * 1024;
 /// The part of each header fetched to decide on a message: real headers are
 /// under 32 KiB; a longer one is cut, never read whole.
-pub const HEADER_CAP: u64 = 64 * 1024;
+const HEADER_CAP: u64 = 64 * 1024;
 /// What a FETCH response adds around each message's data.
 const FETCH_OVERHEAD: u64 = 1024;
 /// The slowest transfer a body fetch allows for before it times out, on
@@ -64,7 +64,7 @@ const MIN_BYTES_PER_S: u64 = 100 * 1024;
 /// command starts with a write (often several): a write resets the
 /// allowance to what commands are granted now (`REPLY_CAP` but during a
 /// body fetch).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Allowance {
     left: std::sync::atomic::AtomicU64,
     granted: std::sync::atomic::AtomicU64,

@@ -197,7 +197,10 @@ async fn catch_up_round(app: &App, imap: &mut Imap) -> Result<Option<usize>> {
         }
         None => 0,
     };
-    if sel.uid_next.is_some_and(|next| next <= last + 1) {
+    if sel
+        .uid_next
+        .is_some_and(|next| next <= last.saturating_add(1))
+    {
         return Ok(None);
     }
     let uids = imap.uids_after(last).await?;
@@ -206,7 +209,8 @@ async fn catch_up_round(app: &App, imap: &mut Imap) -> Result<Option<usize>> {
         // person, or by a second daemon that handled it).
         if let Some(next) = sel.uid_next {
             let mut tx = app.store.begin().await?;
-            crate::store::set_mailbox_state(&mut tx, &folder, sel.uidvalidity, next - 1).await?;
+            let below = next.saturating_sub(1);
+            crate::store::set_mailbox_state(&mut tx, &folder, sel.uidvalidity, below).await?;
             tx.commit().await?;
         }
         return Ok(None);
