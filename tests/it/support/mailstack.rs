@@ -312,27 +312,7 @@ impl MailStack {
     /// JWT signed with the stack's key, as a provider's token service would
     /// issue it. A negative lifetime gives a token that has expired.
     pub fn oauth2_token(&self, user: &str, lifetime: i64) -> String {
-        use base64::Engine as _;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(&self.oauth2_key)
-            .expect("MAILSTACK_OAUTH2_KEY is base64");
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs() as i64;
-        let claims = serde_json::json!({
-            "sub": user,
-            "email": user,
-            "iat": now.min(now + lifetime),
-            "nbf": now.min(now + lifetime),
-            "exp": now + lifetime,
-        });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(&key),
-        )
-        .expect("a signed token")
+        sign_oauth2_token(&self.oauth2_key, user, lifetime)
     }
 
     /// Like [`smtp_deliver`](Self::smtp_deliver), but as a mail client of
@@ -485,6 +465,34 @@ fn parse_env(text: &str) -> HashMap<String, String> {
             Some((k.trim().to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// An OAuth2 access token for `user`, valid until `lifetime` seconds from
+/// now (negative: already expired), signed HS256 with `key_b64` (a stack's
+/// [`MailStack::oauth2_key`]): what [`MailStack::oauth2_token`] gives, and
+/// what the test token service (`support::token_service`) issues.
+pub fn sign_oauth2_token(key_b64: &str, user: &str, lifetime: i64) -> String {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key_b64)
+        .expect("the OAuth2 key is base64");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "sub": user,
+        "email": user,
+        "iat": now.min(now + lifetime),
+        "nbf": now.min(now + lifetime),
+        "exp": now + lifetime,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .expect("a signed token")
 }
 
 fn base36(mut n: u128) -> String {

@@ -7,13 +7,16 @@
 //!   in by `template`), and the settings and `App` of tests that need no
 //!   mail server;
 //! - `db`: a throw-away SQLite file or PostgreSQL database per test;
-//! - `corpora`: the shared corpora of real mail (`../shared/corpora`).
+//! - `corpora`: the shared corpora of real mail (`../shared/corpora`);
+//! - `token_service`: an OAuth2 token endpoint on loopback, issuing
+//!   tokens the test Dovecot accepts by the grants the providers use.
 
 pub mod config;
 pub mod corpora;
 pub mod db;
 pub mod mailstack;
 pub mod template;
+pub mod token_service;
 
 use jiff::Timestamp;
 
