@@ -80,6 +80,9 @@ pub enum Command {
     },
     /// Validate the configuration and try the IMAP and SMTP logins.
     CheckConfig,
+    /// OAuth2 sign-in for delegated consent (`imap.auth = "oauth2"`).
+    #[command(subcommand)]
+    Oauth2(OAuth2Command),
     /// What intake would make of one mail (.eml), without changing anything:
     /// verdict (complaint | possible | ordinary | automated), probability,
     /// article-4 elements, persons concerned. Works without a config file
@@ -105,6 +108,14 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OAuth2Command {
+    /// The device-code flow: prints a web address and a code; sign in there
+    /// as the mailbox. The refresh token is stored (owner-only) in
+    /// oauth2.refresh_token_file, where the daemon reads it.
+    Login,
 }
 
 #[derive(Args, Debug)]
@@ -258,6 +269,12 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         Command::Transfer { to } => admin::transfer(settings, to).await?,
         Command::CheckConfig => check_config(settings).await?,
+        Command::Oauth2(OAuth2Command::Login) => {
+            let source = settings.oauth2.clone().context(
+                "oauth2: no [oauth2] section in the configuration; see the README's provider guides",
+            )?;
+            source.device_login(&mut std::io::stdout()).await?;
+        }
         Command::Classify { .. } => unreachable!("handled before the config is loaded"),
         Command::Run { once } => {
             let app = App::new(settings, clock).await?;
@@ -338,6 +355,11 @@ async fn check_config(settings: Settings) -> Result<()> {
     let mut imap = crate::mail::imap::Imap::connect(&settings.imap)
         .await
         .context("IMAP")?;
+    println!(
+        "imap: logged in as {} with {}",
+        settings.imap.username,
+        auth_name(&settings.imap.auth)
+    );
     let sel = imap.select(&settings.imap.folder).await.context("IMAP")?;
     let sent = match &settings.imap.sent_folder {
         Some(f) => f.clone(),
@@ -354,8 +376,27 @@ async fn check_config(settings: Settings) -> Result<()> {
     let smtp =
         crate::mail::smtp::Smtp::new(&settings.smtp, &settings.organisation.message_id_domain);
     smtp.test_connection().await.context("SMTP")?;
-    println!("smtp: ok");
+    match &settings.smtp.auth {
+        crate::config::Auth::None => println!("smtp: ok (no login)"),
+        auth => println!(
+            "smtp: ok (logged in as {} with {})",
+            settings.smtp.username,
+            auth_name(auth)
+        ),
+    }
+    if let Some(source) = &settings.oauth2 {
+        println!("oauth2: {} token(s) fetched", source.fetches());
+    }
     Ok(())
+}
+
+/// "a password" or "OAuth2 (microsoft, client credentials)".
+fn auth_name(auth: &crate::config::Auth) -> String {
+    match auth {
+        crate::config::Auth::None => "no login".into(),
+        crate::config::Auth::Password(_) => "a password".into(),
+        crate::config::Auth::OAuth2(source) => source.describe(),
+    }
 }
 
 fn init_logging(level: &str) {

@@ -18,8 +18,9 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 pub use settings::{
-    Escalation, HealthSettings, ImapSettings, Intake, Organisation, Procedure, ReportEvery, Roles,
-    Secret, Security, SenderAuth, SenderAuthMethod, Settings, SmtpSettings, Staff, TriageMail,
+    Auth, AuthMethod, Escalation, HealthSettings, ImapSettings, Intake, OAuth2Settings,
+    Organisation, Procedure, Provider, ReportEvery, Roles, Secret, Security, SenderAuth,
+    SenderAuthMethod, SentCopy, ServiceAccount, Settings, SmtpSettings, Staff, TriageMail,
 };
 
 /// A configuration error: always names the key (`imap.host`) it is about.

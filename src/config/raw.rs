@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::settings::{ReportEvery, Secret, Security};
+use super::settings::{AuthMethod, Provider, ReportEvery, Secret, Security, SentCopy};
 use crate::domain::calendar::LiberationDay;
 
 #[derive(Deserialize, Default)]
@@ -14,6 +14,7 @@ pub(super) struct File {
     pub organisation: Option<Organisation>,
     pub imap: Option<Imap>,
     pub smtp: Option<Smtp>,
+    pub oauth2: Option<OAuth2>,
     pub database: Option<Database>,
     #[serde(default)]
     pub procedure: Procedure,
@@ -64,10 +65,12 @@ pub(super) struct Imap {
     pub port: Option<u16>,
     pub security: Option<Security>,
     pub username: Option<String>,
+    pub auth: Option<AuthMethod>,
     #[serde(default)]
     pub password: Secret,
     pub folder: Option<String>,
     pub sent_folder: Option<String>,
+    pub sent_copy: Option<SentCopy>,
     pub staff_copy_folder: Option<String>,
     pub keyword: Option<String>,
     pub timeout_seconds: Option<u64>,
@@ -84,10 +87,28 @@ pub(super) struct Smtp {
     pub security: Option<Security>,
     #[serde(default)]
     pub username: String,
+    pub auth: Option<AuthMethod>,
     #[serde(default)]
     pub password: Secret,
     pub timeout_seconds: Option<u64>,
     pub allow_insecure: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OAuth2 {
+    pub provider: Option<Provider>,
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Secret,
+    pub service_account_file: Option<String>,
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
+    pub device_url: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Secret,
+    pub refresh_token_file: Option<String>,
 }
 
 #[derive(Deserialize)]

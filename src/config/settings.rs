@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::civil::Time;
@@ -11,13 +12,17 @@ use serde::Deserialize;
 
 use crate::domain::calendar::Calendar;
 use crate::domain::types::{EmailAddress, Lang};
+use crate::mail::oauth2::TokenSource;
 
 /// A password or token. Its `Debug` and `Display` never show the value.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -38,6 +43,87 @@ pub enum Security {
     Tls,
     Starttls,
     None,
+}
+
+/// How klachtd logs in to a server (`imap.auth`, `smtp.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    None,
+    Password,
+    OAuth2,
+}
+
+/// `imap.auth` and `smtp.auth` as used: the secret, or where tokens come from.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Password(Secret),
+    /// One source per configuration, shared by every connection, so a
+    /// token is fetched once and used until shortly before it expires.
+    OAuth2(Arc<TokenSource>),
+}
+
+impl Auth {
+    /// The password, for a password login.
+    pub fn password(&self) -> Option<&Secret> {
+        match self {
+            Auth::Password(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// `oauth2.provider`: which defaults (token URL, scopes) apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, strum::Display)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Provider {
+    Microsoft,
+    Google,
+    Generic,
+}
+
+/// `imap.sent_copy`: whether klachtd keeps a copy of what it sends in Sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentCopy {
+    /// `none` for Gmail (it files mail sent over SMTP in Sent by itself),
+    /// `append` elsewhere.
+    Auto,
+    Append,
+    None,
+}
+
+/// The `[oauth2]` section, checked (see `crate::mail::oauth2`).
+#[derive(Clone, Debug)]
+pub struct OAuth2Settings {
+    pub provider: Provider,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub token_url: String,
+    /// Scope of app-only access (client credentials, service account).
+    pub scope: String,
+    /// Scope asked for with delegated consent (device login, refresh).
+    pub delegated_scope: String,
+    /// The device authorization endpoint (`klachtd oauth2 login`).
+    pub device_url: Option<String>,
+    pub service_account: Option<ServiceAccount>,
+    /// From the configuration (or environment): used as given.
+    pub refresh_token: Secret,
+    /// Where `klachtd oauth2 login` keeps the refresh token.
+    pub refresh_token_file: Option<PathBuf>,
+    /// The mailbox the tokens are for (`imap.username`).
+    pub mailbox: String,
+}
+
+/// The parts of a Google service account's key file klachtd uses.
+#[derive(Clone, Debug)]
+pub struct ServiceAccount {
+    pub client_email: String,
+    pub private_key: Secret,
+    pub private_key_id: Option<String>,
+    pub token_uri: String,
 }
 
 /// How supervisors hear of possible complaints (triage items).
@@ -61,6 +147,9 @@ pub struct Settings {
     pub organisation: Organisation,
     pub imap: ImapSettings,
     pub smtp: SmtpSettings,
+    /// The token source `imap.auth` and `smtp.auth` share, when either is
+    /// `oauth2`.
+    pub oauth2: Option<Arc<TokenSource>>,
     pub database_url: String,
     pub procedure: Procedure,
     pub calendar: Calendar,
@@ -112,13 +201,15 @@ pub struct ImapSettings {
     pub port: u16,
     pub security: Security,
     pub username: String,
-    pub password: Secret,
+    pub auth: Auth,
     pub folder: String,
     /// Explicit Sent folder; when None the `\Sent` special-use folder is used.
     pub sent_folder: Option<String>,
     /// Where copies of mail to staff are kept; None: nowhere (never in
     /// Sent: their Message-IDs are tokens, and Sent is read by all).
     pub staff_copy_folder: Option<String>,
+    /// Keep a copy of mail to clients in Sent (`imap.sent_copy`, resolved).
+    pub sent_copy: bool,
     pub keyword: String,
     pub timeout: Duration,
     pub idle_renew: Duration,
@@ -130,8 +221,9 @@ pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub security: Security,
+    /// The login name (with OAuth2: the mailbox).
     pub username: String,
-    pub password: Secret,
+    pub auth: Auth,
     pub timeout: Duration,
 }
 

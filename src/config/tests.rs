@@ -222,7 +222,7 @@ fn every_default_is_kept() {
     assert_eq!(i.idle_renew.as_secs(), 600);
     assert_eq!(i.poll.as_secs(), 60);
     assert_eq!((s.smtp.security, s.smtp.port), (Security::Starttls, 587));
-    assert!(s.smtp.username.is_empty() && s.smtp.password.is_empty());
+    assert!(s.smtp.username.is_empty() && matches!(s.smtp.auth, crate::config::Auth::None));
     assert_eq!(s.smtp.timeout.as_secs(), 30);
     let p = &s.procedure;
     assert_eq!(
@@ -281,7 +281,7 @@ fn environment_overrides_win_and_keep_their_type() {
         ],
     )
     .unwrap();
-    assert_eq!(s.imap.password.expose(), "12345");
+    assert_eq!(s.imap.auth.password().map(Secret::expose), Some("12345"));
     assert_eq!(s.imap.port, 2143);
 }
 
@@ -381,6 +381,7 @@ fn a_string_from_the_environment_stays_a_string_whatever_it_looks_like() {
         &minimal(),
         &[
             ("KLACHTD__IMAP__PASSWORD", "12345"),
+            ("KLACHTD__SMTP__USERNAME", "info"),
             ("KLACHTD__SMTP__PASSWORD", "true"),
             ("KLACHTD__ORGANISATION__NAME", "1,2,3"),
             ("KLACHTD__IMAP__FOLDER", "Klachten 2026"),
@@ -389,8 +390,8 @@ fn a_string_from_the_environment_stays_a_string_whatever_it_looks_like() {
         ],
     )
     .unwrap();
-    assert_eq!(s.imap.password.expose(), "12345");
-    assert_eq!(s.smtp.password.expose(), "true");
+    assert_eq!(s.imap.auth.password().map(Secret::expose), Some("12345"));
+    assert_eq!(s.smtp.auth.password().map(Secret::expose), Some("true"));
     assert_eq!(s.organisation.name, "1,2,3");
     assert_eq!(s.imap.folder, "Klachten 2026");
     assert_eq!(s.imap.sent_folder.as_deref(), Some("Verzonden"));
@@ -602,7 +603,7 @@ fn values_of_the_wrong_type_in_the_file() {
             "a value for a section",
             file(m.replacen("[imap]", "imap = 5\n[imap2]", 1)),
             "config: imap2: unknown field `imap2`, expected one of `organisation`, `imap`, \
-             `smtp`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, \
+             `smtp`, `oauth2`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, \
              `health`, `report`, `privacy`, `staff`, `log`",
         ),
         (
@@ -623,7 +624,7 @@ fn unknown_and_missing_keys_in_the_file() {
             "an unknown key",
             file(set(m, "smtp", "hots", "\"x\"")),
             "config: smtp.hots: unknown field `hots`, expected one of `host`, `port`, \
-             `security`, `username`, `password`, `timeout_seconds`, `allow_insecure`",
+             `security`, `username`, `auth`, `password`, `timeout_seconds`, `allow_insecure`",
         ),
         (
             "an unknown key of a staff member",
@@ -635,7 +636,7 @@ fn unknown_and_missing_keys_in_the_file() {
             "an unknown section",
             file(set(m, "foo", "bar", "1")),
             "config: foo: unknown field `foo`, expected one of `organisation`, `imap`, `smtp`, \
-             `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, `health`, \
+             `oauth2`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, `health`, \
              `report`, `privacy`, `staff`, `log`",
         ),
         (
@@ -1042,14 +1043,15 @@ fn environment_names_that_fit_no_key() {
             "an unknown key",
             env("KLACHTD__IMAP__HOTS", "x"),
             "config: imap.hots: unknown field `hots`, expected one of `host`, `port`, `security`, \
-             `username`, `password`, `folder`, `sent_folder`, `staff_copy_folder`, `keyword`, `timeout_seconds`, \
+             `username`, `auth`, `password`, `folder`, `sent_folder`, `sent_copy`, `staff_copy_folder`, `keyword`, \
+             `timeout_seconds`, \
              `idle_renew_seconds`, `poll_seconds`, `allow_insecure`",
         ),
         (
             "an unknown section",
             env("KLACHTD__FOO__BAR", "x"),
             "config: foo: unknown field `foo`, expected one of `organisation`, `imap`, `smtp`, \
-             `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, `health`, \
+             `oauth2`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, `health`, \
              `report`, `privacy`, `staff`, `log`",
         ),
         (
@@ -1179,6 +1181,235 @@ fn no_plain_text_to_another_machine_and_never_a_password_in_clear() {
         assert!(
             load(&set(&minimal(), "imap", "host", host), &[]).is_ok(),
             "{host}"
+        );
+    }
+}
+
+/// The minimal file logging in with OAuth2 (no password anywhere), with
+/// `[oauth2]` as given.
+fn oauth2_file(section: &[(&str, &str)]) -> String {
+    let mut text = set(
+        &set(
+            &unset(&minimal(), "imap", "password"),
+            "imap",
+            "auth",
+            "\"oauth2\"",
+        ),
+        "smtp",
+        "auth",
+        "\"oauth2\"",
+    );
+    for (key, value) in section {
+        text = set(&text, "oauth2", key, value);
+    }
+    text
+}
+
+#[test]
+fn oauth2_for_microsoft_needs_only_tenant_and_client_id() {
+    let text = oauth2_file(&[
+        ("provider", "\"microsoft\""),
+        ("tenant", "\"contoso.onmicrosoft.com\""),
+        ("client_id", "\"abc\""),
+    ]);
+    let env = [("KLACHTD__OAUTH2__CLIENT_SECRET", "s3cret")];
+    let s = load(&text, &env).unwrap();
+    let source = s.oauth2.clone().expect("a token source");
+    let o = source.settings();
+    assert_eq!(
+        o.token_url,
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(o.scope, "https://outlook.office365.com/.default");
+    assert!(
+        o.delegated_scope.contains("IMAP.AccessAsUser.All")
+            && o.delegated_scope.contains("offline_access")
+    );
+    assert_eq!(o.client_secret.expose(), "s3cret");
+    assert_eq!(o.mailbox, "info@31solutions.test");
+    // IMAP and SMTP share the one source; SMTP logs in as the mailbox.
+    assert!(matches!(&s.imap.auth, Auth::OAuth2(a) if std::sync::Arc::ptr_eq(a, &source)));
+    assert!(matches!(&s.smtp.auth, Auth::OAuth2(a) if std::sync::Arc::ptr_eq(a, &source)));
+    assert_eq!(s.smtp.username, "info@31solutions.test");
+    // Exchange Online files SMTP mail in Sent itself.
+    assert!(!s.imap.sent_copy);
+    assert_eq!(source.describe(), "OAuth2 (microsoft, client credentials)");
+    assert!(!format!("{:?}", s.imap).contains("s3cret"));
+    // The refresh token of `oauth2 login` goes next to the register.
+    assert_eq!(
+        o.refresh_token_file.as_deref(),
+        Some(Path::new("/etc/klachtd/var/oauth2-refresh-token"))
+    );
+}
+
+#[test]
+fn oauth2_mistakes_name_their_key() {
+    let ms = |extra: &[(&str, &str)]| {
+        let mut all = vec![("provider", "\"microsoft\""), ("client_id", "\"abc\"")];
+        all.extend_from_slice(extra);
+        oauth2_file(&all)
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            without(&oauth2_file(&[]), "oauth2"),
+            "config: oauth2: section missing",
+        ),
+        (
+            oauth2_file(&[("client_id", "\"abc\"")]),
+            "config: oauth2.provider: missing",
+        ),
+        (
+            oauth2_file(&[("provider", "\"outlook\"")]),
+            "config: oauth2.provider: unknown variant",
+        ),
+        (ms(&[]), "config: oauth2.tenant: missing"),
+        (ms(&[("tenant", "\"a/b\"")]), "config: oauth2.tenant: "),
+        (
+            ms(&[
+                ("tenant", "\"t\""),
+                ("token_url", "\"http://login.example.nl/token\""),
+            ]),
+            "config: oauth2.token_url: http:// only for this machine",
+        ),
+        (
+            oauth2_file(&[
+                ("provider", "\"generic\""),
+                ("client_id", "\"x\""),
+                ("scope", "\"s\""),
+            ]),
+            "config: oauth2.token_url: missing",
+        ),
+        (
+            oauth2_file(&[
+                ("provider", "\"generic\""),
+                ("client_id", "\"x\""),
+                ("token_url", "\"https://a/t\""),
+            ]),
+            "config: oauth2.scope: missing",
+        ),
+        (
+            oauth2_file(&[("provider", "\"google\"")]),
+            "config: oauth2.client_id: missing",
+        ),
+        (
+            oauth2_file(&[
+                ("provider", "\"google\""),
+                ("service_account_file", "\"/nonexistent/sa.json\""),
+            ]),
+            "config: oauth2.service_account_file: cannot read /nonexistent/sa.json",
+        ),
+        (
+            set(&minimal(), "imap", "auth", "\"none\""),
+            "config: imap.auth: ",
+        ),
+        (
+            set(&minimal(), "imap", "sent_copy", "\"sometimes\""),
+            "config: imap.sent_copy: unknown variant",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = error(&text, &[]);
+        assert!(e.starts_with(expected), "{e}\nexpected: {expected}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    // Loopback may be plain http (a test, a local proxy).
+    let local = ms(&[
+        ("tenant", "\"t\""),
+        ("token_url", "\"http://127.0.0.1:8080/token\""),
+    ]);
+    assert_eq!(
+        load(&local, &[])
+            .unwrap()
+            .oauth2
+            .unwrap()
+            .settings()
+            .token_url,
+        "http://127.0.0.1:8080/token"
+    );
+}
+
+#[test]
+fn google_service_accounts_and_the_sent_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sa.json");
+    let key = include_str!("../../tests/fixtures/oauth2/service-account-key.pem");
+    let json = serde_json::json!({
+        "type": "service_account",
+        "client_email": "klachtd@project.iam.gserviceaccount.com",
+        "private_key": key,
+        "private_key_id": "k1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    std::fs::write(&file, json.to_string()).unwrap();
+    let path = format!("{:?}", file.display().to_string());
+    let text = oauth2_file(&[("provider", "\"google\""), ("service_account_file", &path)]);
+    let s = load(&text, &[]).unwrap();
+    let source = s.oauth2.unwrap();
+    assert_eq!(source.describe(), "OAuth2 (google, service account)");
+    assert_eq!(source.settings().scope, "https://mail.google.com/");
+    assert_eq!(
+        source.settings().client_id,
+        "klachtd@project.iam.gserviceaccount.com"
+    );
+    assert!(
+        !s.imap.sent_copy,
+        "Gmail files mail sent over SMTP in Sent itself"
+    );
+    assert!(
+        load(&set(&text, "imap", "sent_copy", "\"append\""), &[])
+            .unwrap()
+            .imap
+            .sent_copy
+    );
+    // A key file that is not one.
+    std::fs::write(
+        &file,
+        "{\"client_email\": \"x\", \"private_key\": \"nope\"}",
+    )
+    .unwrap();
+    let e = error(&text, &[]);
+    assert!(
+        e.starts_with("config: oauth2.service_account_file: the private_key in "),
+        "{e}"
+    );
+    // Password logins keep their Sent copy; Gmail's host is known without OAuth2.
+    assert!(load(&minimal(), &[]).unwrap().imap.sent_copy);
+    let gmail = set(
+        &set(&minimal(), "imap", "host", "\"imap.gmail.com\""),
+        "imap",
+        "security",
+        "\"tls\"",
+    );
+    assert!(!load(&gmail, &[]).unwrap().imap.sent_copy);
+}
+
+#[test]
+fn the_example_documents_every_oauth2_key() {
+    let text = include_str!("../../config/klachtd.example.toml");
+    let documented = |section: &str, key: &str| {
+        let mut first = FirstSection::new(section);
+        text.lines()
+            .any(|l| first.inside(l) && sets(l.trim_start_matches("# "), key))
+    };
+    let keys = [
+        ("imap", "auth"),
+        ("imap", "sent_copy"),
+        ("smtp", "auth"),
+        ("oauth2", "provider"),
+        ("oauth2", "tenant"),
+        ("oauth2", "client_id"),
+        ("oauth2", "client_secret"),
+        ("oauth2", "service_account_file"),
+        ("oauth2", "token_url"),
+        ("oauth2", "scope"),
+        ("oauth2", "refresh_token"),
+        ("oauth2", "refresh_token_file"),
+        ("oauth2", "device_url"),
+    ];
+    for (section, key) in keys {
+        assert!(
+            documented(section, key),
+            "{section}.{key} is not in config/klachtd.example.toml"
         );
     }
 }

@@ -4,6 +4,7 @@
 //! mistakes the first one is reported.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::civil::Time;
@@ -14,13 +15,17 @@ use super::settings::*;
 use super::{err, ConfigError};
 use crate::domain::calendar::{parse_closures, Calendar, LiberationDay};
 use crate::domain::types::{EmailAddress, Lang};
+use crate::mail::oauth2::TokenSource;
 
 /// Checks every section; relative paths are taken relative to `base`.
 pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigError> {
     let organisation = organisation(raw.organisation, base)?;
-    let imap = imap(raw.imap)?;
-    let smtp = smtp(raw.smtp)?;
+    let raw_imap = raw.imap.ok_or_else(|| err("imap", "section missing"))?;
+    let raw_smtp = raw.smtp.ok_or_else(|| err("smtp", "section missing"))?;
     let database_url = database_url(raw.database, base)?;
+    let oauth2 = oauth2(raw.oauth2, &raw_imap, &raw_smtp, &database_url, base)?;
+    let imap = imap(raw_imap, oauth2.as_ref())?;
+    let smtp = smtp(raw_smtp, &imap.username, oauth2.as_ref())?;
     let procedure = procedure(raw.procedure)?;
     let calendar = calendar(raw.calendar)?;
     let intake = intake(raw.intake, &imap, organisation.language)?;
@@ -32,6 +37,7 @@ pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigEr
         organisation,
         imap,
         smtp,
+        oauth2,
         database_url,
         procedure,
         calendar,
@@ -107,21 +113,47 @@ fn organisation(o: Option<raw::Organisation>, base: &Path) -> Result<Organisatio
     })
 }
 
-fn imap(i: Option<raw::Imap>) -> Result<ImapSettings, ConfigError> {
-    let i = i.ok_or_else(|| err("imap", "section missing"))?;
+fn imap(i: raw::Imap, oauth2: Option<&Arc<TokenSource>>) -> Result<ImapSettings, ConfigError> {
     let security = i.security.unwrap_or(Security::Tls);
+    let host = nonempty(i.host, "imap.host")?;
+    let auth = match (i.auth.unwrap_or(AuthMethod::Password), oauth2) {
+        (AuthMethod::Password, _) => Auth::Password(i.password),
+        (AuthMethod::OAuth2, Some(source)) => Auth::OAuth2(source.clone()),
+        (AuthMethod::OAuth2, None) => unreachable_oauth2("imap.auth")?,
+        (AuthMethod::None, _) => {
+            return Err(err(
+                "imap.auth",
+                "\"none\": the mailbox needs a login; use \"password\" or \"oauth2\"",
+            ))
+        }
+    };
+    // Gmail and Exchange Online file what is sent over their SMTP in Sent
+    // by themselves.
+    let files_sent = oauth2.is_some_and(|o| o.provider() != Provider::Generic)
+        || [
+            "imap.gmail.com",
+            "imap.googlemail.com",
+            "outlook.office365.com",
+        ]
+        .contains(&host.to_ascii_lowercase().as_str());
+    let sent_copy = match i.sent_copy.unwrap_or(SentCopy::Auto) {
+        SentCopy::Auto => !files_sent,
+        SentCopy::Append => true,
+        SentCopy::None => false,
+    };
     let imap = ImapSettings {
-        host: nonempty(i.host, "imap.host")?,
+        host,
         port: i.port.unwrap_or(match security {
             Security::Tls => 993,
             _ => 143,
         }),
         security,
         username: nonempty(i.username, "imap.username")?,
-        password: i.password,
+        auth,
         folder: i.folder.unwrap_or_else(|| "INBOX".into()),
         sent_folder: i.sent_folder.filter(|s| !s.trim().is_empty()),
         staff_copy_folder: i.staff_copy_folder.filter(|s| !s.trim().is_empty()),
+        sent_copy,
         keyword: i.keyword.unwrap_or_else(|| "$Klacht".into()),
         timeout: secs(i.timeout_seconds, 30, "imap.timeout_seconds")?,
         idle_renew: secs(i.idle_renew_seconds, 600, "imap.idle_renew_seconds")?,
@@ -184,16 +216,38 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn smtp(s: Option<raw::Smtp>) -> Result<SmtpSettings, ConfigError> {
-    let s = s.ok_or_else(|| err("smtp", "section missing"))?;
+fn smtp(
+    s: raw::Smtp,
+    mailbox: &str,
+    oauth2: Option<&Arc<TokenSource>>,
+) -> Result<SmtpSettings, ConfigError> {
     let security = s.security.unwrap_or(Security::Starttls);
     let host = nonempty(s.host, "smtp.host")?;
+    let username = s.username.trim().to_string();
+    let (username, auth) = match s.auth {
+        None if username.is_empty() => (username, Auth::None),
+        None | Some(AuthMethod::Password) => {
+            if username.is_empty() {
+                return Err(err("smtp.username", "needed with smtp.auth = \"password\""));
+            }
+            (username, Auth::Password(s.password))
+        }
+        Some(AuthMethod::None) => (String::new(), Auth::None),
+        // The token is the mailbox's: log in as the mailbox, unless given.
+        Some(AuthMethod::OAuth2) => match oauth2 {
+            Some(source) if username.is_empty() => {
+                (mailbox.to_string(), Auth::OAuth2(source.clone()))
+            }
+            Some(source) => (username, Auth::OAuth2(source.clone())),
+            None => unreachable_oauth2("smtp.auth")?,
+        },
+    };
     plain_transport(
         "smtp",
         &host,
         security,
         s.allow_insecure,
-        !s.username.is_empty(),
+        !matches!(auth, Auth::None),
     )?;
     Ok(SmtpSettings {
         host,
@@ -203,9 +257,204 @@ fn smtp(s: Option<raw::Smtp>) -> Result<SmtpSettings, ConfigError> {
             Security::None => 25,
         }),
         security,
-        username: s.username,
-        password: s.password,
+        username,
+        auth,
         timeout: secs(s.timeout_seconds, 30, "smtp.timeout_seconds")?,
+    })
+}
+
+/// `oauth2.…` was checked whenever `auth = "oauth2"`; this cannot happen.
+fn unreachable_oauth2<T>(key: &str) -> Result<T, ConfigError> {
+    Err(err(key, "\"oauth2\" needs an [oauth2] section"))
+}
+
+const MICROSOFT_SCOPE: &str = "https://outlook.office365.com/.default";
+const MICROSOFT_DELEGATED_SCOPE: &str = "https://outlook.office365.com/IMAP.AccessAsUser.All \
+     https://outlook.office365.com/SMTP.Send offline_access";
+const GOOGLE_SCOPE: &str = "https://mail.google.com/";
+const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+const GOOGLE_DEVICE_URL: &str = "https://oauth2.googleapis.com/device/code";
+
+/// The `[oauth2]` section, needed when `imap.auth` or `smtp.auth` is
+/// `oauth2` (and checked whenever present). The token source it gives is
+/// shared by IMAP and SMTP.
+fn oauth2(
+    o: Option<raw::OAuth2>,
+    imap: &raw::Imap,
+    smtp: &raw::Smtp,
+    database_url: &str,
+    base: &Path,
+) -> Result<Option<Arc<TokenSource>>, ConfigError> {
+    let wanted = [("imap.auth", imap.auth), ("smtp.auth", smtp.auth)]
+        .into_iter()
+        .find(|(_, a)| *a == Some(AuthMethod::OAuth2));
+    let o = match (o, wanted) {
+        (Some(o), _) => o,
+        (None, None) => return Ok(None),
+        (None, Some((key, _))) => {
+            return Err(err(
+                "oauth2",
+                format!("section missing: {key} = \"oauth2\" needs provider and client_id"),
+            ))
+        }
+    };
+    let provider = o
+        .provider
+        .ok_or_else(|| err("oauth2.provider", "missing: microsoft, google or generic"))?;
+    let mailbox = imap.username.clone().unwrap_or_default().trim().to_string();
+    let given = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let token_url = given(o.token_url);
+    let scope = given(o.scope);
+    let device_url = given(o.device_url);
+    let client_id = given(o.client_id);
+    let service_account = given(o.service_account_file)
+        .map(|f| service_account(&resolve(base, &f)))
+        .transpose()?;
+    if service_account.is_some() && provider != Provider::Google {
+        return Err(err(
+            "oauth2.service_account_file",
+            "only for provider = \"google\"",
+        ));
+    }
+    let (token_url, device_url, app_scope, delegated_scope) = match provider {
+        Provider::Microsoft => {
+            let tenant = given(o.tenant).ok_or_else(|| {
+                err(
+                    "oauth2.tenant",
+                    "missing: the tenant's domain (contoso.onmicrosoft.com) or its directory id",
+                )
+            })?;
+            if tenant.contains(|c: char| !(c.is_ascii_alphanumeric() || "-.".contains(c))) {
+                return Err(err("oauth2.tenant", "a domain or a directory id"));
+            }
+            let root = format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0");
+            (
+                token_url.unwrap_or_else(|| format!("{root}/token")),
+                Some(device_url.unwrap_or_else(|| format!("{root}/devicecode"))),
+                scope.clone().unwrap_or_else(|| MICROSOFT_SCOPE.into()),
+                scope.unwrap_or_else(|| MICROSOFT_DELEGATED_SCOPE.into()),
+            )
+        }
+        Provider::Google => (
+            token_url
+                .or_else(|| service_account.as_ref().map(|a| a.token_uri.clone()))
+                .unwrap_or_else(|| GOOGLE_TOKEN_URL.into()),
+            Some(device_url.unwrap_or_else(|| GOOGLE_DEVICE_URL.into())),
+            scope.clone().unwrap_or_else(|| GOOGLE_SCOPE.into()),
+            scope.unwrap_or_else(|| GOOGLE_SCOPE.into()),
+        ),
+        Provider::Generic => {
+            let url = token_url
+                .ok_or_else(|| err("oauth2.token_url", "missing: the provider's token endpoint"))?;
+            let scope =
+                scope.ok_or_else(|| err("oauth2.scope", "missing: the scope to ask for"))?;
+            (url, device_url, scope.clone(), scope)
+        }
+    };
+    https_url(&token_url, "oauth2.token_url")?;
+    if let Some(u) = &device_url {
+        https_url(u, "oauth2.device_url")?;
+    }
+    let mut service_account = service_account;
+    if let Some(a) = service_account.as_mut() {
+        https_url(&a.token_uri, "oauth2.service_account_file")?;
+        // The token URL given wins over the file's.
+        a.token_uri = token_url.clone();
+    }
+    let client_id = match (client_id, &service_account) {
+        (Some(id), _) => id,
+        (None, Some(a)) => a.client_email.clone(),
+        (None, None) => {
+            return Err(err(
+                "oauth2.client_id",
+                "missing: the application (client) id of the app registration",
+            ))
+        }
+    };
+    let refresh_token_file = match given(o.refresh_token_file) {
+        Some(f) => Some(resolve(base, &f)),
+        None => database_url
+            .strip_prefix("sqlite://")
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| *p != ":memory:")
+            .and_then(|p| Path::new(p).parent())
+            .map(|dir| dir.join("oauth2-refresh-token")),
+    };
+    Ok(Some(Arc::new(TokenSource::new(OAuth2Settings {
+        provider,
+        client_id,
+        client_secret: o.client_secret,
+        token_url,
+        scope: app_scope,
+        delegated_scope,
+        device_url,
+        service_account,
+        refresh_token: o.refresh_token,
+        refresh_token_file,
+        mailbox,
+    }))))
+}
+
+/// An https:// URL, or http:// to this machine (a test or a local proxy):
+/// a token never crosses a network in clear.
+fn https_url(u: &str, key: &str) -> Result<(), ConfigError> {
+    let url = reqwest::Url::parse(u).map_err(|e| err(key, format!("{u:?} is not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default();
+    match url.scheme() {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
+        "http" => Err(err(
+            key,
+            "http:// only for this machine (127.0.0.1, ::1, localhost); use https://",
+        )),
+        _ => Err(err(key, format!("{u:?}: expected an https:// URL"))),
+    }
+}
+
+/// A Google service account's JSON key file.
+fn service_account(path: &Path) -> Result<ServiceAccount, ConfigError> {
+    const KEY: &str = "oauth2.service_account_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(KEY, format!("cannot read {}: {e}", path.display())))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        err(
+            KEY,
+            format!(
+                "{} is not a service account's JSON key file: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    let field = |name: &str| {
+        json.get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                err(
+                    KEY,
+                    format!(
+                        "{} has no {name:?}: download a JSON key of the service account",
+                        path.display()
+                    ),
+                )
+            })
+    };
+    let private_key = field("private_key")?;
+    jsonwebtoken::EncodingKey::from_rsa_pem(private_key.as_bytes()).map_err(|_| {
+        err(
+            KEY,
+            format!(
+                "the private_key in {} is not an RSA key in PEM form",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(ServiceAccount {
+        client_email: field("client_email")?,
+        private_key: Secret::new(private_key),
+        private_key_id: field("private_key_id").ok(),
+        token_uri: field("token_uri").unwrap_or_else(|_| GOOGLE_TOKEN_URL.into()),
     })
 }
 

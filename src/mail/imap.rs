@@ -11,7 +11,8 @@ use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::config::{ImapSettings, Security};
+use crate::config::{Auth, ImapSettings, Security};
+use crate::mail::oauth2::{self, TokenSource};
 
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
@@ -167,6 +168,89 @@ pub(crate) async fn tls_connect(
         .with_context(|| format!("TLS handshake with {host} failed"))
 }
 
+/// The SASL mechanisms a greeting's CAPABILITY code lists, if it has one.
+fn auth_mechanisms(greeting: &async_imap::imap_proto::Response<'_>) -> Option<Vec<String>> {
+    use async_imap::imap_proto::{Capability, Response, ResponseCode};
+    match greeting {
+        Response::Data {
+            code: Some(ResponseCode::Capabilities(caps)),
+            ..
+        } => Some(
+            caps.iter()
+                .filter_map(|c| match c {
+                    Capability::Auth(m) => Some(m.to_string()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The SASL exchange of XOAUTH2 and OAUTHBEARER: the token first; a
+/// server that refuses it sends its reason as a challenge, which a client
+/// answers with an empty response to get the final NO.
+struct Bearer(Option<String>);
+
+impl async_imap::Authenticator for Bearer {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+/// AUTHENTICATE with a token; a refused token is renewed and tried once
+/// more (it may have been revoked, or the clocks disagree).
+async fn oauth2_login(
+    mut client: async_imap::Client<Box<dyn Stream>>,
+    s: &ImapSettings,
+    source: &TokenSource,
+    offered: Option<Vec<String>>,
+) -> Result<async_imap::Session<Box<dyn Stream>>> {
+    let mechanism = oauth2::mechanism(offered.as_ref().map(|v| v.iter().map(String::as_str)));
+    let mut token = source.token().await?;
+    let mut renewed = false;
+    loop {
+        let response = match mechanism {
+            "OAUTHBEARER" => oauth2::oauthbearer(&s.username, &token),
+            _ => oauth2::xoauth2(&s.username, &token),
+        };
+        match timed(
+            s.timeout,
+            "AUTHENTICATE",
+            client.authenticate(mechanism, Bearer(Some(response))),
+        )
+        .await?
+        {
+            Ok(session) => return Ok(session),
+            Err((e, back)) => {
+                let refused = matches!(
+                    e,
+                    async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)
+                );
+                if !refused {
+                    bail!("IMAP login as {} failed: {e}", s.username);
+                }
+                if renewed {
+                    bail!(
+                        "IMAP login as {} with {} refused: {e}; {}",
+                        s.username,
+                        source.describe(),
+                        oauth2::server_hint(source.provider(), "IMAP")
+                    );
+                }
+                tracing::info!(
+                    mechanism,
+                    "the IMAP server refused the token; asking for a new one"
+                );
+                client = back;
+                token = source.renew(&token).await?;
+                renewed = true;
+            }
+        }
+    }
+}
+
 impl Imap {
     /// Connects, logs in. Errors say which step failed, never the password.
     pub async fn connect(s: &ImapSettings) -> Result<Imap> {
@@ -201,15 +285,23 @@ impl Imap {
             allowance: allowance.clone(),
         });
         let mut client = async_imap::Client::new(stream);
+        let mut offered = None;
         if s.security != Security::Starttls {
             let greeting = timed(t, "greeting", client.read_response()).await??;
-            if greeting.is_none() {
+            let Some(greeting) = greeting else {
                 bail!("IMAP server closed the connection before greeting");
-            }
+            };
+            offered = auth_mechanisms(greeting.parsed());
         }
-        let session = timed(t, "login", client.login(&s.username, s.password.expose()))
-            .await?
-            .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username))?;
+        let session = match &s.auth {
+            Auth::OAuth2(source) => oauth2_login(client, s, source, offered).await?,
+            Auth::Password(password) => {
+                timed(t, "login", client.login(&s.username, password.expose()))
+                    .await?
+                    .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username))?
+            }
+            Auth::None => bail!("imap.auth: the mailbox needs a login"),
+        };
         Ok(Imap {
             session,
             allowance,
@@ -436,6 +528,59 @@ impl Imap {
 
     /// The folder with special-use `\Sent`, else one named "Sent".
     pub async fn find_sent_folder(&mut self) -> Result<String> {
+        self.special_folder(|a| matches!(a, NameAttribute::Sent), "Sent")
+            .await?
+            .ok_or_else(|| {
+                anyhow!(
+                    "no Sent folder (special-use \\Sent) on the IMAP server; set imap.sent_folder"
+                )
+            })
+    }
+
+    /// Takes the messages with this Message-ID out of `folder`: moved to
+    /// `to`; else deleted, which on Gmail (where a deleted message stays
+    /// in All Mail) means moved to its Trash. Returns whether there were any.
+    pub async fn take_out(
+        &mut self,
+        folder: &str,
+        message_id: &str,
+        to: Option<&str>,
+    ) -> Result<bool> {
+        self.select(folder).await?;
+        let uids = self.uids_of_message_id(message_id).await?;
+        if uids.is_empty() {
+            return Ok(false);
+        }
+        let trash = match to {
+            Some(_) => None,
+            None if self.has_capability("X-GM-EXT-1").await? => {
+                self.special_folder(|a| matches!(a, NameAttribute::Trash), "Trash")
+                    .await?
+            }
+            None => None,
+        };
+        match to.or(trash.as_deref()) {
+            Some(to) => {
+                if !self.move_to(&uids, to).await? {
+                    bail!("the IMAP server can neither MOVE nor expunge single messages (UIDPLUS)");
+                }
+            }
+            None => {
+                if !self.has_capability("UIDPLUS").await? {
+                    bail!("the IMAP server lacks UIDPLUS: klachtd cannot delete single messages without expunging others' deleted mail");
+                }
+                self.expunge_uids(&uid_set(&uids)).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The folder with a special use (RFC 6154), else one named `name`.
+    async fn special_folder(
+        &mut self,
+        special: impl Fn(&NameAttribute<'_>) -> bool,
+        name: &str,
+    ) -> Result<Option<String>> {
         let names: Vec<_> = timed(self.timeout, "LIST", async {
             self.session
                 .list(Some(""), Some("*"))
@@ -444,22 +589,11 @@ impl Imap {
                 .await
         })
         .await??;
-        let by_use = names.iter().find(|n| {
-            n.attributes()
-                .iter()
-                .any(|a| matches!(a, NameAttribute::Sent))
-        });
+        let by_use = names.iter().find(|n| n.attributes().iter().any(&special));
         let by_name = names
             .iter()
-            .find(|n| n.name().eq_ignore_ascii_case("Sent") || n.name().ends_with("Sent"));
-        by_use
-            .or(by_name)
-            .map(|n| n.name().to_string())
-            .ok_or_else(|| {
-                anyhow!(
-                    "no Sent folder (special-use \\Sent) on the IMAP server; set imap.sent_folder"
-                )
-            })
+            .find(|n| n.name().eq_ignore_ascii_case(name) || n.name().ends_with(name));
+        Ok(by_use.or(by_name).map(|n| n.name().to_string()))
     }
 
     pub async fn append(&mut self, folder: &str, raw: &[u8]) -> Result<()> {

@@ -3,6 +3,7 @@
 pub mod compose;
 pub mod forward;
 pub mod imap;
+pub mod oauth2;
 pub mod parse;
 pub mod quote;
 pub mod render;

@@ -30,9 +30,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use crate::config::{Security, SmtpSettings};
+use crate::config::{Auth, Security, SmtpSettings};
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Stream;
+use crate::mail::oauth2::{self, TokenSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -292,29 +293,84 @@ impl Smtp {
                 c
             }
         };
-        if !s.username.is_empty() {
-            let mechs = conn.auth_mechanisms();
-            // A refused login may be fixed by the operator: retry, slowly.
-            let login_failed =
-                |e: SendError| transient(format!("SMTP login as {} failed: {e}", s.username));
-            if mechs.iter().any(|m| m == "PLAIN") || mechs.is_empty() {
-                let token = base64(format!("\0{}\0{}", s.username, s.password.expose()).as_bytes());
-                conn.expect(&format!("AUTH PLAIN {token}"), &[235], "AUTH")
-                    .await
-                    .map_err(login_failed)?;
-            } else {
-                conn.expect("AUTH LOGIN", &[334], "AUTH")
-                    .await
-                    .map_err(login_failed)?;
-                conn.expect(&base64(s.username.as_bytes()), &[334], "AUTH")
-                    .await
-                    .map_err(login_failed)?;
-                conn.expect(&base64(s.password.expose().as_bytes()), &[235], "AUTH")
-                    .await
-                    .map_err(login_failed)?;
-            }
-        }
+        self.login(&mut conn).await?;
         Ok(conn)
+    }
+
+    /// AUTH as `smtp.auth` says. A refused login may be fixed by the
+    /// operator: the caller retries, slowly.
+    async fn login(&self, conn: &mut Boxed) -> Result<(), SendError> {
+        let s = &self.settings;
+        let login_failed =
+            |e: SendError| transient(format!("SMTP login as {} failed: {e}", s.username));
+        let password = match &s.auth {
+            Auth::None => return Ok(()),
+            Auth::OAuth2(source) => return self.oauth2_login(conn, source).await,
+            Auth::Password(p) => p,
+        };
+        let mechs = conn.auth_mechanisms();
+        if mechs.iter().any(|m| m == "PLAIN") || mechs.is_empty() {
+            let token = base64(format!("\0{}\0{}", s.username, password.expose()).as_bytes());
+            conn.expect(&format!("AUTH PLAIN {token}"), &[235], "AUTH")
+                .await
+                .map_err(login_failed)?;
+        } else {
+            conn.expect("AUTH LOGIN", &[334], "AUTH")
+                .await
+                .map_err(login_failed)?;
+            conn.expect(&base64(s.username.as_bytes()), &[334], "AUTH")
+                .await
+                .map_err(login_failed)?;
+            conn.expect(&base64(password.expose().as_bytes()), &[235], "AUTH")
+                .await
+                .map_err(login_failed)?;
+        }
+        Ok(())
+    }
+
+    /// XOAUTH2 (or OAUTHBEARER, when that is all the server offers). The
+    /// response goes on a line of its own: a token can be longer than a
+    /// command line may be. A refused token is renewed and tried once more.
+    async fn oauth2_login(&self, conn: &mut Boxed, source: &TokenSource) -> Result<(), SendError> {
+        let s = &self.settings;
+        let mechs = conn.auth_mechanisms();
+        let offered = (!mechs.is_empty()).then(|| mechs.iter().map(String::as_str));
+        let mechanism = oauth2::mechanism(offered);
+        let token_failed = |e: anyhow::Error| transient(format!("SMTP login: {e:#}"));
+        let mut token = source.token().await.map_err(token_failed)?;
+        let mut renewed = false;
+        loop {
+            let response = match mechanism {
+                "OAUTHBEARER" => oauth2::oauthbearer(&s.username, &token),
+                _ => oauth2::xoauth2(&s.username, &token),
+            };
+            conn.expect(&format!("AUTH {mechanism}"), &[334], "AUTH")
+                .await?;
+            let mut reply = conn.command(&base64(response.as_bytes())).await?;
+            if reply.code == 334 {
+                // The reason for a refusal, as a challenge: answer empty.
+                reply = conn.command("").await?;
+            }
+            if reply.code == 235 {
+                return Ok(());
+            }
+            if renewed {
+                return Err(transient(format!(
+                    "SMTP login as {} with {} refused: {} {}; {}",
+                    s.username,
+                    source.describe(),
+                    reply.code,
+                    reply.text,
+                    oauth2::server_hint(source.provider(), "SMTP")
+                )));
+            }
+            tracing::info!(
+                mechanism,
+                "the SMTP server refused the token; asking for a new one"
+            );
+            token = source.renew(&token).await.map_err(token_failed)?;
+            renewed = true;
+        }
     }
 
     /// Sends one message. `commit` runs after the whole body is out and

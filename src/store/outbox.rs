@@ -49,6 +49,15 @@ pub async fn enqueue(tx: &mut Tx, m: &NewOutMail<'_>, now: Timestamp) -> Result<
     Ok(n == 1)
 }
 
+/// A sent mail whose copy is not yet where it belongs.
+pub struct Uncopied {
+    pub id: i64,
+    pub kind: OutboxKind,
+    pub message_id: String,
+    pub raw: Vec<u8>,
+    pub sent_at: Timestamp,
+}
+
 impl Store {
     /// Rows to send now: pending or sending (a crash or an expired lease),
     /// due, not leased by another worker.
@@ -262,14 +271,10 @@ impl Store {
     /// that sent a row copies it at once itself; only what it could not
     /// copy is left for this sweep (so two daemons do not copy one mail
     /// twice).
-    pub async fn uncopied_sent(
-        &self,
-        before: Timestamp,
-        limit: i64,
-    ) -> Result<Vec<(i64, OutboxKind, Vec<u8>)>> {
+    pub async fn uncopied_sent(&self, before: Timestamp, limit: i64) -> Result<Vec<Uncopied>> {
         let rows = sqlx::query(
-            "SELECT id, kind, raw FROM outbox WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 \
-             ORDER BY id LIMIT $2",
+            "SELECT id, kind, message_id, raw, sent_at FROM outbox \
+             WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 ORDER BY id LIMIT $2",
         )
         .bind(db_time(before))
         .bind(limit)
@@ -277,11 +282,13 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    get_i64(r, "id")?,
-                    get_str(r, "kind")?.parse()?,
-                    r.try_get::<Vec<u8>, _>("raw")?,
-                ))
+                Ok(Uncopied {
+                    id: get_i64(r, "id")?,
+                    kind: get_str(r, "kind")?.parse()?,
+                    message_id: get_str(r, "message_id")?,
+                    raw: r.try_get::<Vec<u8>, _>("raw")?,
+                    sent_at: crate::clock::parse_db_time(&get_str(r, "sent_at")?).unwrap_or(before),
+                })
             })
             .collect()
     }

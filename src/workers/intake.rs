@@ -46,11 +46,19 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
+        let started = std::time::Instant::now();
         match session(&app, &mut stop).await {
             Ok(()) => return,
             Err(e) => {
                 record_failure(&app, &e).await;
-                let wait = backoff(failures, Duration::from_secs(300));
+                // A session that ran a while ended by itself (the server
+                // restarted, or ended it when its token expired): start
+                // again at once, not after the last outage's backoff.
+                if started.elapsed() > Duration::from_secs(60) {
+                    failures = 0;
+                }
+                let wait = backoff(failures, Duration::from_secs(300))
+                    .max(super::throttled(&format!("{e:#}")).unwrap_or_default());
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %crate::store::explain(&e), retry_in_s = wait.as_secs(), "IMAP intake failed; reconnecting");
                 if sleep_or_stop(wait, &mut stop).await {

@@ -22,6 +22,38 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(0.5 + jitter * 0.5)
 }
 
+/// The wait a server asked for when it throttles us, if it did: Exchange
+/// Online's "Suggested Backoff Time: N milliseconds" (at most 15 minutes);
+/// a minute for RFC 5530's `[UNAVAILABLE]` and `[LIMIT]`, Exchange's
+/// "Server Unavailable", and SMTP's thread and connection limits.
+pub fn throttled(error: &str) -> Option<Duration> {
+    let lower = error.to_ascii_lowercase();
+    if let Some(rest) = lower.split("suggested backoff time:").nth(1) {
+        let ms: u64 = rest
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(60_000);
+        return Some(
+            Duration::from_millis(ms).clamp(Duration::from_secs(1), Duration::from_secs(900)),
+        );
+    }
+    const SIGNS: [&str; 7] = [
+        "[unavailable]",
+        "[limit]",
+        "server unavailable",
+        "throttl",
+        "thread limit",
+        "too many concurrent",
+        "concurrent connections limit",
+    ];
+    SIGNS
+        .iter()
+        .any(|s| lower.contains(s))
+        .then_some(Duration::from_secs(60))
+}
+
 /// One full pass: every new message, the scheduler's work due now, then
 /// the outbox until nothing is due.
 pub async fn run_once(app: &App) -> Result<()> {
@@ -103,6 +135,24 @@ pub async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_waits_as_long_as_the_server_asks() {
+        let exchange =
+            "IMAP login: NO Request is throttled. Suggested Backoff Time: 181023 milliseconds";
+        assert_eq!(throttled(exchange), Some(Duration::from_millis(181_023)));
+        let smtp = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded";
+        assert_eq!(throttled(smtp), Some(Duration::from_secs(60)));
+        assert_eq!(
+            throttled("NO [UNAVAILABLE] try later"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            throttled("Suggested Backoff Time: 99999999 milliseconds"),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(throttled("connection refused"), None);
+    }
 
     #[test]
     fn backoff_grows_is_jittered_and_capped() {

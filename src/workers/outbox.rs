@@ -117,11 +117,30 @@ impl Sender {
         result
     }
 
-    async fn copy_to_sent(&mut self, kind: OutboxKind, raw: &[u8]) -> Result<()> {
+    /// Keeps the copy of a sent mail where it belongs (see `copy_folder`).
+    /// Returns false while that cannot be done yet: the provider has not
+    /// filed the mail in Sent.
+    async fn copy_to_sent(
+        &mut self,
+        kind: OutboxKind,
+        message_id: &str,
+        raw: &[u8],
+        sent_at: Timestamp,
+    ) -> Result<bool> {
+        // The provider files what it was sent in Sent itself (Gmail,
+        // Exchange Online; `imap.sent_copy`): a copy of ours would be a
+        // second one.
+        let provider_files = !self.app.settings.imap.sent_copy;
+        if provider_files && kind.to_client() {
+            return Ok(true);
+        }
         let result = async {
+            if provider_files {
+                return self.take_from_sent(kind, message_id, raw, sent_at).await;
+            }
             match self.copy_folder(kind).await? {
-                Some((imap, folder)) => imap.append(&folder, raw).await,
-                None => Ok(()),
+                Some((imap, folder)) => imap.append(&folder, raw).await.map(|()| true),
+                None => Ok(true),
             }
         }
         .await;
@@ -129,6 +148,35 @@ impl Sender {
             self.imap = None;
         }
         result
+    }
+
+    /// Mail to staff that the provider filed in Sent, which everyone who
+    /// reads info@ reads (art. 9; its Message-ID is a token): moved to
+    /// `imap.staff_copy_folder`, or else deleted. Providers file within
+    /// seconds; a mail not there after a quarter of an hour is not coming,
+    /// and the staff folder gets a copy of ours.
+    async fn take_from_sent(
+        &mut self,
+        kind: OutboxKind,
+        message_id: &str,
+        raw: &[u8],
+        sent_at: Timestamp,
+    ) -> Result<bool> {
+        let staff_folder = self.copy_folder(kind).await?.map(|(_, folder)| folder);
+        let (imap, sent) = self.imap().await?;
+        if imap
+            .take_out(&sent, message_id, staff_folder.as_deref())
+            .await?
+        {
+            return Ok(true);
+        }
+        if self.app.clock.now().duration_since(sent_at) < SignedDuration::from_mins(15) {
+            return Ok(false);
+        }
+        if let Some(folder) = staff_folder {
+            self.imap().await?.0.append(&folder, raw).await?;
+        }
+        Ok(true)
     }
 
     /// Sends every row that is due now. Returns how many rows it handled.
@@ -179,7 +227,11 @@ impl Sender {
         remove_marker(marker);
         tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
         if let Ok(false) = self.already_sent(row.kind, &row.message_id).await {
-            if self.copy_to_sent(row.kind, &row.raw).await.is_ok() {
+            let now = self.app.clock.now();
+            if let Ok(true) = self
+                .copy_to_sent(row.kind, &row.message_id, &row.raw, now)
+                .await
+            {
                 store.mark_copied(row.id).await?;
             }
         } else {
@@ -288,8 +340,18 @@ impl Sender {
         if marked.is_ok() {
             remove_marker(marker);
         }
-        match self.copy_to_sent(row.kind, &row.raw).await {
-            Ok(()) => store.mark_copied(row.id).await?,
+        let now = self.app.clock.now();
+        match self
+            .copy_to_sent(row.kind, &row.message_id, &row.raw, now)
+            .await
+        {
+            Ok(true) => store.mark_copied(row.id).await?,
+            Ok(false) => {
+                tracing::debug!(
+                    outbox_id = row.id,
+                    "sent; its copy is sorted once the provider has filed it"
+                )
+            }
             Err(e) => {
                 tracing::warn!(outbox_id = row.id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
             }
@@ -358,13 +420,17 @@ impl Sender {
         else {
             return;
         };
-        for (id, kind, raw) in rows {
-            match self.copy_to_sent(kind, &raw).await {
-                Ok(()) => {
-                    let _ = self.app.store.mark_copied(id).await;
+        for row in rows {
+            match self
+                .copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
+                .await
+            {
+                Ok(true) => {
+                    let _ = self.app.store.mark_copied(row.id).await;
                 }
+                Ok(false) => {}
                 Err(e) => {
-                    tracing::debug!(outbox_id = id, error = %format!("{e:#}"), "copy to Sent still failing");
+                    tracing::debug!(outbox_id = row.id, error = %format!("{e:#}"), "copy to Sent still failing");
                     return;
                 }
             }
@@ -469,7 +535,9 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %crate::store::explain(&e), "outbox pass failed");
-                if sleep_or_stop(backoff(failures, Duration::from_secs(120)), &mut stop).await {
+                let wait = backoff(failures, Duration::from_secs(120))
+                    .max(super::throttled(&format!("{e:#}")).unwrap_or_default());
+                if sleep_or_stop(wait, &mut stop).await {
                     break;
                 }
                 continue;
