@@ -4,6 +4,7 @@
 mod admin;
 mod cases;
 mod classify;
+mod ops;
 mod outbox;
 mod privacy;
 
@@ -19,10 +20,19 @@ use crate::domain::types::EmailAddress;
 use crate::flows::phone::PhoneComplaint;
 use crate::store::Store;
 
+/// `klachtd --version`: the package version and the git commit it was
+/// built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KLACHTD_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "klachtd",
-    version,
+    version = VERSION,
     about = "Runs a complaints procedure (klachtenreglement) straight from the info@ mailbox",
     long_about = "klachtd reads the complaints mailbox over IMAP, recognises complaints, records them in \
                   the register, assigns an independent handler, acknowledges at once and keeps the deadlines.\n\n\
@@ -99,6 +109,20 @@ pub enum Command {
     /// Mail that has not gone out (waiting or failed); `retry` queues
     /// failed mail again once its cause is fixed.
     Outbox(OutboxArgs),
+    /// Health at a glance: last successful intake, mail waiting, open,
+    /// overdue and triage cases, raised alarms. Exits 1 while an alarm is
+    /// raised (for monitoring scripts).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A consistent copy of the SQLite register into FILE, while the daemon
+    /// runs (PostgreSQL: use pg_dump).
+    Backup { file: PathBuf },
+    /// Restore a backup into database.url, which must be new or empty.
+    /// Stop the daemon first.
+    Restore { file: PathBuf },
     /// Create or update the database schema, then exit.
     Migrate,
     /// Copy the whole register from database.url into a new, empty database
@@ -268,6 +292,15 @@ pub async fn main(cli: Cli) -> Result<()> {
             println!("database schema is up to date");
         }
         Command::Transfer { to } => admin::transfer(settings, to).await?,
+        Command::Status { json } => {
+            if ops::status(settings, clock, json).await? {
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                std::process::exit(1);
+            }
+        }
+        Command::Backup { file } => ops::backup(settings, &file).await?,
+        Command::Restore { file } => ops::restore(settings, &file).await?,
         Command::CheckConfig => check_config(settings).await?,
         Command::Oauth2(OAuth2Command::Login) => {
             let source = settings.oauth2.clone().context(

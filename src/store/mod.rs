@@ -4,6 +4,7 @@
 //! placeholders and portable SQL work on both, so there is one query per
 //! operation instead of two modules that drift apart.
 
+mod backup;
 mod case_row;
 mod cases;
 mod outbox;

@@ -10,7 +10,7 @@
 //! Areas without a mail server: `fixtures`, `quotes`, `corpus`, `store`.
 //! On the real Dovecot and Postfix: `intake`, `conversation`, `overrule`,
 //! `register`, `scheduler`, `security`, `privacy_logs`, `crash`,
-//! `several_daemons`.
+//! `several_daemons`, `oauth2`, `production`.
 
 mod support;
 mod world;
@@ -24,6 +24,7 @@ mod intake;
 mod oauth2;
 mod overrule;
 mod privacy_logs;
+mod production;
 mod quotes;
 mod register;
 mod scheduler;
