@@ -18,6 +18,7 @@ pub struct App {
     pub renderer: Arc<Renderer>,
     pub clock: Clock,
     pub outbox_wake: Arc<Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -30,6 +31,7 @@ impl App {
             renderer: Arc::new(renderer),
             clock,
             outbox_wake: Arc::new(Notify::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 }

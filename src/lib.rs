@@ -23,6 +23,7 @@ pub mod config;
 pub mod domain;
 pub mod flows;
 pub mod mail;
+pub mod metrics;
 pub mod register;
 pub mod report;
 pub mod store;

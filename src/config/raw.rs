@@ -36,6 +36,8 @@ pub(super) struct File {
     pub staff: Vec<Staff>,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub metrics: Metrics,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +187,12 @@ pub(super) struct Report {
 pub(super) struct Privacy {
     pub retention_months: Option<u32>,
     pub purge_mailbox: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Metrics {
+    pub listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

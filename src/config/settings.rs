@@ -168,6 +168,8 @@ pub struct Settings {
     pub purge_mailbox: bool,
     pub staff: Vec<Staff>,
     pub log_level: String,
+    /// `[metrics] listen`: where /metrics, /healthz and /readyz are served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

@@ -604,7 +604,7 @@ fn values_of_the_wrong_type_in_the_file() {
             file(m.replacen("[imap]", "imap = 5\n[imap2]", 1)),
             "config: imap2: unknown field `imap2`, expected one of `organisation`, `imap`, \
              `smtp`, `oauth2`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, \
-             `health`, `report`, `privacy`, `staff`, `log`",
+             `health`, `report`, `privacy`, `staff`, `log`, `metrics`",
         ),
         (
             "a table for the staff list",
@@ -637,7 +637,7 @@ fn unknown_and_missing_keys_in_the_file() {
             file(set(m, "foo", "bar", "1")),
             "config: foo: unknown field `foo`, expected one of `organisation`, `imap`, `smtp`, \
              `oauth2`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, `health`, \
-             `report`, `privacy`, `staff`, `log`",
+             `report`, `privacy`, `staff`, `log`, `metrics`",
         ),
         (
             "an unknown choice",
@@ -1052,7 +1052,7 @@ fn environment_names_that_fit_no_key() {
             env("KLACHTD__FOO__BAR", "x"),
             "config: foo: unknown field `foo`, expected one of `organisation`, `imap`, `smtp`, \
              `oauth2`, `database`, `procedure`, `calendar`, `intake`, `digest`, `escalation`, `health`, \
-             `report`, `privacy`, `staff`, `log`",
+             `report`, `privacy`, `staff`, `log`, `metrics`",
         ),
         (
             "a section alone",
@@ -1412,4 +1412,20 @@ fn the_example_documents_every_oauth2_key() {
             "{section}.{key} is not in config/klachtd.example.toml"
         );
     }
+}
+
+#[test]
+fn metrics_listen_is_an_address_and_port() {
+    assert_eq!(load(&minimal(), &[]).unwrap().metrics_listen, None);
+    let on = load(
+        &set(&minimal(), "metrics", "listen", "\"127.0.0.1:9187\""),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(on.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+    let e = error(&set(&minimal(), "metrics", "listen", "\"localhost\""), &[]);
+    assert!(
+        e.starts_with("config: metrics.listen: \"localhost\" is not an address and port"),
+        "{e}"
+    );
 }

@@ -52,6 +52,19 @@ pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigEr
         purge_mailbox: raw.privacy.purge_mailbox.unwrap_or(true),
         staff,
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
+        metrics_listen: raw
+            .metrics
+            .listen
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                l.trim().parse().map_err(|_| {
+                    err(
+                        "metrics.listen",
+                        format!("{l:?} is not an address and port like \"127.0.0.1:9187\""),
+                    )
+                })
+            })
+            .transpose()?,
     })
 }
 

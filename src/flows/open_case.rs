@@ -284,6 +284,9 @@ async fn record(w: &mut Work<'_>, c: &CaseInput<'_>, d: &Decided<'_>) -> Result<
         },
     )
     .await?;
+    // Counted when recorded; a transaction that then fails is rare and
+    // retried, so the counter may run one ahead of the register.
+    w.app.metrics.case_opened(c.source.as_str());
     let first = c.message.map(|m| {
         json!({
             "direction": "in",

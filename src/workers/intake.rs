@@ -42,12 +42,17 @@ fn body_runs(sized: &[(u32, u32)], max_bytes: u64) -> Vec<(Vec<u32>, u64)> {
 
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
+    let mut sessions = 0u64;
     loop {
         if *stop.borrow() {
             return;
         }
         let started = std::time::Instant::now();
-        match session(&app, &mut stop).await {
+        app.metrics.imap_connected(sessions > 0);
+        sessions += 1;
+        let result = session(&app, &mut stop).await;
+        app.metrics.imap_idle(false);
+        match result {
             Ok(()) => return,
             Err(e) => {
                 record_failure(&app, &e).await;
@@ -75,6 +80,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
     let mut imap = Imap::connect(s).await?;
     let idle = imap.supports_idle().await.unwrap_or(false);
     tracing::info!(folder = %s.folder, idle, "IMAP intake connected");
+    app.metrics.imap_idle(idle);
     retry_failed(app, &mut imap).await?;
     tidy(app, &mut imap).await?;
     loop {
@@ -102,6 +108,7 @@ async fn session(app: &App, stop: &mut watch::Receiver<bool>) -> Result<()> {
 pub async fn record_health(app: &App, result: &Result<()>) {
     match result {
         Ok(()) => {
+            app.metrics.intake_succeeded();
             if let Err(e) = app.store.health_ok("intake", app.clock.now()).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not record intake health");
             }
@@ -299,6 +306,7 @@ async fn process_batch(
         };
         let outcome = intake::process_message(app, origin, h.internal_date, &mail).await?;
         log_outcome(h.uid, &mail.message_id, &outcome);
+        app.metrics.mail_seen(&outcome.label());
         if outcome.is_case_mail() {
             keywords.push(h.uid);
         }
@@ -451,6 +459,7 @@ async fn overrule_batch(
                 }
             };
             log_overrule(uid, &mail.message_id, &outcome, look.gesture);
+            app.metrics.mail_seen(&outcome.label());
             if outcome.is_case_mail() {
                 case_mail.push(uid);
             }

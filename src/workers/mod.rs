@@ -75,6 +75,18 @@ pub async fn run_once(app: &App) -> Result<()> {
 /// message or send completes, then the tasks are joined.
 pub async fn run(app: App, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics_task = match app.settings.metrics_listen {
+        Some(addr) => {
+            let listener = crate::metrics::listen(addr).await?;
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            Some(tokio::spawn(crate::metrics::serve(
+                app.clone(),
+                listener,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let intake_task = tokio::spawn(intake::run(app.clone(), stop_rx.clone()));
     let outbox_task = tokio::spawn(outbox::run(app.clone(), stop_rx.clone()));
     let scheduler_task = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
@@ -86,6 +98,9 @@ pub async fn run(app: App, shutdown: impl std::future::Future<Output = ()>) -> R
         let _ = intake_task.await;
         let _ = outbox_task.await;
         let _ = scheduler_task.await;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
     })
     .await;
     if joined.is_err() {

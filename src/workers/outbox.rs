@@ -284,6 +284,7 @@ impl Sender {
             lost_lease(row);
             return Ok(());
         }
+        self.app.metrics.failed(row.kind.as_str());
         if let (true, Some(case_id)) = (row.kind.to_client(), row.case_id) {
             crate::flows::notify::tell_undeliverable(&self.app, case_id, row.kind, e, now).await?;
         }
@@ -358,6 +359,14 @@ impl Sender {
         }
         marked?;
         tracing::info!(outbox_id = row.id, kind = %row.kind, "mail sent");
+        self.app.metrics.sent(row.kind.as_str());
+        if let (OutboxKind::Ack, Some(case_id)) = (row.kind, row.case_id) {
+            if let Ok(Some(case)) = store.case_by_id(case_id).await {
+                self.app
+                    .metrics
+                    .ack_accepted(case.received_at, self.app.clock.now());
+            }
+        }
         Ok(())
     }
 
@@ -404,6 +413,7 @@ impl Sender {
             + SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(60));
         tracing::warn!(outbox_id = row.id, attempts, retry_in_s = wait.as_secs(), "SMTP failed; will retry (the reason may name the recipient: it is kept with the outbox row and logged at debug)");
         tracing::debug!(outbox_id = row.id, attempts, error = %e, "SMTP failed; will retry");
+        self.app.metrics.retried(row.kind.as_str());
         if !store.mark_retry(row.id, until, e, next).await? {
             lost_lease(row);
         }
@@ -531,7 +541,10 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             break;
         }
         match sender.send_due().await {
-            Ok(_) => failures = 0,
+            Ok(_) => {
+                failures = 0;
+                app.metrics.outbox_succeeded();
+            }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %crate::store::explain(&e), "outbox pass failed");

@@ -193,3 +193,186 @@ fn a_backup_taken_while_the_daemon_runs_restores_the_same_register() {
         6
     );
 }
+
+/// `GET path` on `addr`: status code and body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// A loopback address with a port nobody listens on now.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// `promtool check metrics` (Debian's prometheus package) on `text`.
+fn promtool_check_metrics(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/install-deps installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn metrics_count_the_work_without_personal_data_and_pass_promtool() {
+    let addr = free_addr();
+    let w = World::with_config(&format!("\n[metrics]\nlisten = \"{addr}\"\n"));
+    let log = std::fs::File::create(w.dir.path().join("daemon.log")).unwrap();
+    let daemon = Daemon(
+        w.command()
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let client = w.client("metrics");
+    let subject_word = "coachingssessie";
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.mails(&client).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(w.mails(&client).len(), 1, "acknowledged");
+    // The counters move when the row is marked sent, just after delivery.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        let (status, b) = http_get(&addr, "/metrics");
+        assert_eq!(status, 200, "{b}");
+        body = b;
+        if body.contains("klachtd_outbox_sent_total{kind=\"ack\"} 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for expected in [
+        "klachtd_cases_opened_total{channel=\"email\"} 1",
+        "klachtd_outbox_sent_total{kind=\"ack\"} 1",
+        "klachtd_ack_latency_seconds_count 1",
+        "klachtd_cases{state=\"open\"} 1",
+        "klachtd_cases{state=\"overdue\"} 0",
+        "klachtd_alarm{name=\"intake\"} 0",
+        "klachtd_outbox_unsent 0",
+        "klachtd_imap_idle 1",
+        "klachtd_build_info{",
+    ] {
+        assert!(body.contains(expected), "{expected} missing from\n{body}");
+    }
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("klachtd_mail_seen_total{outcome=\"case:")),
+        "{body}"
+    );
+    // Art. 9: no address, no name, no subject in what is scraped.
+    for private in [client.as_str(), "metrics@", subject_word, "KL-"] {
+        assert!(!body.contains(private), "{private} in /metrics");
+    }
+    let (ok, said) = promtool_check_metrics(&body);
+    assert!(ok, "promtool check metrics: {said}\n{body}");
+    assert_eq!(http_get(&addr, "/healthz").0, 200);
+    let (status, why) = http_get(&addr, "/readyz");
+    assert_eq!(status, 200, "{why}");
+    assert_eq!(http_get(&addr, "/nope").0, 404);
+    assert!(daemon.terminate().success());
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the endpoint stops with the daemon"
+    );
+}
+
+#[test]
+fn readyz_waits_for_intake_and_a_taken_port_stops_start_up() {
+    let addr = free_addr();
+    let w = World::with_config(&format!("\n[metrics]\nlisten = \"{addr}\"\n"));
+    // The IMAP server cannot be reached: intake never succeeds.
+    let daemon = Daemon(
+        w.command()
+            .env("KLACHTD__IMAP__PORT", "9")
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answer = (0, String::new());
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            answer = http_get(&addr, "/readyz");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(answer.0, 503, "{answer:?}");
+    assert!(
+        answer.1.contains("intake has not yet read the mailbox"),
+        "{answer:?}"
+    );
+    assert_eq!(http_get(&addr, "/healthz").0, 200, "alive all the same");
+    // A second daemon cannot take the same port: it says so and exits.
+    let out = w.klachtd(&["run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains(&format!("metrics.listen: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn the_shipped_alert_rules_pass_promtool() {
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/prometheus/klachtd.rules.yml"
+    );
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .expect("promtool (scripts/install-deps installs Debian's prometheus package)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
+}
