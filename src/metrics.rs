@@ -233,6 +233,11 @@ impl Metrics {
         self.imap_idle.set(i64::from(idle));
     }
 
+    /// Whether intake waits in IDLE now.
+    pub fn idle_now(&self) -> bool {
+        self.imap_idle.get() == 1
+    }
+
     /// Intake read the mailbox successfully.
     pub fn intake_succeeded(&self) {
         self.intake_ok.store(true, Ordering::Relaxed);

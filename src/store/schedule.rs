@@ -177,6 +177,14 @@ impl Store {
         Ok(())
     }
 
+    /// Cases not closed (triage items included).
+    pub async fn open_case_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE status <> 'closed'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
     /// Oldest mail still waiting to go out, and how many wait.
     pub async fn unsent(&self) -> Result<(Option<Timestamp>, i64, Option<String>)> {
         let row = sqlx::query(

@@ -4,6 +4,7 @@
 pub mod intake;
 pub mod outbox;
 pub mod scheduler;
+pub mod systemd;
 
 use std::time::Duration;
 
@@ -90,7 +91,10 @@ pub async fn run(app: App, shutdown: impl std::future::Future<Output = ()>) -> R
     let intake_task = tokio::spawn(intake::run(app.clone(), stop_rx.clone()));
     let outbox_task = tokio::spawn(outbox::run(app.clone(), stop_rx.clone()));
     let scheduler_task = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
+    let systemd_task = tokio::spawn(systemd::keep_alive(app.clone(), stop_rx.clone()));
+    systemd::ready();
     shutdown.await;
+    systemd::stopping();
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     app.outbox_wake.notify_one();
@@ -98,6 +102,7 @@ pub async fn run(app: App, shutdown: impl std::future::Future<Output = ()>) -> R
         let _ = intake_task.await;
         let _ = outbox_task.await;
         let _ = scheduler_task.await;
+        let _ = systemd_task.await;
         if let Some(t) = metrics_task {
             let _ = t.await;
         }

@@ -376,3 +376,89 @@ fn the_shipped_alert_rules_pass_promtool() {
     );
     assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
 }
+
+#[test]
+fn under_systemd_it_says_ready_pings_the_watchdog_and_says_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let w = World::new();
+    let socket_path = w.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // systemd names the process the watchdog is for (WATCHDOG_PID): the
+    // shell hands its own PID on to klachtd with exec.
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" --config \"$1\" run")
+        .arg(env!("CARGO_BIN_EXE_klachtd"))
+        .arg(&w.config)
+        .env_remove("KLACHTD_LOG")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let daemon = Daemon(command.spawn().unwrap());
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let n = socket.recv(&mut buf).expect("a notification");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+        if pings >= 3 && seen.iter().any(|m| m.contains("STATUS=IDLE; 0 open cases")) {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|m| m.contains("READY=1")), "{seen:?}");
+    let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 3, "pinged at half of WatchdogSec: {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|m| m.contains("STATUS=IDLE; 0 open cases; nothing waiting to be sent")),
+        "{seen:?}"
+    );
+    assert!(daemon.terminate().success());
+    let mut rest = Vec::new();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while let Ok(n) = socket.recv(&mut buf) {
+        rest.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(rest.iter().any(|m| m.contains("STOPPING=1")), "{rest:?}");
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let Ok(version) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        println!("SKIPPED: systemd-analyze is not on this machine");
+        return;
+    };
+    assert!(version.status.success());
+    let unit = include_str!("../../contrib/klachtd.service");
+    assert!(
+        unit.contains("\nType=notify\n") && unit.contains("\nWatchdogSec="),
+        "{unit}"
+    );
+    // The unit names the packaged binary; here it is the one just built.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("klachtd.service");
+    let here = unit.replace("/usr/bin/klachtd", env!("CARGO_BIN_EXE_klachtd"));
+    std::fs::write(&path, here).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
