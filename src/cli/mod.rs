@@ -280,7 +280,7 @@ pub async fn main(cli: Cli) -> Result<()> {
         return classify::run(settings.as_ref(), file, *explain, *json);
     }
     let settings = Settings::load(&path)?;
-    init_logging(&settings.log_level);
+    init_logging(&settings.log_level, settings.log_format);
     let clock = match &cli.now {
         None => Clock::system(),
         Some(s) => Clock::starting_at(parse_now(s)?),
@@ -432,15 +432,23 @@ fn auth_name(auth: &crate::config::Auth) -> String {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KLACHTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,klachtd={level}")));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // One object per line: timestamp, level, target, and the event's
+        // fields (its message among them) under "fields", where a field
+        // named like a top-level key (an escalation's `level`) cannot
+        // collide with it.
+        crate::config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
 }
 
 /// The address an AVG request names.

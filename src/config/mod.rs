@@ -18,7 +18,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 pub use settings::{
-    Auth, AuthMethod, Escalation, HealthSettings, ImapSettings, Intake, OAuth2Settings,
+    Auth, AuthMethod, Escalation, HealthSettings, ImapSettings, Intake, LogFormat, OAuth2Settings,
     Organisation, Procedure, Provider, ReportEvery, Roles, Secret, Security, SenderAuth,
     SenderAuthMethod, SentCopy, ServiceAccount, Settings, SmtpSettings, Staff, TriageMail,
 };

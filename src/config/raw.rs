@@ -199,6 +199,7 @@ pub(super) struct Metrics {
 #[serde(deny_unknown_fields)]
 pub(super) struct Log {
     pub level: Option<String>,
+    pub format: Option<super::settings::LogFormat>,
 }
 
 #[derive(Deserialize)]

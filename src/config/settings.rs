@@ -126,6 +126,16 @@ pub struct ServiceAccount {
     pub token_uri: String,
 }
 
+/// `log.format`: lines for a person, or one JSON object per line for
+/// journald's structured fields, Loki and the like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// How supervisors hear of possible complaints (triage items).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TriageMail {
@@ -168,6 +178,7 @@ pub struct Settings {
     pub purge_mailbox: bool,
     pub staff: Vec<Staff>,
     pub log_level: String,
+    pub log_format: LogFormat,
     /// `[metrics] listen`: where /metrics, /healthz and /readyz are served.
     pub metrics_listen: Option<std::net::SocketAddr>,
 }

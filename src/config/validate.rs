@@ -52,6 +52,7 @@ pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigEr
         purge_mailbox: raw.privacy.purge_mailbox.unwrap_or(true),
         staff,
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
+        log_format: raw.log.format.unwrap_or_default(),
         metrics_listen: raw
             .metrics
             .listen

@@ -166,7 +166,26 @@ impl Secret {
 
 #[test]
 fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_only() {
-    let w = World::new();
+    full_run_logs(LogFormat::Text);
+}
+
+/// The same in `log.format = "json"`: every line one JSON object.
+#[test]
+fn json_logs_hold_no_more_than_the_text_ones() {
+    full_run_logs(LogFormat::Json);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn full_run_logs(format: LogFormat) {
+    let w = match format {
+        LogFormat::Text => World::new(),
+        LogFormat::Json => World::with_config("\n[log]\nformat = \"json\"\n"),
+    };
     let regulation =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/klachtenreglement.txt");
     let env = [(
@@ -480,10 +499,30 @@ fn at_the_default_level_the_logs_of_a_full_run_hold_references_and_message_ids_o
         !logs.lines_with(&complaint_id).is_empty(),
         "the logs carry the complaint's Message-ID {complaint_id}:\n{all}"
     );
+    let message_id_field = match format {
+        LogFormat::Text => "message_id=<",
+        LogFormat::Json => "\"message_id\":\"<",
+    };
     assert!(
-        !logs.lines_with("message_id=<").is_empty(),
+        !logs.lines_with(message_id_field).is_empty(),
         "the logs carry Message-IDs:\n{all}"
     );
+    if format == LogFormat::Json {
+        for log in logs.0.iter().filter(|l| l.what.contains("stderr")) {
+            for line in log
+                .text
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with("klachtd: "))
+            {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}) in {}: {line}", log.what));
+                assert!(
+                    v["level"].is_string() && v["timestamp"].is_string(),
+                    "{line}"
+                );
+            }
+        }
+    }
     assert!(
         logs.0
             .iter()
