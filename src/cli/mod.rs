@@ -4,6 +4,7 @@
 mod admin;
 mod cases;
 mod classify;
+mod init;
 mod ops;
 mod outbox;
 mod privacy;
@@ -90,6 +91,10 @@ pub enum Command {
     },
     /// Validate the configuration and try the IMAP and SMTP logins.
     CheckConfig,
+    /// Write a commented configuration from a few answers (organisation,
+    /// mailbox and provider, staff and roles), check it, and print the
+    /// next steps. Every answer can be a flag (--no-input: ask nothing).
+    Init(Box<init::InitArgs>),
     /// OAuth2 sign-in for delegated consent (`imap.auth = "oauth2"`).
     #[command(subcommand)]
     Oauth2(OAuth2Command),
@@ -279,6 +284,12 @@ pub async fn main(cli: Cli) -> Result<()> {
         };
         return classify::run(settings.as_ref(), file, *explain, *json);
     }
+    if let Command::Init(_) = &cli.command {
+        let Command::Init(args) = cli.command else {
+            unreachable!("matched above")
+        };
+        return init::run(*args, cli.config).await;
+    }
     let settings = Settings::load(&path)?;
     init_logging(&settings.log_level, settings.log_format);
     let clock = match &cli.now {
@@ -308,7 +319,9 @@ pub async fn main(cli: Cli) -> Result<()> {
             )?;
             source.device_login(&mut std::io::stdout()).await?;
         }
-        Command::Classify { .. } => unreachable!("handled before the config is loaded"),
+        Command::Classify { .. } | Command::Init(_) => {
+            unreachable!("handled before the config is loaded")
+        }
         Command::Run { once } => {
             let app = App::new(settings, clock).await?;
             if once {

@@ -462,3 +462,163 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     );
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
+
+/// `klachtd init` with `args`, `stdin` piped in; its output.
+fn init(w: &World, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_klachtd"))
+        .arg("init")
+        .args(args)
+        .env("KLACHTD__IMAP__PASSWORD", &w.stack.password)
+        .env(
+            "KLACHTD__ORGANISATION__REGULATION_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/klachtenreglement.txt"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn init_without_questions_writes_a_config_check_config_accepts_on_the_test_servers() {
+    let w = World::new();
+    let file = w.dir.path().join("init/klachtd.toml");
+    let (imap_port, smtp_port) = (w.stack.imap_port.to_string(), w.stack.smtp_port.to_string());
+    let anna = format!("Anna de Vries <{}>:handler,supervisor", w.anna);
+    let bram = format!("Bram Bakker <{}>:handler", w.bram);
+    let args = [
+        "--no-input",
+        "--output",
+        file.to_str().unwrap(),
+        "--organisation",
+        "Coaching & Co",
+        "--address",
+        &w.info,
+        "--regulation-url",
+        "https://coaching.test/klachten",
+        "--provider",
+        "imap",
+        "--imap-host",
+        "127.0.0.1",
+        "--imap-port",
+        &imap_port,
+        "--imap-security",
+        "none",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &smtp_port,
+        "--smtp-security",
+        "none",
+        "--smtp-username",
+        "",
+        "--database-url",
+        "sqlite://var/klachtd.db",
+        "--staff",
+        &anna,
+        "--staff",
+        &bram,
+    ];
+    let out = init(&w, &args, "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("imap: logged in as {} with a password", w.info)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("smtp: ok (no login)"), "{stdout}");
+    assert!(stdout.contains("next steps:"), "{stdout}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("name = \"Coaching & Co\"") && text.contains("# Acknowledge within"),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    // The same file again: refused without --force.
+    let again = init(&w, &args, "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists; give --force"));
+    // A missing answer with --no-input names its flag.
+    let out = init(&w, &["--no-input", "--output", "/nonexistent/x.toml"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("--organisation is needed with --no-input"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn init_asks_again_after_a_bad_answer() {
+    let w = World::new();
+    let file = w.dir.path().join("asked.toml");
+    let answers = [
+        "Coaching & Co",
+        "not an address",
+        w.info.as_str(),
+        "coaching.test/klachten",
+        "https://coaching.test/klachten",
+        "imap",
+        "127.0.0.1",
+        "ssl",
+        "none",
+        &w.stack.imap_port.to_string(),
+        "127.0.0.1",
+        "none",
+        &w.stack.smtp_port.to_string(),
+        "",
+        "sqlite://var/klachtd.db",
+        &format!("Anna de Vries <{}>", w.anna),
+        "boss",
+        "both",
+        "",
+    ]
+    .join("\n")
+        + "\n";
+    // The SMTP login answer "" takes the default (the mailbox), whose
+    // password this test does not give: no check-config here (the test
+    // above checks a written config against the servers).
+    let out = init(
+        &w,
+        &["--output", file.to_str().unwrap(), "--no-check"],
+        &answers,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for why in [
+        "\"not an address\" is not an email address; try again.",
+        "\"coaching.test/klachten\" is not a web address (https://…); try again.",
+        "\"ssl\": tls, starttls or none; try again.",
+        "\"boss\": handler, supervisor, both or none; try again.",
+    ] {
+        assert!(stdout.contains(why), "{why} not in\n{stdout}");
+    }
+    assert!(!stdout.contains("panicked"), "{stdout}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("roles = [\"handler\", \"supervisor\"]"),
+        "{text}"
+    );
+}
