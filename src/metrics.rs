@@ -1,36 +1,20 @@
-//! What klachtd counts, and the endpoint that serves it (`[metrics]
-//! listen`): `GET /metrics` in the Prometheus text format, `GET /healthz`
-//! (200 while the daemon runs), `GET /readyz` (200 once intake and the
-//! outbox have each succeeded since start, 503 before and while an alarm
-//! is raised).
+//! What klachtd counts, in the Prometheus text format; served by
+//! `workers::endpoint` (`[metrics] listen`).
 //!
 //! Labels are closed sets (an outcome, a channel, a kind of mail, an alarm
 //! name): never a complaint's text, an address or a reference (art. 9).
 //! What the register knows (open and overdue cases, mail waiting, the last
-//! successful intake, raised alarms) is read from it at each scrape, so
-//! every daemon on one database reports the same.
+//! successful intake, raised alarms) is read from it at each scrape
+//! ([`Figures`]), so every daemon on one database reports the same.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
-use tokio::sync::watch;
-
-use crate::app::App;
-use crate::domain::types::Status;
-use crate::store::CaseFilter;
-
-/// The health rows of the register whose alarms are reported.
-const ALARMS: [&str; 3] = ["intake", "outbox", "auto_replies"];
 
 /// Seconds from a complaint's arrival to its acknowledgement accepted by
 /// SMTP: seconds when all is well, up to a day over a weekend backlog.
@@ -248,43 +232,23 @@ impl Metrics {
         self.outbox_ok.store(true, Ordering::Relaxed);
     }
 
-    /// The text format, with the register's figures read now.
-    pub async fn render(&self, app: &App) -> Result<String> {
-        let now = app.clock.now();
-        let intake = app.store.health("intake").await?;
-        self.intake_age.set(
-            intake
-                .ok_at
-                .map_or(-1.0, |t| now.duration_since(t).as_secs_f64().max(0.0)),
-        );
-        let (oldest, waiting, _) = app.store.unsent().await?;
-        self.unsent.set(waiting);
-        self.unsent_age
-            .set(oldest.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0)));
-        let today = crate::config::local_date(now, &app.settings.organisation.timezone);
-        let open = app
-            .store
-            .cases(&CaseFilter {
-                open: true,
-                ..CaseFilter::default()
-            })
-            .await?;
-        let triage = open.iter().filter(|c| c.status == Status::Triage).count();
-        let overdue = open
-            .iter()
-            .filter(|c| c.status != Status::Triage && c.response_due < today)
-            .count();
-        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.cases
-            .with_label_values(&["open"])
-            .set(count(open.len() - triage));
+    /// The text format, with `figures` (read from the register by the
+    /// caller) in the gauges.
+    pub fn render(&self, figures: &Figures) -> Result<String> {
+        self.intake_age.set(figures.intake_age.unwrap_or(-1.0));
+        self.unsent.set(figures.unsent);
+        self.unsent_age.set(figures.unsent_age.unwrap_or(0.0));
+        self.cases.with_label_values(&["open"]).set(figures.open);
         self.cases
             .with_label_values(&["overdue"])
-            .set(count(overdue));
-        self.cases.with_label_values(&["triage"]).set(count(triage));
-        for name in ALARMS {
-            let raised = app.store.health(name).await?.alarm_at.is_some();
-            self.alarm.with_label_values(&[name]).set(i64::from(raised));
+            .set(figures.overdue);
+        self.cases
+            .with_label_values(&["triage"])
+            .set(figures.triage);
+        for (name, raised) in &figures.alarms {
+            self.alarm
+                .with_label_values(&[name])
+                .set(i64::from(*raised));
         }
         let mut out = Vec::new();
         TextEncoder::new()
@@ -293,97 +257,32 @@ impl Metrics {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    /// Ready: intake and outbox have each worked since start, and no alarm
-    /// is raised.
-    async fn ready(&self, app: &App) -> Result<(bool, String)> {
+    /// What keeps the daemon from being ready, as far as this process
+    /// knows (intake and outbox not yet worked since start).
+    pub fn not_ready(&self) -> Vec<&'static str> {
         let mut why = Vec::new();
         if !self.intake_ok.load(Ordering::Relaxed) {
-            why.push("intake has not yet read the mailbox".to_string());
+            why.push("intake has not yet read the mailbox");
         }
         if !self.outbox_ok.load(Ordering::Relaxed) {
-            why.push("the outbox has not yet had a good pass".to_string());
+            why.push("the outbox has not yet had a good pass");
         }
-        for name in ALARMS {
-            if app.store.health(name).await?.alarm_at.is_some() {
-                why.push(format!("alarm raised: {name}"));
-            }
-        }
-        Ok((why.is_empty(), why.join("; ")))
+        why
     }
 }
 
-/// Binds `addr` (before the daemon's work starts, so a wrong address is a
-/// start-up error), then serves until `stop`.
-pub async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("metrics.listen: cannot listen on {addr}"))
-}
-
-pub async fn serve(app: App, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            continue;
-        };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(answer(&app, &req).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
-}
-
-fn text(status: StatusCode, body: String, content_type: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    r
-}
-
-async fn answer(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    const PLAIN: &str = "text/plain; charset=utf-8";
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into(), PLAIN);
-    }
-    let m = &app.metrics;
-    match req.uri().path() {
-        "/metrics" => match m.render(app).await {
-            Ok(body) => text(StatusCode::OK, body, prometheus::TEXT_FORMAT),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "metrics: the register could not be read");
-                text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the register could not be read\n".into(),
-                    PLAIN,
-                )
-            }
-        },
-        "/healthz" => text(StatusCode::OK, "ok\n".into(), PLAIN),
-        "/readyz" => match m.ready(app).await {
-            Ok((true, _)) => text(StatusCode::OK, "ready\n".into(), PLAIN),
-            Ok((false, why)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"), PLAIN),
-            Err(_) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the register could not be read\n".into(),
-                PLAIN,
-            ),
-        },
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "/metrics, /healthz, /readyz\n".into(),
-            PLAIN,
-        ),
-    }
+/// The register's figures a scrape shows (read by the endpoint, so this
+/// module needs nothing of the daemon).
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Seconds since the last successful intake; None: never.
+    pub intake_age: Option<f64>,
+    pub unsent: i64,
+    /// Age of the oldest unsent mail; None: nothing waiting.
+    pub unsent_age: Option<f64>,
+    pub open: i64,
+    pub overdue: i64,
+    pub triage: i64,
+    /// Each health row's name and whether its alarm is raised.
+    pub alarms: Vec<(&'static str, bool)>,
 }

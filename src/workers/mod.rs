@@ -1,6 +1,7 @@
 //! The daemon's loops. Each takes a shutdown receiver and stops promptly
 //! when it fires; `run` joins them instead of sleeping.
 
+pub mod endpoint;
 pub mod intake;
 pub mod outbox;
 pub mod scheduler;
@@ -78,9 +79,9 @@ pub async fn run(app: App, shutdown: impl std::future::Future<Output = ()>) -> R
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics_task = match app.settings.metrics_listen {
         Some(addr) => {
-            let listener = crate::metrics::listen(addr).await?;
+            let listener = endpoint::listen(addr).await?;
             tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-            Some(tokio::spawn(crate::metrics::serve(
+            Some(tokio::spawn(endpoint::serve(
                 app.clone(),
                 listener,
                 stop_rx.clone(),

@@ -24,7 +24,7 @@ use crate::support::token_service::{
     SERVICE_ACCOUNT_PUBLIC_KEY_PEM,
 };
 use crate::support::NOW;
-use crate::world::{Daemon, World};
+use crate::world::{error_line, said, Daemon, World};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -235,31 +235,19 @@ fn a_wrong_client_secret_is_one_line_naming_the_key_never_the_secret() {
             .args(args)
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let last = stderr.lines().last().unwrap_or_default();
+        let last = error_line(&out);
         assert!(
             last.contains("oauth2.client_secret: the provider says the secret is wrong or expired"),
-            "{args:?}: {stderr}"
+            "{args:?}: {last}"
         );
         assert!(last.contains("AADSTS7000215"), "{last}");
-        assert!(
-            !stderr.contains(wrong) && !stdout.contains(wrong),
-            "{args:?}: {stderr}"
-        );
+        assert!(!said(&out).contains(wrong), "{args:?}: {}", said(&out));
     }
     // No secret at all: the key and what to do.
-    let out = w.klachtd(&["run", "--once"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let line = error_line(&w.klachtd(&["run", "--once"]));
     assert!(
-        stderr
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .contains("oauth2.client_secret: not set; set KLACHTD__OAUTH2__CLIENT_SECRET"),
-        "{stderr}"
+        line.contains("oauth2.client_secret: not set; set KLACHTD__OAUTH2__CLIENT_SECRET"),
+        "{line}"
     );
 }
 
@@ -306,12 +294,10 @@ fn a_token_the_server_refuses_is_renewed_once() {
         .args(["--now", NOW, "run", "--once"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    let last = stderr.lines().last().unwrap_or_default();
+    let line = error_line(&out);
     assert!(
-        last.contains("oauth2: the token service refused (temporarily_unavailable"),
-        "{stderr}"
+        line.contains("oauth2: the token service refused (temporarily_unavailable"),
+        "{line}"
     );
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::NOW;
-use crate::world::{Daemon, World};
+use crate::world::{error_line, said, Daemon, World};
 
 #[test]
 fn version_names_the_package_and_the_commit() {
@@ -29,13 +29,8 @@ fn version_names_the_package_and_the_commit() {
 
 fn status(w: &World, now: &str) -> (bool, Value) {
     let out = w.klachtd(&["--now", now, "status", "--json"]);
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let json =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", said(&out)));
     (out.status.success(), json)
 }
 
@@ -238,12 +233,7 @@ fn promtool_check_metrics(text: &str) -> (bool, String) {
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    (out.status.success(), said(&out))
 }
 
 #[test]
@@ -344,16 +334,10 @@ fn readyz_waits_for_intake_and_a_taken_port_stops_start_up() {
     );
     assert_eq!(http_get(&addr, "/healthz").0, 200, "alive all the same");
     // A second daemon cannot take the same port: it says so and exits.
-    let out = w.klachtd(&["run"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let line = error_line(&w.klachtd(&["run"]));
     assert!(
-        stderr
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .contains(&format!("metrics.listen: cannot listen on {addr}")),
-        "{stderr}"
+        line.contains(&format!("metrics.listen: cannot listen on {addr}")),
+        "{line}"
     );
     drop(daemon);
 }
@@ -455,11 +439,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .arg(&path)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = said(&out);
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
 

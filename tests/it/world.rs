@@ -378,6 +378,22 @@ pub fn parsed(raw: &[u8]) -> klachtd::mail::parse::InboundMail {
     klachtd::mail::parse::parse(raw, 1 << 20)
 }
 
+/// What a finished command printed: stdout, then stderr.
+pub fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A failed klachtd command's last line on stderr: its one-line error.
+pub fn error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure:\n{}", said(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().last().unwrap_or_default().to_string()
+}
+
 /// A daemon started by a test: killed when dropped, so a failing test
 /// leaves nothing running.
 pub struct Daemon(pub std::process::Child);
