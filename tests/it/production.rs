@@ -107,15 +107,7 @@ fn cases_at(w: &World, url: &str) -> Value {
 #[test]
 fn a_backup_taken_while_the_daemon_runs_restores_the_same_register() {
     let w = World::new();
-    let log = std::fs::File::create(w.dir.path().join("daemon.log")).unwrap();
-    let daemon = Daemon(
-        w.command()
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = w.start_daemon();
     let backup = w.dir.path().join("backup.db");
     let mut clients = Vec::new();
     // Complaints arrive while the backup is taken.
@@ -240,15 +232,7 @@ fn promtool_check_metrics(text: &str) -> (bool, String) {
 fn metrics_count_the_work_without_personal_data_and_pass_promtool() {
     let addr = free_addr();
     let w = World::with_config(&format!("\n[metrics]\nlisten = \"{addr}\"\n"));
-    let log = std::fs::File::create(w.dir.path().join("daemon.log")).unwrap();
-    let daemon = Daemon(
-        w.command()
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = w.start_daemon();
     let client = w.client("metrics");
     let subject_word = "coachingssessie";
     w.deliver_fixture(&client, "nl-complaint-plain.eml", "metrics");

@@ -117,6 +117,20 @@ impl World {
         c
     }
 
+    /// `klachtd run` in the background, its log in `daemon.log` of this
+    /// world's folder.
+    pub fn start_daemon(&self) -> Daemon {
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("daemon log");
+        Daemon(
+            self.command()
+                .arg("run")
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start klachtd run"),
+        )
+    }
+
     pub fn klachtd(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("run klachtd")
     }
