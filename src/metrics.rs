@@ -238,13 +238,15 @@ impl Metrics {
         self.intake_age.set(figures.intake_age.unwrap_or(-1.0));
         self.unsent.set(figures.unsent);
         self.unsent_age.set(figures.unsent_age.unwrap_or(0.0));
-        self.cases.with_label_values(&["open"]).set(figures.open);
+        self.cases
+            .with_label_values(&["open"])
+            .set(figures.cases.open);
         self.cases
             .with_label_values(&["overdue"])
-            .set(figures.overdue);
+            .set(figures.cases.overdue);
         self.cases
             .with_label_values(&["triage"])
-            .set(figures.triage);
+            .set(figures.cases.triage);
         for (name, raised) in &figures.alarms {
             self.alarm
                 .with_label_values(&[name])
@@ -280,9 +282,7 @@ pub struct Figures {
     pub unsent: i64,
     /// Age of the oldest unsent mail; None: nothing waiting.
     pub unsent_age: Option<f64>,
-    pub open: i64,
-    pub overdue: i64,
-    pub triage: i64,
+    pub cases: crate::store::CaseCounts,
     /// Each health row's name and whether its alarm is raised.
     pub alarms: Vec<(&'static str, bool)>,
 }

@@ -9,11 +9,7 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::types::Status;
-use crate::store::{Backend, CaseFilter, Store};
-
-/// The health rows klachtd keeps; an alarm on any is raised trouble.
-const HEALTH: [&str; 3] = ["intake", "outbox", "auto_replies"];
+use crate::store::{Backend, Store};
 
 /// `klachtd status [--json]`. Returns whether an alarm is raised.
 pub(super) async fn status(settings: Settings, clock: Clock, as_json: bool) -> Result<bool> {
@@ -22,24 +18,9 @@ pub(super) async fn status(settings: Settings, clock: Clock, as_json: bool) -> R
     let today = crate::config::local_date(now, &settings.organisation.timezone);
     let intake = store.health("intake").await?;
     let (oldest, waiting, outbox_error) = store.unsent().await?;
-    let mut alarms = Vec::new();
-    for name in HEALTH {
-        if store.health(name).await?.alarm_at.is_some() {
-            alarms.push(name);
-        }
-    }
-    let open = store
-        .cases(&CaseFilter {
-            open: true,
-            ..CaseFilter::default()
-        })
-        .await?;
+    let alarms = store.raised_alarms().await?;
+    let cases = store.case_counts(today).await?;
     store.close().await;
-    let triage = open.iter().filter(|c| c.status == Status::Triage).count();
-    let overdue = open
-        .iter()
-        .filter(|c| c.status != Status::Triage && c.response_due < today)
-        .count();
     let age = |t: Option<Timestamp>| t.map(|t| now.duration_since(t).as_secs().max(0));
     let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
     if as_json {
@@ -55,9 +36,9 @@ pub(super) async fn status(settings: Settings, clock: Clock, as_json: bool) -> R
                 "last_error": outbox_error,
             },
             "cases": {
-                "open": open.len() - triage,
-                "overdue": overdue,
-                "triage": triage,
+                "open": cases.open,
+                "overdue": cases.overdue,
+                "triage": cases.triage,
             },
             "alarms": alarms,
         });
@@ -84,8 +65,8 @@ pub(super) async fn status(settings: Settings, clock: Clock, as_json: bool) -> R
             None => println!("outbox:  nothing waiting"),
         }
         println!(
-            "cases:   {} open, {overdue} overdue, {triage} in triage",
-            open.len() - triage
+            "cases:   {} open, {} overdue, {} in triage",
+            cases.open, cases.overdue, cases.triage
         );
         if alarms.is_empty() {
             println!("alarms:  none");

@@ -24,7 +24,9 @@ pub use privacy::{
     anonymise_case, audit, empty_loose_mail, empty_loose_mail_before, mail_in_flight, scrub,
     AuditRow, LooseMail, SentMail, StoredAttachment, StoredMessage,
 };
-pub use schedule::{claim_notice, clear_alarm, raise_alarm, Health, NoticeKey, NoticeRow};
+pub use schedule::{
+    claim_notice, clear_alarm, raise_alarm, CaseCounts, Health, NoticeKey, NoticeRow, HEALTH_ROWS,
+};
 pub use transfer::{transfer, Copied, TABLES};
 
 use anyhow::{bail, Context, Result};

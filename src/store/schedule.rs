@@ -177,12 +177,35 @@ impl Store {
         Ok(())
     }
 
-    /// Cases not closed (triage items included).
-    pub async fn open_case_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE status <> 'closed'")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get::<i64, _>("n")?)
+    /// Cases being handled, their answer past due on `today`, and triage
+    /// items: one count for `status`, `/metrics` and systemd's STATUS.
+    pub async fn case_counts(&self, today: jiff::civil::Date) -> Result<CaseCounts> {
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN status <> 'triage' THEN 1 ELSE 0 END), 0) AS open, \
+             COALESCE(SUM(CASE WHEN status <> 'triage' AND response_due < $1 THEN 1 ELSE 0 END), 0) AS overdue, \
+             COALESCE(SUM(CASE WHEN status = 'triage' THEN 1 ELSE 0 END), 0) AS triage \
+             FROM cases WHERE status <> 'closed'",
+        )
+        .bind(today.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(CaseCounts {
+            open: get_i64(&row, "open")?,
+            overdue: get_i64(&row, "overdue")?,
+            triage: get_i64(&row, "triage")?,
+        })
+    }
+
+    /// The health rows whose alarm is raised now (of [`HEALTH_ROWS`]).
+    pub async fn raised_alarms(&self) -> Result<Vec<&'static str>> {
+        let mut raised = Vec::new();
+        for name in HEALTH_ROWS {
+            if self.health(name).await?.alarm_at.is_some() {
+                raised.push(name);
+            }
+        }
+        Ok(raised)
     }
 
     /// Oldest mail still waiting to go out, and how many wait.
@@ -199,6 +222,17 @@ impl Store {
             get_opt_str(&row, "err")?,
         ))
     }
+}
+
+/// The health rows klachtd keeps, each with its own alarm.
+pub const HEALTH_ROWS: [&str; 3] = ["intake", "outbox", "auto_replies"];
+
+/// Open (being handled), overdue (answer past due) and triage cases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaseCounts {
+    pub open: i64,
+    pub overdue: i64,
+    pub triage: i64,
 }
 
 /// Marks the alarm of `name` raised; false when it already was (by this or

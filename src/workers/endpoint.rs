@@ -14,12 +14,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::domain::types::Status;
 use crate::metrics::Figures;
-use crate::store::CaseFilter;
-
-/// The health rows of the register whose alarms are reported.
-const ALARMS: [&str; 3] = ["intake", "outbox", "auto_replies"];
+use crate::store::HEALTH_ROWS;
 
 /// The register's figures, read now.
 async fn figures(app: &App) -> Result<Figures> {
@@ -28,31 +24,16 @@ async fn figures(app: &App) -> Result<Figures> {
     let intake = app.store.health("intake").await?;
     let (oldest, unsent, _) = app.store.unsent().await?;
     let today = crate::config::local_date(now, &app.settings.organisation.timezone);
-    let open = app
-        .store
-        .cases(&CaseFilter {
-            open: true,
-            ..CaseFilter::default()
-        })
-        .await?;
-    let triage = open.iter().filter(|c| c.status == Status::Triage).count();
-    let overdue = open
-        .iter()
-        .filter(|c| c.status != Status::Triage && c.response_due < today)
-        .count();
-    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let mut alarms = Vec::new();
-    for name in ALARMS {
-        alarms.push((name, app.store.health(name).await?.alarm_at.is_some()));
-    }
+    let raised = app.store.raised_alarms().await?;
     Ok(Figures {
         intake_age: intake.ok_at.map(age),
         unsent,
         unsent_age: oldest.map(age),
-        open: count(open.len() - triage),
-        overdue: count(overdue),
-        triage: count(triage),
-        alarms,
+        cases: app.store.case_counts(today).await?,
+        alarms: HEALTH_ROWS
+            .iter()
+            .map(|name| (*name, raised.contains(name)))
+            .collect(),
     })
 }
 
@@ -65,10 +46,8 @@ async fn ready(app: &App) -> Result<(bool, String)> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    for name in ALARMS {
-        if app.store.health(name).await?.alarm_at.is_some() {
-            why.push(format!("alarm raised: {name}"));
-        }
+    for name in app.store.raised_alarms().await? {
+        why.push(format!("alarm raised: {name}"));
     }
     Ok((why.is_empty(), why.join("; ")))
 }

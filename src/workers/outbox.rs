@@ -360,7 +360,10 @@ impl Sender {
         marked?;
         tracing::info!(outbox_id = row.id, kind = %row.kind, "mail sent");
         self.app.metrics.sent(row.kind.as_str());
-        if let (OutboxKind::Ack, Some(case_id)) = (row.kind, row.case_id) {
+        // The latency needs the case's arrival: one more query per
+        // acknowledgement, so only when the metrics are served.
+        let served = self.app.settings.metrics_listen.is_some();
+        if let (true, OutboxKind::Ack, Some(case_id)) = (served, row.kind, row.case_id) {
             if let Ok(Some(case)) = store.case_by_id(case_id).await {
                 self.app
                     .metrics

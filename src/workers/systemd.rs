@@ -42,7 +42,12 @@ async fn status_line(app: &App) -> String {
     } else {
         "polling or reconnecting"
     };
-    let open = app.store.open_case_count().await;
+    let today = crate::config::local_date(app.clock.now(), &app.settings.organisation.timezone);
+    let open = app
+        .store
+        .case_counts(today)
+        .await
+        .map(|c| c.open + c.triage);
     let waiting = app.store.unsent().await.map(|(_, n, _)| n);
     match (open, waiting) {
         (Ok(open), Ok(0)) => format!("{intake}; {open} open cases; nothing waiting to be sent"),
@@ -55,6 +60,10 @@ async fn status_line(app: &App) -> String {
 /// from this task while the runtime is responsive; a daemon that hangs
 /// stops pinging and systemd restarts it.
 pub async fn keep_alive(app: App, mut stop: watch::Receiver<bool>) {
+    // Not under systemd: no one to tell, so no queries for STATUS.
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
     let watchdog = watchdog_half();
     let every = watchdog.unwrap_or(STATUS_EVERY).min(STATUS_EVERY);
     loop {

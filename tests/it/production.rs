@@ -96,11 +96,7 @@ fn cases_at(w: &World, url: &str) -> Value {
         .args(["--now", NOW, "cases", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", said(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

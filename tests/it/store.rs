@@ -72,6 +72,9 @@ on_both_backends!(migrations_are_idempotent:
 on_both_backends!(an_attachment_is_stored_in_parts_and_erased_with_its_case:
     sqlite_an_attachment_is_stored_in_parts_and_erased_with_its_case,
     postgres_an_attachment_is_stored_in_parts_and_erased_with_its_case);
+on_both_backends!(open_overdue_and_triage_cases_are_counted_by_the_register:
+    case_counts_sqlite, case_counts_postgres);
+
 on_both_backends!(a_bad_stored_value_is_an_error_naming_case_and_column:
     sqlite_a_bad_stored_value_is_an_error_naming_case_and_column,
     postgres_a_bad_stored_value_is_an_error_naming_case_and_column);
@@ -1424,4 +1427,30 @@ async fn scheduled_work_and_alarms_are_claimed_once_across_pools(url: &str) {
     assert_eq!(a.unsent().await.unwrap().1, 0);
     a.close().await;
     b.close().await;
+}
+
+/// `status`, `/metrics` and systemd's STATUS count cases in one query.
+async fn open_overdue_and_triage_cases_are_counted_by_the_register(url: &str) {
+    let store = open(url).await;
+    let day = |d: &str| d.parse::<jiff::civil::Date>().unwrap();
+    assert_eq!(
+        store.case_counts(day("2026-12-01")).await.unwrap(),
+        store::CaseCounts::default()
+    );
+    for status in [
+        Status::Received,
+        Status::Acknowledged,
+        Status::Triage,
+        Status::Closed,
+    ] {
+        insert_bare_case(&store, 2026, status).await;
+    }
+    // Answers are due 2026-12-21: not yet overdue, then overdue; the
+    // triage item and the closed case never count as open or overdue.
+    let before = store.case_counts(day("2026-12-21")).await.unwrap();
+    assert_eq!((before.open, before.overdue, before.triage), (2, 0, 1));
+    let after = store.case_counts(day("2026-12-22")).await.unwrap();
+    assert_eq!((after.open, after.overdue, after.triage), (2, 2, 1));
+    assert!(store.raised_alarms().await.unwrap().is_empty());
+    store.close().await;
 }
