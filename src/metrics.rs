@@ -31,6 +31,7 @@ pub struct Metrics {
     outbox_failed: IntCounterVec,
     imap_reconnects: IntCounter,
     imap_idle: IntGauge,
+    mailbox_held: IntGauge,
     ack_latency: Histogram,
     intake_age: Gauge,
     unsent_age: Gauge,
@@ -108,6 +109,14 @@ impl Metrics {
                 IntGauge::new(
                     "klachtd_imap_idle",
                     "1 while intake waits in IMAP IDLE, 0 while it polls or is disconnected.",
+                )
+                .expect("valid metric"),
+            ),
+            mailbox_held: reg(
+                &registry,
+                IntGauge::new(
+                    "klachtd_mailbox_held",
+                    "1 while this daemon holds the mailbox lock and reads the mailbox, 0 while it stands by.",
                 )
                 .expect("valid metric"),
             ),
@@ -215,6 +224,11 @@ impl Metrics {
 
     pub fn imap_idle(&self, idle: bool) {
         self.imap_idle.set(i64::from(idle));
+    }
+
+    /// This daemon holds the mailbox lock (true) or stands by.
+    pub fn mailbox_held(&self, held: bool) {
+        self.mailbox_held.set(i64::from(held));
     }
 
     /// Whether intake waits in IDLE now.

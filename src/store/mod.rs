@@ -7,6 +7,7 @@
 mod backup;
 mod case_row;
 mod cases;
+mod lease;
 mod outbox;
 mod privacy;
 mod schedule;
@@ -19,6 +20,7 @@ pub use cases::{
     open_case_counts, refers_to_kind, sent_since, sent_to, set_concerns, thread_match, update_case,
     AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
+pub use lease::MailboxLock;
 pub use outbox::{enqueue, NewOutMail, OutboxRow};
 pub use privacy::{
     anonymise_case, audit, empty_loose_mail, empty_loose_mail_before, mail_in_flight, scrub,
@@ -48,6 +50,9 @@ pub struct Store {
     /// SQLite only: folder of the outbox's in-flight markers (see
     /// `workers::outbox`), next to the database file.
     inflight: Option<std::path::PathBuf>,
+    /// SQLite only: the file whose lock says which daemon reads the
+    /// mailbox (see `lease`), beside the database file.
+    lock_file: Option<std::path::PathBuf>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -178,10 +183,19 @@ impl Store {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             set_mode(dir, 0o700);
         }
+        let lock_file = match backend {
+            Backend::Sqlite => sqlite_path(url).map(|p| {
+                let mut name = p.into_os_string();
+                name.push(".lock");
+                std::path::PathBuf::from(name)
+            }),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             backend,
             inflight,
+            lock_file,
         })
     }
 

@@ -40,7 +40,102 @@ fn body_runs(sized: &[(u32, u32)], max_bytes: u64) -> Vec<(Vec<u32>, u64)> {
     runs
 }
 
+/// Intake for the daemon: it takes the mailbox lock (see
+/// `crate::store::MailboxLock`), or stands by until it can; while it holds
+/// the lock it reads the mailbox, and should it lose the lock it stops
+/// reading and stands by again.
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    loop {
+        let Some(lock) = stand_by(&app, &mut stop).await else {
+            return;
+        };
+        app.metrics.mailbox_held(true);
+        let (lost_tx, session_stop) = watch::channel(false);
+        let keeper = tokio::spawn(keep(lock, stop.clone(), lost_tx));
+        read_mailbox(&app, session_stop).await;
+        app.metrics.mailbox_held(false);
+        // The current batch is done: only now may a standby take over.
+        if let Ok(lock) = keeper.await {
+            lock.release().await;
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tracing::warn!("the mailbox lock was lost (the database restarted or the connection broke); standing by");
+    }
+}
+
+/// How often a standby looks whether the mailbox is free, and the holder
+/// whether it still holds it.
+const LOCK_LOOK: Duration = Duration::from_secs(1);
+
+/// Waits until this daemon holds the mailbox lock. None: stop came first.
+async fn stand_by(
+    app: &App,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<crate::store::MailboxLock> {
+    let mut said = false;
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        let wait = match app.store.try_lock_mailbox().await {
+            Ok(Some(lock)) => {
+                tracing::info!(
+                    took_over = said,
+                    "this daemon holds the mailbox lock and reads the mailbox"
+                );
+                return Some(lock);
+            }
+            Ok(None) => {
+                if !said {
+                    tracing::info!("another klachtd reads the mailbox; standing by to take over");
+                    said = true;
+                }
+                // Standing by is this daemon's intake work, done well.
+                app.metrics.intake_succeeded();
+                failures = 0;
+                LOCK_LOOK
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %crate::store::explain(&e), "cannot take the mailbox lock; trying again");
+                backoff(failures, Duration::from_secs(30))
+            }
+        };
+        if sleep_or_stop(wait, stop).await {
+            return None;
+        }
+    }
+}
+
+/// Holds the lock while intake runs: says `lost` when the daemon stops or
+/// the lock is lost, and gives the lock back for release.
+async fn keep(
+    mut lock: crate::store::MailboxLock,
+    mut stop: watch::Receiver<bool>,
+    lost: watch::Sender<bool>,
+) -> crate::store::MailboxLock {
+    loop {
+        if *stop.borrow() {
+            let _ = lost.send(true);
+            return lock;
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(LOCK_LOOK) => {
+                if !lock.held().await {
+                    let _ = lost.send(true);
+                    return lock;
+                }
+            }
+        }
+    }
+}
+
+/// Reads the mailbox, session after session, until `stop` fires.
+async fn read_mailbox(app: &App, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     let mut sessions = 0u64;
     loop {
@@ -50,12 +145,12 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         let started = std::time::Instant::now();
         app.metrics.imap_connected(sessions > 0);
         sessions += 1;
-        let result = session(&app, &mut stop).await;
+        let result = session(app, &mut stop).await;
         app.metrics.imap_idle(false);
         match result {
             Ok(()) => return,
             Err(e) => {
-                record_failure(&app, &e).await;
+                record_failure(app, &e).await;
                 // A session that ran a while ended by itself (the server
                 // restarted, or ended it when its token expired): start
                 // again at once, not after the last outage's backoff.
@@ -127,8 +222,19 @@ async fn record_failure(app: &App, e: &anyhow::Error) {
     }
 }
 
-/// One pass for `run --once`.
+/// One pass for `run --once`; nothing when another daemon holds the
+/// mailbox (it reads the mail this pass would).
 pub async fn pass(app: &App) -> Result<()> {
+    let Some(lock) = app.store.try_lock_mailbox().await? else {
+        tracing::info!("another klachtd reads the mailbox; this pass leaves intake to it");
+        return Ok(());
+    };
+    let result = pass_holding(app).await;
+    lock.release().await;
+    result
+}
+
+async fn pass_holding(app: &App) -> Result<()> {
     let mut imap = Imap::connect(&app.settings.imap).await?;
     retry_failed(app, &mut imap).await?;
     tidy(app, &mut imap).await?;
