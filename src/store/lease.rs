@@ -75,15 +75,21 @@ impl Store {
                     .open(path)
                     .with_context(|| format!("cannot open the lock file {}", path.display()))?;
                 super::set_mode(path, 0o600);
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(MailboxLock {
+                // flock(2): std's File::try_lock needs Rust 1.89, above
+                // the crate's rust-version.
+                use std::os::fd::AsRawFd;
+                // SAFETY: flock on a descriptor this function owns.
+                let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                if r == 0 {
+                    return Ok(Some(MailboxLock {
                         inner: Inner::File(file),
-                    })),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => {
-                        Err(e).with_context(|| format!("cannot lock {}", path.display()))
-                    }
+                    }));
                 }
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    return Ok(None);
+                }
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
     }
