@@ -110,66 +110,85 @@ fn facts(m: &InboundMail) -> MailFacts<'_> {
 
 /// Processes one message and moves the folder checkpoint to its UID, all in
 /// one transaction. A message seen before (same Message-ID) changes nothing
-/// but the checkpoint.
+/// but the checkpoint. (Intake itself records a batch of messages per
+/// transaction: [`process_in`].)
 pub async fn process_message(
     app: &App,
     origin: Origin<'_>,
     arrived: Option<Timestamp>,
     m: &InboundMail,
 ) -> Result<Outcome> {
-    let now = app.clock.now();
     let mut tx = app.store.begin().await?;
+    let outcome = process_in(app, &mut tx, origin, arrived, m).await?;
+    store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Processes one message within `tx`, which may hold a whole batch: its
+/// writes sit under a savepoint, so a message that fails (not the
+/// database: a template, say) takes back only its own writes, is recorded
+/// as failed and left in the mailbox, and the batch goes on. A database
+/// error is returned: the caller drops the batch, and a replay is harmless
+/// (every write is keyed by the Message-ID). The checkpoint is the
+/// caller's to move.
+pub async fn process_in(
+    app: &App,
+    tx: &mut Tx,
+    origin: Origin<'_>,
+    arrived: Option<Timestamp>,
+    m: &InboundMail,
+) -> Result<Outcome> {
+    let now = app.clock.now();
+    store::savepoint(tx).await?;
     // A message that failed before is decided afresh.
-    store::forget_failed(&mut tx, &m.message_id).await?;
+    store::forget_failed(tx, &m.message_id).await?;
+    let o = origin;
     if !store::claim_inbound(
-        &mut tx,
+        tx,
         &m.message_id,
-        origin.folder,
-        origin.uidvalidity,
-        origin.uid,
+        o.folder,
+        o.uidvalidity,
+        o.uid,
         "pending",
         now,
     )
     .await?
     {
-        store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
-        tx.commit().await?;
+        store::release_savepoint(tx).await?;
         return Ok(Outcome::Duplicate);
     }
-    let (outcome, case_id) = match decide_and_record(app, &mut tx, arrived, m, now).await {
-        Ok(decided) => decided,
+    let outcome = match decide_and_record(app, tx, arrived, m, now).await {
+        Ok((outcome, case_id)) => {
+            store::set_inbound_outcome(tx, &m.message_id, &outcome.label(), case_id).await?;
+            outcome
+        }
         // The database is down or busy: nothing recorded, try again later.
         Err(e) if e.chain().any(|c| c.is::<sqlx::Error>()) => return Err(e),
         // Something about this message (or a template) fails every time:
         // do not let it block every message after it.
         Err(e) => {
-            tx.rollback().await?;
+            store::rollback_to_savepoint(tx).await?;
             tracing::warn!(
                 uid = origin.uid,
                 message_id = %m.message_id,
                 error = %format!("{e:#}"),
                 "message could not be handled; recorded as failed and left in the mailbox"
             );
-            let mut tx = app.store.begin().await?;
             store::claim_inbound(
-                &mut tx,
+                tx,
                 &m.message_id,
-                origin.folder,
-                origin.uidvalidity,
-                origin.uid,
+                o.folder,
+                o.uidvalidity,
+                o.uid,
                 "failed",
                 now,
             )
             .await?;
-            store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid)
-                .await?;
-            tx.commit().await?;
-            return Ok(Outcome::Failed);
+            Outcome::Failed
         }
     };
-    store::set_inbound_outcome(&mut tx, &m.message_id, &outcome.label(), case_id).await?;
-    store::set_mailbox_state(&mut tx, origin.folder, origin.uidvalidity, origin.uid).await?;
-    tx.commit().await?;
+    store::release_savepoint(tx).await?;
     Ok(outcome)
 }
 

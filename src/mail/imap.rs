@@ -432,11 +432,11 @@ impl Imap {
         .await
     }
 
-    /// Sets a keyword (e.g. `$Klacht`) on one message.
-    pub async fn add_keyword(&mut self, uid: u32, keyword: &str) -> Result<()> {
+    /// Sets a keyword (e.g. `$Klacht`) on these messages (one command).
+    pub async fn add_keyword(&mut self, uids: &[u32], keyword: &str) -> Result<()> {
         timed(self.timeout, "UID STORE", async {
             self.session
-                .uid_store(uid.to_string(), format!("+FLAGS.SILENT ({keyword})"))
+                .uid_store(uid_set(uids), format!("+FLAGS.SILENT ({keyword})"))
                 .await?
                 .try_collect::<Vec<_>>()
                 .await

@@ -471,6 +471,31 @@ pub async fn claim_inbound(
     Ok(n == 1)
 }
 
+/// Marks where one message's writes start within a batch transaction
+/// (`crate::flows::intake::process_in`); [`rollback_to_savepoint`] takes
+/// them back, [`release_savepoint`] keeps them. Savepoints do not nest
+/// here: one message at a time.
+pub async fn savepoint(tx: &mut Tx) -> Result<()> {
+    sqlx::query("SAVEPOINT klachtd_message")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn rollback_to_savepoint(tx: &mut Tx) -> Result<()> {
+    sqlx::query("ROLLBACK TO SAVEPOINT klachtd_message")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn release_savepoint(tx: &mut Tx) -> Result<()> {
+    sqlx::query("RELEASE SAVEPOINT klachtd_message")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Drops the record of a message whose handling failed, so it is claimed
 /// and decided again.
 pub async fn forget_failed(tx: &mut Tx, message_id: &str) -> Result<()> {
