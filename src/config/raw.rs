@@ -93,6 +93,7 @@ pub(super) struct Smtp {
     #[serde(default)]
     pub password: Secret,
     pub timeout_seconds: Option<u64>,
+    pub connections: Option<u32>,
     pub allow_insecure: Option<bool>,
 }
 

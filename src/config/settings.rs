@@ -238,6 +238,8 @@ pub struct SmtpSettings {
     pub username: String,
     pub auth: Auth,
     pub timeout: Duration,
+    /// SMTP sessions the outbox sends over at once.
+    pub connections: usize,
 }
 
 #[derive(Debug, Clone)]

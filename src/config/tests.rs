@@ -624,7 +624,7 @@ fn unknown_and_missing_keys_in_the_file() {
             "an unknown key",
             file(set(m, "smtp", "hots", "\"x\"")),
             "config: smtp.hots: unknown field `hots`, expected one of `host`, `port`, \
-             `security`, `username`, `auth`, `password`, `timeout_seconds`, `allow_insecure`",
+             `security`, `username`, `auth`, `password`, `timeout_seconds`, `connections`, `allow_insecure`",
         ),
         (
             "an unknown key of a staff member",
@@ -748,6 +748,11 @@ fn invalid_values_for_the_mailbox_in_the_file() {
             "a zero timeout",
             file(set(m, "smtp", "timeout_seconds", "0")),
             "config: smtp.timeout_seconds: must be at least 1",
+        ),
+        (
+            "no SMTP sessions",
+            file(set(m, "smtp", "connections", "0")),
+            "config: smtp.connections: must be between 1 and 32",
         ),
         (
             "another database",

@@ -274,6 +274,10 @@ fn smtp(
         username,
         auth,
         timeout: secs(s.timeout_seconds, 30, "smtp.timeout_seconds")?,
+        connections: match s.connections.unwrap_or(4) {
+            n @ 1..=32 => n as usize,
+            _ => return Err(err("smtp.connections", "must be between 1 and 32")),
+        },
     })
 }
 

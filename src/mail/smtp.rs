@@ -440,13 +440,17 @@ async fn transaction(
     if utf8 && !(from.as_str().is_ascii() && rcpt.is_ascii()) {
         mail.push_str(" SMTPUTF8");
     }
-    conn.expect(&mail, &[250], "MAIL FROM")
-        .await
-        .map_err(session)?;
-    // From here on a 5xx is the server's verdict on this message.
-    conn.expect(&format!("RCPT TO:<{rcpt}>"), &[250, 251], "RCPT TO")
-        .await?;
-    conn.expect("DATA", &[354], "DATA").await?;
+    let rcpt = format!("RCPT TO:<{rcpt}>");
+    if conn.has("PIPELINING") {
+        envelope_pipelined(conn, &mail, &rcpt).await?;
+    } else {
+        conn.expect(&mail, &[250], "MAIL FROM")
+            .await
+            .map_err(session)?;
+        // From here on a 5xx is the server's verdict on this message.
+        conn.expect(&rcpt, &[250, 251], "RCPT TO").await?;
+        conn.expect("DATA", &[354], "DATA").await?;
+    }
     conn.write(&dot_stuff(raw)).await?;
     let last_step = commit
         .await
@@ -468,6 +472,33 @@ async fn transaction(
     } else {
         Err(r.error("end of data"))
     }
+}
+
+/// MAIL, RCPT and DATA in one write (RFC 2920), then their three replies,
+/// judged in order as the one-by-one path judges them. All three are read
+/// whatever they say, so a session kept after a refused recipient stays
+/// in step.
+async fn envelope_pipelined(conn: &mut Boxed, mail: &str, rcpt: &str) -> Result<(), SendError> {
+    conn.write(format!("{mail}\r\n{rcpt}\r\nDATA\r\n").as_bytes())
+        .await?;
+    let m = conn.reply().await?;
+    let r = conn.reply().await?;
+    let d = conn.reply().await?;
+    if m.code != 250 {
+        return Err(session(m.error("MAIL FROM")));
+    }
+    if d.code == 354 && !matches!(r.code, 250 | 251) {
+        // A server that opened DATA with no recipient: end it empty.
+        conn.write(b".\r\n").await?;
+        conn.reply().await?;
+    }
+    if !matches!(r.code, 250 | 251) {
+        return Err(r.error("RCPT TO"));
+    }
+    if d.code != 354 {
+        return Err(d.error("DATA"));
+    }
+    Ok(())
 }
 
 /// `to` as the envelope can carry it: as it is when it is ASCII or the

@@ -16,12 +16,15 @@
 //! permanent ones (a 5xx at RCPT or after the data) are recorded on the row
 //! and the case, and `klachtd outbox retry` can queue them again.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use super::{backoff, sleep_or_stop};
 use crate::app::App;
@@ -35,34 +38,201 @@ use crate::store::OutboxRow;
 /// with the backoff below).
 const MAX_ATTEMPTS: i64 = 40;
 
-pub struct Sender {
+/// Rows taken from the register per round, for every sender.
+const PAGE: i64 = 50;
+
+/// The outbox: `smtp.connections` senders, each with an SMTP session of
+/// its own, taking the due rows in order from one queue; the copies for
+/// the Sent folder go over one IMAP session they share.
+pub struct Outbox {
+    app: App,
+    senders: Vec<Sender>,
+    copier: Arc<Mutex<Copier>>,
+}
+
+/// One SMTP session's worth of the outbox.
+struct Sender {
     app: App,
     smtp: Smtp,
-    imap: Option<Imap>,
-    sent_folder: Option<String>,
-    /// `imap.staff_copy_folder` exists (created on first use).
-    staff_folder_ready: bool,
+    copier: Arc<Mutex<Copier>>,
     /// How long a row stays ours while we send it: longer than the longest
     /// send can take, short enough that a row whose sender crashed is
     /// picked up again soon after a restart.
     lease: SignedDuration,
 }
 
-impl Sender {
-    pub fn new(app: &App) -> Sender {
-        Sender {
+/// Where copies of sent mail are kept: one IMAP session (opened when
+/// first needed), shared by the senders.
+struct Copier {
+    app: App,
+    imap: Option<Imap>,
+    sent_folder: Option<String>,
+    /// `imap.staff_copy_folder` exists (created on first use).
+    staff_folder_ready: bool,
+}
+
+impl Outbox {
+    pub fn new(app: &App) -> Outbox {
+        let copier = Arc::new(Mutex::new(Copier {
             app: app.clone(),
-            smtp: Smtp::new(
-                &app.settings.smtp,
-                &app.settings.organisation.message_id_domain,
-            ),
             imap: None,
             sent_folder: app.settings.imap.sent_folder.clone(),
             staff_folder_ready: false,
-            lease: SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
-                .unwrap_or(SignedDuration::from_mins(5)),
+        }));
+        let lease = SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
+            .unwrap_or(SignedDuration::from_mins(5));
+        let senders = (0..app.settings.smtp.connections.max(1))
+            .map(|_| Sender {
+                app: app.clone(),
+                smtp: Smtp::new(
+                    &app.settings.smtp,
+                    &app.settings.organisation.message_id_domain,
+                ),
+                copier: copier.clone(),
+                lease,
+            })
+            .collect();
+        Outbox {
+            app: app.clone(),
+            senders,
+            copier,
         }
     }
+
+    /// Sends every row that is due now, over all senders at once. Returns
+    /// how many rows were handled. The first error (the server refused the
+    /// session, the register failed) stops every sender after the row it
+    /// is on, and is returned.
+    pub async fn send_due(&mut self) -> Result<usize> {
+        let mut handled = 0;
+        loop {
+            let now = self.app.clock.now();
+            let page = PAGE * self.senders.len() as i64;
+            let rows = self.app.store.due_outbox(now, page).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let queue = std::sync::Mutex::new(VecDeque::from(rows));
+            let halt = AtomicBool::new(false);
+            let results = futures_util::future::join_all(
+                self.senders.iter_mut().map(|s| s.drain(&queue, &halt)),
+            )
+            .await;
+            let mut progressed = 0;
+            for r in results {
+                progressed += r?;
+            }
+            handled += progressed;
+            if progressed == 0 {
+                break;
+            }
+        }
+        self.copier.lock().await.copy_missing().await;
+        Ok(handled)
+    }
+
+    pub async fn close(self) {
+        drop(self.senders);
+        if let Ok(copier) = Arc::try_unwrap(self.copier) {
+            if let Some(imap) = copier.into_inner().imap {
+                imap.logout().await;
+            }
+        }
+    }
+}
+
+impl Sender {
+    /// Takes rows off `queue` and handles each until it is empty, or
+    /// another sender failed (`halt`). Returns how many it handled.
+    async fn drain(
+        &mut self,
+        queue: &std::sync::Mutex<VecDeque<OutboxRow>>,
+        halt: &AtomicBool,
+    ) -> Result<usize> {
+        let mut handled = 0;
+        while !halt.load(Ordering::Relaxed) {
+            let Some(row) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                break;
+            };
+            match self.handle(&row).await {
+                Ok(true) => handled += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    halt.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// One due row: finished when an earlier send was cut off after its
+    /// final dot, else leased and sent. False: another worker has it.
+    async fn handle(&mut self, row: &OutboxRow) -> Result<bool> {
+        if row.status == OutboxStatus::Committing {
+            self.finish_interrupted(row).await?;
+            return Ok(true);
+        }
+        let now = self.app.clock.now();
+        let until = now.checked_add(self.lease).unwrap_or(now);
+        if !self.app.store.lease_outbox(row.id, now, until).await? {
+            return Ok(false);
+        }
+        self.send_one(row, until).await?;
+        Ok(true)
+    }
+
+    async fn already_sent(&mut self, kind: OutboxKind, message_id: &str) -> Result<bool> {
+        self.copier
+            .lock()
+            .await
+            .already_sent(kind, message_id)
+            .await
+    }
+
+    async fn copy_to_sent(
+        &mut self,
+        kind: OutboxKind,
+        message_id: &str,
+        raw: &[u8],
+        sent_at: Timestamp,
+    ) -> Result<bool> {
+        self.copier
+            .lock()
+            .await
+            .copy_to_sent(kind, message_id, raw, sent_at)
+            .await
+    }
+}
+
+impl Copier {
+    /// Sent mail whose copy to the Sent folder failed earlier.
+    async fn copy_missing(&mut self) {
+        let Ok(rows) = self
+            .app
+            .store
+            .uncopied_sent(self.app.clock.now() - SignedDuration::from_mins(1), 20)
+            .await
+        else {
+            return;
+        };
+        for row in rows {
+            match self
+                .copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
+                .await
+            {
+                Ok(true) => {
+                    let _ = self.app.store.mark_copied(row.id).await;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(outbox_id = row.id, error = %format!("{e:#}"), "copy to Sent still failing");
+                    return;
+                }
+            }
+        }
+    }
+
 
     async fn imap(&mut self) -> Result<(&mut Imap, String)> {
         if self.imap.is_none() {
@@ -179,40 +349,9 @@ impl Sender {
         Ok(true)
     }
 
-    /// Sends every row that is due now. Returns how many rows it handled.
-    pub async fn send_due(&mut self) -> Result<usize> {
-        let mut handled = 0;
-        loop {
-            let now = self.app.clock.now();
-            let rows = self.app.store.due_outbox(now, 50).await?;
-            if rows.is_empty() {
-                break;
-            }
-            let mut progressed = false;
-            for row in rows {
-                if row.status == OutboxStatus::Committing {
-                    self.finish_interrupted(&row).await?;
-                    progressed = true;
-                    handled += 1;
-                    continue;
-                }
-                let now = self.app.clock.now();
-                let until = now.checked_add(self.lease).unwrap_or(now);
-                if !self.app.store.lease_outbox(row.id, now, until).await? {
-                    continue;
-                }
-                progressed = true;
-                self.send_one(&row, until).await?;
-                handled += 1;
-            }
-            if !progressed {
-                break;
-            }
-        }
-        self.copy_missing().await;
-        Ok(handled)
-    }
+}
 
+impl Sender {
     /// A row whose send was cut off after it recorded "committing". Its
     /// in-flight marker tells whether the final dot was written (sent) or
     /// not (send again). Without markers (PostgreSQL) it counts as sent.
@@ -423,38 +562,6 @@ impl Sender {
         Ok(())
     }
 
-    /// Sent mail whose copy to the Sent folder failed earlier.
-    async fn copy_missing(&mut self) {
-        let Ok(rows) = self
-            .app
-            .store
-            .uncopied_sent(self.app.clock.now() - SignedDuration::from_mins(1), 20)
-            .await
-        else {
-            return;
-        };
-        for row in rows {
-            match self
-                .copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
-                .await
-            {
-                Ok(true) => {
-                    let _ = self.app.store.mark_copied(row.id).await;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::debug!(outbox_id = row.id, error = %format!("{e:#}"), "copy to Sent still failing");
-                    return;
-                }
-            }
-        }
-    }
-
-    pub async fn close(self) {
-        if let Some(imap) = self.imap {
-            imap.logout().await;
-        }
-    }
 }
 
 /// The marker is written (one byte) right before the final dot; missing
@@ -530,14 +637,14 @@ fn remove_marker(marker: Option<PathBuf>) {
 
 /// Sends everything due now (for `run --once`).
 pub async fn flush(app: &App) -> Result<()> {
-    let mut sender = Sender::new(app);
-    let r = sender.send_due().await;
-    sender.close().await;
+    let mut outbox = Outbox::new(app);
+    let r = outbox.send_due().await;
+    outbox.close().await;
     r.map(|_| ())
 }
 
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
-    let mut sender = Sender::new(&app);
+    let mut sender = Outbox::new(&app);
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
