@@ -590,6 +590,46 @@ mod tests {
         assert_eq!(conn.reply().await.unwrap().text, "a b");
     }
 
+    /// A scripted server on one side of a pipe: reads what the client
+    /// writes, answers with `replies` in turn as each write arrives.
+    #[tokio::test]
+    async fn pipelined_envelope_reads_all_three_replies_and_stays_in_step() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let mut boxed: Boxed = Conn::new(Box::new(client), Duration::from_secs(5));
+        boxed.extensions = vec!["PIPELINING".into()];
+        let srv = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = server.read(&mut buf).await.unwrap();
+            let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+            // A refused recipient, and DATA refused for want of one.
+            server
+                .write_all(
+                    b"250 2.1.0 Ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n",
+                )
+                .await
+                .unwrap();
+            let n = server.read(&mut buf).await.unwrap();
+            let second = String::from_utf8_lossy(&buf[..n]).into_owned();
+            server.write_all(b"250 2.0.0 Ok\r\n").await.unwrap();
+            (first, second)
+        });
+        let r = envelope_pipelined(&mut boxed, "MAIL FROM:<a@x.test>", "RCPT TO:<b@x.test>").await;
+        assert!(
+            matches!(&r, Err(SendError::Permanent(m)) if m.contains("RCPT TO")),
+            "{r:?}"
+        );
+        // In step: the next command gets its own reply, not DATA's.
+        let rset = boxed.expect("RSET", &[250], "RSET").await;
+        assert!(rset.is_ok(), "{rset:?}");
+        let (first, second) = srv.await.unwrap();
+        assert_eq!(
+            first, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n",
+            "one write"
+        );
+        assert_eq!(second, "RSET\r\n");
+    }
+
     #[test]
     fn international_addresses_fit_the_envelope_the_server_allows() {
         let a = |s: &str| EmailAddress::parse(s).unwrap();

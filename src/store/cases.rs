@@ -109,8 +109,8 @@ pub async fn insert_case(tx: &mut Tx, reference: CaseRef, c: &NewCase<'_>) -> Re
     let row = sqlx::query(
         "INSERT INTO cases (reference, year, seq, status, category, language, source, client_name, client_email, \
          client_phone, subject, body, nature, dates, desired_outcome, missing, concerns, handler_email, received_at, \
-         ack_due, response_due, triage_reason, created_at, client_token) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) RETURNING id",
+         ack_due, response_due, triage_reason, created_at, client_token, client_key) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) RETURNING id",
     )
     .bind(reference.to_string())
     .bind(reference.year as i64)
@@ -136,6 +136,7 @@ pub async fn insert_case(tx: &mut Tx, reference: CaseRef, c: &NewCase<'_>) -> Re
     .bind(c.triage_reason)
     .bind(db_time(c.created_at))
     .bind(client_token(tx, c.client_email).await?)
+    .bind(c.client_email.map(mailbox_key))
     .fetch_one(&mut **tx)
     .await
     .context("cannot record case")?;
@@ -338,9 +339,15 @@ pub async fn auto_replies_since(
     recipient: &EmailAddress,
     since: Timestamp,
 ) -> Result<i64> {
-    let sql = "SELECT recipient FROM outbox WHERE LOWER(recipient) LIKE $1 AND created_at >= $2 \
-               AND kind IN ('ack', 'regulation')";
-    same_mailbox(tx, sql, recipient, since).await
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM outbox WHERE recipient_key = $1 AND created_at >= $2 \
+         AND kind IN ('ack', 'regulation')",
+    )
+    .bind(recipient.mailbox_key())
+    .bind(db_time(since))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get::<i64, _>(0)?)
 }
 
 /// Automatic replies (acknowledgements, the regulation) queued since
@@ -368,34 +375,45 @@ pub async fn cases_from_mailbox_since(
     client: &EmailAddress,
     since: Timestamp,
 ) -> Result<i64> {
-    let sql = "SELECT client_email AS recipient FROM cases WHERE LOWER(client_email) LIKE $1 \
-               AND created_at >= $2";
-    same_mailbox(tx, sql, client, since).await
+    let row = sqlx::query("SELECT COUNT(*) FROM cases WHERE client_key = $1 AND created_at >= $2")
+        .bind(client.mailbox_key())
+        .bind(db_time(since))
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get::<i64, _>(0)?)
 }
 
-/// How many `recipient` values `sql` (bound to the address's domain and
-/// `since`) returns that come down to the mailbox of `address`: sub-
-/// addresses are one mailbox.
-async fn same_mailbox(
-    tx: &mut Tx,
-    sql: &str,
-    address: &EmailAddress,
-    since: Timestamp,
-) -> Result<i64> {
-    let rows = sqlx::query(sql)
-        .bind(format!("%@{}", address.domain().to_lowercase()))
-        .bind(db_time(since))
+/// The mailbox behind an address as `recipient_key` and `client_key` hold
+/// it ([`EmailAddress::mailbox_key`]); an address that does not parse is
+/// its own, in lower case.
+pub fn mailbox_key(address: &str) -> String {
+    EmailAddress::parse(address)
+        .map(|a| a.mailbox_key())
+        .unwrap_or_else(|_| address.to_lowercase())
+}
+
+/// Fills `recipient_key` and `client_key` for rows written before
+/// migration 8, once.
+pub(crate) async fn backfill_mailbox_keys(tx: &mut Tx) -> Result<()> {
+    for (table, id, address, key) in [
+        ("outbox", "id", "recipient", "recipient_key"),
+        ("cases", "id", "client_email", "client_key"),
+    ] {
+        let rows = sqlx::query(&format!(
+            "SELECT {id}, {address} FROM {table} WHERE {key} IS NULL AND {address} IS NOT NULL AND {address} <> ''"
+        ))
         .fetch_all(&mut **tx)
         .await?;
-    let mailbox = address.mailbox_key();
-    let mut n = 0;
-    for r in &rows {
-        let to = get_str(r, "recipient")?;
-        if EmailAddress::parse(&to).is_ok_and(|a| a.mailbox_key() == mailbox) {
-            n += 1;
+        for r in rows {
+            let addr: String = r.try_get(1)?;
+            sqlx::query(&format!("UPDATE {table} SET {key} = $1 WHERE {id} = $2"))
+                .bind(mailbox_key(&addr))
+                .bind(r.try_get::<i64, _>(0)?)
+                .execute(&mut **tx)
+                .await?;
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 /// Mails of `kind` queued for `recipient` since `since`: about one case,

@@ -80,6 +80,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_attachment_parts.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_lookup_keys.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -106,6 +110,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_attachment_parts.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_lookup_keys.sql"),
     ),
 ];
 
@@ -284,6 +292,10 @@ impl Store {
         // once, then. (Later, a NULL token is an erasure's doing and stays.)
         if applied.contains(&5) {
             cases::backfill_client_tokens(&mut tx).await?;
+        }
+        // Migration 8 brought the mailbox keys of the limits per sender.
+        if applied.contains(&8) {
+            cases::backfill_mailbox_keys(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())

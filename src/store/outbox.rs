@@ -34,8 +34,8 @@ pub struct OutboxRow {
 /// acknowledgement for the same case, already exists (nothing is queued).
 pub async fn enqueue(tx: &mut Tx, m: &NewOutMail<'_>, now: Timestamp) -> Result<bool> {
     let n = sqlx::query(
-        "INSERT INTO outbox (message_id, case_id, kind, recipient, raw, status, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO outbox (message_id, case_id, kind, recipient, raw, status, next_attempt_at, created_at, recipient_key) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(m.message_id)
     .bind(m.case_id)
@@ -43,6 +43,7 @@ pub async fn enqueue(tx: &mut Tx, m: &NewOutMail<'_>, now: Timestamp) -> Result<
     .bind(m.recipient)
     .bind(m.raw.to_vec())
     .bind(db_time(now))
+    .bind(super::cases::mailbox_key(m.recipient))
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -111,6 +111,7 @@ pub async fn empty_loose_mail(tx: &mut Tx, id: i64, client_email: &str) -> Resul
     let done = sqlx::query(
         "UPDATE outbox SET raw = $2, last_error = NULL, copied_to_sent = 1, \
          status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, \
+         recipient_key = CASE WHEN LOWER(recipient) = LOWER($3) THEN NULL ELSE recipient_key END, \
          recipient = CASE WHEN LOWER(recipient) = LOWER($3) THEN '' ELSE recipient END \
          WHERE id = $1 AND status NOT IN ('sending', 'committing')",
     )
@@ -165,7 +166,7 @@ pub async fn anonymise_case(
     let phone = get_opt_str(&row, "client_phone")?;
     let token = if keep_token { "client_token" } else { "NULL" };
     let done = sqlx::query(&format!(
-        "UPDATE cases SET client_name = '', client_email = NULL, client_phone = NULL, subject = '', body = '', \
+        "UPDATE cases SET client_name = '', client_email = NULL, client_key = NULL, client_phone = NULL, subject = '', body = '', \
          nature = NULL, dates = NULL, desired_outcome = NULL, client_token = {token}, anonymised_at = $2 \
          WHERE id = $1 AND anonymised_at IS NULL"
     ))
@@ -200,6 +201,7 @@ pub async fn anonymise_case(
     // copied_to_sent = 1: an emptied mail is never copied to Sent.
     sqlx::query(
         "UPDATE outbox SET raw = $2, last_error = NULL, copied_to_sent = 1, \
+         recipient_key = CASE WHEN LOWER(recipient) = LOWER($3) THEN NULL ELSE recipient_key END, \
          recipient = CASE WHEN LOWER(recipient) = LOWER($3) THEN '' ELSE recipient END \
          WHERE case_id = $1 AND status IN ('sent', 'failed', 'cancelled')",
     )

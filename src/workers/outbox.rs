@@ -79,8 +79,9 @@ impl Outbox {
             sent_folder: app.settings.imap.sent_folder.clone(),
             staff_folder_ready: false,
         }));
-        let lease = SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
-            .unwrap_or(SignedDuration::from_mins(5));
+        let lease =
+            SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
+                .unwrap_or(SignedDuration::from_mins(5));
         let senders = (0..app.settings.smtp.connections.max(1))
             .map(|_| Sender {
                 app: app.clone(),
@@ -233,7 +234,6 @@ impl Copier {
         }
     }
 
-
     async fn imap(&mut self) -> Result<(&mut Imap, String)> {
         if self.imap.is_none() {
             self.imap = Some(Imap::connect(&self.app.settings.imap).await?);
@@ -348,7 +348,6 @@ impl Copier {
         }
         Ok(true)
     }
-
 }
 
 impl Sender {
@@ -561,7 +560,6 @@ impl Sender {
         }
         Ok(())
     }
-
 }
 
 /// The marker is written (one byte) right before the final dot; missing
