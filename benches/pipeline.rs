@@ -598,6 +598,18 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
         .find(|(_, l)| l.contains("new case"))
         .map(|(t, _)| since(t));
     let first_sent = mail_sent.first().map(|t| since(t));
+    // klachtd's own timers: "pass done; seconds per stage stages=a=1.2 b=0.3"
+    let stages: serde_json::Map<String, Value> = lines
+        .iter()
+        .rev()
+        .find_map(|(_, l)| l.split_once("stages="))
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_string(), json!(v.parse::<f64>().ok()?))))
+                .collect()
+        })
+        .unwrap_or_default();
     let last_sent = mail_sent.last().map(|t| since(t));
 
     // Everything queued must also land: acks with clients, notifications with staff.
@@ -648,6 +660,7 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
             "log_new_case": new_cases,
             "log_mail_sent": mail_sent.len(),
             "log_warnings": warnings,
+            "stages_s": stages,
             "phases_s": {
                 "first_log_line": first_line,
                 "last_new_case": last_case,
@@ -1538,6 +1551,12 @@ fn print_table(o: &Value) {
             num(&k["run_once_s"]) + num(&b["index_select_s"]),
             num(&k["messages_per_s_incl_index"])
         );
+        if let Some(stages) = k["stages_s"].as_object().filter(|s| !s.is_empty()) {
+            println!("    klachtd's own timers, seconds per stage (outbox stages summed over its sessions):");
+            for (stage, s) in stages {
+                println!("      {stage:<20} {:>8.3} s", num(s));
+            }
+        }
         print_peak_rss(k);
         println!(
             "  raw IMAP UID FETCH 1:* BODY.PEEK[] (same Dovecot)         {:>8.2} s   {:>7.0} msg/s  (its SELECT {:.2} s)",

@@ -12,9 +12,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Where intake and the outbox spend their time, for
+/// `klachtd_stage_seconds_total` and the summary `run --once` logs (the
+/// per-stage breakdown of BENCHMARKS.md). Outbox stages add up over its
+/// SMTP sessions, which run at once.
+pub const STAGES: &[&str] = &[
+    "intake_fetch",
+    "intake_parse",
+    "intake_decide",
+    "intake_commit",
+    "intake_mark",
+    "outbox_db",
+    "outbox_marker",
+    "outbox_smtp",
+    "outbox_copy",
+];
 
 /// Seconds from a complaint's arrival to its acknowledgement accepted by
 /// SMTP: seconds when all is well, up to a day over a weekend backlog.
@@ -25,6 +41,7 @@ const ACK_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     mail_seen: IntCounterVec,
+    stages: CounterVec,
     cases_opened: IntCounterVec,
     outbox_sent: IntCounterVec,
     outbox_retried: IntCounterVec,
@@ -71,6 +88,17 @@ impl Metrics {
             )
         };
         let m = Metrics {
+            stages: reg(
+                &registry,
+                CounterVec::new(
+                    Opts::new(
+                        "klachtd_stage_seconds_total",
+                        "Seconds spent per stage of intake and the outbox (outbox stages summed over its SMTP sessions).",
+                    ),
+                    &["stage"],
+                )
+                .expect("valid metric"),
+            ),
             mail_seen: counters(
                 "klachtd_mail_seen_total",
                 "Mail intake looked at, by outcome.",
@@ -187,6 +215,23 @@ impl Metrics {
             .set(1);
         reg(&m.registry, info);
         m
+    }
+
+    /// Adds the time since `since` to a stage (one of [`STAGES`]).
+    pub fn stage(&self, stage: &'static str, since: std::time::Instant) {
+        debug_assert!(STAGES.contains(&stage), "{stage}");
+        self.stages
+            .with_label_values(&[stage])
+            .inc_by(since.elapsed().as_secs_f64());
+    }
+
+    /// Each stage's seconds so far, for a summary line.
+    pub fn stage_summary(&self) -> String {
+        STAGES
+            .iter()
+            .map(|s| format!("{s}={:.3}", self.stages.with_label_values(&[s]).get()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// A message intake decided about (`Outcome::label`: a closed set).

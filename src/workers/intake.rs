@@ -3,7 +3,7 @@
 //! IDLE when offered, polling otherwise; any error drops the session and
 //! reconnects with jittered backoff.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::watch;
@@ -351,11 +351,16 @@ async fn process_batch(
     uids: &[u32],
 ) -> Result<usize> {
     let s = &app.settings;
+    let m = &app.metrics;
+    let t = Instant::now();
     let headers = imap.fetch_headers(uids).await?;
+    m.stage("intake_fetch", t);
+    let t = Instant::now();
     let mut heads: Vec<Option<parse::InboundMail>> = headers
         .iter()
         .map(|h| Some(parse::parse(h.bytes(), 0)))
         .collect();
+    m.stage("intake_parse", t);
     let ids: Vec<String> = heads
         .iter()
         .flatten()
@@ -398,11 +403,14 @@ async fn process_batch(
         let run = runs.iter().position(|(uids, _)| uids.contains(&h.uid));
         if let Some(i) = run.filter(|&i| fetched != Some(i)) {
             let (uids, bytes) = &runs[i];
+            let t = Instant::now();
             bodies = imap.fetch_bodies(uids, max, *bytes).await?.into();
             gone = gone_from(imap, uids, &bodies).await?;
+            m.stage("intake_fetch", t);
             fetched = Some(i);
         }
         let body = run.and_then(|_| take_body(&mut bodies, h.uid));
+        let t = Instant::now();
         let mail = match body {
             Some(b) => parse_fetched(s, &b),
             // Moved or deleted since its header was read (by a person, or
@@ -416,15 +424,20 @@ async fn process_batch(
             // (or a server that sends no body for a message it still has).
             None => head.take().unwrap_or_else(|| parse::parse(h.bytes(), 0)),
         };
+        m.stage("intake_parse", t);
+        let t = Instant::now();
         let outcome = intake::process_in(app, &mut tx, origin, h.internal_date, &mail).await?;
+        m.stage("intake_decide", t);
         decided.push((h.uid, mail.message_id, outcome));
     }
+    let t = Instant::now();
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.
     if let Some(&last) = uids.iter().max() {
         crate::store::set_mailbox_state(&mut tx, folder, uidvalidity, last).await?;
     }
     tx.commit().await?;
+    m.stage("intake_commit", t);
     let mut keywords = Vec::new();
     for (uid, message_id, outcome) in &decided {
         log_outcome(*uid, message_id, outcome);
@@ -436,7 +449,9 @@ async fn process_batch(
     if !decided.is_empty() {
         app.outbox_wake.notify_one();
     }
+    let t = Instant::now();
     mark_case_mail(app, imap, &keywords, s.intake.complaint_folder.as_deref()).await;
+    m.stage("intake_mark", t);
     Ok(decided.len())
 }
 

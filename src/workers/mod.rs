@@ -65,6 +65,7 @@ pub async fn run_once(app: &App) -> Result<()> {
     // alarm matters. Whatever was recorded is sent.
     let scheduled = crate::flows::scheduler::pass(app).await;
     let sent = outbox::flush(app).await;
+    tracing::info!(stages = %app.metrics.stage_summary(), "pass done; seconds per stage");
     intake?;
     scheduled?;
     sent?;

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use jiff::{SignedDuration, Timestamp};
@@ -176,7 +176,10 @@ impl Sender {
         }
         let now = self.app.clock.now();
         let until = now.checked_add(self.lease).unwrap_or(now);
-        if !self.app.store.lease_outbox(row.id, now, until).await? {
+        let t = Instant::now();
+        let leased = self.app.store.lease_outbox(row.id, now, until).await?;
+        self.app.metrics.stage("outbox_db", t);
+        if !leased {
             return Ok(false);
         }
         self.send_one(row, until).await?;
@@ -198,11 +201,15 @@ impl Sender {
         raw: &[u8],
         sent_at: Timestamp,
     ) -> Result<bool> {
-        self.copier
+        let t = Instant::now();
+        let copied = self
+            .copier
             .lock()
             .await
             .copy_to_sent(kind, message_id, raw, sent_at)
-            .await
+            .await;
+        self.app.metrics.stage("outbox_copy", t);
+        copied
     }
 }
 
@@ -391,8 +398,11 @@ impl Sender {
             Err(e) => return self.on_permanent(row, lease_until, &e.to_string()).await,
         };
         let marker = store.inflight_marker(row.id);
-        let commit = commit_step(store.clone(), marker.clone(), row.id, lease_until);
-        match self.smtp.send(from, &to, &row.raw, commit).await {
+        let commit = commit_step(&self.app, marker.clone(), row.id, lease_until);
+        let t = Instant::now();
+        let sent = self.smtp.send(from, &to, &row.raw, commit).await;
+        self.app.metrics.stage("outbox_smtp", t);
+        match sent {
             Ok(()) => self.on_sent(row, marker).await,
             Err(SendError::Unconfirmed(e)) => self.on_unconfirmed(row, marker, &e).await,
             Err(SendError::Permanent(e)) => {
@@ -475,7 +485,9 @@ impl Sender {
     /// which is also the evidence a restart looks for.
     async fn on_sent(&mut self, row: &OutboxRow, marker: Option<PathBuf>) -> Result<()> {
         let store = self.app.store.clone();
+        let t = Instant::now();
         let marked = store.mark_sent(row, self.app.clock.now()).await;
+        self.app.metrics.stage("outbox_db", t);
         if marked.is_ok() {
             remove_marker(marker);
         }
@@ -484,7 +496,11 @@ impl Sender {
             .copy_to_sent(row.kind, &row.message_id, &row.raw, now)
             .await
         {
-            Ok(true) => store.mark_copied(row.id).await?,
+            Ok(true) => {
+                let t = Instant::now();
+                store.mark_copied(row.id).await?;
+                self.app.metrics.stage("outbox_db", t);
+            }
             Ok(false) => {
                 tracing::debug!(
                     outbox_id = row.id,
@@ -579,16 +595,20 @@ fn dot_written(marker: &std::path::Path) -> bool {
 /// What remains: power lost in the milliseconds between the dot and that
 /// fsync leaves an empty marker, and the mail is sent again.
 async fn commit_step(
-    store: crate::store::Store,
+    app: &App,
     marker: Option<PathBuf>,
     id: i64,
     lease_until: Timestamp,
 ) -> Result<LastStep> {
+    let t = Instant::now();
     let file = match &marker {
         Some(m) => Some(durable_empty_file(m)?),
         None => None,
     };
-    store.mark_committing(id, lease_until).await?;
+    app.metrics.stage("outbox_marker", t);
+    let t = Instant::now();
+    app.store.mark_committing(id, lease_until).await?;
+    app.metrics.stage("outbox_db", t);
     let last: LastStep = Box::new(move || match file {
         Some(mut f) => {
             use std::io::Write;
