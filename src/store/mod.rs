@@ -21,7 +21,7 @@ pub use cases::{
     AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
 pub use lease::MailboxLock;
-pub use outbox::{enqueue, NewOutMail, OutboxRow};
+pub use outbox::{enqueue, NewOutMail, OutboxChange, OutboxRow};
 pub use privacy::{
     anonymise_case, audit, empty_loose_mail, empty_loose_mail_before, mail_in_flight, scrub,
     AuditRow, LooseMail, SentMail, StoredAttachment, StoredMessage,

@@ -59,6 +59,99 @@ pub struct Uncopied {
     pub sent_at: Timestamp,
 }
 
+/// A change of an outbox row's state, as the outbox worker makes them:
+/// each alone in a transaction of its own (the `Store` methods below), or
+/// several senders' changes in one (`crate::workers::outbox`, which
+/// commits what its sessions ask meanwhile together: one fsync for all).
+pub enum OutboxChange<'a> {
+    /// Takes a lease and records that a send attempt starts (status
+    /// `sending`); false: another worker holds the row.
+    Lease {
+        id: i64,
+        now: Timestamp,
+        until: Timestamp,
+    },
+    /// The final dot is about to be written; false: the lease `until` is
+    /// no longer ours.
+    Committing { id: i64, until: Timestamp },
+    /// Sent; for an acknowledgement also the case. A row already marked is
+    /// left alone (false).
+    Sent { row: &'a OutboxRow, at: Timestamp },
+    /// Its copy is where it belongs.
+    Copied { id: i64 },
+}
+
+impl OutboxChange<'_> {
+    pub async fn apply(&self, tx: &mut Tx) -> Result<bool> {
+        let n = match *self {
+            OutboxChange::Lease { id, now, until } => sqlx::query(
+                "UPDATE outbox SET lease_until = $3, status = 'sending', attempts = attempts + 1 \
+                 WHERE id = $1 AND status IN ('pending', 'sending') AND (lease_until IS NULL OR lease_until < $2)",
+            )
+            .bind(id)
+            .bind(db_time(now))
+            .bind(db_time(until))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+            OutboxChange::Committing { id, until } => sqlx::query(
+                "UPDATE outbox SET status = 'committing' WHERE id = $1 AND status = 'sending' AND lease_until = $2",
+            )
+            .bind(id)
+            .bind(db_time(until))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+            OutboxChange::Sent { row, at } => return sent(tx, row, at).await,
+            OutboxChange::Copied { id } => {
+                sqlx::query("UPDATE outbox SET copied_to_sent = 1 WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(n == 1)
+    }
+}
+
+async fn sent(tx: &mut Tx, row: &OutboxRow, at: Timestamp) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL \
+         WHERE id = $1 AND status <> 'sent'",
+    )
+    .bind(row.id)
+    .bind(db_time(at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(case_id) = row.case_id {
+        if row.kind == OutboxKind::Ack {
+            super::cases::mark_acknowledged(tx, case_id, at).await?;
+        }
+        let data = serde_json::json!({
+            "direction": "out",
+            "from": header_address(&row.raw, "from").unwrap_or_default(),
+            "to": row.recipient,
+            "message_id": row.message_id,
+        });
+        super::cases::add_event_data(
+            tx,
+            case_id,
+            at,
+            EventKind::Mail(row.kind, MailStep::Sent),
+            "klachtd",
+            &row.message_id,
+            &data,
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
 impl Store {
     /// Rows to send now: pending or sending (a crash or an expired lease),
     /// due, not leased by another worker.
@@ -93,80 +186,33 @@ impl Store {
     /// Takes a lease on a row and records that a send attempt starts
     /// (status `sending`). Returns false if another worker holds it.
     pub async fn lease_outbox(&self, id: i64, now: Timestamp, until: Timestamp) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE outbox SET lease_until = $3, status = 'sending', attempts = attempts + 1 \
-             WHERE id = $1 AND status IN ('pending', 'sending') AND (lease_until IS NULL OR lease_until < $2)",
-        )
-        .bind(id)
-        .bind(db_time(now))
-        .bind(db_time(until))
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        self.in_tx(OutboxChange::Lease { id, now, until }).await
     }
 
     /// Records, durably, that the final dot of this row's SMTP transaction
     /// is about to be written: from here on the row counts as sent. Fails if
     /// the row is no longer ours (lease `until` taken over).
     pub async fn mark_committing(&self, id: i64, until: Timestamp) -> Result<()> {
-        let n = sqlx::query("UPDATE outbox SET status = 'committing' WHERE id = $1 AND status = 'sending' AND lease_until = $2")
-            .bind(id)
-            .bind(db_time(until))
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        anyhow::ensure!(n == 1, "outbox row {id} is no longer leased to this worker");
+        let ours = self.in_tx(OutboxChange::Committing { id, until }).await?;
+        anyhow::ensure!(ours, "outbox row {id} is no longer leased to this worker");
         Ok(())
     }
 
     /// Marks a row sent; for an acknowledgement also the case (one
     /// transaction). A row already marked is left alone.
     pub async fn mark_sent(&self, row: &OutboxRow, at: Timestamp) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL \
-             WHERE id = $1 AND status <> 'sent'",
-        )
-        .bind(row.id)
-        .bind(db_time(at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(());
-        }
-        if let Some(case_id) = row.case_id {
-            if row.kind == OutboxKind::Ack {
-                super::cases::mark_acknowledged(&mut tx, case_id, at).await?;
-            }
-            let data = serde_json::json!({
-                "direction": "out",
-                "from": header_address(&row.raw, "from").unwrap_or_default(),
-                "to": row.recipient,
-                "message_id": row.message_id,
-            });
-            super::cases::add_event_data(
-                &mut tx,
-                case_id,
-                at,
-                EventKind::Mail(row.kind, MailStep::Sent),
-                "klachtd",
-                &row.message_id,
-                &data,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.in_tx(OutboxChange::Sent { row, at }).await.map(|_| ())
     }
 
     pub async fn mark_copied(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET copied_to_sent = 1 WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.in_tx(OutboxChange::Copied { id }).await.map(|_| ())
+    }
+
+    async fn in_tx(&self, change: OutboxChange<'_>) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = change.apply(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// A transient failure: try again at `next`.

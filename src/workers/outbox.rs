@@ -32,7 +32,7 @@ use crate::domain::event::{EventKind, MailStep, OutboxKind, OutboxStatus};
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::mail::smtp::{AfterDot, LastStep, SendError, Smtp};
-use crate::store::OutboxRow;
+use crate::store::{OutboxChange, OutboxRow};
 
 /// After this many transient failures a row is given up (about two days
 /// with the backoff below).
@@ -54,6 +54,7 @@ pub struct Outbox {
 struct Sender {
     app: App,
     smtp: Smtp,
+    recorder: Recorder,
     copier: Arc<Mutex<Copier>>,
     /// How long a row stays ours while we send it: longer than the longest
     /// send can take, short enough that a row whose sender crashed is
@@ -82,8 +83,10 @@ impl Outbox {
         let lease =
             SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
                 .unwrap_or(SignedDuration::from_mins(5));
+        let recorder = Recorder::start(app.store.clone());
         let senders = (0..app.settings.smtp.connections.max(1))
             .map(|_| Sender {
+                recorder: recorder.clone(),
                 app: app.clone(),
                 smtp: Smtp::new(
                     &app.settings.smtp,
@@ -177,7 +180,14 @@ impl Sender {
         let now = self.app.clock.now();
         let until = now.checked_add(self.lease).unwrap_or(now);
         let t = Instant::now();
-        let leased = self.app.store.lease_outbox(row.id, now, until).await?;
+        let leased = self
+            .recorder
+            .change(Change::Lease {
+                id: row.id,
+                now,
+                until,
+            })
+            .await?;
         self.app.metrics.stage("outbox_db", t);
         if !leased {
             return Ok(false);
@@ -398,7 +408,13 @@ impl Sender {
             Err(e) => return self.on_permanent(row, lease_until, &e.to_string()).await,
         };
         let marker = store.inflight_marker(row.id);
-        let commit = commit_step(&self.app, marker.clone(), row.id, lease_until);
+        let commit = commit_step(
+            &self.app,
+            &self.recorder,
+            marker.clone(),
+            row.id,
+            lease_until,
+        );
         let t = Instant::now();
         let sent = self.smtp.send(from, &to, &row.raw, commit).await;
         self.app.metrics.stage("outbox_smtp", t);
@@ -486,7 +502,14 @@ impl Sender {
     async fn on_sent(&mut self, row: &OutboxRow, marker: Option<PathBuf>) -> Result<()> {
         let store = self.app.store.clone();
         let t = Instant::now();
-        let marked = store.mark_sent(row, self.app.clock.now()).await;
+        let at = self.app.clock.now();
+        let marked = self
+            .recorder
+            .change(Change::Sent {
+                row: Box::new(row.clone()),
+                at,
+            })
+            .await;
         self.app.metrics.stage("outbox_db", t);
         if marked.is_ok() {
             remove_marker(marker);
@@ -498,7 +521,7 @@ impl Sender {
         {
             Ok(true) => {
                 let t = Instant::now();
-                store.mark_copied(row.id).await?;
+                self.recorder.change(Change::Copied { id: row.id }).await?;
                 self.app.metrics.stage("outbox_db", t);
             }
             Ok(false) => {
@@ -578,6 +601,109 @@ impl Sender {
     }
 }
 
+/// The outbox rows' state changes of all senders, written by one task in
+/// shared transactions: what the sessions ask while a commit runs goes
+/// into the next one, so four sessions cost one commit (one fsync) where
+/// they cost four. Each change is still durable before its sender goes
+/// on, exactly as when it had a transaction of its own; with one session
+/// there is nothing to share and nothing waits.
+#[derive(Clone)]
+struct Recorder(tokio::sync::mpsc::UnboundedSender<(Change, Reply)>);
+
+type Reply = tokio::sync::oneshot::Sender<Result<bool, String>>;
+
+/// [`crate::store::OutboxChange`], owned, to travel to the recorder.
+enum Change {
+    Lease {
+        id: i64,
+        now: Timestamp,
+        until: Timestamp,
+    },
+    Committing {
+        id: i64,
+        until: Timestamp,
+    },
+    Sent {
+        row: Box<OutboxRow>,
+        at: Timestamp,
+    },
+    Copied {
+        id: i64,
+    },
+}
+
+impl Change {
+    fn as_change(&self) -> OutboxChange<'_> {
+        match self {
+            Change::Lease { id, now, until } => OutboxChange::Lease {
+                id: *id,
+                now: *now,
+                until: *until,
+            },
+            Change::Committing { id, until } => OutboxChange::Committing {
+                id: *id,
+                until: *until,
+            },
+            Change::Sent { row, at } => OutboxChange::Sent { row, at: *at },
+            Change::Copied { id } => OutboxChange::Copied { id: *id },
+        }
+    }
+}
+
+/// Most changes in one transaction.
+const GROUP: usize = 64;
+
+impl Recorder {
+    /// Starts the recording task; it ends when the last sender is dropped.
+    fn start(store: crate::store::Store) -> Recorder {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Change, Reply)>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < GROUP {
+                    match rx.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let done = async {
+                    let mut tx = store.begin().await?;
+                    let mut done = Vec::with_capacity(group.len());
+                    for (change, _) in &group {
+                        done.push(change.as_change().apply(&mut tx).await?);
+                    }
+                    tx.commit().await?;
+                    anyhow::Ok(done)
+                }
+                .await;
+                match done {
+                    Ok(done) => {
+                        for ((_, reply), d) in group.into_iter().zip(done) {
+                            let _ = reply.send(Ok(d));
+                        }
+                    }
+                    Err(e) => {
+                        let why = crate::store::explain(&e);
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(why.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Recorder(tx)
+    }
+
+    /// Makes the change and waits until it is committed. False: see
+    /// [`OutboxChange`] (the row is not, or no longer, ours).
+    async fn change(&self, change: Change) -> Result<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || anyhow!("the outbox's recorder has stopped");
+        self.0.send((change, reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(|e| anyhow!(e))
+    }
+}
+
 /// The marker is written (one byte) right before the final dot; missing
 /// or empty, the dot was never written.
 fn dot_written(marker: &std::path::Path) -> bool {
@@ -596,6 +722,7 @@ fn dot_written(marker: &std::path::Path) -> bool {
 /// fsync leaves an empty marker, and the mail is sent again.
 async fn commit_step(
     app: &App,
+    recorder: &Recorder,
     marker: Option<PathBuf>,
     id: i64,
     lease_until: Timestamp,
@@ -607,7 +734,13 @@ async fn commit_step(
     };
     app.metrics.stage("outbox_marker", t);
     let t = Instant::now();
-    app.store.mark_committing(id, lease_until).await?;
+    let ours = recorder
+        .change(Change::Committing {
+            id,
+            until: lease_until,
+        })
+        .await?;
+    anyhow::ensure!(ours, "outbox row {id} is no longer leased to this worker");
     app.metrics.stage("outbox_db", t);
     let last: LastStep = Box::new(move || match file {
         Some(mut f) => {
