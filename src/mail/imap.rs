@@ -136,6 +136,9 @@ pub struct Selected {
     pub exists: u32,
 }
 
+/// Most bytes of messages in one MULTIAPPEND command.
+const MULTIAPPEND_BYTES: usize = 8 * 1024 * 1024;
+
 async fn timed<T, F: std::future::Future<Output = T>>(d: Duration, what: &str, f: F) -> Result<T> {
     tokio::time::timeout(d, f)
         .await
@@ -604,6 +607,44 @@ impl Imap {
         )
         .await?
         .with_context(|| format!("cannot append to {folder:?}"))?;
+        Ok(())
+    }
+
+    /// Appends several messages to `folder`: in one command (MULTIAPPEND,
+    /// RFC 3502, with non-synchronizing literals, RFC 7888) where the
+    /// server offers both and the messages are text, which saves them in
+    /// one go; else one APPEND each. At most [`MULTIAPPEND_BYTES`] per
+    /// command.
+    pub async fn append_all(&mut self, folder: &str, raws: &[&[u8]]) -> Result<()> {
+        let texts: Option<Vec<&str>> = raws.iter().map(|r| std::str::from_utf8(r).ok()).collect();
+        let multi = raws.len() > 1
+            && self.has_capability("MULTIAPPEND").await?
+            && self.has_capability("LITERAL+").await?;
+        let (Some(texts), true) = (texts, multi) else {
+            for raw in raws {
+                self.append(folder, raw).await?;
+            }
+            return Ok(());
+        };
+        let quoted = format!("\"{}\"", folder.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut at = 0;
+        while at < texts.len() {
+            let mut command = format!("APPEND {quoted}");
+            let mut bytes = 0;
+            while at < texts.len() && (bytes == 0 || bytes + texts[at].len() <= MULTIAPPEND_BYTES) {
+                let text = texts[at];
+                command.push_str(&format!(" (\\Seen) {{{}+}}\r\n{text}", text.len()));
+                bytes += text.len();
+                at += 1;
+            }
+            timed(
+                self.timeout * 4,
+                "APPEND",
+                self.session.run_command_and_check_ok(&command),
+            )
+            .await?
+            .with_context(|| format!("cannot append to {folder:?}"))?;
+        }
         Ok(())
     }
 

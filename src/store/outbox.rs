@@ -204,6 +204,16 @@ impl Store {
         self.in_tx(OutboxChange::Sent { row, at }).await.map(|_| ())
     }
 
+    /// [`Store::mark_copied`] for many rows, in one transaction.
+    pub async fn mark_copied_all(&self, ids: &[i64]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for &id in ids {
+            OutboxChange::Copied { id }.apply(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn mark_copied(&self, id: i64) -> Result<()> {
         self.in_tx(OutboxChange::Copied { id }).await.map(|_| ())
     }

@@ -390,10 +390,14 @@ async fn process_batch(
     // of one per message, and the checkpoint moves with it. A crash
     // replays at most this batch, and the replay finds each message
     // claimed or not, never half-recorded. Nothing else in this process
-    // writes meanwhile (SQLite has one connection), so the batch is kept
-    // to [`BATCH`] messages and bodies come in runs under the budget.
+    // writes meanwhile (SQLite has one connection): before a body fetch,
+    // a transaction open longer than [`HOLD`] is committed, so a slow
+    // link or large mail never keeps the outbox and scheduler waiting.
     let mut tx = app.store.begin().await?;
+    let mut opened = Instant::now();
     let mut decided: Vec<(u32, String, Outcome)> = Vec::new();
+    let mut done = 0;
+    let mut last = None;
     for (h, head) in headers.iter().zip(heads.iter_mut()) {
         let origin = Origin {
             folder,
@@ -402,6 +406,18 @@ async fn process_batch(
         };
         let run = runs.iter().position(|(uids, _)| uids.contains(&h.uid));
         if let Some(i) = run.filter(|&i| fetched != Some(i)) {
+            if let Some(upto) = last.filter(|_| opened.elapsed() > HOLD) {
+                let commit = Batch {
+                    folder,
+                    uidvalidity,
+                    upto,
+                };
+                done += commit
+                    .commit(app, imap, tx, std::mem::take(&mut decided))
+                    .await?;
+                tx = app.store.begin().await?;
+                opened = Instant::now();
+            }
             let (uids, bytes) = &runs[i];
             let t = Instant::now();
             bodies = imap.fetch_bodies(uids, max, *bytes).await?.into();
@@ -418,6 +434,7 @@ async fn process_batch(
             // decide on from its header alone.
             None if gone.contains(&h.uid) => {
                 tracing::debug!(uid = h.uid, "message gone before its body was fetched");
+                last = Some(h.uid);
                 continue;
             }
             // Header-only: enough to know it is automated or seen before
@@ -429,17 +446,58 @@ async fn process_batch(
         let outcome = intake::process_in(app, &mut tx, origin, h.internal_date, &mail).await?;
         m.stage("intake_decide", t);
         decided.push((h.uid, mail.message_id, outcome));
+        last = Some(h.uid);
     }
-    let t = Instant::now();
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.
-    if let Some(&last) = uids.iter().max() {
-        crate::store::set_mailbox_state(&mut tx, folder, uidvalidity, last).await?;
+    let Some(&upto) = uids.iter().max() else {
+        return Ok(done);
+    };
+    let batch = Batch {
+        folder,
+        uidvalidity,
+        upto,
+    };
+    Ok(done + batch.commit(app, imap, tx, decided).await?)
+}
+
+/// Longest an intake transaction stays open before a body fetch.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// The end of (part of) a batch: the checkpoint to move to.
+struct Batch<'a> {
+    folder: &'a str,
+    uidvalidity: u32,
+    upto: u32,
+}
+
+impl Batch<'_> {
+    /// Moves the checkpoint, commits, and then does what must wait for
+    /// the commit: logs, metrics, the outbox's bell, the keyword and the
+    /// move of case mail. Returns how many messages were decided.
+    async fn commit(
+        &self,
+        app: &App,
+        imap: &mut Imap,
+        mut tx: crate::store::Tx,
+        decided: Vec<(u32, String, Outcome)>,
+    ) -> Result<usize> {
+        let m = &app.metrics;
+        let t = Instant::now();
+        crate::store::set_mailbox_state(&mut tx, self.folder, self.uidvalidity, self.upto).await?;
+        tx.commit().await?;
+        m.stage("intake_commit", t);
+        mark_decided(app, imap, &decided).await;
+        Ok(decided.len())
     }
-    tx.commit().await?;
-    m.stage("intake_commit", t);
+}
+
+/// After a commit: logs, metrics, the outbox's bell, the keyword and the
+/// move of case mail.
+async fn mark_decided(app: &App, imap: &mut Imap, decided: &[(u32, String, Outcome)]) {
+    let m = &app.metrics;
     let mut keywords = Vec::new();
-    for (uid, message_id, outcome) in &decided {
+    for (uid, message_id, outcome) in decided {
         log_outcome(*uid, message_id, outcome);
         app.metrics.mail_seen(&outcome.label());
         if outcome.is_case_mail() {
@@ -450,9 +508,9 @@ async fn process_batch(
         app.outbox_wake.notify_one();
     }
     let t = Instant::now();
-    mark_case_mail(app, imap, &keywords, s.intake.complaint_folder.as_deref()).await;
+    let move_to = app.settings.intake.complaint_folder.as_deref();
+    mark_case_mail(app, imap, &keywords, move_to).await;
     m.stage("intake_mark", t);
-    Ok(decided.len())
 }
 
 /// Mail staff made a complaint of in their own mail client (see

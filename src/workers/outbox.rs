@@ -47,14 +47,21 @@ const PAGE: i64 = 50;
 pub struct Outbox {
     app: App,
     senders: Vec<Sender>,
+    later: Later,
     copier: Arc<Mutex<Copier>>,
 }
+
+/// Mail sent this round whose copies are still to be kept (id, kind,
+/// message), shared by the senders.
+type Later = Arc<std::sync::Mutex<Vec<(i64, OutboxKind, Vec<u8>)>>>;
 
 /// One SMTP session's worth of the outbox.
 struct Sender {
     app: App,
     smtp: Smtp,
     recorder: Recorder,
+    /// Sent this round, their copies still to be kept: id, kind, message.
+    later: Later,
     copier: Arc<Mutex<Copier>>,
     /// How long a row stays ours while we send it: longer than the longest
     /// send can take, short enough that a row whose sender crashed is
@@ -84,8 +91,10 @@ impl Outbox {
             SignedDuration::try_from(app.settings.smtp.timeout * 4 + Duration::from_secs(5))
                 .unwrap_or(SignedDuration::from_mins(5));
         let recorder = Recorder::start(app.store.clone());
+        let later = Arc::new(std::sync::Mutex::new(Vec::new()));
         let senders = (0..app.settings.smtp.connections.max(1))
             .map(|_| Sender {
+                later: later.clone(),
                 recorder: recorder.clone(),
                 app: app.clone(),
                 smtp: Smtp::new(
@@ -99,6 +108,7 @@ impl Outbox {
         Outbox {
             app: app.clone(),
             senders,
+            later,
             copier,
         }
     }
@@ -122,6 +132,7 @@ impl Outbox {
                 self.senders.iter_mut().map(|s| s.drain(&queue, &halt)),
             )
             .await;
+            self.copy_later().await;
             let mut progressed = 0;
             for r in results {
                 progressed += r?;
@@ -133,6 +144,23 @@ impl Outbox {
         }
         self.copier.lock().await.copy_missing().await;
         Ok(handled)
+    }
+
+    /// Keeps the copies of what the round sent, together.
+    async fn copy_later(&mut self) {
+        let jobs = match self.later.lock() {
+            Ok(mut later) => std::mem::take(&mut *later),
+            Err(_) => return,
+        };
+        if jobs.is_empty() {
+            return;
+        }
+        let t = Instant::now();
+        let copied = self.copier.lock().await.copy_all(&jobs).await;
+        if let Err(e) = self.app.store.mark_copied_all(&copied).await {
+            tracing::warn!(error = %format!("{e:#}"), "copies kept, but not recorded; the sweep may copy them again");
+        }
+        self.app.metrics.stage("outbox_copy", t);
     }
 
     pub async fn close(self) {
@@ -224,6 +252,39 @@ impl Sender {
 }
 
 impl Copier {
+    /// Keeps copies of sent mail, one command per folder where the server
+    /// allows (`Imap::append_all`). Returns the ids whose copy is kept (or
+    /// kept nowhere); the rest is left to the sweep (`copy_missing`).
+    async fn copy_all(&mut self, jobs: &[(i64, OutboxKind, Vec<u8>)]) -> Vec<i64> {
+        let mut done = Vec::new();
+        let mut by_folder: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (i, (id, kind, _)) in jobs.iter().enumerate() {
+            match self.copy_folder(*kind).await {
+                Ok(Some((_, folder))) => by_folder.entry(folder).or_default().push(i),
+                Ok(None) => done.push(*id),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet");
+                    self.imap = None;
+                    return done;
+                }
+            }
+        }
+        for (folder, at) in by_folder {
+            let raws: Vec<&[u8]> = at.iter().map(|&i| jobs[i].2.as_slice()).collect();
+            let appended = match self.imap().await {
+                Ok((imap, _)) => imap.append_all(&folder, &raws).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = appended {
+                tracing::warn!(error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet");
+                self.imap = None;
+                return done;
+            }
+            done.extend(at.iter().map(|&i| jobs[i].0));
+        }
+        done
+    }
+
     /// Sent mail whose copy to the Sent folder failed earlier.
     async fn copy_missing(&mut self) {
         let Ok(rows) = self
@@ -515,20 +576,28 @@ impl Sender {
             remove_marker(marker);
         }
         let now = self.app.clock.now();
-        match self
-            .copy_to_sent(row.kind, &row.message_id, &row.raw, now)
-            .await
-        {
+        // Plain copies wait for the end of the round, to go in one
+        // MULTIAPPEND with the others (see `Copier::copy_all`).
+        if self.app.settings.imap.sent_copy {
+            if let Ok(mut later) = self.later.lock() {
+                later.push((row.id, row.kind, row.raw.clone()));
+            }
+        }
+        let copied = match self.app.settings.imap.sent_copy {
+            true => Ok(false),
+            false => {
+                self.copy_to_sent(row.kind, &row.message_id, &row.raw, now)
+                    .await
+            }
+        };
+        match copied {
             Ok(true) => {
                 let t = Instant::now();
                 self.recorder.change(Change::Copied { id: row.id }).await?;
                 self.app.metrics.stage("outbox_db", t);
             }
             Ok(false) => {
-                tracing::debug!(
-                    outbox_id = row.id,
-                    "sent; its copy is sorted once the provider has filed it"
-                )
+                tracing::debug!(outbox_id = row.id, "sent; its copy is kept at the end of the round, or once the provider has filed it")
             }
             Err(e) => {
                 tracing::warn!(outbox_id = row.id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
