@@ -64,6 +64,8 @@ usage: scripts/bench [--quick] [--complaints N] [--floor N] [--backlog N] [--war
   --skip-large-mail  skip the peak-RSS run over 12 complaints of 12 MB and 2 of 40 MB
   --rss-backlog N  a second backlog run of N messages, for its peak RSS
                    (default 50000; 0 with --quick: skipped)
+  --idle-seconds N after the latency samples, the daemon's CPU time over N s
+                   of IDLE with nothing arriving (default 600; 10 with --quick)
   --keep           keep the temp dir (configs, databases, klachtd logs)";
 
 // Targets from the issue.
@@ -144,6 +146,8 @@ struct Args {
     rss_backlog: Option<usize>,
     #[arg(long)]
     keep: bool,
+    #[arg(long)]
+    idle_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +161,8 @@ struct Opts {
     large_mail: bool,
     /// Messages in the backlog run measured for peak RSS only (0: none).
     rss_backlog: usize,
+    /// After the latency samples, the daemon's CPU over this long in IDLE.
+    idle_seconds: u64,
     keep: bool,
     quick: bool,
 }
@@ -190,6 +196,7 @@ impl Opts {
             backlog_phase: !a.skip_backlog,
             large_mail: !a.skip_large_mail,
             rss_backlog: a.rss_backlog.unwrap_or(rss_backlog),
+            idle_seconds: a.idle_seconds.unwrap_or(if a.quick { 10 } else { 600 }),
             keep: a.keep,
             quick: a.quick,
         };
@@ -508,6 +515,19 @@ fn measure_latency(
         }
     }
     let wall = started.elapsed();
+    // Idle: nothing arrives; the daemon waits in IDLE (renewed every
+    // imap.idle_renew_seconds) and its scheduler ticks.
+    let pid = daemon.child.as_ref().map(|c| c.id()).unwrap_or(0);
+    eprintln!("pipeline: klachtd idle for {} s …", opts.idle_seconds);
+    let (cpu0, t0) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(opts.idle_seconds));
+    let (cpu1, idle_wall) = (cpu_ticks(pid), t0.elapsed().as_secs_f64());
+    let ticks = cpu1.zip(cpu0).map(|(a, b)| a.saturating_sub(b));
+    let hz = cmd_out("getconf", &["CLK_TCK"])
+        .trim()
+        .parse::<f64>()
+        .unwrap_or(100.0);
+    let idle_cpu_s = ticks.map(|t| t as f64 / hz);
     let status = daemon.stop(Duration::from_secs(30));
     let log_text = fs::read_to_string(&log_path).unwrap_or_default();
     let warnings = log_text
@@ -517,6 +537,12 @@ fn measure_latency(
     let mut v = sample_json(&samples, "ack in client Maildir");
     v["wall_s"] = json!(wall.as_secs_f64());
     v["non_ack_first_mail"] = json!(not_ack);
+    v["idle"] = json!({
+        "seconds": idle_wall,
+        "cpu_s": idle_cpu_s,
+        "cpu_percent": idle_cpu_s.map(|c| 100.0 * c / idle_wall),
+        "how": "utime + stime from /proc/<pid>/stat, before and after",
+    });
     v["klachtd_exit"] = json!(status
         .map(|s| s.to_string())
         .unwrap_or_else(|| "killed".into()));
@@ -924,6 +950,15 @@ fn cases_json(bin: &Path, cfg: &Path) -> Value {
         .ok()
         .and_then(|o| serde_json::from_slice(&o.stdout).ok())
         .unwrap_or(Value::Null)
+}
+
+/// User plus system CPU of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parens.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 fn vm_hwm_kb(pid: u32) -> Option<u64> {
@@ -1507,6 +1542,13 @@ fn print_table(o: &Value) {
             num(&c["p99_minus_floor_ms"]),
             num(&c["p50_ratio"]),
             num(&c["p99_ratio"])
+        );
+        let idle = &l["idle"];
+        println!(
+            "  idle afterwards: {:.3} s of CPU in {:.0} s of IDLE ({:.4}%)",
+            num(&idle["cpu_s"]),
+            num(&idle["seconds"]),
+            num(&idle["cpu_percent"])
         );
         println!(
             "  first mail to the client not an acknowledgement: {}; klachtd exit on SIGTERM: {}; WARN/ERROR lines: {}",

@@ -844,4 +844,51 @@ mod tests {
         assert_eq!((&again[0], &again[2]), (&t[0], &None));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A register from before migration 8: on the upgrade, cases and
+    /// outbox rows get the mailbox key of their address, and the limits
+    /// per sender count them.
+    #[tokio::test]
+    async fn the_upgrade_to_mailbox_keys_fills_them_for_older_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let old = Store::open_at_version(&url, 7).await.unwrap();
+        sqlx::query(
+            "INSERT INTO cases (reference, year, seq, status, category, language, source, \
+             client_name, client_email, subject, body, missing, concerns, received_at, ack_due, \
+             response_due, created_at) VALUES ('KL-2026-0001', 2026, 1, 'received', 'overig', 'nl', \
+             'email', 'Jan', 'Jan.Smit+klacht@Example.nl', 's', 'b', '', '', '2026-11-23T09:00:00Z', \
+             '2026-11-30', '2026-12-21', '2026-11-23T09:00:00Z')",
+        )
+        .execute(&old.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (message_id, kind, recipient, raw, status, next_attempt_at, created_at) \
+             VALUES ('<a@x>', 'ack', 'JAN.SMIT@example.nl', X'00', 'sent', '2026-11-23T09:00:00Z', \
+             '2026-11-23T09:00:00Z')",
+        )
+        .execute(&old.pool)
+        .await
+        .unwrap();
+        old.close().await;
+        let store = Store::open(&url).await.unwrap();
+        let jan = crate::domain::types::EmailAddress::parse("jan.smit@example.nl").unwrap();
+        let since: jiff::Timestamp = "2026-11-23T00:00:00Z".parse().unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            cases::cases_from_mailbox_since(&mut tx, &jan, since)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            cases::auto_replies_since(&mut tx, &jan, since)
+                .await
+                .unwrap(),
+            1
+        );
+        tx.commit().await.unwrap();
+        store.close().await;
+    }
 }

@@ -128,13 +128,23 @@ impl Outbox {
             }
             let queue = std::sync::Mutex::new(VecDeque::from(rows));
             let halt = AtomicBool::new(false);
-            let results = futures_util::future::join_all(
-                self.senders.iter_mut().map(|s| s.drain(&queue, &halt)),
-            )
-            .await;
+            // One session goes first: a server that refuses sessions is
+            // met once per pass, not once per session.
+            let first = self.senders[0].drain(&queue, &halt, 1).await;
+            let results = match first {
+                Ok(_) => {
+                    futures_util::future::join_all(
+                        self.senders
+                            .iter_mut()
+                            .map(|s| s.drain(&queue, &halt, usize::MAX)),
+                    )
+                    .await
+                }
+                Err(_) => Vec::new(),
+            };
             self.copy_later().await;
             let mut progressed = 0;
-            for r in results {
+            for r in std::iter::once(first).chain(results) {
                 progressed += r?;
             }
             handled += progressed;
@@ -174,15 +184,20 @@ impl Outbox {
 }
 
 impl Sender {
-    /// Takes rows off `queue` and handles each until it is empty, or
-    /// another sender failed (`halt`). Returns how many it handled.
+    /// Takes rows off `queue` and handles each until it is empty, `most`
+    /// are taken, or another sender failed (`halt`). Returns how many it
+    /// handled.
     async fn drain(
         &mut self,
         queue: &std::sync::Mutex<VecDeque<OutboxRow>>,
         halt: &AtomicBool,
+        most: usize,
     ) -> Result<usize> {
         let mut handled = 0;
-        while !halt.load(Ordering::Relaxed) {
+        for _ in 0..most {
+            if halt.load(Ordering::Relaxed) {
+                break;
+            }
             let Some(row) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
                 break;
             };
