@@ -258,6 +258,9 @@ fn metrics_count_the_work_without_personal_data_and_pass_promtool() {
         "klachtd_alarm{name=\"intake\"} 0",
         "klachtd_outbox_unsent 0",
         "klachtd_imap_idle 1",
+        "klachtd_mailbox_held 1",
+        "klachtd_stage_seconds_total{stage=\"intake_decide\"}",
+        "klachtd_stage_seconds_total{stage=\"outbox_smtp\"}",
         "klachtd_build_info{",
     ] {
         assert!(body.contains(expected), "{expected} missing from\n{body}");
@@ -338,7 +341,7 @@ fn the_shipped_alert_rules_pass_promtool() {
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 8 rules found"), "{said}");
 }
 
 #[test]

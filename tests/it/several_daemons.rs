@@ -24,6 +24,14 @@ fn daemon(w: &World, db_url: &str, name: &str) -> Daemon {
     )
 }
 
+/// Handler notifications received by the staff of the world.
+fn notifications(w: &World) -> usize {
+    [&w.anna, &w.bram, &w.carla]
+        .iter()
+        .map(|x| w.mails(x).len())
+        .sum()
+}
+
 /// The last lines of each daemon's log, for a failure message.
 fn logs(w: &World, names: &[&str]) -> String {
     names
@@ -57,18 +65,12 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
         w.deliver_fixture(c, "en-complaint-formal.eml", "pg-while");
     }
     let deadline = Instant::now() + Duration::from_secs(90);
-    let notifications = || {
-        [&w.anna, &w.bram, &w.carla]
-            .iter()
-            .map(|x| w.mails(x).len())
-            .sum::<usize>()
-    };
-    while clients.iter().any(|c| w.mails(c).is_empty()) || notifications() < COMPLAINTS {
+    while clients.iter().any(|c| w.mails(c).is_empty()) || notifications(&w) < COMPLAINTS {
         assert!(
             Instant::now() < deadline,
             "not everything arrived in time: {} of {COMPLAINTS} acknowledged, {} notifications\n{}",
             clients.iter().filter(|c| !w.mails(c).is_empty()).count(),
-            notifications(),
+            notifications(&w),
             logs(&w, &["a", "b"])
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -112,7 +114,7 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
         );
     }
     assert_eq!(
-        notifications(),
+        notifications(&w),
         COMPLAINTS,
         "one handler notification per case"
     );
@@ -194,18 +196,12 @@ fn three_daemons_a_standby_takes_over_from_a_killed_reader_nothing_lost_nothing_
         std::thread::sleep(Duration::from_millis(100));
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    let notifications = || {
-        [&w.anna, &w.bram, &w.carla]
-            .iter()
-            .map(|x| w.mails(x).len())
-            .sum::<usize>()
-    };
-    while acked(&clients) < N || notifications() < N {
+    while acked(&clients) < N || notifications(&w) < N {
         assert!(
             Instant::now() < deadline,
             "not everything arrived in time: {} of {N} acknowledged, {} notifications\n{}",
             acked(&clients),
-            notifications(),
+            notifications(&w),
             logs(&w, &names)
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -252,7 +248,7 @@ fn three_daemons_a_standby_takes_over_from_a_killed_reader_nothing_lost_nothing_
             "{c} got other than one acknowledgement"
         );
     }
-    assert_eq!(notifications(), N, "one handler notification per case");
+    assert_eq!(notifications(&w), N, "one handler notification per case");
     assert_eq!(
         w.sent().len(),
         N,
