@@ -143,13 +143,12 @@ pub async fn process_in(
     store::savepoint(tx).await?;
     // A message that failed before is decided afresh.
     store::forget_failed(tx, &m.message_id).await?;
-    let o = origin;
     if !store::claim_inbound(
         tx,
         &m.message_id,
-        o.folder,
-        o.uidvalidity,
-        o.uid,
+        origin.folder,
+        origin.uidvalidity,
+        origin.uid,
         "pending",
         now,
     )
@@ -178,9 +177,9 @@ pub async fn process_in(
             store::claim_inbound(
                 tx,
                 &m.message_id,
-                o.folder,
-                o.uidvalidity,
-                o.uid,
+                origin.folder,
+                origin.uidvalidity,
+                origin.uid,
                 "failed",
                 now,
             )

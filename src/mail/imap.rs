@@ -613,7 +613,7 @@ impl Imap {
     /// Appends several messages to `folder`: in one command (MULTIAPPEND,
     /// RFC 3502, with non-synchronizing literals, RFC 7888) where the
     /// server offers both and the messages are text, which saves them in
-    /// one go; else one APPEND each. At most [`MULTIAPPEND_BYTES`] per
+    /// one go; else one APPEND each. At most `MULTIAPPEND_BYTES` per
     /// command.
     pub async fn append_all(&mut self, folder: &str, raws: &[&[u8]]) -> Result<()> {
         let texts: Option<Vec<&str>> = raws.iter().map(|r| std::str::from_utf8(r).ok()).collect();

@@ -96,6 +96,12 @@ impl Store {
 }
 
 impl MailboxLock {
+    /// Can the lock go while this process lives? Only PostgreSQL's (its
+    /// connection can end); a file lock or an in-memory register cannot.
+    pub fn can_be_lost(&self) -> bool {
+        matches!(self.inner, Inner::Postgres(_))
+    }
+
     /// Is the lock still ours? On PostgreSQL its connection must answer
     /// and still hold it (a server restart ends both).
     pub async fn held(&mut self) -> bool {

@@ -117,6 +117,12 @@ async fn keep(
     mut stop: watch::Receiver<bool>,
     lost: watch::Sender<bool>,
 ) -> crate::store::MailboxLock {
+    // Nothing to look at (a file lock): no wake-ups while idle.
+    let look = if lock.can_be_lost() {
+        LOCK_LOOK
+    } else {
+        Duration::from_secs(24 * 3600)
+    };
     loop {
         if *stop.borrow() {
             let _ = lost.send(true);
@@ -124,7 +130,7 @@ async fn keep(
         }
         tokio::select! {
             _ = stop.changed() => {}
-            _ = tokio::time::sleep(LOCK_LOOK) => {
+            _ = tokio::time::sleep(look) => {
                 if !lock.held().await {
                     let _ = lost.send(true);
                     return lock;

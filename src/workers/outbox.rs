@@ -15,6 +15,13 @@
 //! server, not the mail. Transient SMTP errors are retried with backoff;
 //! permanent ones (a 5xx at RCPT or after the data) are recorded on the row
 //! and the case, and `klachtd outbox retry` can queue them again.
+//!
+//! Speed without changing any of that: `smtp.connections` sessions send at
+//! once ([`Outbox`], one `Sender` each, one session first per round);
+//! their row changes are committed together by one task (`Recorder`:
+//! what arrives while a commit runs goes into the next); and a round's
+//! copies for Sent go at its end, in one command per folder where the
+//! server allows (`Copier::copy_all`).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
