@@ -505,7 +505,7 @@ async fn mark_decided(app: &App, imap: &mut Imap, decided: &[(u32, String, Outco
     let mut keywords = Vec::new();
     for (uid, message_id, outcome) in decided {
         log_outcome(*uid, message_id, outcome);
-        app.metrics.mail_seen(&outcome.label());
+        m.mail_seen(&outcome.label());
         if outcome.is_case_mail() {
             keywords.push(*uid);
         }

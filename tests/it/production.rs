@@ -88,18 +88,6 @@ fn status_sums_up_health_and_exits_1_while_an_alarm_is_raised() {
     assert!(ok, "{s}");
 }
 
-/// `cases --json` of the register at `url`.
-fn cases_at(w: &World, url: &str) -> Value {
-    let out = w
-        .command()
-        .env("KLACHTD__DATABASE__URL", url)
-        .args(["--now", NOW, "cases", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", said(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn a_backup_taken_while_the_daemon_runs_restores_the_same_register() {
     let w = World::new();
@@ -134,7 +122,7 @@ fn a_backup_taken_while_the_daemon_runs_restores_the_same_register() {
     let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
-    let in_backup = cases_at(&w, &format!("sqlite://{}", backup.display()));
+    let in_backup = w.cases_at(&format!("sqlite://{}", backup.display()));
     let n = in_backup.as_array().unwrap().len();
     assert!((1..=6).contains(&n), "{n} cases in the backup");
     // A backup never overwrites.
@@ -155,7 +143,7 @@ fn a_backup_taken_while_the_daemon_runs_restores_the_same_register() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(cases_at(&w, &url), in_backup);
+    assert_eq!(w.cases_at(&url), in_backup);
     // Not into a register that holds anything.
     let out = w
         .command()
@@ -169,7 +157,7 @@ fn a_backup_taken_while_the_daemon_runs_restores_the_same_register() {
         "{stderr}"
     );
     assert_eq!(
-        cases_at(&w, &format!("sqlite://{}", w.db().display()))
+        w.cases_at(&format!("sqlite://{}", w.db().display()))
             .as_array()
             .unwrap()
             .len(),

@@ -24,22 +24,6 @@ fn daemon(w: &World, db_url: &str, name: &str) -> Daemon {
     )
 }
 
-/// `klachtd cases --json` on the register at `db_url`.
-fn cases_json(w: &World, db_url: &str) -> Vec<serde_json::Value> {
-    let out = w
-        .command()
-        .env("KLACHTD__DATABASE__URL", db_url)
-        .args(["cases", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Handler notifications received by the staff of the world.
 fn notifications(w: &World) -> usize {
     [&w.anna, &w.bram, &w.carla]
@@ -98,7 +82,8 @@ fn two_daemons_on_one_postgresql_acknowledge_each_complaint_once() {
         assert!(status.success(), "graceful stop: {status:?}");
     }
 
-    let cases = cases_json(&w, &db.url);
+    let cases = w.cases_at(&db.url);
+    let cases = cases.as_array().expect("a list of cases");
     assert_eq!(cases.len(), COMPLAINTS, "one case per complaint");
     let mut refs: Vec<&str> = cases
         .iter()
@@ -238,7 +223,8 @@ fn three_daemons_a_standby_takes_over_from_a_killed_reader_nothing_lost_nothing_
     for d in daemons.into_iter().flatten() {
         assert!(d.terminate().success(), "graceful stop");
     }
-    let cases = cases_json(&w, &db.url);
+    let cases = w.cases_at(&db.url);
+    let cases = cases.as_array().expect("a list of cases");
     assert_eq!(cases.len(), N, "one case per complaint");
     for c in &clients {
         assert_eq!(

@@ -186,6 +186,19 @@ impl World {
         serde_json::from_slice(&out.stdout).expect("case show --json is JSON")
     }
 
+    /// `klachtd cases --json --now NOW` on the register at `url` (another
+    /// than the world's own: a restored one, a PostgreSQL database).
+    pub fn cases_at(&self, url: &str) -> Value {
+        let out = self
+            .command()
+            .env("KLACHTD__DATABASE__URL", url)
+            .args(["--now", NOW, "cases", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", said(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Sends raw mail to info@ through Postfix and waits until Dovecot has it
     /// (Postfix's queue holds nothing more for info@: a daemon may already
     /// have moved it out of INBOX).
