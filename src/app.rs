@@ -24,7 +24,9 @@ pub struct App {
 impl App {
     pub async fn new(settings: Settings, clock: Clock) -> Result<App> {
         let renderer = Renderer::new(settings.organisation.templates_dir.as_deref())?;
-        let store = Store::open(&settings.database_url).await?;
+        let store = Store::open(&settings.database_url)
+            .await?
+            .with_marker_dir(settings.marker_dir.clone());
         Ok(App {
             settings: Arc::new(settings),
             store,

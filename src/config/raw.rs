@@ -118,6 +118,7 @@ pub(super) struct OAuth2 {
 #[serde(deny_unknown_fields)]
 pub(super) struct Database {
     pub url: Option<String>,
+    pub state_dir: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -161,6 +161,10 @@ pub struct Settings {
     /// `oauth2`.
     pub oauth2: Option<Arc<TokenSource>>,
     pub database_url: String,
+    /// Where this machine keeps the outbox's in-flight markers (see
+    /// `Store::inflight_marker`): `database.state_dir`, one folder per
+    /// register. None for an in-memory SQLite register.
+    pub marker_dir: Option<PathBuf>,
     pub procedure: Procedure,
     pub calendar: Calendar,
     pub intake: Intake,

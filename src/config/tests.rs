@@ -764,7 +764,47 @@ fn invalid_values_for_the_mailbox_in_the_file() {
             file(set(m, "database", "url", "\"sqlite://\"")),
             "config: database.url: sqlite:// needs a file path",
         ),
+        (
+            "an empty state folder",
+            file(set(m, "database", "state_dir", "\" \"")),
+            "config: database.state_dir: must not be empty",
+        ),
     ]);
+}
+
+/// The outbox's in-flight markers: next to an SQLite register, or in
+/// `database.state_dir` (relative to the configuration's folder), one
+/// subfolder per PostgreSQL database named without user or password.
+#[test]
+fn in_flight_markers_have_a_folder_per_register() {
+    let marker_dir = |state_dir: Option<&str>, url: &str| {
+        let mut text = set(&minimal(), "database", "url", &format!("{url:?}"));
+        if let Some(d) = state_dir {
+            text = set(&text, "database", "state_dir", &format!("{d:?}"));
+        }
+        load(&text, &[]).unwrap().marker_dir
+    };
+    let p = |s: &str| Some(std::path::PathBuf::from(s));
+    assert_eq!(
+        load(&minimal(), &[]).unwrap().marker_dir,
+        p("/etc/klachtd/var/outbox-inflight")
+    );
+    assert_eq!(
+        marker_dir(Some("/srv/k"), "sqlite://var/k.db"),
+        p("/srv/k/outbox-inflight")
+    );
+    assert_eq!(marker_dir(None, "sqlite://:memory:"), None);
+    assert_eq!(
+        marker_dir(
+            Some("state"),
+            "postgres://klachtd:geheim@db.example.nl:5433/klachtd"
+        ),
+        p("/etc/klachtd/state/outbox-inflight/db.example.nl-5433-klachtd")
+    );
+    assert_eq!(
+        marker_dir(Some("/srv/k"), "postgresql://u@[::1]/reg?sslmode=disable"),
+        p("/srv/k/outbox-inflight/___1_-5432-reg")
+    );
 }
 
 /// `[procedure]` and `[calendar]` values that fail their check.

@@ -22,7 +22,9 @@ pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigEr
     let organisation = organisation(raw.organisation, base)?;
     let raw_imap = raw.imap.ok_or_else(|| err("imap", "section missing"))?;
     let raw_smtp = raw.smtp.ok_or_else(|| err("smtp", "section missing"))?;
+    let state_dir = raw.database.as_ref().and_then(|d| d.state_dir.clone());
     let database_url = database_url(raw.database, base)?;
+    let marker_dir = marker_dir(state_dir, &database_url, base)?;
     let oauth2 = oauth2(raw.oauth2, &raw_imap, &raw_smtp, &database_url, base)?;
     let imap = imap(raw_imap, oauth2.as_ref())?;
     let smtp = smtp(raw_smtp, &imap.username, oauth2.as_ref())?;
@@ -39,6 +41,7 @@ pub(super) fn settings(raw: raw::File, base: &Path) -> Result<Settings, ConfigEr
         smtp,
         oauth2,
         database_url,
+        marker_dir,
         procedure,
         calendar,
         intake,
@@ -508,6 +511,75 @@ fn database_url(d: Option<raw::Database>, base: &Path) -> Result<String, ConfigE
             "must start with sqlite:// or postgres://",
         ))
     }
+}
+
+/// The folder for the outbox's in-flight markers. With SQLite, next to
+/// the register unless `database.state_dir` says otherwise; with
+/// PostgreSQL, in `database.state_dir`, else systemd's `$STATE_DIRECTORY`,
+/// else `/var/lib/klachtd`, in a subfolder per database (so that two
+/// registers never share a marker).
+fn marker_dir(
+    state_dir: Option<String>,
+    database_url: &str,
+    base: &Path,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let given = match state_dir.as_deref().map(str::trim) {
+        Some("") => return Err(err("database.state_dir", "must not be empty")),
+        Some(d) => Some(resolve(base, d)),
+        None => None,
+    };
+    if let Some(rest) = database_url.strip_prefix("sqlite://") {
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path == ":memory:" {
+            return Ok(None);
+        }
+        let dir = given.or_else(|| Path::new(path).parent().map(Path::to_path_buf));
+        return Ok(dir.map(|d| d.join("outbox-inflight")));
+    }
+    let dir = given.unwrap_or_else(|| {
+        std::env::var_os("STATE_DIRECTORY")
+            .and_then(|v| {
+                let first = v.to_string_lossy().split(':').next()?.to_string();
+                (!first.is_empty()).then(|| PathBuf::from(first))
+            })
+            .unwrap_or_else(|| PathBuf::from("/var/lib/klachtd"))
+    });
+    if !dir.is_absolute() {
+        return Err(err(
+            "database.state_dir",
+            format!("{} is not an absolute path", dir.display()),
+        ));
+    }
+    Ok(Some(
+        dir.join("outbox-inflight").join(database_key(database_url)),
+    ))
+}
+
+/// A folder name for a PostgreSQL database: host, port and name, never
+/// the user or password (`db.example.nl-5432-klachtd`).
+fn database_key(url: &str) -> String {
+    let parsed = reqwest::Url::parse(url).ok();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into());
+    let port = parsed.as_ref().and_then(|u| u.port()).unwrap_or(5432);
+    let name = parsed
+        .as_ref()
+        .map(|u| u.path().trim_start_matches('/').to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "postgres".into());
+    format!("{host}-{port}-{name}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn procedure(p: raw::Procedure) -> Result<Procedure, ConfigError> {

@@ -222,13 +222,33 @@ impl Store {
 
     /// The in-flight marker of an outbox row: created empty before the row
     /// is recorded `committing`, given one byte right before the final dot
-    /// of its SMTP transaction, removed once the row is marked sent. None
-    /// on PostgreSQL (no local folder; there an interrupted "committing"
-    /// row counts as sent).
+    /// of its SMTP transaction, removed once the row is marked sent. The
+    /// markers live on this machine (`database.state_dir`): with several
+    /// daemons on one PostgreSQL, a `committing` row whose marker is not
+    /// here was left by a daemon on another machine. None for an in-memory
+    /// register, and on PostgreSQL for a store opened without the settings
+    /// (commands that never send).
     pub fn inflight_marker(&self, outbox_id: i64) -> Option<std::path::PathBuf> {
         self.inflight
             .as_ref()
             .map(|d| d.join(outbox_id.to_string()))
+    }
+
+    /// The markers' folder as configured (`database.state_dir`); it is
+    /// created, owner-only, when the first marker is written.
+    pub fn with_marker_dir(mut self, dir: Option<std::path::PathBuf>) -> Store {
+        if dir.is_some() {
+            self.inflight = dir;
+        }
+        self
+    }
+
+    /// Whether a `committing` row without a marker here may be another
+    /// machine's (PostgreSQL), rather than one whose dot was never
+    /// written (SQLite: one machine, whose marker is made durable before
+    /// the row is marked).
+    pub fn shared_by_machines(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 
     pub async fn begin(&self) -> Result<Tx> {

@@ -28,6 +28,9 @@ pub struct OutboxRow {
     pub status: OutboxStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// The end of the latest lease; for a `committing` row left by a
+    /// killed worker, about when that worker died.
+    pub lease_until: Option<Timestamp>,
 }
 
 /// Queues a mail. Returns false when a row with that Message-ID, or a second
@@ -158,7 +161,7 @@ impl Store {
     pub async fn due_outbox(&self, now: Timestamp, limit: i64) -> Result<Vec<OutboxRow>> {
         let t = db_time(now);
         let rows = sqlx::query(
-            "SELECT id, message_id, case_id, kind, recipient, raw, status, attempts, last_error FROM outbox \
+            "SELECT id, message_id, case_id, kind, recipient, raw, status, attempts, last_error, lease_until FROM outbox \
              WHERE status IN ('pending', 'sending', 'committing') AND next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT $2",
         )
@@ -178,6 +181,8 @@ impl Store {
                     status: get_str(r, "status")?.parse()?,
                     attempts: get_i64(r, "attempts")?,
                     last_error: get_opt_str(r, "last_error")?,
+                    lease_until: get_opt_str(r, "lease_until")?
+                        .and_then(|t| crate::clock::parse_db_time(&t)),
                 })
             })
             .collect()
@@ -199,9 +204,10 @@ impl Store {
     }
 
     /// Marks a row sent; for an acknowledgement also the case (one
-    /// transaction). A row already marked is left alone.
-    pub async fn mark_sent(&self, row: &OutboxRow, at: Timestamp) -> Result<()> {
-        self.in_tx(OutboxChange::Sent { row, at }).await.map(|_| ())
+    /// transaction). A row already marked is left alone (false: another
+    /// worker marked it first).
+    pub async fn mark_sent(&self, row: &OutboxRow, at: Timestamp) -> Result<bool> {
+        self.in_tx(OutboxChange::Sent { row, at }).await
     }
 
     /// [`Store::mark_copied`] for many rows, in one transaction.
@@ -475,6 +481,20 @@ impl Store {
 }
 
 impl Store {
+    /// A "committing" row another machine's worker left: looked at again
+    /// at `at`, which gives that machine the time to come back and settle
+    /// it from its own marker.
+    pub async fn defer_interrupted(&self, id: i64, at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND status = 'committing'",
+        )
+        .bind(id)
+        .bind(db_time(at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// A "committing" row whose final dot provably never went out: back to
     /// "sending", due now, so it is sent again.
     pub async fn reset_interrupted(&self, id: i64, now: Timestamp) -> Result<()> {

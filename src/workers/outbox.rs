@@ -453,17 +453,42 @@ impl Copier {
 impl Sender {
     /// A row whose send was cut off after it recorded "committing". Its
     /// in-flight marker tells whether the final dot was written (sent) or
-    /// not (send again). Without markers (PostgreSQL) it counts as sent.
+    /// not (send again). A row with no marker here was left by a daemon
+    /// on another machine (PostgreSQL): that machine's marker knows, so it
+    /// is given [`FOREIGN_GRACE`] to come back and settle the row; after
+    /// that the row counts as sent, as the last thing its worker recorded.
     async fn finish_interrupted(&mut self, row: &OutboxRow) -> Result<()> {
         let store = self.app.store.clone();
+        let now = self.app.clock.now();
         let marker = store.inflight_marker(row.id);
-        if marker.as_ref().is_some_and(|m| !dot_written(m)) {
-            tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
-            return store.reset_interrupted(row.id, self.app.clock.now()).await;
+        let state = marker.as_deref().map(marker_state);
+        match state {
+            Some(MarkerState::Empty) => {
+                tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
+                return store.reset_interrupted(row.id, now).await;
+            }
+            Some(MarkerState::Missing) if !store.shared_by_machines() => {
+                tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before its marker was made; sending again");
+                return store.reset_interrupted(row.id, now).await;
+            }
+            Some(MarkerState::Missing) => {
+                let settle_by = row.lease_until.unwrap_or(now) + FOREIGN_GRACE;
+                if now < settle_by {
+                    tracing::info!(outbox_id = row.id, kind = %row.kind, %settle_by, "send was interrupted on another machine; waiting for its daemon to settle it");
+                    return store.defer_interrupted(row.id, settle_by).await;
+                }
+                tracing::warn!(outbox_id = row.id, kind = %row.kind, "send was interrupted on another machine whose daemon did not come back; counted as sent, as its worker recorded just before the final dot");
+            }
+            Some(MarkerState::Written) | None => {
+                tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
+            }
         }
-        store.mark_sent(row, self.app.clock.now()).await?;
+        let first = store.mark_sent(row, now).await?;
         remove_marker(marker);
-        tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
+        if !first {
+            // Another worker settled it meanwhile, copy and all.
+            return Ok(());
+        }
         if let Ok(false) = self.already_sent(row.kind, &row.message_id).await {
             let now = self.app.clock.now();
             if let Ok(true) = self
@@ -795,10 +820,26 @@ impl Recorder {
     }
 }
 
-/// The marker is written (one byte) right before the final dot; missing
-/// or empty, the dot was never written.
-fn dot_written(marker: &std::path::Path) -> bool {
-    std::fs::metadata(marker).is_ok_and(|m| m.len() > 0)
+/// How long a `committing` row whose marker is on another machine waits
+/// for that machine's daemon (restarted by systemd within seconds) before
+/// a daemon here counts it as sent.
+const FOREIGN_GRACE: SignedDuration = SignedDuration::from_mins(10);
+
+enum MarkerState {
+    /// Not here: never made (SQLite), or made on another machine.
+    Missing,
+    /// Made, but its byte was never written: neither was the dot.
+    Empty,
+    /// Its byte was written right before the final dot.
+    Written,
+}
+
+fn marker_state(marker: &std::path::Path) -> MarkerState {
+    match std::fs::metadata(marker) {
+        Ok(m) if m.len() > 0 => MarkerState::Written,
+        Ok(_) => MarkerState::Empty,
+        Err(_) => MarkerState::Missing,
+    }
 }
 
 /// The step the SMTP client runs just before the final dot: the marker
@@ -852,9 +893,16 @@ async fn commit_step(
 
 /// Creates `path` empty and fsyncs it and its directory, so that after a
 /// power loss it exists if the row it stands for is `committing`.
+/// The markers' folder is made (owner-only) when the first is written.
 fn durable_empty_file(path: &std::path::Path) -> Result<std::fs::File> {
-    let f =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f = match std::fs::File::create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_marker_dir(path)?;
+            std::fs::File::create(path)
+        }
+        other => other,
+    }
+    .with_context(|| format!("cannot create {}", path.display()))?;
     f.sync_all()
         .with_context(|| format!("cannot fsync {}", path.display()))?;
     if let Some(dir) = path.parent() {
@@ -863,6 +911,29 @@ fn durable_empty_file(path: &std::path::Path) -> Result<std::fs::File> {
             .with_context(|| format!("cannot fsync {}", dir.display()))?;
     }
     Ok(f)
+}
+
+fn make_marker_dir(marker: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = marker.parent() else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "cannot create the folder for in-flight markers {} (database.state_dir)",
+                dir.display()
+            )
+        })?;
+    if let Some(up) = dir.parent() {
+        std::fs::File::open(up)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot fsync {}", up.display()))?;
+    }
+    Ok(())
 }
 
 /// Another worker took the row over (our lease ran out): its state is
