@@ -666,6 +666,21 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
     // Raw IMAP fetch of the same messages (second mailbox, same files).
     eprintln!("pipeline: raw IMAP fetch of {n} messages …");
     let raw = raw_fetch(stack, &raw_box, n)?;
+    // What the same Postfix accepts from a plain client: as many mails as
+    // klachtd sent, over as many sessions, each an acknowledgement.
+    let sample = clients
+        .first()
+        .and_then(|c| stack.messages(c, "INBOX").into_iter().next());
+    let raw_smtp = match sample {
+        Some(ack) if !mail_sent.is_empty() => {
+            eprintln!(
+                "pipeline: raw SMTP, {} mails to the same Postfix …",
+                mail_sent.len()
+            );
+            raw_smtp(stack, &ack, mail_sent.len(), smtp_sessions())?
+        }
+        _ => Value::Null,
+    };
 
     let rate = n as f64 / run_s;
     Ok(json!({
@@ -708,6 +723,71 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
             "last_delivery_after_exit_s": delivered_after_exit_s,
         },
         "raw_fetch": raw,
+        "raw_smtp": raw_smtp,
+    }))
+}
+
+/// The outbox's SMTP sessions: `KLACHTD__SMTP__CONNECTIONS` when the bench
+/// is run with it (klachtd reads it too), else klachtd's default.
+fn smtp_sessions() -> usize {
+    std::env::var("KLACHTD__SMTP__CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&k: &usize| k > 0)
+        .unwrap_or(4)
+}
+
+/// Sends `n` copies of `mail` to Postfix over `sessions` plain SMTP
+/// sessions at once (one transaction at a time on each, reused, no
+/// PIPELINING), each to a mailbox of its own: how fast this Postfix takes
+/// mail on this machine, the outbox's ceiling. Timed from the first
+/// connect to the last end-of-data reply; delivery to Dovecot goes on
+/// after.
+fn raw_smtp(stack: &MailStack, mail: &[u8], n: usize, sessions: usize) -> R<Value> {
+    let payload = smtp_data(mail);
+    let from = stack.fresh_address("raw-from", "31solutions.test");
+    let to: Vec<String> = (0..sessions)
+        .map(|_| stack.fresh_address("raw-smtp", "client.test"))
+        .collect();
+    let addr = stack.smtp_addr();
+    let t = Instant::now();
+    let results: Vec<R<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = to
+            .iter()
+            .enumerate()
+            .map(|(i, rcpt)| {
+                let (payload, from, addr) = (&payload, &from, &addr);
+                let share = n / sessions + usize::from(i < n % sessions);
+                scope.spawn(move || -> R<usize> {
+                    let mut c = Smtp::open(addr)?;
+                    for _ in 0..share {
+                        c.start(from, &[rcpt.as_str()], mail)?;
+                        c.finish(payload)?;
+                    }
+                    c.quit();
+                    Ok(share)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("raw SMTP thread panicked".into()))
+            })
+            .collect()
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let sent: usize = results.into_iter().collect::<R<Vec<usize>>>()?.iter().sum();
+    // Delivered before the next phase starts, which it would slow down.
+    stack.wait_until_delivered(&to, Duration::from_secs(120))?;
+    Ok(json!({
+        "how": "MAIL, RCPT, DATA, end of data per mail, one transaction at a time per session (std TcpStream client, no PIPELINING)",
+        "mails": sent,
+        "sessions": sessions,
+        "bytes_per_mail": mail.len(),
+        "seconds": secs,
+        "mails_per_s": sent as f64 / secs,
     }))
 }
 
@@ -1610,6 +1690,20 @@ fn print_table(o: &Value) {
             "  klachtd throughput / raw fetch rate                       {:>8.3}",
             num(&b["klachtd_vs_raw_fetch"])
         );
+        let rs = &b["raw_smtp"];
+        if !rs.is_null() {
+            println!(
+                "  raw SMTP, {} mails over {} sessions (same Postfix)       {:>8.2} s   {:>7.1} mail/s",
+                rs["mails"],
+                rs["sessions"],
+                num(&rs["seconds"]),
+                num(&rs["mails_per_s"])
+            );
+            println!(
+                "  klachtd outbox / raw SMTP rate                            {:>8.3}",
+                num(&k["outbox_mails_per_s"]) / num(&rs["mails_per_s"])
+            );
+        }
         println!(
             "  delivered: {} acks, {} handler notifications, {} copies in Sent; {} cases ({} acknowledged); log: {} 'new case', {} 'mail sent', {} WARN/ERROR",
             d["acks"], d["notifications"], d["sent_folder_copies"], d["cases"], d["cases_acknowledged"],
