@@ -181,16 +181,6 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let inflight = match backend {
-            Backend::Sqlite => sqlite_path(url).map(|p| p.with_file_name("outbox-inflight")),
-            Backend::Postgres => None,
-        };
-
-        if let Some(dir) = &inflight {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            set_mode(dir, 0o700);
-        }
         let lock_file = match backend {
             Backend::Sqlite => sqlite_path(url).map(|p| {
                 let mut name = p.into_os_string();
@@ -202,7 +192,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            inflight,
+            inflight: None,
             lock_file,
         })
     }
@@ -226,8 +216,8 @@ impl Store {
     /// markers live on this machine (`database.state_dir`): with several
     /// daemons on one PostgreSQL, a `committing` row whose marker is not
     /// here was left by a daemon on another machine. None for an in-memory
-    /// register, and on PostgreSQL for a store opened without the settings
-    /// (commands that never send).
+    /// register, and for a store opened without the settings (commands
+    /// that never send).
     pub fn inflight_marker(&self, outbox_id: i64) -> Option<std::path::PathBuf> {
         self.inflight
             .as_ref()
@@ -237,9 +227,7 @@ impl Store {
     /// The markers' folder as configured (`database.state_dir`); it is
     /// created, owner-only, when the first marker is written.
     pub fn with_marker_dir(mut self, dir: Option<std::path::PathBuf>) -> Store {
-        if dir.is_some() {
-            self.inflight = dir;
-        }
+        self.inflight = dir;
         self
     }
 

@@ -117,12 +117,8 @@ async fn keep(
     mut stop: watch::Receiver<bool>,
     lost: watch::Sender<bool>,
 ) -> crate::store::MailboxLock {
-    // Nothing to look at (a file lock): no wake-ups while idle.
-    let look = if lock.can_be_lost() {
-        LOCK_LOOK
-    } else {
-        Duration::from_secs(24 * 3600)
-    };
+    // A file lock cannot be lost: nothing to look at, no wake-ups.
+    let look = lock.can_be_lost();
     loop {
         if *stop.borrow() {
             let _ = lost.send(true);
@@ -130,7 +126,7 @@ async fn keep(
         }
         tokio::select! {
             _ = stop.changed() => {}
-            _ = tokio::time::sleep(look) => {
+            _ = tokio::time::sleep(LOCK_LOOK), if look => {
                 if !lock.held().await {
                     let _ = lost.send(true);
                     return lock;
