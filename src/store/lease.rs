@@ -75,21 +75,13 @@ impl Store {
                     .open(path)
                     .with_context(|| format!("cannot open the lock file {}", path.display()))?;
                 super::set_mode(path, 0o600);
-                // flock(2): std's File::try_lock needs Rust 1.89, above
-                // the crate's rust-version.
-                use std::os::fd::AsRawFd;
-                // SAFETY: flock on a descriptor this function owns.
-                let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-                if r == 0 {
-                    return Ok(Some(MailboxLock {
+                match try_flock(&file) {
+                    Ok(true) => Ok(Some(MailboxLock {
                         inner: Inner::File(file),
-                    }));
+                    })),
+                    Ok(false) => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
                 }
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                    return Ok(None);
-                }
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
     }
@@ -129,6 +121,24 @@ impl MailboxLock {
                 .await;
             let _ = conn.close().await;
         }
+    }
+}
+
+/// An exclusive `flock(2)` on `file`, without waiting: false when another
+/// open file holds it. The system drops it when the file is closed or its
+/// process dies (a `kill -9` included). (std's `File::try_lock` needs Rust
+/// 1.89, above the crate's rust-version.)
+pub(crate) fn try_flock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor that `file` keeps open for the call.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        true => Ok(false),
+        false => Err(e),
     }
 }
 

@@ -20,6 +20,7 @@ pub use cases::{
     open_case_counts, refers_to_kind, sent_since, sent_to, set_concerns, thread_match, update_case,
     AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
 };
+pub(crate) use lease::try_flock;
 pub use lease::MailboxLock;
 pub use outbox::{enqueue, NewOutMail, OutboxChange, OutboxRow};
 pub use privacy::{

@@ -77,6 +77,20 @@ pub enum OutboxChange<'a> {
     /// The final dot is about to be written; false: the lease `until` is
     /// no longer ours.
     Committing { id: i64, until: Timestamp },
+    /// The lease `held` (still ours) now runs to `until`; false: taken
+    /// over.
+    Renew {
+        id: i64,
+        held: Timestamp,
+        until: Timestamp,
+    },
+    /// The lease `held` is given back unused: the row is as it was before
+    /// (`status`, its attempt not counted) and due at once.
+    Release {
+        id: i64,
+        held: Timestamp,
+        status: OutboxStatus,
+    },
     /// Sent; for an acknowledgement also the case. A row already marked is
     /// left alone (false).
     Sent { row: &'a OutboxRow, at: Timestamp },
@@ -102,6 +116,25 @@ impl OutboxChange<'_> {
             )
             .bind(id)
             .bind(db_time(until))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+            OutboxChange::Renew { id, held, until } => sqlx::query(
+                "UPDATE outbox SET lease_until = $3 WHERE id = $1 AND status = 'sending' AND lease_until = $2",
+            )
+            .bind(id)
+            .bind(db_time(held))
+            .bind(db_time(until))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+            OutboxChange::Release { id, held, status } => sqlx::query(
+                "UPDATE outbox SET status = $3, lease_until = NULL, attempts = attempts - 1 \
+                 WHERE id = $1 AND status = 'sending' AND lease_until = $2",
+            )
+            .bind(id)
+            .bind(db_time(held))
+            .bind(status.as_str())
             .execute(&mut **tx)
             .await?
             .rows_affected(),
@@ -220,6 +253,23 @@ impl Store {
         Ok(())
     }
 
+    /// The sweep's claim on a sent row whose copy is missing, until
+    /// `until`: false if another daemon's sweep has it (or it is copied),
+    /// so that two sweeps never copy one mail twice.
+    pub async fn claim_uncopied(&self, id: i64, now: Timestamp, until: Timestamp) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE outbox SET lease_until = $3 WHERE id = $1 AND status = 'sent' \
+             AND copied_to_sent = 0 AND (lease_until IS NULL OR lease_until < $2)",
+        )
+        .bind(id)
+        .bind(db_time(now))
+        .bind(db_time(until))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     pub async fn mark_copied(&self, id: i64) -> Result<()> {
         self.in_tx(OutboxChange::Copied { id }).await.map(|_| ())
     }
@@ -329,17 +379,24 @@ impl Store {
         Ok(true)
     }
 
-    /// Sent rows whose copy in the Sent folder is still missing.
-    /// Sent before `before` and still without a copy in Sent. The worker
-    /// that sent a row copies it at once itself; only what it could not
-    /// copy is left for this sweep (so two daemons do not copy one mail
-    /// twice).
-    pub async fn uncopied_sent(&self, before: Timestamp, limit: i64) -> Result<Vec<Uncopied>> {
+    /// Sent rows whose copy in the Sent folder is still missing: sent
+    /// before `before`, and not claimed by a sweep at `now`
+    /// ([`Store::claim_uncopied`]). The worker that sent a row copies it
+    /// itself at the end of its round; only what it could not copy is left
+    /// for the sweep.
+    pub async fn uncopied_sent(
+        &self,
+        before: Timestamp,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Uncopied>> {
         let rows = sqlx::query(
             "SELECT id, kind, message_id, raw, sent_at FROM outbox \
-             WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 ORDER BY id LIMIT $2",
+             WHERE status = 'sent' AND copied_to_sent = 0 AND sent_at < $1 \
+             AND (lease_until IS NULL OR lease_until < $2) ORDER BY id LIMIT $3",
         )
         .bind(db_time(before))
+        .bind(db_time(now))
         .bind(limit)
         .fetch_all(self.pool())
         .await?;

@@ -1,14 +1,22 @@
 //! The outbox worker: the only way mail leaves klachtd.
 //!
 //! Per row: take a lease (status `sending`), run the SMTP transaction up to
-//! the final dot, record `committing`, write the dot, mark `sent`, then put a
-//! copy in the Sent folder (see `mail::smtp` for why this order makes a
-//! restart safe). After a crash:
-//! - a row in `sending` never reached the server's end of data: it is sent
-//!   again (after a look in the Sent folder, which would hold it if some
-//!   earlier version or worker had finished it);
-//! - a row in `committing` had its final dot handed to the kernel: it counts
-//!   as sent and only its copy in Sent is completed.
+//! the final dot, make the row's in-flight marker (locked, empty, durable;
+//! see [`marker`]), write one byte to it, write the dot, mark `sent`, then
+//! put a copy in the Sent folder (see `mail::smtp` for why this order makes
+//! a restart safe). Where daemons on several machines share the register
+//! (PostgreSQL), whose markers are out of each other's sight, the row is
+//! also recorded `committing` right before the dot. After a crash:
+//! - a marker holding its byte: the final dot was handed to the kernel; the
+//!   row counts as sent and only its copy in Sent is completed;
+//! - an empty marker, or none on a single machine: the dot never went; the
+//!   row is sent again (for a row in `sending` with no marker, after a look
+//!   in the Sent folder, which would hold it if some earlier version had
+//!   finished it);
+//! - a locked marker: a live worker here is sending it; it is left alone;
+//! - a `committing` row with no marker here (PostgreSQL): another machine's
+//!   daemon knows; it gets [`FOREIGN_GRACE`] to settle it, after which the
+//!   row counts as sent.
 //!
 //! A refusal of the whole session (no connection, or a refusal before any
 //! recipient) keeps every row pending and stops the pass: it is about the
@@ -40,6 +48,9 @@ use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::mail::smtp::{AfterDot, LastStep, SendError, Smtp};
 use crate::store::{OutboxChange, OutboxRow};
+
+mod marker;
+use marker::MarkerState;
 
 /// After this many transient failures a row is given up (about two days
 /// with the backoff below).
@@ -74,7 +85,23 @@ struct Sender {
     /// send can take, short enough that a row whose sender crashed is
     /// picked up again soon after a restart.
     lease: SignedDuration,
+    /// Sent, their "sent" records on their way to the register: settled
+    /// (waited for, markers removed, counted) at the end of each chunk.
+    pending: Vec<PendingSent>,
 }
+
+/// A sent row whose "sent" record is being committed.
+struct PendingSent {
+    row: OutboxRow,
+    marker: Option<PathBuf>,
+    answer: Answer,
+}
+
+/// Rows a sender leases in one go: their leases are committed together,
+/// and their "sent" records are waited for together at the end, so a
+/// sender waits for the register about twice per chunk instead of twice
+/// per mail.
+const CHUNK: usize = 8;
 
 /// Where copies of sent mail are kept: one IMAP session (opened when
 /// first needed), shared by the senders.
@@ -110,6 +137,7 @@ impl Outbox {
                 ),
                 copier: copier.clone(),
                 lease,
+                pending: Vec::new(),
             })
             .collect();
         Outbox {
@@ -201,16 +229,23 @@ impl Sender {
         most: usize,
     ) -> Result<usize> {
         let mut handled = 0;
-        for _ in 0..most {
-            if halt.load(Ordering::Relaxed) {
+        let mut left = most;
+        while left > 0 && !halt.load(Ordering::Relaxed) {
+            let chunk: Vec<OutboxRow> = match queue.lock() {
+                Ok(mut q) => {
+                    let n = q.len().min(CHUNK).min(left);
+                    q.drain(..n).collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            if chunk.is_empty() {
                 break;
             }
-            let Some(row) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                break;
-            };
-            match self.handle(&row).await {
-                Ok(true) => handled += 1,
-                Ok(false) => {}
+            left -= chunk.len();
+            let done = self.handle_chunk(&chunk, halt).await;
+            let settled = self.settle_pending().await;
+            match done.and_then(|n| settled.map(|()| n)) {
+                Ok(n) => handled += n,
                 Err(e) => {
                     halt.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -220,30 +255,126 @@ impl Sender {
         Ok(handled)
     }
 
-    /// One due row: finished when an earlier send was cut off after its
-    /// final dot, else leased and sent. False: another worker has it.
-    async fn handle(&mut self, row: &OutboxRow) -> Result<bool> {
-        if row.status == OutboxStatus::Committing {
-            self.finish_interrupted(row).await?;
-            return Ok(true);
-        }
+    /// Leases the chunk's rows together, then handles each: finished when
+    /// an earlier send was cut off after its final dot, else sent. Rows
+    /// another worker has are skipped. Returns how many were handled; on
+    /// an error (or another sender's) the leases of the rows not reached
+    /// are given back.
+    async fn handle_chunk(&mut self, chunk: &[OutboxRow], halt: &AtomicBool) -> Result<usize> {
         let now = self.app.clock.now();
-        let until = now.checked_add(self.lease).unwrap_or(now);
-        let t = Instant::now();
-        let leased = self
-            .recorder
-            .change(Change::Lease {
-                id: row.id,
-                now,
-                until,
-            })
-            .await?;
-        self.app.metrics.stage("outbox_db", t);
-        if !leased {
-            return Ok(false);
+        // Twice a single send's lease: the later rows of the chunk start
+        // after the earlier ones; one whose lease is half gone by its turn
+        // is renewed first (`handle`).
+        let length = self.lease * 2;
+        let lease = Lease {
+            until: now.checked_add(length).unwrap_or(now),
+            taken: Instant::now(),
+            length,
+        };
+        let mut answers = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            answers.push(match row.status {
+                OutboxStatus::Committing => None,
+                _ => Some(self.recorder.submit(Change::Lease {
+                    id: row.id,
+                    now,
+                    until: lease.until,
+                })?),
+            });
         }
-        self.send_one(row, until).await?;
+        let mut leases = Vec::with_capacity(chunk.len());
+        for answer in answers {
+            leases.push(match answer {
+                Some(a) => Some(a.wait().await?),
+                None => None,
+            });
+        }
+        self.app.metrics.stage("outbox_db", lease.taken);
+        let mut handled = 0;
+        for (i, (row, leased)) in chunk.iter().zip(&leases).enumerate() {
+            if halt.load(Ordering::Relaxed) {
+                self.give_back(&chunk[i..], &leases[i..], lease.until).await;
+                break;
+            }
+            let result = match leased {
+                None => self.finish_interrupted(row).await.map(|()| true),
+                Some(false) => Ok(false),
+                Some(true) => self.handle(row, lease).await,
+            };
+            match result {
+                Ok(true) => handled += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    self.give_back(&chunk[i + 1..], &leases[i + 1..], lease.until)
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// A leased row: its lease renewed if half of it is gone, then sent.
+    /// False: the row was taken over meanwhile.
+    async fn handle(&mut self, row: &OutboxRow, mut lease: Lease) -> Result<bool> {
+        if lease.taken.elapsed() >= Duration::try_from(self.lease).unwrap_or_default() {
+            let now = self.app.clock.now();
+            let renewed = Lease {
+                until: now.checked_add(self.lease).unwrap_or(now),
+                taken: Instant::now(),
+                length: self.lease,
+            };
+            let change = Change::Renew {
+                id: row.id,
+                held: lease.until,
+                until: renewed.until,
+            };
+            if !self.recorder.change(change).await? {
+                return Ok(false);
+            }
+            lease = renewed;
+        }
+        self.send_one(row, lease).await?;
         Ok(true)
+    }
+
+    /// Leases this sender will not use after all (the pass stopped): the
+    /// rows are due again at once, as they were.
+    async fn give_back(&self, rows: &[OutboxRow], leased: &[Option<bool>], until: Timestamp) {
+        for (row, leased) in rows.iter().zip(leased) {
+            if *leased != Some(true) {
+                continue;
+            }
+            let change = Change::Release {
+                id: row.id,
+                held: until,
+                status: row.status,
+            };
+            if let Err(e) = self.recorder.change(change).await {
+                tracing::debug!(outbox_id = row.id, error = %format!("{e:#}"), "lease not given back; the row is sent once it runs out");
+            }
+        }
+    }
+
+    /// Waits for the "sent" records of the chunk, then removes their
+    /// markers and counts them. The first failure is returned (its row's
+    /// marker stays and settles it after a restart).
+    async fn settle_pending(&mut self) -> Result<()> {
+        let t = Instant::now();
+        let mut first_error = None;
+        for p in std::mem::take(&mut self.pending) {
+            match p.answer.wait().await {
+                Ok(_) => {
+                    marker::remove(p.marker);
+                    self.counted_sent(&p.row).await;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.app.metrics.stage("outbox_db", t);
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn already_sent(&mut self, kind: OutboxKind, message_id: &str) -> Result<bool> {
@@ -307,21 +438,45 @@ impl Copier {
         done
     }
 
-    /// Sent mail whose copy to the Sent folder failed earlier.
+    /// Sent mail whose copy to the Sent folder failed earlier, or whose
+    /// daemon died before it kept the copy. Each row is claimed first (the
+    /// sweeps of several daemons see the same rows), and looked for where
+    /// it belongs (a daemon may have died between keeping the copy and
+    /// recording it).
     async fn copy_missing(&mut self) {
-        let Ok(rows) = self
-            .app
-            .store
-            .uncopied_sent(self.app.clock.now() - SignedDuration::from_mins(1), 20)
+        let store = self.app.store.clone();
+        let now = self.app.clock.now();
+        let Ok(rows) = store
+            .uncopied_sent(now - SignedDuration::from_mins(1), now, 20)
             .await
         else {
             return;
         };
         for row in rows {
-            match self
-                .copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
-                .await
-            {
+            match store.claim_uncopied(row.id, now, now + SWEEP_CLAIM).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::debug!(outbox_id = row.id, error = %format!("{e:#}"), "copy to Sent not claimed");
+                    return;
+                }
+            }
+            let copied = match self.app.settings.imap.sent_copy {
+                true => match self.already_sent(row.kind, &row.message_id).await {
+                    Ok(true) => Ok(true),
+                    Ok(false) => {
+                        self.copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                // The provider filed it: taken out of Sent where needed.
+                false => {
+                    self.copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
+                        .await
+                }
+            };
+            match copied {
                 Ok(true) => {
                     let _ = self.app.store.mark_copied(row.id).await;
                 }
@@ -461,8 +616,12 @@ impl Sender {
         let store = self.app.store.clone();
         let now = self.app.clock.now();
         let marker = store.inflight_marker(row.id);
-        let state = marker.as_deref().map(marker_state);
+        let state = marker.as_deref().map(marker::inspect);
         match state {
+            Some(MarkerState::Busy) => {
+                tracing::info!(outbox_id = row.id, kind = %row.kind, "another worker on this machine is sending it now; looking again later");
+                return store.defer_interrupted(row.id, now + BUSY_AGAIN).await;
+            }
             Some(MarkerState::Empty) => {
                 tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
                 return store.reset_interrupted(row.id, now).await;
@@ -483,8 +642,16 @@ impl Sender {
                 tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
             }
         }
-        let first = store.mark_sent(row, now).await?;
-        remove_marker(marker);
+        self.settle_as_sent(row, marker).await
+    }
+
+    /// A row whose final dot went out but whose worker died before it
+    /// recorded so: marked sent, and copied where its copy is kept unless
+    /// it is there already.
+    async fn settle_as_sent(&mut self, row: &OutboxRow, marker: Option<PathBuf>) -> Result<()> {
+        let store = self.app.store.clone();
+        let first = store.mark_sent(row, self.app.clock.now()).await?;
+        marker::remove(marker);
         if !first {
             // Another worker settled it meanwhile, copy and all.
             return Ok(());
@@ -503,8 +670,9 @@ impl Sender {
         Ok(())
     }
 
-    async fn send_one(&mut self, row: &OutboxRow, lease_until: Timestamp) -> Result<()> {
+    async fn send_one(&mut self, row: &OutboxRow, lease: Lease) -> Result<()> {
         let store = self.app.store.clone();
+        let lease_until = lease.until;
         if row.status == OutboxStatus::Sending
             && self.settle_earlier_attempt(row, lease_until).await?
         {
@@ -516,13 +684,7 @@ impl Sender {
             Err(e) => return self.on_permanent(row, lease_until, &e.to_string()).await,
         };
         let marker = store.inflight_marker(row.id);
-        let commit = commit_step(
-            &self.app,
-            &self.recorder,
-            marker.clone(),
-            row.id,
-            lease_until,
-        );
+        let commit = commit_step(&self.app, &self.recorder, marker.clone(), row.id, lease);
         let t = Instant::now();
         let sent = self.smtp.send(from, &to, &row.raw, commit).await;
         self.app.metrics.stage("outbox_smtp", t);
@@ -530,14 +692,14 @@ impl Sender {
             Ok(()) => self.on_sent(row, marker).await,
             Err(SendError::Unconfirmed(e)) => self.on_unconfirmed(row, marker, &e).await,
             Err(SendError::Permanent(e)) => {
-                remove_marker(marker);
+                marker::remove(marker);
                 tracing::warn!(outbox_id = row.id, kind = %row.kind, "mail refused permanently; the reason (it may name the recipient) is kept with the outbox row and on the case's timeline, and logged at debug");
                 tracing::debug!(outbox_id = row.id, kind = %row.kind, error = %e, "mail refused permanently");
                 self.on_permanent(row, lease_until, &e).await
             }
             Err(SendError::Transient(e)) => self.on_transient(row, lease_until, &e).await,
             Err(SendError::Session(e)) => {
-                remove_marker(marker);
+                marker::remove(marker);
                 self.on_session_refused(row, lease_until, &e).await
             }
         }
@@ -586,6 +748,25 @@ impl Sender {
     /// be read, wait rather than risk a second copy (true as well).
     async fn settle_earlier_attempt(&mut self, row: &OutboxRow, until: Timestamp) -> Result<bool> {
         let store = self.app.store.clone();
+        // On one machine the marker knows (see `commit_step`).
+        if let Some(path) = store.inflight_marker(row.id) {
+            match marker::inspect(&path) {
+                MarkerState::Busy => {
+                    tracing::info!(outbox_id = row.id, kind = %row.kind, "another worker on this machine is sending it now; leaving it to that worker");
+                    return Ok(true);
+                }
+                MarkerState::Written => {
+                    tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
+                    self.settle_as_sent(row, Some(path)).await?;
+                    return Ok(true);
+                }
+                MarkerState::Empty => {
+                    tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
+                    return Ok(false);
+                }
+                MarkerState::Missing => {}
+            }
+        }
         match self.already_sent(row.kind, &row.message_id).await {
             Ok(true) => {
                 tracing::info!(outbox_id = row.id, kind = %row.kind, "found in Sent after an interrupted attempt; not sending again");
@@ -605,65 +786,71 @@ impl Sender {
         }
     }
 
-    /// The server took the mail: record it, then put the copy in Sent,
+    /// The server took the mail: record it (waited for with the rest of
+    /// the chunk, `settle_pending`), and keep its copy where it belongs,
     /// which is also the evidence a restart looks for.
     async fn on_sent(&mut self, row: &OutboxRow, marker: Option<PathBuf>) -> Result<()> {
-        let store = self.app.store.clone();
-        let t = Instant::now();
         let at = self.app.clock.now();
-        let marked = self
-            .recorder
-            .change(Change::Sent {
-                row: Box::new(row.clone()),
-                at,
-            })
-            .await;
-        self.app.metrics.stage("outbox_db", t);
-        if marked.is_ok() {
-            remove_marker(marker);
-        }
-        let now = self.app.clock.now();
+        let answer = self.recorder.submit(Change::Sent {
+            row: Box::new(row.clone()),
+            at,
+        })?;
         // Plain copies wait for the end of the round, to go in one
         // MULTIAPPEND with the others (see `Copier::copy_all`).
         if self.app.settings.imap.sent_copy {
             if let Ok(mut later) = self.later.lock() {
                 later.push((row.id, row.kind, row.raw.clone()));
             }
+            self.pending.push(PendingSent {
+                row: row.clone(),
+                marker,
+                answer,
+            });
+            return Ok(());
         }
-        let copied = match self.app.settings.imap.sent_copy {
-            true => Ok(false),
-            false => {
-                self.copy_to_sent(row.kind, &row.message_id, &row.raw, now)
-                    .await
-            }
-        };
-        match copied {
+        // The provider files it: taken out of Sent once it is recorded.
+        let t = Instant::now();
+        let marked = answer.wait().await;
+        self.app.metrics.stage("outbox_db", t);
+        marked?;
+        marker::remove(marker);
+        match self
+            .copy_to_sent(row.kind, &row.message_id, &row.raw, at)
+            .await
+        {
             Ok(true) => {
                 let t = Instant::now();
                 self.recorder.change(Change::Copied { id: row.id }).await?;
                 self.app.metrics.stage("outbox_db", t);
             }
             Ok(false) => {
-                tracing::debug!(outbox_id = row.id, "sent; its copy is kept at the end of the round, or once the provider has filed it")
+                tracing::debug!(
+                    outbox_id = row.id,
+                    "sent; its copy is kept once the provider has filed it"
+                )
             }
             Err(e) => {
                 tracing::warn!(outbox_id = row.id, error = %format!("{e:#}"), "sent, but no copy in the Sent folder yet")
             }
         }
-        marked?;
+        self.counted_sent(row).await;
+        Ok(())
+    }
+
+    /// A row recorded sent: logged and counted.
+    async fn counted_sent(&self, row: &OutboxRow) {
         tracing::info!(outbox_id = row.id, kind = %row.kind, "mail sent");
         self.app.metrics.sent(row.kind.as_str());
         // The latency needs the case's arrival: one more query per
         // acknowledgement, so only when the metrics are served.
         let served = self.app.settings.metrics_listen.is_some();
         if let (true, OutboxKind::Ack, Some(case_id)) = (served, row.kind, row.case_id) {
-            if let Ok(Some(case)) = store.case_by_id(case_id).await {
+            if let Ok(Some(case)) = self.app.store.case_by_id(case_id).await {
                 self.app
                     .metrics
                     .ack_accepted(case.received_at, self.app.clock.now());
             }
         }
-        Ok(())
     }
 
     /// No answer after the final dot: counted as sent (a second copy is
@@ -677,7 +864,7 @@ impl Sender {
         let store = self.app.store.clone();
         tracing::warn!(outbox_id = row.id, kind = %row.kind, error = %e, "no confirmation after the final dot; counted as sent");
         store.mark_sent(row, self.app.clock.now()).await?;
-        remove_marker(marker);
+        marker::remove(marker);
         let Some(case_id) = row.case_id else {
             return Ok(());
         };
@@ -739,6 +926,16 @@ enum Change {
         id: i64,
         until: Timestamp,
     },
+    Renew {
+        id: i64,
+        held: Timestamp,
+        until: Timestamp,
+    },
+    Release {
+        id: i64,
+        held: Timestamp,
+        status: OutboxStatus,
+    },
     Sent {
         row: Box<OutboxRow>,
         at: Timestamp,
@@ -759,6 +956,16 @@ impl Change {
             Change::Committing { id, until } => OutboxChange::Committing {
                 id: *id,
                 until: *until,
+            },
+            Change::Renew { id, held, until } => OutboxChange::Renew {
+                id: *id,
+                held: *held,
+                until: *until,
+            },
+            Change::Release { id, held, status } => OutboxChange::Release {
+                id: *id,
+                held: *held,
+                status: *status,
             },
             Change::Sent { row, at } => OutboxChange::Sent { row, at: *at },
             Change::Copied { id } => OutboxChange::Copied { id: *id },
@@ -813,11 +1020,33 @@ impl Recorder {
     /// Makes the change and waits until it is committed. False: see
     /// [`OutboxChange`] (the row is not, or no longer, ours).
     async fn change(&self, change: Change) -> Result<bool> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || anyhow!("the outbox's recorder has stopped");
-        self.0.send((change, reply)).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(|e| anyhow!(e))
+        self.submit(change)?.wait().await
     }
+
+    /// Hands the change over; [`Answer::wait`] tells when it is committed.
+    /// Changes handed over one after the other, before any is waited for,
+    /// go into one transaction (up to [`GROUP`]).
+    fn submit(&self, change: Change) -> Result<Answer> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.0.send((change, reply)).map_err(|_| recorder_gone())?;
+        Ok(Answer(answer))
+    }
+}
+
+/// A change handed to the [`Recorder`], not yet known to be committed.
+struct Answer(tokio::sync::oneshot::Receiver<Result<bool, String>>);
+
+impl Answer {
+    async fn wait(self) -> Result<bool> {
+        self.0
+            .await
+            .map_err(|_| recorder_gone())?
+            .map_err(|e| anyhow!(e))
+    }
+}
+
+fn recorder_gone() -> anyhow::Error {
+    anyhow!("the outbox's recorder has stopped")
 }
 
 /// How long a `committing` row whose marker is on another machine waits
@@ -825,55 +1054,78 @@ impl Recorder {
 /// a daemon here counts it as sent.
 const FOREIGN_GRACE: SignedDuration = SignedDuration::from_mins(10);
 
-enum MarkerState {
-    /// Not here: never made (SQLite), or made on another machine.
-    Missing,
-    /// Made, but its byte was never written: neither was the dot.
-    Empty,
-    /// Its byte was written right before the final dot.
-    Written,
+/// How long the sweep's claim on a row whose copy is missing lasts: the
+/// sweep of another daemon leaves the row alone meanwhile.
+const SWEEP_CLAIM: SignedDuration = SignedDuration::from_mins(2);
+
+/// When a row another worker here is sending is looked at again.
+const BUSY_AGAIN: SignedDuration = SignedDuration::from_secs(30);
+
+/// This worker's lease on a row: its end as the register has it, and its
+/// start and length by this process's monotonic clock.
+#[derive(Clone, Copy)]
+struct Lease {
+    until: Timestamp,
+    taken: Instant,
+    length: SignedDuration,
 }
 
-fn marker_state(marker: &std::path::Path) -> MarkerState {
-    match std::fs::metadata(marker) {
-        Ok(m) if m.len() > 0 => MarkerState::Written,
-        Ok(_) => MarkerState::Empty,
-        Err(_) => MarkerState::Missing,
+impl Lease {
+    /// Still ours by both clocks: the wall clock, by which another worker
+    /// would take the row over, and the monotonic one, which a wall
+    /// clock set back cannot fool.
+    fn still_ours(&self, now: Timestamp) -> bool {
+        let held = Duration::try_from(self.length).unwrap_or(Duration::ZERO);
+        now < self.until && self.taken.elapsed() < held
     }
 }
 
-/// The step the SMTP client runs just before the final dot: the marker
-/// file is opened, empty, and made durable (file and directory entry
-/// fsynced) before the row is marked committing; the last step is then a
-/// single one-byte write to an open file, the shortest thing that can
-/// stand before the dot (creating a file there left a window of tens of
-/// microseconds in which a kill lost the mail). Right after the dot the
-/// byte is fsynced: against power loss, not before the dot, where an fsync
-/// (milliseconds) would widen the window in which a kill loses the mail.
-/// What remains: power lost in the milliseconds between the dot and that
-/// fsync leaves an empty marker, and the mail is sent again.
+/// The step the SMTP client runs just before the final dot. The marker
+/// file is made, locked, empty and durable (see [`marker`]); the last
+/// step is then a single one-byte write to an open file, the shortest
+/// thing that can stand before the dot (creating a file there left a
+/// window of tens of microseconds in which a kill lost the mail). Right
+/// after the dot the byte is fsynced: against power loss, not before the
+/// dot, where an fsync (milliseconds) would widen the window in which a
+/// kill loses the mail. What remains: power lost in the milliseconds
+/// between the dot and that fsync leaves an empty marker, and the mail is
+/// sent again.
+///
+/// Is the row still ours? With one machine (SQLite) the marker settles
+/// that without the register: a worker that takes a row over does so only
+/// after this lease ran out by the clock, and then finds this marker
+/// locked (we are alive: it leaves the row to us) or, once we are gone,
+/// empty or written. So a lease still ours by the clock once the marker
+/// is locked stays safe to the dot. Where daemons on other machines share
+/// the register (PostgreSQL), whose markers are out of sight, the row is
+/// recorded `committing` first, checked against the lease in the
+/// register; with no marker folder at all, likewise.
 async fn commit_step(
     app: &App,
     recorder: &Recorder,
     marker: Option<PathBuf>,
     id: i64,
-    lease_until: Timestamp,
+    lease: Lease,
 ) -> Result<LastStep> {
     let t = Instant::now();
-    let file = match &marker {
-        Some(m) => Some(durable_empty_file(m)?),
-        None => None,
-    };
+    let file = marker.as_deref().map(marker::open_for_send).transpose()?;
     app.metrics.stage("outbox_marker", t);
-    let t = Instant::now();
-    let ours = recorder
-        .change(Change::Committing {
-            id,
-            until: lease_until,
-        })
-        .await?;
-    anyhow::ensure!(ours, "outbox row {id} is no longer leased to this worker");
-    app.metrics.stage("outbox_db", t);
+    if file.is_some() && !app.store.shared_by_machines() {
+        anyhow::ensure!(
+            lease.still_ours(app.clock.now()),
+            "outbox row {id}: its lease ran out before the final dot"
+        );
+    } else {
+        let t = Instant::now();
+        let ours = recorder
+            .change(Change::Committing {
+                id,
+                until: lease.until,
+            })
+            .await?;
+        anyhow::ensure!(ours, "outbox row {id} is no longer leased to this worker");
+        app.metrics.stage("outbox_db", t);
+    }
     let last: LastStep = Box::new(move || match file {
         Some(mut f) => {
             use std::io::Write;
@@ -891,61 +1143,10 @@ async fn commit_step(
     Ok(last)
 }
 
-/// Creates `path` empty and fsyncs it and its directory, so that after a
-/// power loss it exists if the row it stands for is `committing`.
-/// The markers' folder is made (owner-only) when the first is written.
-fn durable_empty_file(path: &std::path::Path) -> Result<std::fs::File> {
-    let f = match std::fs::File::create(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            make_marker_dir(path)?;
-            std::fs::File::create(path)
-        }
-        other => other,
-    }
-    .with_context(|| format!("cannot create {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot fsync {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot fsync {}", dir.display()))?;
-    }
-    Ok(f)
-}
-
-fn make_marker_dir(marker: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let Some(dir) = marker.parent() else {
-        return Ok(());
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| {
-            format!(
-                "cannot create the folder for in-flight markers {} (database.state_dir)",
-                dir.display()
-            )
-        })?;
-    if let Some(up) = dir.parent() {
-        std::fs::File::open(up)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot fsync {}", up.display()))?;
-    }
-    Ok(())
-}
-
 /// Another worker took the row over (our lease ran out): its state is
 /// theirs to set.
 fn lost_lease(row: &OutboxRow) {
     tracing::warn!(outbox_id = row.id, kind = %row.kind, "the outbox row's lease ran out and another worker took it over; leaving its state to that worker");
-}
-
-fn remove_marker(marker: Option<PathBuf>) {
-    if let Some(m) = marker {
-        let _ = std::fs::remove_file(m);
-    }
 }
 
 /// Sends everything due now (for `run --once`).

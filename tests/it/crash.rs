@@ -267,7 +267,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing_and_sends_nothing_twice() 
 fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_written() {
     let w = World::new();
     let url = format!("sqlite://{}", w.db().display());
-    let got = cut_off_sends(&w, &url, &[]);
+    let got = cut_off_sends(&w, &url, &[], "committing");
     assert_eq!(
         got,
         [
@@ -276,6 +276,124 @@ fn a_send_cut_off_after_committing_is_repeated_exactly_when_its_dot_was_never_wr
             ("written", Settled::CountedAsSent),
         ]
     );
+}
+
+/// On one machine (SQLite) a send records nothing in the register between
+/// its lease and "sent": the marker alone tells. A row left `sending` is
+/// sent again when its marker is missing (after a look in Sent) or empty,
+/// counted as sent when the marker holds its byte, and left alone while a
+/// live worker holds the marker's lock (here: the test itself).
+#[test]
+fn a_send_cut_off_on_one_machine_is_settled_by_its_marker_alone() {
+    let w = World::new();
+    let url = format!("sqlite://{}", w.db().display());
+    let got = cut_off_sends(&w, &url, &[], "sending");
+    assert_eq!(
+        got,
+        [
+            ("none", Settled::SentAgain),
+            ("empty", Settled::SentAgain),
+            ("written", Settled::CountedAsSent),
+            ("busy", Settled::LeftToItsWorker),
+        ]
+    );
+}
+
+/// A daemon killed after it sent mail but before it kept (or recorded) the
+/// copies in Sent leaves rows `sent` without a copy. The sweep of every
+/// surviving daemon sees them: each row is claimed by one sweep, and a copy
+/// that is already there (kept, not recorded) is not kept twice.
+#[test]
+fn a_copy_left_behind_is_kept_once_however_many_sweeps_look() {
+    use klachtd::domain::event::OutboxKind;
+    use klachtd::store::{enqueue, NewOutMail, Store};
+
+    let w = World::new();
+    let url = format!("sqlite://{}", w.db().display());
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    let names = ["missing", "kept"];
+    let ids: Vec<String> = names.iter().map(|n| unique_id(n)).collect();
+    let clients: Vec<String> = names.iter().map(|n| w.client(n)).collect();
+    let raws: Vec<String> = clients
+        .iter()
+        .zip(&ids)
+        .map(|(to, id)| {
+            format!(
+                "From: 31Solutions <{}>\r\nTo: <{}>\r\nSubject: test\r\nMessage-ID: {id}\r\n\
+                 Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nX-Klachtd-Kind: test\r\n\r\nHallo.\r\n",
+                w.info, to
+            )
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows: Vec<i64> = rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for ((raw, id), to) in raws.iter().zip(&ids).zip(&clients) {
+            let m = NewOutMail {
+                message_id: id,
+                case_id: None,
+                kind: OutboxKind::Regulation,
+                recipient: to,
+                raw: raw.as_bytes(),
+            };
+            assert!(enqueue(&mut tx, &m, now).await.unwrap());
+        }
+        tx.commit().await.unwrap();
+        // Sent five minutes ago by a daemon that died before its copies.
+        let sent_at = (now - jiff::SignedDuration::from_mins(5)).to_string();
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, copied_to_sent = 0")
+            .bind(sent_at)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        // Two sweeps look at once: one claim each row.
+        let until = now + jiff::SignedDuration::from_mins(2);
+        let first = store.claim_uncopied(rows[0], now, until).await.unwrap();
+        let second = store.claim_uncopied(rows[0], now, until).await.unwrap();
+        assert_eq!((first, second), (true, false), "one claim per row");
+        // Until the claim runs out, no sweep sees the row.
+        let later = now + jiff::SignedDuration::from_mins(3);
+        let seen = store.uncopied_sent(now, now, 10).await.unwrap();
+        assert_eq!(seen.iter().map(|r| r.id).collect::<Vec<_>>(), [rows[1]]);
+        let seen = store.uncopied_sent(now, later, 10).await.unwrap();
+        assert_eq!(seen.len(), 2, "a claim runs out");
+        rows
+    });
+    // The dead daemon had kept this copy but not recorded it.
+    w.stack
+        .imap_append(&w.info, "Sent", raws[1].as_bytes(), None, &["\\Seen"])
+        .unwrap();
+    // Both sweeps run after the claim above ran out.
+    let later = (now + jiff::SignedDuration::from_mins(3)).to_string();
+    w.run_once_with(&later, &[]);
+    w.run_once_with(&later, &[]);
+    let sent = w.stack.messages(&w.info, "Sent");
+    for id in &ids {
+        let n = sent
+            .iter()
+            .filter(|m| String::from_utf8_lossy(m).contains(id.as_str()))
+            .count();
+        assert_eq!(n, 1, "one copy of {id} in Sent");
+    }
+    let copied: Vec<i64> = rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query_scalar("SELECT copied_to_sent FROM outbox ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    });
+    assert_eq!(copied, [1, 1], "rows {rows:?} recorded as copied");
+    for c in &clients {
+        assert!(
+            w.stack.messages(c, "INBOX").is_empty(),
+            "nothing sent again"
+        );
+    }
 }
 
 /// With several daemons on one PostgreSQL, a `committing` row without a
@@ -290,7 +408,7 @@ fn on_postgresql_a_send_cut_off_on_another_machine_waits_for_it_then_counts_as_s
     let db = rt.block_on(db::TestDb::postgres());
     let w = World::new();
     let env = [("KLACHTD__DATABASE__URL", std::ffi::OsStr::new(&db.url))];
-    let got = cut_off_sends(&w, &db.url, &env);
+    let got = cut_off_sends(&w, &db.url, &env, "committing");
     assert_eq!(
         got,
         [
@@ -310,25 +428,29 @@ enum Settled {
     CountedAsSent,
     /// Not delivered, not in Sent, still `committing`.
     Waiting,
+    /// Not delivered, not in Sent, still `sending`: a live worker has it.
+    LeftToItsWorker,
 }
 
 /// Rows as a killed worker leaves them in `committing` on the register at
 /// `url`: "none" (no marker here, lease long over), "empty" and "written"
 /// (their markers), and on PostgreSQL "recent" (no marker here, lease over
-/// a minute ago). Runs `run --once` and tells what became of each.
+/// a minute ago); with `status` "sending" also "busy" (a marker whose lock
+/// a live worker holds). Runs `run --once` and tells what became of each.
 fn cut_off_sends(
     w: &World,
     url: &str,
     env: &[(&str, &std::ffi::OsStr)],
+    status: &str,
 ) -> Vec<(&'static str, Settled)> {
     use klachtd::domain::event::OutboxKind;
     use klachtd::store::{enqueue, NewOutMail, Store};
 
     let postgres = url.starts_with("postgres");
-    let names: &[&'static str] = if postgres {
-        &["none", "empty", "written", "recent"]
-    } else {
-        &["none", "empty", "written"]
+    let names: &[&'static str] = match (postgres, status) {
+        (_, "sending") => &["none", "empty", "written", "busy"],
+        (true, _) => &["none", "empty", "written", "recent"],
+        (false, _) => &["none", "empty", "written"],
     };
     let clients: Vec<String> = names.iter().map(|n| w.client(n)).collect();
     let ids: Vec<String> = (0..names.len())
@@ -366,7 +488,7 @@ fn cut_off_sends(
             .fetch_all(store.pool())
             .await
             .unwrap();
-        // As a killed worker leaves them: committing, lease run out.
+        // As a killed worker leaves them (`status`), lease run out.
         for (i, id) in rows.iter().enumerate() {
             let lease = if names[i] == "recent" {
                 (now - jiff::SignedDuration::from_mins(1)).to_string()
@@ -374,11 +496,12 @@ fn cut_off_sends(
                 "2000-01-01T00:00:00Z".to_string()
             };
             sqlx::query(
-                "UPDATE outbox SET status = 'committing', attempts = 1, \
+                "UPDATE outbox SET status = $3, attempts = 1, \
                  lease_until = $1, next_attempt_at = '2000-01-01T00:00:00Z' WHERE id = $2",
             )
             .bind(lease)
             .bind(*id)
+            .bind(status)
             .execute(store.pool())
             .await
             .unwrap();
@@ -389,6 +512,17 @@ fn cut_off_sends(
     std::fs::create_dir_all(&markers).unwrap();
     std::fs::write(markers.join(rows[1].to_string()), b"").unwrap();
     std::fs::write(markers.join(rows[2].to_string()), b"1").unwrap();
+    // Held for the run, as a live worker holds the marker of its send.
+    let _busy = names.contains(&"busy").then(|| {
+        let path = markers.join(rows[3].to_string());
+        std::fs::write(&path, b"").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor `f` keeps open.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(r, 0, "the marker locked");
+        f
+    });
 
     let out = w.run_once_with(NOW, env);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -409,7 +543,13 @@ fn cut_off_sends(
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(left.is_empty(), "markers left: {left:?}");
+    let busy: Vec<String> = names
+        .iter()
+        .zip(&rows)
+        .filter(|(n, _)| **n == "busy")
+        .map(|(_, id)| id.to_string())
+        .collect();
+    assert_eq!(left, busy, "markers left");
     names
         .iter()
         .enumerate()
@@ -419,6 +559,7 @@ fn cut_off_sends(
                 (1, 1, "sent") => Settled::SentAgain,
                 (0, 1, "sent") => Settled::CountedAsSent,
                 (0, 0, "committing") => Settled::Waiting,
+                (0, 0, "sending") => Settled::LeftToItsWorker,
                 other => {
                     panic!("{name}: delivered, in Sent, status: {other:?}; klachtd said: {said}")
                 }

@@ -1,0 +1,142 @@
+//! In-flight markers: one file per outbox row being sent, in the folder
+//! `database.state_dir` gives (`Store::inflight_marker`), that tells after
+//! a crash whether the row's final dot was written.
+//!
+//! The worker that sends a row makes its marker, empty and durable, and
+//! holds a lock on it (`flock`) until the dot is written and the byte
+//! fsynced. Right before the dot it writes one byte. So a marker is:
+//! - locked: a live worker on this machine is sending the row; leave it;
+//! - empty and unlocked: its worker died before the dot; send again;
+//! - holding its byte, unlocked: the dot was handed to the kernel; sent.
+//!
+//! The kernel drops a dead process's locks, a `kill -9` included, so the
+//! lock says "alive" without any clock.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::store::try_flock;
+
+pub(super) enum MarkerState {
+    /// Not here: never made, or made on another machine.
+    Missing,
+    /// Made, but its byte was never written: neither was the dot.
+    Empty,
+    /// Its byte was written right before the final dot.
+    Written,
+    /// A live worker on this machine holds it: it is sending the row now.
+    Busy,
+}
+
+/// What the marker at `path` says (see the module's text).
+pub(super) fn inspect(path: &Path) -> MarkerState {
+    let Ok(f) = File::open(path) else {
+        return MarkerState::Missing;
+    };
+    if let Ok(false) = try_flock(&f) {
+        return MarkerState::Busy;
+    }
+    // Another error (a file system without locks): its contents decide.
+    match f.metadata() {
+        Ok(m) if m.len() > 0 => MarkerState::Written,
+        Ok(_) => MarkerState::Empty,
+        Err(_) => MarkerState::Missing,
+    }
+}
+
+/// The marker for a send that is about to reach its final dot: made if
+/// missing, locked (an error if another live worker holds it), emptied,
+/// and made durable with its folder entry, so that after a power loss it
+/// exists whenever the dot may have gone out. The lock lasts as long as
+/// the returned file is open. The markers' folder is made (owner-only)
+/// when the first is written.
+pub(super) fn open_for_send(path: &Path) -> Result<File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    };
+    let f = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_dir(path)?;
+            open()
+        }
+        other => other,
+    }
+    .with_context(|| format!("cannot create {}", path.display()))?;
+    match try_flock(&f) {
+        Ok(true) => {}
+        Ok(false) => bail!("another worker on this machine is sending this mail now"),
+        Err(e) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+    f.set_len(0)
+        .with_context(|| format!("cannot empty {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("cannot fsync {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot fsync {}", dir.display()))?;
+    }
+    Ok(f)
+}
+
+fn make_dir(marker: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = marker.parent() else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "cannot create the folder for in-flight markers {} (database.state_dir)",
+                dir.display()
+            )
+        })?;
+    if let Some(up) = dir.parent() {
+        File::open(up)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot fsync {}", up.display()))?;
+    }
+    Ok(())
+}
+
+pub(super) fn remove(marker: Option<PathBuf>) {
+    if let Some(m) = marker {
+        let _ = std::fs::remove_file(m);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_tells_busy_empty_written_and_missing_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inflight").join("7");
+        assert!(matches!(inspect(&path), MarkerState::Missing));
+        let f = open_for_send(&path).unwrap();
+        assert!(matches!(inspect(&path), MarkerState::Busy));
+        let second = open_for_send(&path).unwrap_err().to_string();
+        assert!(second.contains("another worker"), "{second}");
+        drop(f);
+        assert!(matches!(inspect(&path), MarkerState::Empty));
+        std::fs::write(&path, b"1").unwrap();
+        assert!(matches!(inspect(&path), MarkerState::Written));
+        // Taken again for a new send: emptied.
+        let f = open_for_send(&path).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 0);
+        drop(f);
+        remove(Some(path.clone()));
+        assert!(matches!(inspect(&path), MarkerState::Missing));
+    }
+}
