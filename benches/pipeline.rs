@@ -667,7 +667,8 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
     eprintln!("pipeline: raw IMAP fetch of {n} messages …");
     let raw = raw_fetch(stack, &raw_box, n)?;
     // What the same Postfix accepts from a plain client: as many mails as
-    // klachtd sent, over as many sessions, each an acknowledgement.
+    // klachtd sent, over as many sessions, each an acknowledgement, to as
+    // many mailboxes new to Dovecot as klachtd's acknowledgements went to.
     let sample = clients
         .first()
         .and_then(|c| stack.messages(c, "INBOX").into_iter().next());
@@ -677,7 +678,7 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
                 "pipeline: raw SMTP, {} mails to the same Postfix …",
                 mail_sent.len()
             );
-            raw_smtp(stack, &ack, mail_sent.len(), smtp_sessions())?
+            raw_smtp(stack, &ack, mail_sent.len(), clients.len(), smtp_sessions())?
         }
         _ => Value::Null,
     };
@@ -739,33 +740,46 @@ fn smtp_sessions() -> usize {
 
 /// Sends `n` copies of `mail` to Postfix over `sessions` plain SMTP
 /// sessions at once (one transaction at a time on each, reused, no
-/// PIPELINING), each to a mailbox of its own: how fast this Postfix takes
-/// mail on this machine, the outbox's ceiling. Timed from the first
-/// connect to the last end-of-data reply; delivery to Dovecot goes on
-/// after.
-fn raw_smtp(stack: &MailStack, mail: &[u8], n: usize, sessions: usize) -> R<Value> {
+/// PIPELINING): how fast this Postfix takes mail on this machine, the
+/// outbox's ceiling. As with klachtd's mail, `fresh` of them (every other
+/// one) go each to a mailbox new to Dovecot, as acknowledgements go to
+/// clients, and the rest to one mailbox per session, as notifications go
+/// to a few handlers: Dovecot's delivery of them, which makes the
+/// mailboxes, shares the machine's two cores with Postfix while it takes
+/// more. Timed from the first connect to the last end-of-data reply;
+/// delivery to Dovecot goes on after.
+fn raw_smtp(stack: &MailStack, mail: &[u8], n: usize, fresh: usize, sessions: usize) -> R<Value> {
     let payload = smtp_data(mail);
     let from = stack.fresh_address("raw-from", "31solutions.test");
-    let to: Vec<String> = (0..sessions)
+    let regular: Vec<String> = (0..sessions)
         .map(|_| stack.fresh_address("raw-smtp", "client.test"))
         .collect();
+    // Mail k goes over session k % sessions.
+    let mut recipients: Vec<Vec<String>> = vec![Vec::new(); sessions];
+    for k in 0..n {
+        let s = k % sessions;
+        recipients[s].push(if k % 2 == 0 && k / 2 < fresh {
+            stack.fresh_address("raw-new", "client.test")
+        } else {
+            regular[s].clone()
+        });
+    }
+    let to: Vec<String> = recipients.iter().flatten().cloned().collect();
     let addr = stack.smtp_addr();
     let t = Instant::now();
     let results: Vec<R<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = to
+        let handles: Vec<_> = recipients
             .iter()
-            .enumerate()
-            .map(|(i, rcpt)| {
+            .map(|rcpts| {
                 let (payload, from, addr) = (&payload, &from, &addr);
-                let share = n / sessions + usize::from(i < n % sessions);
                 scope.spawn(move || -> R<usize> {
                     let mut c = Smtp::open(addr)?;
-                    for _ in 0..share {
+                    for rcpt in rcpts {
                         c.start(from, &[rcpt.as_str()], mail)?;
                         c.finish(payload)?;
                     }
                     c.quit();
-                    Ok(share)
+                    Ok(rcpts.len())
                 })
             })
             .collect();
@@ -784,6 +798,7 @@ fn raw_smtp(stack: &MailStack, mail: &[u8], n: usize, sessions: usize) -> R<Valu
     Ok(json!({
         "how": "MAIL, RCPT, DATA, end of data per mail, one transaction at a time per session (std TcpStream client, no PIPELINING)",
         "mails": sent,
+        "new_mailboxes": fresh.min(n.div_ceil(2)),
         "sessions": sessions,
         "bytes_per_mail": mail.len(),
         "seconds": secs,
