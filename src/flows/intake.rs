@@ -141,8 +141,7 @@ pub async fn process_in(
 ) -> Result<Outcome> {
     let now = app.clock.now();
     store::savepoint(tx).await?;
-    // A message that failed before is decided afresh.
-    store::forget_failed(tx, &m.message_id).await?;
+    // A message that failed before is claimed, and decided, afresh.
     if !store::claim_inbound(
         tx,
         &m.message_id,

@@ -467,6 +467,8 @@ pub async fn set_mailbox_state(
 
 /// Claims a message for processing. Returns false when it was processed
 /// before (same Message-ID): the caller then does nothing more with it.
+/// A message whose handling failed before is claimed afresh (its record
+/// taken over), so it is decided again.
 pub async fn claim_inbound(
     tx: &mut Tx,
     message_id: &str,
@@ -478,7 +480,9 @@ pub async fn claim_inbound(
 ) -> Result<bool> {
     let n = sqlx::query(
         "INSERT INTO inbound (message_id, folder, uidvalidity, uid, outcome, at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (message_id) DO NOTHING",
+         ON CONFLICT (message_id) DO UPDATE SET folder = excluded.folder, uidvalidity = excluded.uidvalidity, \
+         uid = excluded.uid, outcome = excluded.outcome, case_id = NULL, at = excluded.at \
+         WHERE inbound.outcome = 'failed'",
     )
     .bind(message_id)
     .bind(folder)
@@ -512,16 +516,6 @@ pub async fn rollback_to_savepoint(tx: &mut Tx) -> Result<()> {
 
 pub async fn release_savepoint(tx: &mut Tx) -> Result<()> {
     sqlx::query("RELEASE SAVEPOINT klachtd_message")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Drops the record of a message whose handling failed, so it is claimed
-/// and decided again.
-pub async fn forget_failed(tx: &mut Tx, message_id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM inbound WHERE message_id = $1 AND outcome = 'failed'")
-        .bind(message_id)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -262,6 +262,36 @@ async fn a_message_is_claimed_only_once(url: &str) {
         claim(&store, "<b@client.test>", 12).await,
         "claim after rollback"
     );
+    // A message whose handling failed is claimed afresh, once, and then
+    // holds like any other.
+    let mut tx = store.begin().await.unwrap();
+    let failed = store::claim_inbound(
+        &mut tx,
+        "<f@client.test>",
+        "INBOX",
+        7,
+        13,
+        "failed",
+        support::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(failed, "first claim, recorded as failed");
+    assert!(
+        claim(&store, "<f@client.test>", 14).await,
+        "a failed message is claimed again"
+    );
+    assert!(
+        !claim(&store, "<f@client.test>", 14).await,
+        "once claimed again it holds"
+    );
+    let (uid, outcome): (i64, String) =
+        sqlx::query_as("SELECT uid, outcome FROM inbound WHERE message_id = '<f@client.test>'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!((uid, outcome.as_str()), (14, "pending"));
     let known = store
         .known_inbound(&[
             "<a@client.test>".into(),
