@@ -1081,15 +1081,15 @@ impl Lease {
 }
 
 /// The step the SMTP client runs just before the final dot. The marker
-/// file is made, locked, empty and durable (see [`marker`]); the last
-/// step is then a single one-byte write to an open file, the shortest
-/// thing that can stand before the dot (creating a file there left a
-/// window of tens of microseconds in which a kill lost the mail). Right
-/// after the dot the byte is fsynced: against power loss, not before the
-/// dot, where an fsync (milliseconds) would widen the window in which a
-/// kill loses the mail. What remains: power lost in the milliseconds
-/// between the dot and that fsync leaves an empty marker, and the mail is
-/// sent again.
+/// file is made, locked and empty (see [`marker`]); the last step is then
+/// a single one-byte write to an open file, the shortest thing that can
+/// stand before the dot (creating a file there left a window of tens of
+/// microseconds in which a kill lost the mail). Right after the dot the
+/// byte is fsynced (on one machine with the marker's folder entry):
+/// against power loss, not before the dot, where an fsync (milliseconds)
+/// would widen the window in which a kill loses the mail. What remains:
+/// power lost in the milliseconds between the dot and that fsync leaves
+/// an empty or no marker, and the mail is sent again.
 ///
 /// Is the row still ours? With one machine (SQLite) the marker settles
 /// that without the register: a worker that takes a row over does so only
@@ -1108,9 +1108,16 @@ async fn commit_step(
     lease: Lease,
 ) -> Result<LastStep> {
     let t = Instant::now();
-    let file = marker.as_deref().map(marker::open_for_send).transpose()?;
+    // On one machine a marker that is missing after a power loss says
+    // what an empty one says (send again): it need not be durable before
+    // the dot. Where the row is recorded `committing`, it must.
+    let one_machine = !app.store.shared_by_machines();
+    let file = marker
+        .as_deref()
+        .map(|m| marker::open_for_send(m, !one_machine))
+        .transpose()?;
     app.metrics.stage("outbox_marker", t);
-    if file.is_some() && !app.store.shared_by_machines() {
+    if file.is_some() && one_machine {
         anyhow::ensure!(
             lease.still_ours(app.clock.now()),
             "outbox row {id}: its lease ran out before the final dot"
@@ -1126,19 +1133,15 @@ async fn commit_step(
         anyhow::ensure!(ours, "outbox row {id} is no longer leased to this worker");
         app.metrics.stage("outbox_db", t);
     }
-    let last: LastStep = Box::new(move || match file {
-        Some(mut f) => {
+    let last: LastStep = Box::new(move || match (file, marker) {
+        (Some(mut f), Some(path)) => {
             use std::io::Write;
             f.write_all(b"1")
                 .context("cannot write the in-flight marker")?;
-            let after: AfterDot = Box::new(move || {
-                if let Err(e) = f.sync_data() {
-                    tracing::warn!(error = %e, "cannot fsync the in-flight marker");
-                }
-            });
+            let after: AfterDot = Box::new(move || marker::sync_after_dot(&f, &path, one_machine));
             Ok(after)
         }
-        None => Ok(Box::new(|| ()) as AfterDot),
+        _ => Ok(Box::new(|| ()) as AfterDot),
     });
     Ok(last)
 }

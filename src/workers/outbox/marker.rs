@@ -2,15 +2,21 @@
 //! `database.state_dir` gives (`Store::inflight_marker`), that tells after
 //! a crash whether the row's final dot was written.
 //!
-//! The worker that sends a row makes its marker, empty and durable, and
-//! holds a lock on it (`flock`) until the dot is written and the byte
-//! fsynced. Right before the dot it writes one byte. So a marker is:
+//! The worker that sends a row makes its marker, empty, and holds a lock
+//! on it (`flock`) until the dot is written and the byte fsynced. Right
+//! before the dot it writes one byte. So a marker is:
 //! - locked: a live worker on this machine is sending the row; leave it;
 //! - empty and unlocked: its worker died before the dot; send again;
 //! - holding its byte, unlocked: the dot was handed to the kernel; sent.
 //!
 //! The kernel drops a dead process's locks, a `kill -9` included, so the
 //! lock says "alive" without any clock.
+//!
+//! Against power loss: where a missing marker means "send again" (one
+//! machine: SQLite), the marker need not be durable before the dot; its
+//! byte and its folder entry are fsynced right after the dot. Where a row
+//! is also recorded `committing` (PostgreSQL) and a missing marker there
+//! means "another machine's", it is made durable before that record.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,11 +54,12 @@ pub(super) fn inspect(path: &Path) -> MarkerState {
 
 /// The marker for a send that is about to reach its final dot: made if
 /// missing, locked (an error if another live worker holds it), emptied,
-/// and made durable with its folder entry, so that after a power loss it
-/// exists whenever the dot may have gone out. The lock lasts as long as
-/// the returned file is open. The markers' folder is made (owner-only)
-/// when the first is written.
-pub(super) fn open_for_send(path: &Path) -> Result<File> {
+/// and with `durable` fsynced with its folder entry, so that after a power
+/// loss it exists whenever the dot may have gone out (else
+/// [`sync_after_dot`] does that). The lock lasts as long as the returned
+/// file is open. The markers' folder is made (owner-only) when the first
+/// is written.
+pub(super) fn open_for_send(path: &Path, durable: bool) -> Result<File> {
     let open = || {
         std::fs::OpenOptions::new()
             .read(true)
@@ -76,14 +83,40 @@ pub(super) fn open_for_send(path: &Path) -> Result<File> {
     }
     f.set_len(0)
         .with_context(|| format!("cannot empty {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot fsync {}", path.display()))?;
-    if let Some(dir) = path.parent() {
+    if durable {
+        f.sync_all()
+            .with_context(|| format!("cannot fsync {}", path.display()))?;
+        sync_dir(path)?;
+    }
+    Ok(f)
+}
+
+/// Right after the final dot: the marker's byte made durable, and with
+/// `entry` its folder entry too (a marker not made durable before the
+/// dot). A failure is logged: the mail went out either way, and a power
+/// loss now would send it again.
+pub(super) fn sync_after_dot(f: &File, path: &Path, entry: bool) {
+    let synced = f
+        .sync_data()
+        .context("cannot fsync the in-flight marker")
+        .and_then(|()| match entry {
+            true => sync_dir(path),
+            false => Ok(()),
+        });
+    if let Err(e) = synced {
+        tracing::warn!(error = %format!("{e:#}"), "in-flight marker not durable");
+    }
+}
+
+/// Fsyncs the folder that holds `entry`, so that `entry` survives a power
+/// loss.
+fn sync_dir(entry: &Path) -> Result<()> {
+    if let Some(dir) = entry.parent() {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("cannot fsync {}", dir.display()))?;
     }
-    Ok(f)
+    Ok(())
 }
 
 fn make_dir(marker: &Path) -> Result<()> {
@@ -101,12 +134,8 @@ fn make_dir(marker: &Path) -> Result<()> {
                 dir.display()
             )
         })?;
-    if let Some(up) = dir.parent() {
-        File::open(up)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot fsync {}", up.display()))?;
-    }
-    Ok(())
+    // The folder's own entry, in its parent.
+    sync_dir(dir)
 }
 
 pub(super) fn remove(marker: Option<PathBuf>) {
@@ -124,16 +153,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("inflight").join("7");
         assert!(matches!(inspect(&path), MarkerState::Missing));
-        let f = open_for_send(&path).unwrap();
+        let f = open_for_send(&path, true).unwrap();
         assert!(matches!(inspect(&path), MarkerState::Busy));
-        let second = open_for_send(&path).unwrap_err().to_string();
+        let second = open_for_send(&path, false).unwrap_err().to_string();
         assert!(second.contains("another worker"), "{second}");
         drop(f);
         assert!(matches!(inspect(&path), MarkerState::Empty));
         std::fs::write(&path, b"1").unwrap();
         assert!(matches!(inspect(&path), MarkerState::Written));
         // Taken again for a new send: emptied.
-        let f = open_for_send(&path).unwrap();
+        let f = open_for_send(&path, false).unwrap();
         assert_eq!(f.metadata().unwrap().len(), 0);
         drop(f);
         remove(Some(path.clone()));
