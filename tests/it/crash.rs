@@ -305,8 +305,7 @@ fn a_send_cut_off_on_one_machine_is_settled_by_its_marker_alone() {
 /// that is already there (kept, not recorded) is not kept twice.
 #[test]
 fn a_copy_left_behind_is_kept_once_however_many_sweeps_look() {
-    use klachtd::domain::event::OutboxKind;
-    use klachtd::store::{enqueue, NewOutMail, Store};
+    use klachtd::store::Store;
 
     let w = World::new();
     let url = format!("sqlite://{}", w.db().display());
@@ -317,38 +316,17 @@ fn a_copy_left_behind_is_kept_once_however_many_sweeps_look() {
     let raws: Vec<String> = clients
         .iter()
         .zip(&ids)
-        .map(|(to, id)| {
-            format!(
-                "From: 31Solutions <{}>\r\nTo: <{}>\r\nSubject: test\r\nMessage-ID: {id}\r\n\
-                 Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nX-Klachtd-Kind: test\r\n\r\nHallo.\r\n",
-                w.info, to
-            )
-        })
+        .map(|(to, id)| client_mail(&w, to, id))
         .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<i64> = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
-        let mut tx = store.begin().await.unwrap();
-        for ((raw, id), to) in raws.iter().zip(&ids).zip(&clients) {
-            let m = NewOutMail {
-                message_id: id,
-                case_id: None,
-                kind: OutboxKind::Regulation,
-                recipient: to,
-                raw: raw.as_bytes(),
-            };
-            assert!(enqueue(&mut tx, &m, now).await.unwrap());
-        }
-        tx.commit().await.unwrap();
+        let rows = enqueue_client_mails(&w, &store, &clients, &ids, now).await;
         // Sent five minutes ago by a daemon that died before its copies.
         let sent_at = (now - jiff::SignedDuration::from_mins(5)).to_string();
         sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, copied_to_sent = 0")
             .bind(sent_at)
             .execute(store.pool())
-            .await
-            .unwrap();
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
-            .fetch_all(store.pool())
             .await
             .unwrap();
         // Two sweeps look at once: one claim each row.
@@ -443,8 +421,7 @@ fn cut_off_sends(
     env: &[(&str, &std::ffi::OsStr)],
     status: &str,
 ) -> Vec<(&'static str, Settled)> {
-    use klachtd::domain::event::OutboxKind;
-    use klachtd::store::{enqueue, NewOutMail, Store};
+    use klachtd::store::Store;
 
     let postgres = url.starts_with("postgres");
     let names: &[&'static str] = match (postgres, status) {
@@ -466,28 +443,7 @@ fn cut_off_sends(
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<i64> = rt.block_on(async {
         let store = Store::open(url).await.unwrap();
-        let mut tx = store.begin().await.unwrap();
-        for (to, id) in clients.iter().zip(&ids) {
-            let raw = format!(
-                "From: 31Solutions <{}>\r\nTo: <{to}>\r\nSubject: test\r\nMessage-ID: {id}\r\n\
-                 Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nX-Klachtd-Kind: test\r\n\r\nHallo.\r\n",
-                w.info
-            );
-            let m = NewOutMail {
-                message_id: id,
-                case_id: None,
-                // Mail to a client: its copy is kept in Sent.
-                kind: OutboxKind::Regulation,
-                recipient: to,
-                raw: raw.as_bytes(),
-            };
-            assert!(enqueue(&mut tx, &m, now).await.unwrap());
-        }
-        tx.commit().await.unwrap();
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+        let rows = enqueue_client_mails(w, &store, &clients, &ids, now).await;
         // As a killed worker leaves them (`status`), lease run out.
         for (i, id) in rows.iter().enumerate() {
             let lease = if names[i] == "recent" {
@@ -567,4 +523,44 @@ fn cut_off_sends(
             (name, state)
         })
         .collect()
+}
+
+/// A plain mail from info@ to `to` as the outbox keeps it.
+fn client_mail(w: &World, to: &str, id: &str) -> String {
+    format!(
+        "From: 31Solutions <{}>\r\nTo: <{to}>\r\nSubject: test\r\nMessage-ID: {id}\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nX-Klachtd-Kind: test\r\n\r\nHallo.\r\n",
+        w.info
+    )
+}
+
+/// Queues `client_mail` to each client with its Message-ID, as mail to a
+/// client (its copy is kept in Sent); returns the outbox rows in order.
+async fn enqueue_client_mails(
+    w: &World,
+    store: &klachtd::store::Store,
+    clients: &[String],
+    ids: &[String],
+    now: jiff::Timestamp,
+) -> Vec<i64> {
+    use klachtd::domain::event::OutboxKind;
+    use klachtd::store::{enqueue, NewOutMail};
+
+    let mut tx = store.begin().await.unwrap();
+    for (to, id) in clients.iter().zip(ids) {
+        let raw = client_mail(w, to, id);
+        let m = NewOutMail {
+            message_id: id,
+            case_id: None,
+            kind: OutboxKind::Regulation,
+            recipient: to,
+            raw: raw.as_bytes(),
+        };
+        assert!(enqueue(&mut tx, &m, now).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
 }
