@@ -225,6 +225,11 @@ impl Store {
             .map(|d| d.join(outbox_id.to_string()))
     }
 
+    /// The markers' folder (see [`Store::inflight_marker`]).
+    pub fn inflight_dir(&self) -> Option<&std::path::Path> {
+        self.inflight.as_deref()
+    }
+
     /// The markers' folder as configured (`database.state_dir`); it is
     /// created, owner-only, when the first marker is written.
     pub fn with_marker_dir(mut self, dir: Option<std::path::PathBuf>) -> Store {

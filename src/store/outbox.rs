@@ -413,6 +413,17 @@ impl Store {
             .collect()
     }
 
+    /// Is the outbox row done with (`sent` or `failed`) or gone (erased
+    /// with its case)? Its in-flight marker, if one is left, says nothing
+    /// any more.
+    pub async fn outbox_row_settled(&self, id: i64) -> Result<bool> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(matches!(status.as_deref(), None | Some("sent" | "failed")))
+    }
+
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
         let rows =
             sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")

@@ -67,6 +67,9 @@ pub struct Outbox {
     senders: Vec<Sender>,
     later: Later,
     copier: Arc<Mutex<Copier>>,
+    /// Markers left behind by an earlier run are cleared once, at the
+    /// first pass.
+    markers_cleared: bool,
 }
 
 /// Mail sent this round whose copies are still to be kept (id, kind,
@@ -145,6 +148,31 @@ impl Outbox {
             senders,
             later,
             copier,
+            markers_cleared: false,
+        }
+    }
+
+    /// Removes the in-flight markers an earlier run left behind whose rows
+    /// are settled (`sent`, `failed`) or gone: a worker killed after the
+    /// row's "sent" record and before the marker's removal leaves one.
+    /// Markers of rows still in the outbox stay: they settle their rows.
+    async fn clear_left_markers(&mut self) {
+        let Some(dir) = self.app.store.inflight_dir().map(PathBuf::from) else {
+            return;
+        };
+        let mut cleared = 0;
+        for (id, path) in marker::unheld(&dir) {
+            match self.app.store.outbox_row_settled(id).await {
+                Ok(true) if marker::remove_settled(&path) => cleared += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "left in-flight markers not cleared");
+                    return;
+                }
+            }
+        }
+        if cleared > 0 {
+            tracing::info!(cleared, "in-flight markers of settled mail removed");
         }
     }
 
@@ -153,6 +181,10 @@ impl Outbox {
     /// session, the register failed) stops every sender after the row it
     /// is on, and is returned.
     pub async fn send_due(&mut self) -> Result<usize> {
+        if !self.markers_cleared {
+            self.markers_cleared = true;
+            self.clear_left_markers().await;
+        }
         let mut handled = 0;
         loop {
             let now = self.app.clock.now();

@@ -374,6 +374,47 @@ fn a_copy_left_behind_is_kept_once_however_many_sweeps_look() {
     }
 }
 
+/// A worker killed after its row was recorded sent, before it removed the
+/// row's marker, leaves the marker behind; so does a row erased since. The
+/// next run removes such markers, and leaves files that are not markers.
+#[test]
+fn markers_of_settled_or_erased_mail_are_removed_at_the_next_start() {
+    use klachtd::store::Store;
+
+    let w = World::new();
+    let url = format!("sqlite://{}", w.db().display());
+    let settings = klachtd::config::Settings::load_with_env(&w.config, &[]).unwrap();
+    let markers = settings.marker_dir.clone().expect("a folder for markers");
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    let clients = vec![w.client("settled")];
+    let ids = vec![unique_id("settled")];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows = rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let rows = enqueue_client_mails(&w, &store, &clients, &ids, now).await;
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, copied_to_sent = 1")
+            .bind(now.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        rows
+    });
+    std::fs::create_dir_all(&markers).unwrap();
+    std::fs::write(markers.join(rows[0].to_string()), b"1").unwrap();
+    std::fs::write(markers.join((rows[0] + 1000).to_string()), b"").unwrap();
+    std::fs::write(markers.join("README"), b"not a marker").unwrap();
+    w.run_once_with(NOW, &[]);
+    let left: Vec<String> = std::fs::read_dir(&markers)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["README"]);
+    assert!(
+        w.stack.messages(&clients[0], "INBOX").is_empty(),
+        "nothing sent"
+    );
+}
+
 /// With several daemons on one PostgreSQL, a `committing` row without a
 /// marker on this machine was left by a daemon on another machine, whose
 /// marker knows whether its dot went out: it is left to that daemon for a

@@ -81,6 +81,14 @@ pub(super) fn open_for_send(path: &Path, durable: bool) -> Result<File> {
         Ok(false) => bail!("another worker on this machine is sending this mail now"),
         Err(e) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
+    // Still the file at `path`: not removed as settled (`remove_settled`)
+    // between our open and our lock.
+    use std::os::unix::fs::MetadataExt;
+    let here = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let ours = f.metadata().map(here).ok();
+    if ours.is_none() || std::fs::metadata(path).map(here).ok() != ours {
+        bail!("the in-flight marker was removed as this send began; sending later");
+    }
     f.set_len(0)
         .with_context(|| format!("cannot empty {}", path.display()))?;
     if durable {
@@ -144,6 +152,39 @@ pub(super) fn remove(marker: Option<PathBuf>) {
     }
 }
 
+/// The markers in `dir` that no live worker holds, by outbox row id
+/// (files with other names are not ours and stay). A marker is left
+/// behind when its worker died after the row was recorded, before the
+/// marker was removed.
+pub(super) fn unheld(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.parse::<i64>().ok()?;
+            Some((id, e.path()))
+        })
+        .filter(|(_, path)| !matches!(inspect(path), MarkerState::Busy | MarkerState::Missing))
+        .collect()
+}
+
+/// Removes a marker whose row is settled, under its lock: a worker that
+/// opened the same file meanwhile (the row queued again) finds it locked
+/// and gives up before its dot, and one that opens the path afterwards
+/// gets a new file. False: a live worker holds it.
+pub(super) fn remove_settled(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return true;
+    };
+    if !matches!(try_flock(&f), Ok(true)) {
+        return false;
+    }
+    let _ = std::fs::remove_file(path);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +208,24 @@ mod tests {
         drop(f);
         remove(Some(path.clone()));
         assert!(matches!(inspect(&path), MarkerState::Missing));
+    }
+
+    #[test]
+    fn left_markers_are_listed_and_removed_only_when_no_worker_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("3"), b"1").unwrap();
+        std::fs::write(path("4"), b"").unwrap();
+        std::fs::write(path("notes"), b"not ours").unwrap();
+        let held = open_for_send(&path("5"), false).unwrap();
+        let mut unheld = unheld(dir.path());
+        unheld.sort();
+        assert_eq!(unheld, [(3, path("3")), (4, path("4"))]);
+        assert!(remove_settled(&path("3")));
+        assert!(matches!(inspect(&path("3")), MarkerState::Missing));
+        assert!(!remove_settled(&path("5")), "held by a live worker");
+        drop(held);
+        assert!(remove_settled(&path("5")));
+        assert!(path("notes").exists());
     }
 }
