@@ -171,9 +171,10 @@ pub(super) fn unheld(dir: &Path) -> Vec<(i64, PathBuf)> {
 }
 
 /// Removes a marker whose row is settled, under its lock: a worker that
-/// opened the same file meanwhile (the row queued again) finds it locked
-/// and gives up before its dot, and one that opens the path afterwards
-/// gets a new file. False: a live worker holds it.
+/// opened the same file meanwhile (the row queued again) finds it locked,
+/// or once it has the lock finds the file no longer at its path, and
+/// gives up before its dot (`open_for_send`); one that opens the path
+/// afterwards gets a new file. False: a live worker holds it.
 pub(super) fn remove_settled(path: &Path) -> bool {
     let Ok(f) = File::open(path) else {
         return true;
