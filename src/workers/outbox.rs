@@ -493,21 +493,17 @@ impl Copier {
                     return;
                 }
             }
-            let copied = match self.app.settings.imap.sent_copy {
-                true => match self.already_sent(row.kind, &row.message_id).await {
-                    Ok(true) => Ok(true),
-                    Ok(false) => {
-                        self.copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                },
-                // The provider filed it: taken out of Sent where needed.
-                false => {
-                    self.copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
-                        .await
+            // Where the provider files sent mail, `copy_to_sent` looks itself.
+            let copied = async {
+                if self.app.settings.imap.sent_copy
+                    && self.already_sent(row.kind, &row.message_id).await?
+                {
+                    return Ok(true);
                 }
-            };
+                self.copy_to_sent(row.kind, &row.message_id, &row.raw, row.sent_at)
+                    .await
+            }
+            .await;
             match copied {
                 Ok(true) => {
                     let _ = self.app.store.mark_copied(row.id).await;
