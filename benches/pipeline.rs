@@ -637,6 +637,16 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
         })
         .unwrap_or_default();
     let last_sent = mail_sent.last().map(|t| since(t));
+    // The outbox sends beside intake from its first commit on: intake ends
+    // at its own line, the outbox at exit.
+    let intake_done = lines
+        .iter()
+        .find(|(_, l)| l.contains("intake pass done"))
+        .map(|(t, _)| since(t))
+        .or(last_case);
+    let sent_during_intake = intake_done.map_or(0, |d| {
+        mail_sent.iter().filter(|t| since(t) <= d).count()
+    });
 
     // Everything queued must also land: acks with clients, notifications with staff.
     let t = Instant::now();
@@ -706,14 +716,19 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
             "phases_s": {
                 "first_log_line": first_line,
                 "last_new_case": last_case,
+                "intake_done": intake_done,
                 "first_mail_sent": first_sent,
                 "last_mail_sent": last_sent,
                 "exit": run_s,
             },
-            "intake_s": first_sent.or(last_case),
+            "intake_s": intake_done,
             "outbox_s": first_sent.map(|f| run_s - f),
-            "intake_messages_per_s": first_sent.or(last_case).map(|s| n as f64 / s),
+            "intake_messages_per_s": intake_done.map(|s| n as f64 / s),
             "outbox_mails_per_s": first_sent.map(|f| mail_sent.len() as f64 / (run_s - f)),
+            "outbox_sent_during_intake": sent_during_intake,
+            "outbox_after_intake_s": intake_done.map(|d| run_s - d),
+            "outbox_after_intake_mails_per_s": intake_done
+                .map(|d| (mail_sent.len() - sent_during_intake) as f64 / (run_s - d)),
         },
         "delivered": {
             "acks": acks,
@@ -1673,15 +1688,21 @@ fn print_table(o: &Value) {
             num(&k["messages_per_s"])
         );
         println!(
-            "    intake (start → first 'mail sent')                      {:>8.2} s   {:>7.0} msg/s",
+            "    intake (start → 'intake pass done')                     {:>8.2} s   {:>7.0} msg/s",
             num(&k["intake_s"]),
             num(&k["intake_messages_per_s"])
         );
         println!(
-            "    outbox ({} mails: SMTP + copy to Sent)                {:>8.2} s   {:>7.1} mail/s",
+            "    outbox ({} mails: SMTP + copy to Sent; first 'mail sent' → exit) {:>8.2} s   {:>7.1} mail/s",
             k["log_mail_sent"],
             num(&k["outbox_s"]),
             num(&k["outbox_mails_per_s"])
+        );
+        println!(
+            "      {} mails sent beside intake; the rest after it           {:>8.2} s   {:>7.1} mail/s",
+            k["outbox_sent_during_intake"],
+            num(&k["outbox_after_intake_s"]),
+            num(&k["outbox_after_intake_mails_per_s"])
         );
         println!(
             "    with the index build included                           {:>8.2} s   {:>7.0} msg/s",
@@ -1715,8 +1736,9 @@ fn print_table(o: &Value) {
                 num(&rs["mails_per_s"])
             );
             println!(
-                "  klachtd outbox / raw SMTP rate                            {:>8.3}",
-                num(&k["outbox_mails_per_s"]) / num(&rs["mails_per_s"])
+                "  klachtd outbox / raw SMTP rate (first mail → exit; after intake) {:>6.3}  {:.3}",
+                num(&k["outbox_mails_per_s"]) / num(&rs["mails_per_s"]),
+                num(&k["outbox_after_intake_mails_per_s"]) / num(&rs["mails_per_s"])
             );
         }
         println!(

@@ -22,7 +22,7 @@ pub use cases::{
 };
 pub(crate) use lease::try_flock;
 pub use lease::MailboxLock;
-pub use outbox::{enqueue, NewOutMail, OutboxChange, OutboxRow};
+pub use outbox::{enqueue, NewOutMail, OutboxChange, OutboxRow, SentRow};
 pub use privacy::{
     anonymise_case, audit, empty_loose_mail, empty_loose_mail_before, mail_in_flight, scrub,
     AuditRow, LooseMail, SentMail, StoredAttachment, StoredMessage,

@@ -66,7 +66,7 @@ pub struct Uncopied {
 /// each alone in a transaction of its own (the `Store` methods below), or
 /// several senders' changes in one (`crate::workers::outbox`, which
 /// commits what its sessions ask meanwhile together: one fsync for all).
-pub enum OutboxChange<'a> {
+pub enum OutboxChange {
     /// Takes a lease and records that a send attempt starts (status
     /// `sending`); false: another worker holds the row.
     Lease {
@@ -93,12 +93,12 @@ pub enum OutboxChange<'a> {
     },
     /// Sent; for an acknowledgement also the case. A row already marked is
     /// left alone (false).
-    Sent { row: &'a OutboxRow, at: Timestamp },
+    Sent { row: SentRow, at: Timestamp },
     /// Its copy is where it belongs.
     Copied { id: i64 },
 }
 
-impl OutboxChange<'_> {
+impl OutboxChange {
     pub async fn apply(&self, tx: &mut Tx) -> Result<bool> {
         let n = match *self {
             OutboxChange::Lease { id, now, until } => sqlx::query(
@@ -138,7 +138,7 @@ impl OutboxChange<'_> {
             .execute(&mut **tx)
             .await?
             .rows_affected(),
-            OutboxChange::Sent { row, at } => return sent(tx, row, at).await,
+            OutboxChange::Sent { ref row, at } => return sent(tx, row, at).await,
             OutboxChange::Copied { id } => {
                 sqlx::query("UPDATE outbox SET copied_to_sent = 1 WHERE id = $1")
                     .bind(id)
@@ -151,7 +151,30 @@ impl OutboxChange<'_> {
     }
 }
 
-async fn sent(tx: &mut Tx, row: &OutboxRow, at: Timestamp) -> Result<bool> {
+/// What recording a row as sent needs of it: not the mail itself.
+pub struct SentRow {
+    id: i64,
+    case_id: Option<i64>,
+    kind: OutboxKind,
+    message_id: String,
+    recipient: String,
+    from: String,
+}
+
+impl SentRow {
+    pub fn of(row: &OutboxRow) -> SentRow {
+        SentRow {
+            id: row.id,
+            case_id: row.case_id,
+            kind: row.kind,
+            message_id: row.message_id.clone(),
+            recipient: row.recipient.clone(),
+            from: header_address(&row.raw, "from").unwrap_or_default(),
+        }
+    }
+}
+
+async fn sent(tx: &mut Tx, row: &SentRow, at: Timestamp) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL \
          WHERE id = $1 AND status <> 'sent'",
@@ -170,7 +193,7 @@ async fn sent(tx: &mut Tx, row: &OutboxRow, at: Timestamp) -> Result<bool> {
         }
         let data = serde_json::json!({
             "direction": "out",
-            "from": header_address(&row.raw, "from").unwrap_or_default(),
+            "from": row.from,
             "to": row.recipient,
             "message_id": row.message_id,
         });
@@ -240,7 +263,11 @@ impl Store {
     /// transaction). A row already marked is left alone (false: another
     /// worker marked it first).
     pub async fn mark_sent(&self, row: &OutboxRow, at: Timestamp) -> Result<bool> {
-        self.in_tx(OutboxChange::Sent { row, at }).await
+        self.in_tx(OutboxChange::Sent {
+            row: SentRow::of(row),
+            at,
+        })
+        .await
     }
 
     /// [`Store::mark_copied`] for many rows, in one transaction.
@@ -274,7 +301,7 @@ impl Store {
         self.in_tx(OutboxChange::Copied { id }).await.map(|_| ())
     }
 
-    async fn in_tx(&self, change: OutboxChange<'_>) -> Result<bool> {
+    async fn in_tx(&self, change: OutboxChange) -> Result<bool> {
         let mut tx = self.begin().await?;
         let done = change.apply(&mut tx).await?;
         tx.commit().await?;

@@ -56,15 +56,20 @@ pub fn throttled(error: &str) -> Option<Duration> {
         .then_some(Duration::from_secs(60))
 }
 
-/// One full pass: every new message, the scheduler's work due now, then
-/// the outbox until nothing is due.
+/// One full pass: every new message and the scheduler's work due now,
+/// with the outbox sending beside them, then the outbox until nothing is
+/// due.
 pub async fn run_once(app: &App) -> Result<()> {
-    let intake = intake::pass(app).await;
-    intake::record_health(app, &intake).await;
-    // The scheduler runs even when intake failed: that is when its health
-    // alarm matters. Whatever was recorded is sent.
-    let scheduled = crate::flows::scheduler::pass(app).await;
-    let sent = outbox::flush(app).await;
+    let work = async {
+        let intake = intake::pass(app).await;
+        intake::record_health(app, &intake).await;
+        tracing::info!("intake pass done");
+        // The scheduler runs even when intake failed: that is when its
+        // health alarm matters. Whatever was recorded is sent.
+        let scheduled = crate::flows::scheduler::pass(app).await;
+        (intake, scheduled)
+    };
+    let ((intake, scheduled), sent) = outbox::flush_beside(app, work).await;
     tracing::info!(stages = %app.metrics.stage_summary(), "pass done; seconds per stage");
     intake?;
     scheduled?;

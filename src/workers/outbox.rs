@@ -47,7 +47,7 @@ use crate::domain::event::{EventKind, MailStep, OutboxKind, OutboxStatus};
 use crate::domain::types::EmailAddress;
 use crate::mail::imap::Imap;
 use crate::mail::smtp::{AfterDot, LastStep, SendError, Smtp};
-use crate::store::{OutboxChange, OutboxRow};
+use crate::store::{OutboxChange, OutboxRow, SentRow};
 
 mod marker;
 use marker::MarkerState;
@@ -307,7 +307,7 @@ impl Sender {
         for row in chunk {
             answers.push(match row.status {
                 OutboxStatus::Committing => None,
-                _ => Some(self.recorder.submit(Change::Lease {
+                _ => Some(self.recorder.submit(OutboxChange::Lease {
                     id: row.id,
                     now,
                     until: lease.until,
@@ -356,7 +356,7 @@ impl Sender {
                 taken: Instant::now(),
                 length: self.lease,
             };
-            let change = Change::Renew {
+            let change = OutboxChange::Renew {
                 id: row.id,
                 held: lease.until,
                 until: renewed.until,
@@ -377,7 +377,7 @@ impl Sender {
             if *leased != Some(true) {
                 continue;
             }
-            let change = Change::Release {
+            let change = OutboxChange::Release {
                 id: row.id,
                 held: until,
                 status: row.status,
@@ -819,8 +819,8 @@ impl Sender {
     /// which is also the evidence a restart looks for.
     async fn on_sent(&mut self, row: &OutboxRow, marker: Option<PathBuf>) -> Result<()> {
         let at = self.app.clock.now();
-        let answer = self.recorder.submit(Change::Sent {
-            row: Box::new(row.clone()),
+        let answer = self.recorder.submit(OutboxChange::Sent {
+            row: SentRow::of(row),
             at,
         })?;
         // Plain copies wait for the end of the round, to go in one
@@ -848,7 +848,7 @@ impl Sender {
         {
             Ok(true) => {
                 let t = Instant::now();
-                self.recorder.change(Change::Copied { id: row.id }).await?;
+                self.recorder.change(OutboxChange::Copied { id: row.id }).await?;
                 self.app.metrics.stage("outbox_db", t);
             }
             Ok(false) => {
@@ -939,67 +939,9 @@ impl Sender {
 /// on, exactly as when it had a transaction of its own; with one session
 /// there is nothing to share and nothing waits.
 #[derive(Clone)]
-struct Recorder(tokio::sync::mpsc::UnboundedSender<(Change, Reply)>);
+struct Recorder(tokio::sync::mpsc::UnboundedSender<(OutboxChange, Reply)>);
 
 type Reply = tokio::sync::oneshot::Sender<Result<bool, String>>;
-
-/// [`crate::store::OutboxChange`], owned, to travel to the recorder.
-enum Change {
-    Lease {
-        id: i64,
-        now: Timestamp,
-        until: Timestamp,
-    },
-    Committing {
-        id: i64,
-        until: Timestamp,
-    },
-    Renew {
-        id: i64,
-        held: Timestamp,
-        until: Timestamp,
-    },
-    Release {
-        id: i64,
-        held: Timestamp,
-        status: OutboxStatus,
-    },
-    Sent {
-        row: Box<OutboxRow>,
-        at: Timestamp,
-    },
-    Copied {
-        id: i64,
-    },
-}
-
-impl Change {
-    fn as_change(&self) -> OutboxChange<'_> {
-        match self {
-            Change::Lease { id, now, until } => OutboxChange::Lease {
-                id: *id,
-                now: *now,
-                until: *until,
-            },
-            Change::Committing { id, until } => OutboxChange::Committing {
-                id: *id,
-                until: *until,
-            },
-            Change::Renew { id, held, until } => OutboxChange::Renew {
-                id: *id,
-                held: *held,
-                until: *until,
-            },
-            Change::Release { id, held, status } => OutboxChange::Release {
-                id: *id,
-                held: *held,
-                status: *status,
-            },
-            Change::Sent { row, at } => OutboxChange::Sent { row, at: *at },
-            Change::Copied { id } => OutboxChange::Copied { id: *id },
-        }
-    }
-}
 
 /// Most changes in one transaction.
 const GROUP: usize = 64;
@@ -1007,7 +949,7 @@ const GROUP: usize = 64;
 impl Recorder {
     /// Starts the recording task; it ends when the last sender is dropped.
     fn start(store: crate::store::Store) -> Recorder {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Change, Reply)>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(OutboxChange, Reply)>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut group = vec![first];
@@ -1021,7 +963,7 @@ impl Recorder {
                     let mut tx = store.begin().await?;
                     let mut done = Vec::with_capacity(group.len());
                     for (change, _) in &group {
-                        done.push(change.as_change().apply(&mut tx).await?);
+                        done.push(change.apply(&mut tx).await?);
                     }
                     tx.commit().await?;
                     anyhow::Ok(done)
@@ -1047,14 +989,14 @@ impl Recorder {
 
     /// Makes the change and waits until it is committed. False: see
     /// [`OutboxChange`] (the row is not, or no longer, ours).
-    async fn change(&self, change: Change) -> Result<bool> {
+    async fn change(&self, change: OutboxChange) -> Result<bool> {
         self.submit(change)?.wait().await
     }
 
     /// Hands the change over; [`Answer::wait`] tells when it is committed.
     /// Changes handed over one after the other, before any is waited for,
     /// go into one transaction (up to [`GROUP`]).
-    fn submit(&self, change: Change) -> Result<Answer> {
+    fn submit(&self, change: OutboxChange) -> Result<Answer> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.0.send((change, reply)).map_err(|_| recorder_gone())?;
         Ok(Answer(answer))
@@ -1153,7 +1095,7 @@ async fn commit_step(
     } else {
         let t = Instant::now();
         let ours = recorder
-            .change(Change::Committing {
+            .change(OutboxChange::Committing {
                 id,
                 until: lease.until,
             })
@@ -1186,6 +1128,48 @@ pub async fn flush(app: &App) -> Result<()> {
     let r = outbox.send_due().await;
     outbox.close().await;
     r.map(|_| ())
+}
+
+/// Sends, for `run --once`, what falls due while `work` runs (woken by
+/// intake's commits, as the daemon's outbox is), then everything due once
+/// `work` is done: the mail of a backlog goes out while the rest of it is
+/// read, not after. Returns `work`'s output and the outbox's result: that
+/// of the last pass, which tries again whatever an earlier one could not
+/// send.
+pub async fn flush_beside<T>(
+    app: &App,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Result<()>) {
+    let (done_tx, mut done) = watch::channel(false);
+    // A task of its own: the outbox answers its SMTP servers on the other
+    // core while `work` classifies.
+    let sending = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut outbox = Outbox::new(&app);
+            loop {
+                if let Err(e) = outbox.send_due().await {
+                    tracing::warn!(error = %crate::store::explain(&e), "outbox pass failed; tried again at the end of this run");
+                    let _ = done.wait_for(|d| *d).await;
+                    break;
+                }
+                tokio::select! {
+                    _ = app.outbox_wake.notified() => {}
+                    _ = done.wait_for(|d| *d) => break,
+                }
+            }
+            let sent = outbox.send_due().await;
+            outbox.close().await;
+            sent.map(|_| ())
+        }
+    });
+    let out = work.await;
+    let _ = done_tx.send(true);
+    let sent = match sending.await {
+        Ok(sent) => sent,
+        Err(e) => Err(anyhow!("the outbox task ended abnormally: {e}")),
+    };
+    (out, sent)
 }
 
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
