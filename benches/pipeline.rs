@@ -644,9 +644,8 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
         .find(|(_, l)| l.contains("intake pass done"))
         .map(|(t, _)| since(t))
         .or(last_case);
-    let sent_during_intake = intake_done.map_or(0, |d| {
-        mail_sent.iter().filter(|t| since(t) <= d).count()
-    });
+    let sent_during_intake =
+        intake_done.map_or(0, |d| mail_sent.iter().filter(|t| since(t) <= d).count());
 
     // Everything queued must also land: acks with clients, notifications with staff.
     let t = Instant::now();

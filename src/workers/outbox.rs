@@ -848,7 +848,9 @@ impl Sender {
         {
             Ok(true) => {
                 let t = Instant::now();
-                self.recorder.change(OutboxChange::Copied { id: row.id }).await?;
+                self.recorder
+                    .change(OutboxChange::Copied { id: row.id })
+                    .await?;
                 self.app.metrics.stage("outbox_db", t);
             }
             Ok(false) => {
@@ -1133,9 +1135,10 @@ pub async fn flush(app: &App) -> Result<()> {
 /// Sends, for `run --once`, what falls due while `work` runs (woken by
 /// intake's commits, as the daemon's outbox is), then everything due once
 /// `work` is done: the mail of a backlog goes out while the rest of it is
-/// read, not after. Returns `work`'s output and the outbox's result: that
-/// of the last pass, which tries again whatever an earlier one could not
-/// send.
+/// read, not after. Returns `work`'s output and the outbox's result. A
+/// pass that fails (a server that refuses the session, say) ends the
+/// sending, as the daemon's backs off: what is left waits for the next
+/// run, and its error is the result.
 pub async fn flush_beside<T>(
     app: &App,
     work: impl std::future::Future<Output = T>,
@@ -1147,20 +1150,20 @@ pub async fn flush_beside<T>(
         let app = app.clone();
         async move {
             let mut outbox = Outbox::new(&app);
-            loop {
+            let sent = loop {
                 if let Err(e) = outbox.send_due().await {
-                    tracing::warn!(error = %crate::store::explain(&e), "outbox pass failed; tried again at the end of this run");
-                    let _ = done.wait_for(|d| *d).await;
-                    break;
+                    break Err(e);
                 }
-                tokio::select! {
-                    _ = app.outbox_wake.notified() => {}
-                    _ = done.wait_for(|d| *d) => break,
+                let finished = tokio::select! {
+                    _ = app.outbox_wake.notified() => false,
+                    _ = done.wait_for(|d| *d) => true,
+                };
+                if finished {
+                    break outbox.send_due().await.map(|_| ());
                 }
-            }
-            let sent = outbox.send_due().await;
+            };
             outbox.close().await;
-            sent.map(|_| ())
+            sent
         }
     });
     let out = work.await;

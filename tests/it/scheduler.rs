@@ -429,11 +429,17 @@ fn mail_stuck_in_the_outbox_for_half_an_hour_alarms_the_supervisors_and_the_alar
     run_at(&w, "2026-11-23T10:31:00+01:00", &broken);
     assert!(w.mails(&client).is_empty());
     assert!(health_mails(&w, &w.dirk).is_empty(), "no way out yet");
-    // SMTP is back: everything goes out, the alarm too; the next pass sees
-    // the outbox empty and sends the recovery.
+    // SMTP is back: everything goes out, the alarm too. The recovery
+    // follows once a pass sees the outbox empty: this one, when the outbox
+    // (which sends beside intake and the scheduler) was done before the
+    // scheduler looked, or else the next.
     assert!(run_at(&w, "2026-11-23T11:00:00+01:00", &[]));
     assert_eq!(w.mails(&client).len(), 1, "the acknowledgement");
-    assert_eq!(health_mails(&w, &w.dirk).len(), 1);
+    let got = health_mails(&w, &w.dirk);
+    assert!(
+        (1..=2).contains(&got.len()) && got[0].contains("ALARM"),
+        "{got:?}"
+    );
     assert!(run_at(&w, "2026-11-23T11:01:00+01:00", &[]));
     assert!(run_at(&w, "2026-11-23T11:30:00+01:00", &[]));
     for who in [&w.anna, &w.dirk] {
