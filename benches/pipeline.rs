@@ -726,7 +726,9 @@ fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fix
             "outbox_mails_per_s": first_sent.map(|f| mail_sent.len() as f64 / (run_s - f)),
             "outbox_sent_during_intake": sent_during_intake,
             "outbox_after_intake_s": intake_done.map(|d| run_s - d),
+            // None when the outbox was done with intake.
             "outbox_after_intake_mails_per_s": intake_done
+                .filter(|_| sent_during_intake < mail_sent.len())
                 .map(|d| (mail_sent.len() - sent_during_intake) as f64 / (run_s - d)),
         },
         "delivered": {
