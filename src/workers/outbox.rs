@@ -644,21 +644,22 @@ impl Sender {
         let store = self.app.store.clone();
         let now = self.app.clock.now();
         let marker = store.inflight_marker(row.id);
-        let state = marker.as_deref().map(marker::inspect);
+        // With no marker folder, `committing` is the last word: as a
+        // written marker.
+        let state = marker
+            .as_deref()
+            .map_or(MarkerState::Written, marker::inspect);
+        if let Some(says) = state.says() {
+            tracing::info!(outbox_id = row.id, kind = %row.kind, "{says}");
+        }
         match state {
-            Some(MarkerState::Busy) => {
-                tracing::info!(outbox_id = row.id, kind = %row.kind, "another worker on this machine is sending it now; looking again later");
-                return store.defer_interrupted(row.id, now + BUSY_AGAIN).await;
-            }
-            Some(MarkerState::Empty) => {
-                tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
-                return store.reset_interrupted(row.id, now).await;
-            }
-            Some(MarkerState::Missing) if !store.shared_by_machines() => {
+            MarkerState::Busy => return store.defer_interrupted(row.id, now + BUSY_AGAIN).await,
+            MarkerState::Empty => return store.reset_interrupted(row.id, now).await,
+            MarkerState::Missing if !store.shared_by_machines() => {
                 tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before its marker was made; sending again");
                 return store.reset_interrupted(row.id, now).await;
             }
-            Some(MarkerState::Missing) => {
+            MarkerState::Missing => {
                 let settle_by = row.lease_until.unwrap_or(now) + FOREIGN_GRACE;
                 if now < settle_by {
                     tracing::info!(outbox_id = row.id, kind = %row.kind, %settle_by, "send was interrupted on another machine; waiting for its daemon to settle it");
@@ -666,9 +667,7 @@ impl Sender {
                 }
                 tracing::warn!(outbox_id = row.id, kind = %row.kind, "send was interrupted on another machine whose daemon did not come back; counted as sent, as its worker recorded just before the final dot");
             }
-            Some(MarkerState::Written) | None => {
-                tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
-            }
+            MarkerState::Written => {}
         }
         self.settle_as_sent(row, marker).await
     }
@@ -778,20 +777,17 @@ impl Sender {
         let store = self.app.store.clone();
         // On one machine the marker knows (see `commit_step`).
         if let Some(path) = store.inflight_marker(row.id) {
-            match marker::inspect(&path) {
-                MarkerState::Busy => {
-                    tracing::info!(outbox_id = row.id, kind = %row.kind, "another worker on this machine is sending it now; leaving it to that worker");
-                    return Ok(true);
-                }
+            let state = marker::inspect(&path);
+            if let Some(says) = state.says() {
+                tracing::info!(outbox_id = row.id, kind = %row.kind, "{says}");
+            }
+            match state {
+                MarkerState::Busy => return Ok(true),
                 MarkerState::Written => {
-                    tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted after the final dot; counted as sent");
                     self.settle_as_sent(row, Some(path)).await?;
                     return Ok(true);
                 }
-                MarkerState::Empty => {
-                    tracing::info!(outbox_id = row.id, kind = %row.kind, "send was interrupted before the final dot; sending again");
-                    return Ok(false);
-                }
+                MarkerState::Empty => return Ok(false),
                 MarkerState::Missing => {}
             }
         }

@@ -36,6 +36,23 @@ pub(super) enum MarkerState {
     Busy,
 }
 
+impl MarkerState {
+    /// What the marker says of a send that was cut off, for the log; a
+    /// missing one says nothing by itself (its reader decides).
+    pub(super) fn says(&self) -> Option<&'static str> {
+        match self {
+            MarkerState::Missing => None,
+            MarkerState::Empty => Some("send was interrupted before the final dot; sending again"),
+            MarkerState::Written => {
+                Some("send was interrupted after the final dot; counted as sent")
+            }
+            MarkerState::Busy => {
+                Some("another worker on this machine is sending it now; left to that worker")
+            }
+        }
+    }
+}
+
 /// What the marker at `path` says (see the module's text).
 pub(super) fn inspect(path: &Path) -> MarkerState {
     let Ok(f) = File::open(path) else {
