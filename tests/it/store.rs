@@ -16,7 +16,9 @@ use klachtd::clock::db_time;
 use klachtd::domain::case::Source;
 use klachtd::domain::event::{CaseEvent, OutboxKind};
 use klachtd::domain::types::{CaseRef, Category, EmailAddress, Lang, Status};
+use klachtd::flows::intake::{self, Origin, Outcome};
 use klachtd::flows::phone::{register_phone_complaint, PhoneComplaint};
+use klachtd::mail::parse;
 use klachtd::store::{self, CaseFilter, NewCase, NewOutMail, OutboxRow, Store};
 use sqlx::Row;
 
@@ -75,9 +77,83 @@ on_both_backends!(an_attachment_is_stored_in_parts_and_erased_with_its_case:
 on_both_backends!(open_overdue_and_triage_cases_are_counted_by_the_register:
     case_counts_sqlite, case_counts_postgres);
 
+on_both_backends!(automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references:
+    sqlite_automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references,
+    postgres_automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references);
 on_both_backends!(a_bad_stored_value_is_an_error_naming_case_and_column:
     sqlite_a_bad_stored_value_is_an_error_naming_case_and_column,
     postgres_a_bad_stored_value_is_an_error_naming_case_and_column);
+
+/// Automated mail that references nothing is recorded in one statement
+/// (`flows::intake::process_in`); one that references a staff mail goes the
+/// whole way, and the staff mail's token burns.
+async fn automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references(url: &str) {
+    let app = config::app_at(url, "", support::now()).await;
+    let now = app.clock.now();
+    let token = "<token-1@31solutions.test>";
+    assert!(enqueue(&app.store, None, "handler_new", token, now).await);
+    let out_of_office = |id: &str, refs: &str| {
+        let raw = format!(
+            "From: Afwezig <ooo@client.test>\r\nTo: info@31solutions.test\r\n\
+             Subject: Automatisch antwoord: afwezig\r\nAuto-Submitted: auto-replied\r\n\
+             Message-ID: {id}\r\n{refs}Date: Mon, 23 Nov 2026 09:30:00 +0100\r\n\r\n\
+             Ik ben afwezig tot maandag.\r\n"
+        );
+        parse::parse(raw.as_bytes(), 1024 * 1024)
+    };
+    let origin = |uid| Origin {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid,
+    };
+    let outcome_of = |id: &'static str| {
+        let pool = app.store.pool().clone();
+        async move {
+            let rows = sqlx::query("SELECT outcome FROM inbound WHERE message_id = $1")
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let burned = || {
+        let pool = app.store.pool().clone();
+        async move {
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE burned_at IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap()
+        }
+    };
+
+    // References nothing: recorded as automated, once.
+    let plain = out_of_office("<ooo-1@client.test>", "");
+    let first = intake::process_message(&app, origin(1), None, &plain)
+        .await
+        .unwrap();
+    assert!(matches!(first, Outcome::Automated(_)), "{first:?}");
+    let again = intake::process_message(&app, origin(1), None, &plain)
+        .await
+        .unwrap();
+    assert!(matches!(again, Outcome::Duplicate), "{again:?}");
+    assert_eq!(outcome_of("<ooo-1@client.test>").await, [first.label()]);
+    assert_eq!(burned().await, 0);
+
+    // Answers the staff mail: automated all the same, and its token burns.
+    let replying = out_of_office("<ooo-2@client.test>", &format!("In-Reply-To: {token}\r\n"));
+    let o = intake::process_message(&app, origin(2), None, &replying)
+        .await
+        .unwrap();
+    assert!(matches!(o, Outcome::Automated(_)), "{o:?}");
+    assert_eq!(outcome_of("<ooo-2@client.test>").await, [o.label()]);
+    assert_eq!(burned().await, 1, "the staff mail's token burned");
+    app.store.close().await;
+}
 
 // ------------------------------------------------------------------ helpers
 
