@@ -63,7 +63,7 @@ pub async fn run_once(app: &App) -> Result<()> {
     let work = async {
         let intake = intake::pass(app).await;
         intake::record_health(app, &intake).await;
-        tracing::info!("intake pass done");
+        tracing::info!(ok = intake.is_ok(), "intake pass done");
         // The scheduler runs even when intake failed: that is when its
         // health alarm matters. Whatever was recorded is sent.
         let scheduled = crate::flows::scheduler::pass(app).await;
