@@ -141,11 +141,10 @@ pub async fn process_in(
 ) -> Result<Outcome> {
     let now = app.clock.now();
     let auto = automated(&app.settings, m);
-    // Automated mail that references nothing (so no staff token can burn)
-    // has nothing to write but its record: one statement, atomic by
-    // itself, with no savepoint around it.
-    if let Some(a) = auto.filter(|_| m.in_reply_to.is_empty() && m.references.is_empty()) {
-        let outcome = Outcome::Automated(a.as_str());
+    let early = decide_early(&app.settings, m, auto);
+    // Mail decided without the register has nothing to write but its
+    // record: one statement, atomic by itself, with no savepoint around it.
+    if let Early::Settled(outcome) = early {
         let label = outcome.label();
         let (folder, validity, uid) = (origin.folder, origin.uidvalidity, origin.uid);
         let claimed =
@@ -168,7 +167,11 @@ pub async fn process_in(
         store::release_savepoint(tx).await?;
         return Ok(Outcome::Duplicate);
     }
-    let outcome = match decide_and_record(app, tx, arrived, m, auto, now).await {
+    let read = match early {
+        Early::Read(reading) => Some(reading),
+        _ => None,
+    };
+    let outcome = match decide_and_record(app, tx, arrived, m, auto, read, now).await {
         Ok((outcome, case_id)) => {
             store::set_inbound_outcome(tx, &m.message_id, &outcome.label(), case_id).await?;
             outcome
@@ -202,12 +205,56 @@ pub async fn process_in(
     Ok(outcome)
 }
 
+/// What the mail alone decides, before the register is asked.
+enum Early<'m> {
+    /// Nothing to write but the mail's own record.
+    Settled(Outcome),
+    /// New mail from outside, read by the classifier, that needs more
+    /// than its record (a complaint, a possible one, a request for the
+    /// regulation).
+    Read(classify::Reading<'m>),
+    /// The register decides.
+    Open,
+}
+
+/// Mail that references nothing (no In-Reply-To, no References, no case
+/// tag in its subject) matches no case and burns no staff token. When it
+/// is automated, has no sender, or comes from outside and is ordinary, its
+/// record is all there is to write. Staff mail is left to the register
+/// (a forward made a complaint, an answer to the digest).
+fn decide_early<'m>(
+    s: &Settings,
+    m: &'m InboundMail,
+    auto: Option<classify::Automated>,
+) -> Early<'m> {
+    if !m.in_reply_to.is_empty() || !m.references.is_empty() {
+        return Early::Open;
+    }
+    if let Some(a) = auto {
+        return Early::Settled(Outcome::Automated(a.as_str()));
+    }
+    let Some(from) = &m.from else {
+        return Early::Settled(Outcome::Automated("no_sender"));
+    };
+    if s.staff_by_email(from).is_some() || CaseRef::find_tag(&m.subject).is_some() {
+        return Early::Open;
+    }
+    let reading = classify::read(&m.subject, &m.text);
+    if reading.score().verdict == Verdict::Ordinary
+        && !classify::asks_for_regulation(&m.subject, &m.text)
+    {
+        return Early::Settled(Outcome::NotComplaint);
+    }
+    Early::Read(reading)
+}
+
 async fn decide_and_record(
     app: &App,
     tx: &mut Tx,
     arrived: Option<Timestamp>,
     m: &InboundMail,
     auto: Option<classify::Automated>,
+    read: Option<classify::Reading<'_>>,
     now: Timestamp,
 ) -> Result<(Outcome, Option<i64>)> {
     let s = &app.settings;
@@ -239,7 +286,7 @@ async fn decide_and_record(
     if let Some(staff) = s.staff_by_email(&from) {
         return staff_mail_off_case(w, m, staff, at).await;
     }
-    new_mail(w, m, from, arrived).await
+    new_mail(w, m, from, arrived, read).await
 }
 
 /// Mail that threads onto a case: a staff answer or a client's reply.
@@ -308,9 +355,10 @@ async fn new_mail(
     m: &InboundMail,
     from: EmailAddress,
     arrived: Option<Timestamp>,
+    read: Option<classify::Reading<'_>>,
 ) -> Result<(Outcome, Option<i64>)> {
     let (app, now) = (w.app, w.now);
-    let reading = classify::read(&m.subject, &m.text);
+    let reading = read.unwrap_or_else(|| classify::read(&m.subject, &m.text));
     let score = reading.score();
     if score.verdict != Verdict::Complaint && classify::asks_for_regulation(&m.subject, &m.text) {
         answer_regulation_request(app, w.tx, m, &from, now).await?;

@@ -80,6 +80,9 @@ on_both_backends!(open_overdue_and_triage_cases_are_counted_by_the_register:
 on_both_backends!(automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references:
     sqlite_automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references,
     postgres_automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references);
+on_both_backends!(ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case:
+    sqlite_ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case,
+    postgres_ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case);
 on_both_backends!(a_bad_stored_value_is_an_error_naming_case_and_column:
     sqlite_a_bad_stored_value_is_an_error_naming_case_and_column,
     postgres_a_bad_stored_value_is_an_error_naming_case_and_column);
@@ -152,6 +155,87 @@ async fn automated_mail_is_recorded_once_and_still_burns_the_tokens_it_reference
     assert!(matches!(o, Outcome::Automated(_)), "{o:?}");
     assert_eq!(outcome_of("<ooo-2@client.test>").await, [o.label()]);
     assert_eq!(burned().await, 1, "the staff mail's token burned");
+    app.store.close().await;
+}
+
+/// Ordinary mail from outside that references nothing is decided before
+/// the register is asked and recorded in one statement
+/// (`flows::intake::decide_early`); the same words with the case's tag in
+/// the subject, from its client, still go to the case, and a complaint
+/// that references nothing still opens one.
+async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(url: &str) {
+    let app = config::app_at(url, "", support::now()).await;
+    let mail = |id: &str, subject: &str, text: &str| {
+        let raw = format!(
+            "From: Klant <klant@client.test>\r\nTo: info@31solutions.test\r\n\
+             Subject: {subject}\r\nMessage-ID: {id}\r\n\
+             Date: Mon, 23 Nov 2026 09:30:00 +0100\r\n\r\n{text}\r\n"
+        );
+        parse::parse(raw.as_bytes(), 1024 * 1024)
+    };
+    let origin = |uid| Origin {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid,
+    };
+    let recorded = |id: &'static str| {
+        let pool = app.store.pool().clone();
+        async move {
+            sqlx::query("SELECT outcome, case_id FROM inbound WHERE message_id = $1")
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let case: Option<i64> = r.try_get(1).unwrap();
+                    (r.try_get::<String, _>(0).unwrap(), case.is_some())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let thanks = "Dank voor de fijne training gisteren, tot de volgende keer.";
+
+    let ordinary = mail("<thanks-1@client.test>", "Bedankt", thanks);
+    let o = intake::process_message(&app, origin(1), None, &ordinary)
+        .await
+        .unwrap();
+    assert_eq!(o, Outcome::NotComplaint);
+    let again = intake::process_message(&app, origin(1), None, &ordinary)
+        .await
+        .unwrap();
+    assert_eq!(again, Outcome::Duplicate);
+    assert_eq!(
+        recorded("<thanks-1@client.test>").await,
+        [("not_complaint".to_string(), false)]
+    );
+
+    let complaint = mail(
+        "<complaint-1@client.test>",
+        "Klacht over de training",
+        "Hierbij dien ik een klacht in over de training van 3 november. De trainer \
+         kwam een uur te laat en heeft de helft van het programma overgeslagen. Ik \
+         wil graag dat u het cursusgeld terugbetaalt.",
+    );
+    let opened = intake::process_message(&app, origin(2), None, &complaint)
+        .await
+        .unwrap();
+    let Outcome::Case { reference, .. } = opened else {
+        panic!("a complaint that references nothing opens a case: {opened:?}");
+    };
+    let tagged = mail(
+        "<thanks-2@client.test>",
+        &format!("[{reference}] Bedankt"),
+        thanks,
+    );
+    let o = intake::process_message(&app, origin(3), None, &tagged)
+        .await
+        .unwrap();
+    assert_eq!(o, Outcome::Reply { reference });
+    assert_eq!(
+        recorded("<thanks-2@client.test>").await,
+        [("reply".to_string(), true)]
+    );
     app.store.close().await;
 }
 
