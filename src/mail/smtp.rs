@@ -19,8 +19,10 @@
 use std::future::Future;
 
 /// Runs synchronously right before the final dot is written; what it
-/// returns runs right after the dot is written, before the reply is read.
-pub type LastStep = Box<dyn FnOnce() -> Result<AfterDot> + Send>;
+/// returns runs right after the dot is written, on tokio's blocking pool
+/// while the reply is awaited (it may fsync: the other sessions of this
+/// task go on meanwhile), and is finished before `send` returns.
+pub type LastStep = Box<dyn FnOnce() -> Result<Option<AfterDot>> + Send>;
 /// See [`LastStep`].
 pub type AfterDot = Box<dyn FnOnce() + Send>;
 use std::time::{Duration, Instant};
@@ -461,12 +463,19 @@ async fn transaction(
     // unconstrained, so tokio's cooperative budget cannot make this poll
     // yield to other tasks here of all places.
     let written = tokio::task::unconstrained(conn.write(b".\r\n")).await;
-    after_dot();
-    written?;
-    let r = conn
-        .reply()
-        .await
-        .map_err(|e| SendError::Unconfirmed(e.to_string()))?;
+    let after_dot = after_dot.map(tokio::task::spawn_blocking);
+    let reply = match written {
+        Ok(()) => conn
+            .reply()
+            .await
+            .map_err(|e| SendError::Unconfirmed(e.to_string())),
+        Err(e) => Err(e),
+    };
+    // Whatever came of it, the step after the dot is finished first.
+    if let Some(step) = after_dot {
+        let _ = step.await;
+    }
+    let r = reply?;
     if r.code == 250 {
         Ok(())
     } else {

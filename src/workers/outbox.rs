@@ -1053,7 +1053,9 @@ impl Lease {
 /// a single one-byte write to an open file, the shortest thing that can
 /// stand before the dot (creating a file there left a window of tens of
 /// microseconds in which a kill lost the mail). Right after the dot the
-/// byte is fsynced (on one machine with the marker's folder entry):
+/// byte is fsynced (on one machine with the marker's folder entry), on
+/// the blocking pool while the server's reply is awaited, so that the
+/// other sessions of the outbox's task go on meanwhile:
 /// against power loss, not before the dot, where an fsync (milliseconds)
 /// would widen the window in which a kill loses the mail. What remains:
 /// power lost in the milliseconds between the dot and that fsync leaves
@@ -1101,15 +1103,20 @@ async fn commit_step(
         anyhow::ensure!(ours, "outbox row {id} is no longer leased to this worker");
         app.metrics.stage("outbox_db", t);
     }
+    let metrics = app.metrics.clone();
     let last: LastStep = Box::new(move || match (file, marker) {
         (Some(mut f), Some(path)) => {
             use std::io::Write;
             f.write_all(b"1")
                 .context("cannot write the in-flight marker")?;
-            let after: AfterDot = Box::new(move || marker::sync_after_dot(&f, &path, one_machine));
-            Ok(after)
+            let after: AfterDot = Box::new(move || {
+                let t = Instant::now();
+                marker::sync_after_dot(&f, &path, one_machine);
+                metrics.stage("outbox_marker", t);
+            });
+            Ok(Some(after))
         }
-        _ => Ok(Box::new(|| ()) as AfterDot),
+        _ => Ok(None),
     });
     Ok(last)
 }
