@@ -100,12 +100,18 @@ impl MailStack {
 
     /// Starts a new stack in a fresh temp dir, owned by this process.
     pub fn start_private() -> Result<MailStack, String> {
+        MailStack::start_private_in(&std::env::temp_dir())
+    }
+
+    /// As [`MailStack::start_private`], in a fresh folder under `root`
+    /// (the bench puts its mail servers' spools and mailboxes in memory).
+    pub fn start_private_in(root: &Path) -> Result<MailStack, String> {
         let script = mailstack_script()?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
+        let dir = root.join(format!(
             "klachtd-ms-{}-{}",
             std::process::id(),
             base36(nanos % 1_000_000_000_000)
