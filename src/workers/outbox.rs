@@ -28,8 +28,8 @@
 //! once ([`Outbox`], one `Sender` each, one session first per round);
 //! their row changes are committed together by one task (`Recorder`:
 //! what arrives while a commit runs goes into the next); and a round's
-//! copies for Sent go at its end, in one command per folder where the
-//! server allows (`Copier::copy_all`).
+//! copies for Sent go while the next round sends, in one command per
+//! folder where the server allows (`Copier::copy_all`).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -185,59 +185,68 @@ impl Outbox {
             self.markers_cleared = true;
             self.clear_left_markers().await;
         }
+        let sent = self.rounds().await;
+        // The last round's copies are kept whatever came of it.
+        keep_copies(&self.app, &self.copier, self.later_jobs()).await;
+        if sent.is_ok() {
+            self.copier.lock().await.copy_missing().await;
+        }
+        sent
+    }
+
+    /// Rounds of due rows until none is left or a round makes no
+    /// progress; each round's copies go while the next one sends.
+    async fn rounds(&mut self) -> Result<usize> {
         let mut handled = 0;
         loop {
             let now = self.app.clock.now();
             let page = PAGE * self.senders.len() as i64;
             let rows = self.app.store.due_outbox(now, page).await?;
             if rows.is_empty() {
-                break;
+                return Ok(handled);
             }
-            let queue = std::sync::Mutex::new(VecDeque::from(rows));
-            let halt = AtomicBool::new(false);
-            // One session goes first: a server that refuses sessions is
-            // met once per pass, not once per session.
-            let first = self.senders[0].drain(&queue, &halt, 1).await;
-            let results = match first {
-                Ok(_) => {
-                    futures_util::future::join_all(
-                        self.senders
-                            .iter_mut()
-                            .map(|s| s.drain(&queue, &halt, usize::MAX)),
-                    )
-                    .await
-                }
-                Err(_) => Vec::new(),
-            };
-            self.copy_later().await;
-            let mut progressed = 0;
-            for r in std::iter::once(first).chain(results) {
-                progressed += r?;
-            }
+            let copies = keep_copies(&self.app, &self.copier, self.later_jobs());
+            let (progressed, ()) = tokio::join!(Self::round(&mut self.senders, rows), copies);
+            let progressed = progressed?;
             handled += progressed;
             if progressed == 0 {
-                break;
+                return Ok(handled);
             }
         }
-        self.copier.lock().await.copy_missing().await;
-        Ok(handled)
     }
 
-    /// Keeps the copies of what the round sent, together.
-    async fn copy_later(&mut self) {
-        let jobs = match self.later.lock() {
-            Ok(mut later) => std::mem::take(&mut *later),
-            Err(_) => return,
+    /// One round: `rows` sent over all senders at once. Returns how many
+    /// were handled, or the first error.
+    async fn round(senders: &mut [Sender], rows: Vec<OutboxRow>) -> Result<usize> {
+        let queue = std::sync::Mutex::new(VecDeque::from(rows));
+        let halt = AtomicBool::new(false);
+        // One session goes first: a server that refuses sessions is met
+        // once per pass, not once per session.
+        let first = senders[0].drain(&queue, &halt, 1).await;
+        let results = match first {
+            Ok(_) => {
+                futures_util::future::join_all(
+                    senders
+                        .iter_mut()
+                        .map(|s| s.drain(&queue, &halt, usize::MAX)),
+                )
+                .await
+            }
+            Err(_) => Vec::new(),
         };
-        if jobs.is_empty() {
-            return;
+        let mut progressed = 0;
+        for r in std::iter::once(first).chain(results) {
+            progressed += r?;
         }
-        let t = Instant::now();
-        let copied = self.copier.lock().await.copy_all(&jobs).await;
-        if let Err(e) = self.app.store.mark_copied_all(&copied).await {
-            tracing::warn!(error = %format!("{e:#}"), "copies kept, but not recorded; the sweep may copy them again");
+        Ok(progressed)
+    }
+
+    /// The copies sent mail is waiting for so far, taken.
+    fn later_jobs(&self) -> Vec<(i64, OutboxKind, Vec<u8>)> {
+        match self.later.lock() {
+            Ok(mut later) => std::mem::take(&mut *later),
+            Err(_) => Vec::new(),
         }
-        self.app.metrics.stage("outbox_copy", t);
     }
 
     pub async fn close(self) {
@@ -248,6 +257,19 @@ impl Outbox {
             }
         }
     }
+}
+
+/// Keeps the copies of what a round sent, together, and records them.
+async fn keep_copies(app: &App, copier: &Mutex<Copier>, jobs: Vec<(i64, OutboxKind, Vec<u8>)>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let t = Instant::now();
+    let copied = copier.lock().await.copy_all(&jobs).await;
+    if let Err(e) = app.store.mark_copied_all(&copied).await {
+        tracing::warn!(error = %format!("{e:#}"), "copies kept, but not recorded; the sweep may copy them again");
+    }
+    app.metrics.stage("outbox_copy", t);
 }
 
 impl Sender {
