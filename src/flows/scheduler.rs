@@ -739,10 +739,12 @@ fn digest_content<'a>(
         .iter()
         .filter(|&&st| st != Status::Closed)
         .filter_map(|&st| {
-            let list = pick(&|c, _, _, _| c.status == st);
+            let (list, more) = capped(pick(&|c, _, _, _| c.status == st));
             (!list.is_empty()).then(|| StatusGroup {
                 label: status_label(lang, st),
+                total: list.len() + more,
                 cases: list,
+                more,
             })
         })
         .collect();
@@ -754,6 +756,12 @@ fn digest_content<'a>(
         triage.len(),
         undeliverable.len(),
     ];
+    let (new_cases, more_new) = capped(new_cases);
+    let (due_soon, more_due_soon) = capped(due_soon);
+    let (overdue, more_overdue) = capped(overdue);
+    let (unacknowledged, more_unacknowledged) = capped(unacknowledged);
+    let (triage, more_triage) = capped(triage);
+    let (undeliverable, more_undeliverable) = capped(undeliverable);
     let cases = context::DigestCases {
         counts: context::DigestCounts {
             new: counts[0],
@@ -764,6 +772,15 @@ fn digest_content<'a>(
             triage: counts[4],
             undeliverable: counts[5],
         },
+        more: context::DigestCounts {
+            new: more_new,
+            open: open_by_status.iter().map(|g| g.more).sum(),
+            due_soon: more_due_soon,
+            overdue: more_overdue,
+            unacknowledged: more_unacknowledged,
+            triage: more_triage,
+            undeliverable: more_undeliverable,
+        },
         new_cases,
         due_soon,
         overdue,
@@ -773,6 +790,18 @@ fn digest_content<'a>(
         open_by_status,
     };
     DigestContent { cases, counts }
+}
+
+/// Most cases a list of the digest names; the rest are counted. A backlog
+/// of thousands of new cases would otherwise make a digest of megabytes,
+/// built in memory and unreadable by the supervisor it is for.
+pub const DIGEST_LIST_MAX: usize = 100;
+
+/// `list` cut to [`DIGEST_LIST_MAX`], and how many it left out.
+fn capped<T>(mut list: Vec<T>) -> (Vec<T>, usize) {
+    let more = list.len().saturating_sub(DIGEST_LIST_MAX);
+    list.truncate(DIGEST_LIST_MAX);
+    (list, more)
 }
 
 #[cfg(test)]
@@ -998,5 +1027,39 @@ roles = ["supervisor"]
         let c = digest_content(&s, &[&closed], &none, today, None);
         assert!(!c.news());
         assert_eq!(c.cases.counts.open, 0);
+    }
+
+    #[test]
+    fn a_digest_lists_at_most_a_hundred_cases_per_list_and_counts_the_rest() {
+        let s = settings("");
+        let n = DIGEST_LIST_MAX + 150;
+        let cases: Vec<CaseRow> = (0..n)
+            .map(|i| {
+                let mut c = case(&[], Some("bram@31solutions.test"));
+                c.id = i as i64 + 1;
+                c.reference = format!("KL-2026-{:04}", i + 1).parse().unwrap();
+                c
+            })
+            .collect();
+        let refs: Vec<&CaseRow> = cases.iter().collect();
+        let c = digest_content(
+            &s,
+            &refs,
+            &CaseMarks::default(),
+            "2026-12-01".parse().unwrap(),
+            None,
+        );
+        assert_eq!(c.cases.counts.new, n);
+        assert_eq!(c.cases.counts.open, n);
+        assert_eq!(c.cases.new_cases.len(), DIGEST_LIST_MAX);
+        assert_eq!(c.cases.more.new, 150);
+        assert_eq!(c.cases.new_cases[0].reference, "KL-2026-0001");
+        let group = &c.cases.open_by_status[0];
+        assert_eq!(
+            (group.cases.len(), group.total, group.more),
+            (DIGEST_LIST_MAX, n, 150)
+        );
+        assert_eq!(c.cases.more.open, 150);
+        assert_eq!((c.cases.more.overdue, c.cases.more.triage), (0, 0));
     }
 }

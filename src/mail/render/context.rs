@@ -324,6 +324,10 @@ pub struct Digest<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestCases<'a> {
     pub counts: DigestCounts,
+    /// How many cases each list leaves out (a list names at most
+    /// `flows::scheduler::DIGEST_LIST_MAX`); `open`: those left out of
+    /// all the status groups together.
+    pub more: DigestCounts,
     pub new_cases: Vec<DigestRow<'a>>,
     pub due_soon: Vec<DigestRow<'a>>,
     pub overdue: Vec<DigestRow<'a>>,
@@ -371,6 +375,10 @@ pub struct DigestRow<'a> {
 pub struct StatusGroup<'a> {
     pub label: &'a str,
     pub cases: Vec<DigestRow<'a>>,
+    /// The group's cases, named or not.
+    pub total: usize,
+    /// The group's cases left out of `cases`.
+    pub more: usize,
 }
 
 /// [`Template::Health`]: intake or outbox trouble, or its end.

@@ -350,6 +350,7 @@ fn digest_ctx(lang: Lang) -> Digest<'static> {
                 triage: 1,
                 undeliverable: 0,
             },
+            more: DigestCounts::default(),
             new_cases: vec![new.clone()],
             due_soon: vec![due_soon.clone()],
             overdue: vec![overdue.clone()],
@@ -360,10 +361,14 @@ fn digest_ctx(lang: Lang) -> Digest<'static> {
                 StatusGroup {
                     label: received,
                     cases: vec![new, unacked],
+                    total: 2,
+                    more: 0,
                 },
                 StatusGroup {
                     label: in_progress,
                     cases: vec![due_soon, overdue],
+                    total: 2,
+                    more: 0,
                 },
             ],
         },
@@ -1348,6 +1353,29 @@ fn digest_html_has_a_table_per_section_and_escapes_the_subjects() {
 }
 
 #[test]
+fn a_long_digest_says_how_many_cases_each_list_leaves_out() {
+    for lang in LANGS {
+        let more = match lang {
+            Lang::Nl => "en nog 150; alle zaken staan in het register",
+            Lang::En => "and 150 more; every case is in the register",
+        };
+        let mut ctx = digest_ctx(lang);
+        ctx.cases.counts.new = 151;
+        ctx.cases.more.new = 150;
+        ctx.cases.open_by_status[0].total = 152;
+        ctx.cases.open_by_status[0].more = 150;
+        let out = render(lang, &ctx);
+        for part in [&out.text, &out.html] {
+            assert_eq!(part.matches(more).count(), 2, "{part}");
+            assert!(part.contains("(151)") && part.contains("(152)"), "{part}");
+        }
+        // Nothing left out: no such line.
+        let out = render(lang, &digest_ctx(lang));
+        assert!(!out.text.contains(more) && !out.html.contains(more));
+    }
+}
+
+#[test]
 fn digest_leaves_out_empty_sections_and_says_when_nothing_is_open() {
     for lang in LANGS {
         let (none, overdue, new_heading) = match lang {
@@ -1357,6 +1385,7 @@ fn digest_leaves_out_empty_sections_and_says_when_nothing_is_open() {
         let mut ctx = digest_ctx(lang);
         ctx.cases = DigestCases {
             counts: DigestCounts::default(),
+            more: DigestCounts::default(),
             new_cases: vec![],
             due_soon: vec![],
             overdue: vec![],
