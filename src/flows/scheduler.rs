@@ -85,6 +85,8 @@ pub async fn pass(app: &App) -> Result<Summary> {
                 sum.digests += 1;
             }
         }
+        // The analysis loads the register afresh: not beside these.
+        drop(cases);
         sum.reports += crate::report::mail::round(app, today, now)
             .await
             .context("periodic analysis mail")?;

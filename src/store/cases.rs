@@ -476,11 +476,14 @@ impl Store {
         if let Some(y) = f.year {
             q = q.bind(y as i64);
         }
-        q.fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(case_from_row)
-            .collect()
+        // Row by row: a register of thousands is never held twice, once as
+        // database rows and once as cases.
+        let mut rows = q.fetch(self.pool());
+        let mut cases = Vec::new();
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            cases.push(case_from_row(&row)?);
+        }
+        Ok(cases)
     }
 
     pub async fn case_by_ref(&self, reference: &CaseRef) -> Result<Option<CaseRow>> {
