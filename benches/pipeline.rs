@@ -320,7 +320,7 @@ fn run(opts: &Opts) -> R<bool> {
         });
     }
     if opts.backlog_phase {
-        let b = measure_backlog(stack, &bin, tmp.path(), opts.backlog, &fixtures)?;
+        let b = measure_backlog(stack, &bin, tmp.path(), opts.backlog, &fixtures, Round::Out)?;
         out["backlog"] = b;
         if let Some(raw_rate) = out["backlog"]["raw_fetch"]["messages_per_s"].as_f64() {
             let k = num(&out["backlog"]["klachtd"]["messages_per_s"]);
@@ -332,7 +332,15 @@ fn run(opts: &Opts) -> R<bool> {
         out["large_mail"] = measure_large_mail(stack, &bin, tmp.path(), &fixtures)?;
     }
     if opts.rss_backlog > 0 {
-        let b = measure_backlog(stack, &bin, tmp.path(), opts.rss_backlog, &fixtures)?;
+        // Peak RSS with the morning round over the whole register as well.
+        let b = measure_backlog(
+            stack,
+            &bin,
+            tmp.path(),
+            opts.rss_backlog,
+            &fixtures,
+            Round::In,
+        )?;
         out["rss_backlog"] = b;
     }
 
@@ -472,7 +480,7 @@ fn measure_latency(
     let dir = tmp.join("latency");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ids = Ids::fresh(stack, "lat");
-    let cfg = write_config(&dir, stack, &ids)?;
+    let cfg = write_config(&dir, stack, &ids, Round::Out)?;
     // Create the mailbox (and its Sent folder) before klachtd starts.
     stack.imap_flags(&ids.info, "INBOX")?;
     let log_path = dir.join("klachtd.log");
@@ -580,12 +588,19 @@ fn measure_latency(
 // ---------------------------------------------------------------------------
 // Phase 3 + 4: backlog with `klachtd run --once`, raw IMAP fetch
 
-fn measure_backlog(stack: &MailStack, bin: &Path, tmp: &Path, n: usize, fx: &Fixtures) -> R<Value> {
+fn measure_backlog(
+    stack: &MailStack,
+    bin: &Path,
+    tmp: &Path,
+    n: usize,
+    fx: &Fixtures,
+    round: Round,
+) -> R<Value> {
     let dir = tmp.join(format!("backlog-{n}"));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ids = Ids::fresh(stack, "bl");
     let raw_box = stack.fresh_address("info-raw", "31solutions.test");
-    let cfg = write_config(&dir, stack, &ids)?;
+    let cfg = write_config(&dir, stack, &ids, round)?;
 
     // Build the mix.
     let mut msgs: Vec<Vec<u8>> = Vec::with_capacity(n);
@@ -982,7 +997,7 @@ fn measure_large_mail(stack: &MailStack, bin: &Path, tmp: &Path, fx: &Fixtures) 
     let dir = tmp.join("large-mail");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ids = Ids::fresh(stack, "lm");
-    let cfg = write_config(&dir, stack, &ids)?;
+    let cfg = write_config(&dir, stack, &ids, Round::Out)?;
     let mut clients = Vec::new();
     let mut msgs = Vec::new();
     let mut sizes = Vec::new();
@@ -1199,7 +1214,20 @@ impl Ids {
 /// (handler) as the only staff, IMAP IDLE (polling at the default 60 s
 /// only without it), no practical hourly limit on automatic replies and a
 /// SQLite register in `dir`.
-fn write_config(dir: &Path, stack: &MailStack, ids: &Ids) -> R<PathBuf> {
+/// klachtd's morning round (digests, reminders, escalations, the periodic
+/// analysis: from `digest.at` on working days) in a measured run or not.
+/// Left to the clock, it fell in some runs and not in others: a run after
+/// 08:30 in Amsterdam also rendered a digest of every case and the
+/// analysis with its chart.
+#[derive(Debug, Clone, Copy)]
+enum Round {
+    /// `digest.at = "23:59"`: not due (but in the last minute of a day).
+    Out,
+    /// `digest.at = "00:00"`: due in every run on a working day.
+    In,
+}
+
+fn write_config(dir: &Path, stack: &MailStack, ids: &Ids, round: Round) -> R<PathBuf> {
     let text = TestConfig {
         info: ids.info.clone(),
         anna: ids.anna.clone(),
@@ -1216,7 +1244,13 @@ fn write_config(dir: &Path, stack: &MailStack, ids: &Ids) -> R<PathBuf> {
     // The backlog holds hundreds of complaints from as many clients within
     // the hour: well past the default limit on automatic replies, which is
     // meant for a reflector, not for this.
-    .toml("\n[procedure]\nauto_replies_per_hour = 1000000\n");
+    .toml(&format!(
+        "\n[procedure]\nauto_replies_per_hour = 1000000\n[digest]\nat = \"{}\"\n",
+        match round {
+            Round::Out => "23:59",
+            Round::In => "00:00",
+        }
+    ));
     let p = dir.join("klachtd.toml");
     fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     Ok(p)
