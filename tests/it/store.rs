@@ -104,11 +104,6 @@ async fn automated_mail_is_recorded_once_and_still_burns_the_tokens_it_reference
         );
         parse::parse(raw.as_bytes(), 1024 * 1024)
     };
-    let origin = |uid| Origin {
-        folder: "INBOX",
-        uidvalidity: 1,
-        uid,
-    };
     let outcome_of = |id: &'static str| {
         let pool = app.store.pool().clone();
         async move {
@@ -136,11 +131,11 @@ async fn automated_mail_is_recorded_once_and_still_burns_the_tokens_it_reference
 
     // References nothing: recorded as automated, once.
     let plain = out_of_office("<ooo-1@client.test>", "");
-    let first = intake::process_message(&app, origin(1), None, &plain)
+    let first = intake::process_message(&app, inbox(1), None, &plain)
         .await
         .unwrap();
     assert!(matches!(first, Outcome::Automated(_)), "{first:?}");
-    let again = intake::process_message(&app, origin(1), None, &plain)
+    let again = intake::process_message(&app, inbox(1), None, &plain)
         .await
         .unwrap();
     assert!(matches!(again, Outcome::Duplicate), "{again:?}");
@@ -149,7 +144,7 @@ async fn automated_mail_is_recorded_once_and_still_burns_the_tokens_it_reference
 
     // Answers the staff mail: automated all the same, and its token burns.
     let replying = out_of_office("<ooo-2@client.test>", &format!("In-Reply-To: {token}\r\n"));
-    let o = intake::process_message(&app, origin(2), None, &replying)
+    let o = intake::process_message(&app, inbox(2), None, &replying)
         .await
         .unwrap();
     assert!(matches!(o, Outcome::Automated(_)), "{o:?}");
@@ -173,11 +168,6 @@ async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(u
         );
         parse::parse(raw.as_bytes(), 1024 * 1024)
     };
-    let origin = |uid| Origin {
-        folder: "INBOX",
-        uidvalidity: 1,
-        uid,
-    };
     let recorded = |id: &'static str| {
         let pool = app.store.pool().clone();
         async move {
@@ -197,11 +187,11 @@ async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(u
     let thanks = "Dank voor de fijne training gisteren, tot de volgende keer.";
 
     let ordinary = mail("<thanks-1@client.test>", "Bedankt", thanks);
-    let o = intake::process_message(&app, origin(1), None, &ordinary)
+    let o = intake::process_message(&app, inbox(1), None, &ordinary)
         .await
         .unwrap();
     assert_eq!(o, Outcome::NotComplaint);
-    let again = intake::process_message(&app, origin(1), None, &ordinary)
+    let again = intake::process_message(&app, inbox(1), None, &ordinary)
         .await
         .unwrap();
     assert_eq!(again, Outcome::Duplicate);
@@ -217,7 +207,7 @@ async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(u
          kwam een uur te laat en heeft de helft van het programma overgeslagen. Ik \
          wil graag dat u het cursusgeld terugbetaalt.",
     );
-    let opened = intake::process_message(&app, origin(2), None, &complaint)
+    let opened = intake::process_message(&app, inbox(2), None, &complaint)
         .await
         .unwrap();
     let Outcome::Case { reference, .. } = opened else {
@@ -228,7 +218,7 @@ async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(u
         &format!("[{reference}] Bedankt"),
         thanks,
     );
-    let o = intake::process_message(&app, origin(3), None, &tagged)
+    let o = intake::process_message(&app, inbox(3), None, &tagged)
         .await
         .unwrap();
     assert_eq!(o, Outcome::Reply { reference });
@@ -240,6 +230,15 @@ async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(u
 }
 
 // ------------------------------------------------------------------ helpers
+
+/// Where the tests' messages are found: INBOX, UIDVALIDITY 1.
+fn inbox(uid: u32) -> Origin<'static> {
+    Origin {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid,
+    }
+}
 
 fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
