@@ -724,64 +724,58 @@ fn digest_content<'a>(
         let new = since.is_none_or(|t| c.created_at > t);
         rows.push((c, row, left, new, ack_late));
     }
-    let pick = |f: &dyn Fn(&CaseRow, i64, bool, bool) -> bool| -> Vec<DigestRow<'a>> {
-        rows.iter()
-            .filter(|(c, _, left, new, ack)| f(c, *left, *new, *ack))
+    // Each list: its first DIGEST_LIST_MAX rows, and how many match.
+    let pick = |f: &dyn Fn(&CaseRow, i64, bool, bool) -> bool| -> (Vec<DigestRow<'a>>, usize) {
+        let mut matching = rows
+            .iter()
+            .filter(|(c, _, left, new, ack)| f(c, *left, *new, *ack));
+        let listed = matching
+            .by_ref()
+            .take(DIGEST_LIST_MAX)
             .map(|(_, r, ..)| r.clone())
-            .collect()
+            .collect::<Vec<_>>();
+        let total = listed.len() + matching.count();
+        (listed, total)
     };
-    let new_cases = pick(&|_, _, new, _| new);
-    let due_soon =
+    let (new_cases, new) = pick(&|_, _, new, _| new);
+    let (due_soon, due) =
         pick(&|c, left, _, _| schedule::awaits_response(c.status) && (0..=window).contains(&left));
-    let overdue = pick(&|c, left, _, _| schedule::awaits_response(c.status) && left < 0);
-    let unacknowledged = pick(&|_, _, _, ack| ack);
-    let triage = pick(&|c, _, _, _| c.status == Status::Triage);
-    let undeliverable = pick(&|c, _, _, _| marks.undeliverable.contains(&c.id));
+    let (overdue, late) = pick(&|c, left, _, _| schedule::awaits_response(c.status) && left < 0);
+    let (unacknowledged, unacked) = pick(&|_, _, _, ack| ack);
+    let (triage, waiting) = pick(&|c, _, _, _| c.status == Status::Triage);
+    let (undeliverable, failed) = pick(&|c, _, _, _| marks.undeliverable.contains(&c.id));
     let open_by_status: Vec<_> = Status::ALL
         .iter()
         .filter(|&&st| st != Status::Closed)
         .filter_map(|&st| {
-            let (list, more) = capped(pick(&|c, _, _, _| c.status == st));
-            (!list.is_empty()).then(|| StatusGroup {
+            let (cases, total) = pick(&|c, _, _, _| c.status == st);
+            (!cases.is_empty()).then(|| StatusGroup {
                 label: status_label(lang, st),
-                total: list.len() + more,
-                cases: list,
-                more,
+                more: total - cases.len(),
+                total,
+                cases,
             })
         })
         .collect();
-    let counts = [
-        new_cases.len(),
-        due_soon.len(),
-        overdue.len(),
-        unacknowledged.len(),
-        triage.len(),
-        undeliverable.len(),
-    ];
-    let (new_cases, more_new) = capped(new_cases);
-    let (due_soon, more_due_soon) = capped(due_soon);
-    let (overdue, more_overdue) = capped(overdue);
-    let (unacknowledged, more_unacknowledged) = capped(unacknowledged);
-    let (triage, more_triage) = capped(triage);
-    let (undeliverable, more_undeliverable) = capped(undeliverable);
+    let counts = [new, due, late, unacked, waiting, failed];
     let cases = context::DigestCases {
         counts: context::DigestCounts {
-            new: counts[0],
+            new,
             open: rows.len(),
-            due_soon: counts[1],
-            overdue: counts[2],
-            unacknowledged: counts[3],
-            triage: counts[4],
-            undeliverable: counts[5],
+            due_soon: due,
+            overdue: late,
+            unacknowledged: unacked,
+            triage: waiting,
+            undeliverable: failed,
         },
         more: context::DigestCounts {
-            new: more_new,
+            new: new - new_cases.len(),
             open: open_by_status.iter().map(|g| g.more).sum(),
-            due_soon: more_due_soon,
-            overdue: more_overdue,
-            unacknowledged: more_unacknowledged,
-            triage: more_triage,
-            undeliverable: more_undeliverable,
+            due_soon: due - due_soon.len(),
+            overdue: late - overdue.len(),
+            unacknowledged: unacked - unacknowledged.len(),
+            triage: waiting - triage.len(),
+            undeliverable: failed - undeliverable.len(),
         },
         new_cases,
         due_soon,
@@ -798,13 +792,6 @@ fn digest_content<'a>(
 /// of thousands of new cases would otherwise make a digest of megabytes,
 /// built in memory and unreadable by the supervisor it is for.
 pub const DIGEST_LIST_MAX: usize = 100;
-
-/// `list` cut to [`DIGEST_LIST_MAX`], and how many it left out.
-fn capped<T>(mut list: Vec<T>) -> (Vec<T>, usize) {
-    let more = list.len().saturating_sub(DIGEST_LIST_MAX);
-    list.truncate(DIGEST_LIST_MAX);
-    (list, more)
-}
 
 #[cfg(test)]
 mod tests {
