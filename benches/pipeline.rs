@@ -556,11 +556,7 @@ fn measure_latency(
     std::thread::sleep(Duration::from_secs(opts.idle_seconds));
     let (cpu1, idle_wall) = (cpu_ticks(pid), t0.elapsed().as_secs_f64());
     let ticks = cpu1.zip(cpu0).map(|(a, b)| a.saturating_sub(b));
-    let hz = cmd_out("getconf", &["CLK_TCK"])
-        .trim()
-        .parse::<f64>()
-        .unwrap_or(100.0);
-    let idle_cpu_s = ticks.map(|t| t as f64 / hz);
+    let idle_cpu_s = ticks.map(|t| t as f64 / clock_ticks_per_s());
     let status = daemon.stop(Duration::from_secs(30));
     let log_text = fs::read_to_string(&log_path).unwrap_or_default();
     let warnings = log_text
