@@ -150,6 +150,33 @@ impl MailStack {
         MailStack::from_dir(&dir)
     }
 
+    /// Holds (`true`) or releases Postfix's delivery to Dovecot
+    /// (`scripts/mailstack hold|release`): while held, Postfix takes and
+    /// queues each mail but delivers none; release delivers them all.
+    /// Only the bench holds delivery: a test doing so would hold every other
+    /// test's mail on the shared stack.
+    #[allow(dead_code)]
+    pub fn hold_delivery(&self, hold: bool) -> Result<(), String> {
+        let script = mailstack_script()?;
+        let verb = if hold { "hold" } else { "release" };
+        let out = Command::new(&script)
+            .arg(verb)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} {verb} {} failed ({}): {}",
+                script.display(),
+                self.dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
     /// `127.0.0.1:<imap port>`
     pub fn imap_addr(&self) -> String {
         format!("127.0.0.1:{}", self.imap_port)
