@@ -139,17 +139,33 @@ pub async fn process_in(
     arrived: Option<Timestamp>,
     m: &InboundMail,
 ) -> Result<Outcome> {
+    process_looked(app, tx, origin, arrived, m, look(&app.settings, m)).await
+}
+
+/// [`process_in`] with what the mail alone decides already worked out
+/// ([`look`], for this `m`).
+pub async fn process_looked(
+    app: &App,
+    tx: &mut Tx,
+    origin: Origin<'_>,
+    arrived: Option<Timestamp>,
+    m: &InboundMail,
+    look: Look,
+) -> Result<Outcome> {
     let now = app.clock.now();
-    let auto = automated(&app.settings, m);
-    let early = decide_early(&app.settings, m, auto);
+    let Look { auto, early } = look;
     // Mail decided without the register has nothing to write but its
     // record: one statement, atomic by itself, with no savepoint around it.
-    if let Early::Settled(outcome) = early {
+    if let Early::Settled { outcome, burn } = early {
         let label = outcome.label();
         let (folder, validity, uid) = (origin.folder, origin.uidvalidity, origin.uid);
         let claimed =
             store::claim_inbound(tx, &m.message_id, folder, validity, uid, &label, now).await?;
-        return Ok(if claimed { outcome } else { Outcome::Duplicate });
+        if !claimed {
+            return Ok(Outcome::Duplicate);
+        }
+        burn_tokens(tx, &[&burn], now).await?;
+        return Ok(outcome);
     }
     store::savepoint(tx).await?;
     // A message that failed before is claimed, and decided, afresh.
@@ -168,7 +184,7 @@ pub async fn process_in(
         return Ok(Outcome::Duplicate);
     }
     let read = match early {
-        Early::Read(reading) => Some(reading),
+        Early::Read(read) => Some(read.of(&m.subject, &m.text)),
         _ => None,
     };
     let outcome = match decide_and_record(app, tx, arrived, m, auto, read, now).await {
@@ -205,36 +221,153 @@ pub async fn process_in(
     Ok(outcome)
 }
 
+/// What the mail alone decides, before the register is asked: a pure
+/// function of the settings and the mail, and the classifier's share of
+/// the work. Intake works it out for a batch's mail on several threads at
+/// once, away from the register, and hands it to [`process_looked`].
+pub struct Look {
+    auto: Option<classify::Automated>,
+    early: Early,
+}
+
+/// Looks at `m` (see [`Look`]).
+pub fn look(s: &Settings, m: &InboundMail) -> Look {
+    let auto = automated(s, m);
+    Look {
+        auto,
+        early: decide_early(s, m, auto),
+    }
+}
+
+impl Look {
+    /// The outcome, when the mail alone settles it and its record is all
+    /// there is to write ([`record_settled`]); otherwise the look, for
+    /// [`process_looked`].
+    pub fn into_settled(self, uid: u32, message_id: &str) -> Result<Settled, Look> {
+        match self.early {
+            Early::Settled { outcome, burn } => Ok(Settled {
+                uid,
+                message_id: message_id.to_string(),
+                outcome,
+                burn,
+            }),
+            early => Err(Look { early, ..self }),
+        }
+    }
+}
+
+/// A mail the mail alone settles ([`Look::into_settled`]).
+#[derive(Debug)]
+pub struct Settled {
+    pub uid: u32,
+    pub message_id: String,
+    pub outcome: Outcome,
+    /// Staff tokens among its references, to be burned: automated mail
+    /// shows them outside the staff (see [`store::burn_tokens`]).
+    pub burn: Vec<String>,
+}
+
+/// Records settled mail within `tx` in as few statements as the register
+/// allows, as [`process_looked`] records each: a Message-ID seen before,
+/// in the register or earlier in `mails`, is a duplicate. Returns the
+/// outcomes in the order given.
+pub async fn record_settled(
+    app: &App,
+    tx: &mut Tx,
+    folder: &str,
+    uidvalidity: u32,
+    mails: Vec<Settled>,
+) -> Result<Vec<(u32, String, Outcome)>> {
+    if mails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let labels: Vec<String> = mails.iter().map(|m| m.outcome.label()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<bool> = mails.iter().map(|m| seen.insert(&m.message_id)).collect();
+    let claims: Vec<store::Claim> = mails
+        .iter()
+        .zip(&labels)
+        .zip(&first)
+        .filter(|(_, &first)| first)
+        .map(|((m, label), _)| (m.uid, m.message_id.as_str(), label.as_str()))
+        .collect();
+    let now = app.clock.now();
+    let claimed = store::claim_inbound_many(tx, folder, uidvalidity, &claims, now).await?;
+    let won: Vec<bool> = mails
+        .iter()
+        .zip(first)
+        .map(|(m, first)| first && claimed.contains(&m.message_id))
+        .collect();
+    let burn: Vec<&[String]> = mails
+        .iter()
+        .zip(&won)
+        .filter(|(m, &won)| won && !m.burn.is_empty())
+        .map(|(m, _)| m.burn.as_slice())
+        .collect();
+    burn_tokens(tx, &burn, now).await?;
+    Ok(mails
+        .into_iter()
+        .zip(won)
+        .map(|(m, won)| {
+            let outcome = if won { m.outcome } else { Outcome::Duplicate };
+            (m.uid, m.message_id, outcome)
+        })
+        .collect())
+}
+
+/// Burns the staff tokens that `mails` (their references) show outside
+/// the staff, and says so when there were any.
+async fn burn_tokens(tx: &mut Tx, mails: &[&[String]], now: Timestamp) -> Result<()> {
+    if mails.iter().all(|refs| refs.is_empty()) {
+        return Ok(());
+    }
+    let burned = store::burn_tokens_of(tx, mails, now).await?;
+    if burned > 0 {
+        tracing::info!(
+            burned,
+            "staff tokens seen outside the staff: burned for commands"
+        );
+    }
+    Ok(())
+}
+
 /// What the mail alone decides, before the register is asked.
-enum Early<'m> {
-    /// Nothing to write but the mail's own record.
-    Settled(Outcome),
+enum Early {
+    /// Nothing to write but the mail's own record, and the staff tokens
+    /// among its references to burn.
+    Settled { outcome: Outcome, burn: Vec<String> },
     /// New mail from outside, read by the classifier, that needs more
     /// than its record (a complaint, a possible one, a request for the
     /// regulation).
-    Read(classify::Reading<'m>),
+    Read(classify::Read),
     /// The register decides.
     Open,
 }
 
-/// Mail that references nothing (no In-Reply-To, no References, no case
-/// tag in its subject) matches no case and burns no staff token. When it
-/// is automated, has no sender, or comes from outside and is ordinary, its
-/// record is all there is to write. Staff mail is left to the register
-/// (a forward made a complaint, an answer to the digest).
-fn decide_early<'m>(
-    s: &Settings,
-    m: &'m InboundMail,
-    auto: Option<classify::Automated>,
-) -> Early<'m> {
+/// Automated mail is never answered and never joins a case: its record
+/// is all there is to write, and the staff tokens it shows outside the
+/// staff are burned (as [`decide_and_record`] does). Other mail that
+/// references nothing (no In-Reply-To, no References, no case tag in its
+/// subject) matches no case and burns no staff token. When it has no
+/// sender, or comes from outside and is ordinary, its record is all there
+/// is to write. Staff mail is left to the register (a forward made a
+/// complaint, an answer to the digest).
+fn decide_early(s: &Settings, m: &InboundMail, auto: Option<classify::Automated>) -> Early {
+    let settled = |outcome, burn| Early::Settled { outcome, burn };
+    if let Some(a) = auto {
+        let from_staff = m.from.as_ref().and_then(|f| s.staff_by_email(f)).is_some();
+        let burn = if exposes_tokens(s, m, from_staff) {
+            m.referenced_ids()
+        } else {
+            Vec::new()
+        };
+        return settled(Outcome::Automated(a.as_str()), burn);
+    }
     if !m.in_reply_to.is_empty() || !m.references.is_empty() {
         return Early::Open;
     }
-    if let Some(a) = auto {
-        return Early::Settled(Outcome::Automated(a.as_str()));
-    }
     let Some(from) = &m.from else {
-        return Early::Settled(Outcome::Automated("no_sender"));
+        return settled(Outcome::Automated("no_sender"), Vec::new());
     };
     if s.staff_by_email(from).is_some() || CaseRef::find_tag(&m.subject).is_some() {
         return Early::Open;
@@ -243,9 +376,9 @@ fn decide_early<'m>(
     if reading.score().verdict == Verdict::Ordinary
         && !classify::asks_for_regulation(&m.subject, &m.text)
     {
-        return Early::Settled(Outcome::NotComplaint);
+        return settled(Outcome::NotComplaint, Vec::new());
     }
-    Early::Read(reading)
+    Early::Read(reading.detach())
 }
 
 async fn decide_and_record(
@@ -263,13 +396,7 @@ async fn decide_and_record(
     // no longer runs commands, whatever the mail turns out to be.
     let from_staff = m.from.as_ref().and_then(|f| s.staff_by_email(f)).is_some();
     if exposes_tokens(s, m, from_staff) {
-        let burned = store::burn_tokens(tx, &m.referenced_ids(), now).await?;
-        if burned > 0 {
-            tracing::info!(
-                burned,
-                "staff tokens seen outside the staff: burned for commands"
-            );
-        }
+        burn_tokens(tx, &[&m.referenced_ids()], now).await?;
     }
     if let Some(a) = auto {
         return Ok((Outcome::Automated(a.as_str()), None));

@@ -15,10 +15,11 @@ mod transfer;
 
 pub use cases::{
     add_event, add_event_data, all_auto_replies_since, auto_replies_since, burn_tokens,
-    case_attachments, case_id_by_ref, case_in_tx, cases_from_mailbox_since, client_thread,
-    first_message, insert_attachment, insert_case, insert_case_message, next_reference,
-    open_case_counts, refers_to_kind, sent_since, sent_to, set_concerns, thread_match, update_case,
-    AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase, NewCaseMessage, SentRef,
+    burn_tokens_of, case_attachments, case_id_by_ref, case_in_tx, cases_from_mailbox_since,
+    client_thread, first_message, insert_attachment, insert_case, insert_case_message,
+    next_reference, open_case_counts, refers_to_kind, sent_since, sent_to, set_concerns,
+    thread_match, update_case, AttachmentMeta, CaseFilter, CaseRow, CaseUpdate, EventRow, NewCase,
+    NewCaseMessage, SentRef,
 };
 pub(crate) use lease::try_flock;
 pub use lease::MailboxLock;
@@ -499,6 +500,67 @@ pub async fn claim_inbound(
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// One message for [`claim_inbound_many`]: its UID, Message-ID and
+/// outcome.
+pub type Claim<'a> = (u32, &'a str, &'a str);
+
+/// Rows per statement of [`claim_inbound_many`]: six parameters each, far
+/// under SQLite's and PostgreSQL's limits.
+const CLAIM_ROWS: usize = 200;
+
+/// [`claim_inbound`] for many messages of one folder, in one statement per
+/// [`CLAIM_ROWS`]: intake records a batch's settled mail (ordinary,
+/// automated) this way, where one statement each was a tenth of a
+/// millisecond per message. Returns the Message-IDs claimed. Each
+/// Message-ID must appear once in `claims`.
+pub async fn claim_inbound_many(
+    tx: &mut Tx,
+    folder: &str,
+    uidvalidity: u32,
+    claims: &[Claim<'_>],
+    at: jiff::Timestamp,
+) -> Result<std::collections::HashSet<String>> {
+    let at = db_time(at);
+    let mut claimed = std::collections::HashSet::new();
+    for chunk in claims.chunks(CLAIM_ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO inbound (message_id, folder, uidvalidity, uid, outcome, at) VALUES {} \
+             ON CONFLICT (message_id) DO UPDATE SET folder = excluded.folder, uidvalidity = excluded.uidvalidity, \
+             uid = excluded.uid, outcome = excluded.outcome, case_id = NULL, at = excluded.at \
+             WHERE inbound.outcome = 'failed' RETURNING message_id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for &(uid, message_id, outcome) in chunk {
+            q = q
+                .bind(message_id)
+                .bind(folder)
+                .bind(uidvalidity as i64)
+                .bind(uid as i64)
+                .bind(outcome)
+                .bind(at.clone());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            claimed.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(claimed)
 }
 
 /// Marks where one message's writes start within a batch transaction

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio::sync::watch;
 
 use super::{backoff, sleep_or_stop};
@@ -355,7 +355,9 @@ async fn process_batch(
     let s = &app.settings;
     let m = &app.metrics;
     let t = Instant::now();
-    let headers = imap.fetch_headers(uids).await?;
+    let mut headers = imap.fetch_headers(uids).await?;
+    // In UID order, as the bodies are read (see `Reader`).
+    headers.sort_by_key(|h| h.uid);
     m.stage("intake_fetch", t);
     let t = Instant::now();
     let mut heads: Vec<Option<parse::InboundMail>> = headers
@@ -386,7 +388,7 @@ async fn process_batch(
     let max = s.intake.max_message_bytes;
     let runs = body_runs(&need_body, max);
     let mut fetched: Option<usize> = None;
-    let mut bodies: std::collections::VecDeque<Fetched> = Default::default();
+    let mut bodies = Reader::empty();
     let mut gone: Vec<u32> = Vec::new();
     // One transaction for the whole batch: one commit (one fsync) instead
     // of one per message, and the checkpoint moves with it. A crash
@@ -398,6 +400,9 @@ async fn process_batch(
     let mut tx = app.store.begin().await?;
     let mut opened = Instant::now();
     let mut decided: Vec<(u32, String, Outcome)> = Vec::new();
+    // Settled mail (ordinary, automated) waits here until the next mail
+    // that needs the register, or the commit, and is recorded in one go.
+    let mut settled: Vec<intake::Settled> = Vec::new();
     let mut done = 0;
     let mut last = None;
     for (h, head) in headers.iter().zip(heads.iter_mut()) {
@@ -414,6 +419,14 @@ async fn process_batch(
                     uidvalidity,
                     upto,
                 };
+                record_settled(
+                    app,
+                    &mut tx,
+                    (folder, uidvalidity),
+                    &mut settled,
+                    &mut decided,
+                )
+                .await?;
                 done += commit
                     .commit(app, imap, tx, std::mem::take(&mut decided))
                     .await?;
@@ -422,15 +435,19 @@ async fn process_batch(
             }
             let (uids, bytes) = &runs[i];
             let t = Instant::now();
-            bodies = imap.fetch_bodies(uids, max, *bytes).await?.into();
-            gone = gone_from(imap, uids, &bodies).await?;
+            let run = imap.fetch_bodies(uids, max, *bytes).await?;
+            gone = gone_from(imap, uids, &run).await?;
             m.stage("intake_fetch", t);
+            bodies = Reader::start(app, run);
             fetched = Some(i);
         }
-        let body = run.and_then(|_| take_body(&mut bodies, h.uid));
         let t = Instant::now();
-        let mail = match body {
-            Some(b) => parse_fetched(s, &b),
+        let body = match run {
+            Some(_) => bodies.take(h.uid).await?,
+            None => None,
+        };
+        let (mail, look) = match body {
+            Some(ready) => (ready.mail, ready.look),
             // Moved or deleted since its header was read (by a person, or
             // by a second daemon that handles it): not this pass's to
             // decide on from its header alone.
@@ -441,14 +458,36 @@ async fn process_batch(
             }
             // Header-only: enough to know it is automated or seen before
             // (or a server that sends no body for a message it still has).
-            None => head.take().unwrap_or_else(|| parse::parse(h.bytes(), 0)),
+            None => {
+                let mail = head.take().unwrap_or_else(|| parse::parse(h.bytes(), 0));
+                let look = intake::look(s, &mail);
+                (mail, look)
+            }
         };
         m.stage("intake_parse", t);
+        last = Some(h.uid);
+        let look = match look.into_settled(h.uid, &mail.message_id) {
+            Ok(mail) => {
+                settled.push(mail);
+                continue;
+            }
+            Err(look) => look,
+        };
+        // In UID order: what waits is recorded before this mail, which
+        // may carry the same Message-ID.
+        record_settled(
+            app,
+            &mut tx,
+            (folder, uidvalidity),
+            &mut settled,
+            &mut decided,
+        )
+        .await?;
         let t = Instant::now();
-        let outcome = intake::process_in(app, &mut tx, origin, h.internal_date, &mail).await?;
+        let outcome =
+            intake::process_looked(app, &mut tx, origin, h.internal_date, &mail, look).await?;
         m.stage("intake_decide", t);
         decided.push((h.uid, mail.message_id, outcome));
-        last = Some(h.uid);
     }
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.
@@ -460,6 +499,8 @@ async fn process_batch(
         uidvalidity,
         upto,
     };
+    let at = (folder, uidvalidity);
+    record_settled(app, &mut tx, at, &mut settled, &mut decided).await?;
     Ok(done + batch.commit(app, imap, tx, decided).await?)
 }
 
@@ -471,6 +512,24 @@ struct Batch<'a> {
     folder: &'a str,
     uidvalidity: u32,
     upto: u32,
+}
+
+/// Records the settled mail waiting in `settled` (see
+/// [`intake::record_settled`]; of the folder and UIDVALIDITY `at`) and
+/// adds the outcomes to `decided`.
+async fn record_settled(
+    app: &App,
+    tx: &mut crate::store::Tx,
+    at: (&str, u32),
+    settled: &mut Vec<intake::Settled>,
+    decided: &mut Vec<(u32, String, Outcome)>,
+) -> Result<()> {
+    let t = Instant::now();
+    let mails = std::mem::take(settled);
+    let (folder, validity) = at;
+    decided.extend(intake::record_settled(app, tx, folder, validity, mails).await?);
+    app.metrics.stage("intake_decide", t);
+    Ok(())
 }
 
 impl Batch<'_> {
@@ -725,11 +784,7 @@ fn parse_fetched(s: &crate::config::Settings, b: &Fetched) -> parse::InboundMail
 
 /// The UIDs of a run whose body did not come and that are no longer in the
 /// folder (one UID SEARCH, only when a body is missing).
-async fn gone_from(
-    imap: &mut Imap,
-    run: &[u32],
-    bodies: &std::collections::VecDeque<Fetched>,
-) -> Result<Vec<u32>> {
+async fn gone_from(imap: &mut Imap, run: &[u32], bodies: &[Fetched]) -> Result<Vec<u32>> {
     let missing: Vec<u32> = run
         .iter()
         .copied()
@@ -742,11 +797,96 @@ async fn gone_from(
     Ok(missing.into_iter().filter(|u| !there.contains(u)).collect())
 }
 
-/// The body fetched for `uid`, taken out of the run (None when the server
-/// sent none: the message was expunged meanwhile).
-fn take_body(bodies: &mut std::collections::VecDeque<Fetched>, uid: u32) -> Option<Fetched> {
-    let at = bodies.iter().position(|b| b.uid == uid)?;
-    bodies.remove(at)
+/// A message of a run, parsed and looked at ([`intake::look`]), its
+/// fetched bytes let go.
+struct Ready {
+    uid: u32,
+    mail: parse::InboundMail,
+    look: intake::Look,
+}
+
+/// A run's mail as it is read: one blocking thread parses the bodies and
+/// looks at each ([`intake::look`]: the classifier reads new mail from
+/// outside), in UID order, while intake records the ones read before in
+/// the register. The reading's CPU time and the register's round trips
+/// overlap instead of adding up. At most [`READ_AHEAD`] messages wait,
+/// parsed, besides the run's fetched bytes.
+struct Reader {
+    rx: tokio::sync::mpsc::Receiver<Ready>,
+    thread: Option<tokio::task::JoinHandle<()>>,
+    next: Option<Ready>,
+}
+
+/// Messages read ahead of intake's register work.
+const READ_AHEAD: usize = 32;
+
+impl Reader {
+    fn empty() -> Reader {
+        let (_, rx) = tokio::sync::mpsc::channel(1);
+        Reader {
+            rx,
+            thread: None,
+            next: None,
+        }
+    }
+
+    fn start(app: &App, mut run: Vec<Fetched>) -> Reader {
+        run.sort_by_key(|b| b.uid);
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let s = app.settings.clone();
+        let thread = tokio::task::spawn_blocking(move || {
+            for b in run {
+                let mail = parse_fetched(&s, &b);
+                let look = intake::look(&s, &mail);
+                let ready = Ready {
+                    uid: b.uid,
+                    mail,
+                    look,
+                };
+                drop(b);
+                // Intake went away (an error ends its batch): stop.
+                if tx.blocking_send(ready).is_err() {
+                    return;
+                }
+            }
+        });
+        Reader {
+            rx,
+            thread: Some(thread),
+            next: None,
+        }
+    }
+
+    /// The message read for `uid` (asked in ascending order), or None
+    /// when the server sent no body for it (expunged meanwhile). A reading
+    /// that failed (a panic in the parser) is an error, never a message
+    /// without its body.
+    async fn take(&mut self, uid: u32) -> Result<Option<Ready>> {
+        loop {
+            let ready = match self.next.take() {
+                Some(r) => r,
+                None => match self.rx.recv().await {
+                    Some(r) => r,
+                    None => {
+                        if let Some(thread) = self.thread.take() {
+                            thread.await.context("reading a run of mail")?;
+                        }
+                        return Ok(None);
+                    }
+                },
+            };
+            match ready.uid.cmp(&uid) {
+                // Not asked for: intake asks for every message of the run
+                // in UID order, so none is passed over.
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => return Ok(Some(ready)),
+                std::cmp::Ordering::Greater => {
+                    self.next = Some(ready);
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }
 
 /// Sets the complaint keyword on case mail and, with `move_to`, moves it

@@ -83,13 +83,16 @@ on_both_backends!(automated_mail_is_recorded_once_and_still_burns_the_tokens_it_
 on_both_backends!(ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case:
     sqlite_ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case,
     postgres_ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case);
+on_both_backends!(settled_mail_is_recorded_in_one_go_as_each_would_be_alone:
+    sqlite_settled_mail_is_recorded_in_one_go_as_each_would_be_alone,
+    postgres_settled_mail_is_recorded_in_one_go_as_each_would_be_alone);
 on_both_backends!(a_bad_stored_value_is_an_error_naming_case_and_column:
     sqlite_a_bad_stored_value_is_an_error_naming_case_and_column,
     postgres_a_bad_stored_value_is_an_error_naming_case_and_column);
 
-/// Automated mail that references nothing is recorded in one statement
-/// (`flows::intake::process_in`); one that references a staff mail goes the
-/// whole way, and the staff mail's token burns.
+/// Automated mail is recorded in one statement
+/// (`flows::intake::process_in`); one that references a staff mail burns
+/// the staff mail's token as well.
 async fn automated_mail_is_recorded_once_and_still_burns_the_tokens_it_references(url: &str) {
     let app = config::app_at(url, "", support::now()).await;
     let now = app.clock.now();
@@ -226,6 +229,123 @@ async fn ordinary_mail_is_recorded_once_and_a_tagged_mail_still_joins_its_case(u
         recorded("<thanks-2@client.test>").await,
         [("reply".to_string(), true)]
     );
+    app.store.close().await;
+}
+
+/// Intake records a batch's settled mail (ordinary, automated) in a few
+/// statements (`flows::intake::record_settled`), with the outcomes one
+/// claim each would give: new mail claimed, mail seen before a
+/// duplicate, mail that failed before claimed afresh, and a Message-ID
+/// met twice in the batch claimed once; the staff tokens a claimed mail
+/// shows outside the staff burn, a duplicate's do not (again).
+async fn settled_mail_is_recorded_in_one_go_as_each_would_be_alone(url: &str) {
+    let app = config::app_at(url, "", support::now()).await;
+    let now = app.clock.now();
+    for token in ["<token-1@31solutions.test>", "<token-2@31solutions.test>"] {
+        assert!(enqueue(&app.store, None, "handler_new", token, now).await);
+    }
+    let mut tx = app.store.begin().await.unwrap();
+    for (id, outcome) in [("<failed@x.test>", "failed"), ("<known@x.test>", "reply")] {
+        assert!(
+            store::claim_inbound(&mut tx, id, "INBOX", 1, 1, outcome, now)
+                .await
+                .unwrap()
+        );
+    }
+    tx.commit().await.unwrap();
+
+    // More than one statement's worth of rows.
+    let settled = |uid: u32, id: &str, outcome: Outcome, burn: &[&str]| intake::Settled {
+        uid,
+        message_id: id.to_string(),
+        outcome,
+        burn: burn.iter().map(|t| t.to_string()).collect(),
+    };
+    let mut mails: Vec<intake::Settled> = (0..450u32)
+        .map(|i| {
+            let id = format!("<new-{i}@x.test>");
+            match i % 3 {
+                0 => settled(10 + i, &id, Outcome::Automated("bulk"), &[]),
+                _ => settled(10 + i, &id, Outcome::NotComplaint, &[]),
+            }
+        })
+        .collect();
+    let ooo = Outcome::Automated("auto_reply");
+    mails[1] = settled(
+        11,
+        "<new-1@x.test>",
+        ooo.clone(),
+        &["<token-1@31solutions.test>"],
+    );
+    mails.push(settled(500, "<failed@x.test>", Outcome::NotComplaint, &[]));
+    mails.push(settled(
+        501,
+        "<known@x.test>",
+        ooo,
+        &["<token-2@31solutions.test>"],
+    ));
+    mails.push(settled(502, "<new-5@x.test>", Outcome::NotComplaint, &[]));
+    let expected: Vec<(u32, String, Outcome)> = mails
+        .iter()
+        .map(|m| {
+            let o = if m.uid >= 501 {
+                Outcome::Duplicate
+            } else {
+                m.outcome.clone()
+            };
+            (m.uid, m.message_id.clone(), o)
+        })
+        .collect();
+    let mut tx = app.store.begin().await.unwrap();
+    let got = intake::record_settled(&app, &mut tx, "INBOX", 7, mails)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(got, expected);
+
+    let rows = sqlx::query("SELECT message_id, uidvalidity, uid, outcome FROM inbound")
+        .fetch_all(app.store.pool())
+        .await
+        .unwrap();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r.try_get::<String, _>(0).unwrap() == id)
+            .map(|r| {
+                (
+                    r.try_get::<i64, _>(1).unwrap(),
+                    r.try_get::<i64, _>(2).unwrap(),
+                    r.try_get::<String, _>(3).unwrap(),
+                )
+            })
+    };
+    assert_eq!(rows.len(), 452);
+    assert_eq!(
+        row("<new-0@x.test>"),
+        Some((7, 10, "automated:bulk".into()))
+    );
+    assert_eq!(row("<new-5@x.test>"), Some((7, 15, "not_complaint".into())));
+    assert_eq!(
+        row("<new-449@x.test>"),
+        Some((7, 459, "not_complaint".into()))
+    );
+    assert_eq!(
+        row("<failed@x.test>"),
+        Some((7, 500, "not_complaint".into()))
+    );
+    assert_eq!(row("<known@x.test>"), Some((1, 1, "reply".into())));
+    assert_eq!(
+        row("<new-1@x.test>"),
+        Some((7, 11, "automated:auto_reply".into()))
+    );
+    let burned: Vec<String> =
+        sqlx::query("SELECT message_id FROM outbox WHERE burned_at IS NOT NULL")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect();
+    assert_eq!(burned, ["<token-1@31solutions.test>"]);
     app.store.close().await;
 }
 

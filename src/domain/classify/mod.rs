@@ -283,6 +283,37 @@ pub fn read<'a>(subject: &'a str, text: &'a str) -> Reading<'a> {
     }
 }
 
+/// A [`Reading`] without the text it was read from, owned: worked out on
+/// one thread (intake reads a batch's mail on several at once) and used on
+/// another, with the same subject and text again ([`Read::of`]).
+pub struct Read {
+    whole: features::Prepared,
+    probability: f64,
+}
+
+impl<'a> Reading<'a> {
+    /// Lets go of the text; [`Read::of`] takes it again.
+    pub fn detach(self) -> Read {
+        Read {
+            whole: self.whole,
+            probability: self.probability,
+        }
+    }
+}
+
+impl Read {
+    /// The reading again, of the `subject` and `text` it was read from
+    /// (the article-4 elements read them).
+    pub fn of<'a>(self, subject: &'a str, text: &'a str) -> Reading<'a> {
+        Reading {
+            subject,
+            text,
+            whole: self.whole,
+            probability: self.probability,
+        }
+    }
+}
+
 impl Reading<'_> {
     /// The mail's language (Dutch, Flemish included, or English).
     pub fn lang(&self) -> Lang {
