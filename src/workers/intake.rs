@@ -399,10 +399,7 @@ async fn process_batch(
     // link or large mail never keeps the outbox and scheduler waiting.
     let mut tx = app.store.begin().await?;
     let mut opened = Instant::now();
-    let mut decided: Vec<(u32, String, Outcome)> = Vec::new();
-    // Settled mail (ordinary, automated) waits here until the next mail
-    // that needs the register, or the commit, and is recorded in one go.
-    let mut settled: Vec<intake::Settled> = Vec::new();
+    let mut decided = Decided::default();
     let mut done = 0;
     let mut last = None;
     for (h, head) in headers.iter().zip(heads.iter_mut()) {
@@ -419,14 +416,6 @@ async fn process_batch(
                     uidvalidity,
                     upto,
                 };
-                record_settled(
-                    app,
-                    &mut tx,
-                    (folder, uidvalidity),
-                    &mut settled,
-                    &mut decided,
-                )
-                .await?;
                 done += commit
                     .commit(app, imap, tx, std::mem::take(&mut decided))
                     .await?;
@@ -468,26 +457,21 @@ async fn process_batch(
         last = Some(h.uid);
         let look = match look.into_settled(h.uid, &mail.message_id) {
             Ok(mail) => {
-                settled.push(mail);
+                decided.settled.push(mail);
                 continue;
             }
             Err(look) => look,
         };
         // In UID order: what waits is recorded before this mail, which
         // may carry the same Message-ID.
-        record_settled(
-            app,
-            &mut tx,
-            (folder, uidvalidity),
-            &mut settled,
-            &mut decided,
-        )
-        .await?;
+        decided
+            .record_settled(app, &mut tx, folder, uidvalidity)
+            .await?;
         let t = Instant::now();
         let outcome =
             intake::process_looked(app, &mut tx, origin, h.internal_date, &mail, look).await?;
         m.stage("intake_decide", t);
-        decided.push((h.uid, mail.message_id, outcome));
+        decided.outcomes.push((h.uid, mail.message_id, outcome));
     }
     // Messages expunged between SEARCH and FETCH: nothing to record, but
     // the checkpoint passes them.
@@ -499,8 +483,6 @@ async fn process_batch(
         uidvalidity,
         upto,
     };
-    let at = (folder, uidvalidity);
-    record_settled(app, &mut tx, at, &mut settled, &mut decided).await?;
     Ok(done + batch.commit(app, imap, tx, decided).await?)
 }
 
@@ -514,36 +496,52 @@ struct Batch<'a> {
     upto: u32,
 }
 
-/// Records the settled mail waiting in `settled` (see
-/// [`intake::record_settled`]; of the folder and UIDVALIDITY `at`) and
-/// adds the outcomes to `decided`.
-async fn record_settled(
-    app: &App,
-    tx: &mut crate::store::Tx,
-    at: (&str, u32),
-    settled: &mut Vec<intake::Settled>,
-    decided: &mut Vec<(u32, String, Outcome)>,
-) -> Result<()> {
-    let t = Instant::now();
-    let mails = std::mem::take(settled);
-    let (folder, validity) = at;
-    decided.extend(intake::record_settled(app, tx, folder, validity, mails).await?);
-    app.metrics.stage("intake_decide", t);
-    Ok(())
+/// What a batch (or the part of it in one transaction) decided so far.
+#[derive(Default)]
+struct Decided {
+    /// Settled mail (ordinary, automated), waiting to be recorded in one
+    /// go before the next mail that needs the register, and before the
+    /// commit.
+    settled: Vec<intake::Settled>,
+    /// UID, Message-ID and outcome of each message recorded.
+    outcomes: Vec<(u32, String, Outcome)>,
+}
+
+impl Decided {
+    /// Records the settled mail that waits ([`intake::record_settled`]).
+    async fn record_settled(
+        &mut self,
+        app: &App,
+        tx: &mut crate::store::Tx,
+        folder: &str,
+        uidvalidity: u32,
+    ) -> Result<()> {
+        let t = Instant::now();
+        let mails = std::mem::take(&mut self.settled);
+        let outcomes = intake::record_settled(app, tx, folder, uidvalidity, mails).await?;
+        self.outcomes.extend(outcomes);
+        app.metrics.stage("intake_decide", t);
+        Ok(())
+    }
 }
 
 impl Batch<'_> {
-    /// Moves the checkpoint, commits, and then does what must wait for
-    /// the commit: logs, metrics, the outbox's bell, the keyword and the
-    /// move of case mail. Returns how many messages were decided.
+    /// Records the settled mail that waits, moves the checkpoint,
+    /// commits, and then does what must wait for the commit: logs,
+    /// metrics, the outbox's bell, the keyword and the move of case mail.
+    /// Returns how many messages were decided.
     async fn commit(
         &self,
         app: &App,
         imap: &mut Imap,
         mut tx: crate::store::Tx,
-        decided: Vec<(u32, String, Outcome)>,
+        mut decided: Decided,
     ) -> Result<usize> {
         let m = &app.metrics;
+        decided
+            .record_settled(app, &mut tx, self.folder, self.uidvalidity)
+            .await?;
+        let decided = decided.outcomes;
         let t = Instant::now();
         crate::store::set_mailbox_state(&mut tx, self.folder, self.uidvalidity, self.upto).await?;
         tx.commit().await?;
