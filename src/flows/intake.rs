@@ -223,8 +223,8 @@ pub async fn process_looked(
 
 /// What the mail alone decides, before the register is asked: a pure
 /// function of the settings and the mail, and the classifier's share of
-/// the work. Intake works it out for a batch's mail on several threads at
-/// once, away from the register, and hands it to [`process_looked`].
+/// the work. Intake works it out on a thread of its own, ahead of the
+/// register work, and hands it to [`process_looked`].
 pub struct Look {
     auto: Option<classify::Automated>,
     early: Early,
@@ -240,9 +240,9 @@ pub fn look(s: &Settings, m: &InboundMail) -> Look {
 }
 
 impl Look {
-    /// The outcome, when the mail alone settles it and its record is all
-    /// there is to write ([`record_settled`]); otherwise the look, for
-    /// [`process_looked`].
+    /// The mail settled, when the mail alone decides it and its record
+    /// (with the tokens it burns) is all there is to write
+    /// ([`record_settled`]); otherwise the look, for [`process_looked`].
     pub fn into_settled(self, uid: u32, message_id: &str) -> Result<Settled, Look> {
         match self.early {
             Early::Settled { outcome, burn } => Ok(Settled {
