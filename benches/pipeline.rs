@@ -661,10 +661,11 @@ fn measure_backlog(
     let index_s = select_time(stack, &ids.info, n)?;
 
     // klachtd run --once
-    eprintln!(
-        "pipeline: klachtd run --once over {n} messages{} …",
-        delivery.described()
-    );
+    let how = match delivery {
+        Delivery::Live => String::new(),
+        Delivery::Held => format!(", {}", delivery.described()),
+    };
+    eprintln!("pipeline: klachtd run --once over {n} messages{how} …");
     let log_path = dir.join("klachtd.log");
     delivery.hold(stack)?;
     let run = run_once(bin, &cfg, &log_path);
@@ -774,7 +775,7 @@ fn measure_backlog(
     Ok(json!({
         "messages": n,
         "complaints": clients.len(),
-        "delivery": delivery.described().trim_start_matches(", "),
+        "delivery": delivery.described(),
         "mix": kinds,
         "bytes": bytes,
         "load": { "how": "files written into Maildir new/ (LF line ends, chowned to the mail user)", "seconds": load_s },
@@ -1286,7 +1287,7 @@ impl Delivery {
     fn described(self) -> &'static str {
         match self {
             Delivery::Live => "",
-            Delivery::Held => ", delivery to Dovecot held until the run ends",
+            Delivery::Held => "delivery to Dovecot held until the run ends",
         }
     }
 

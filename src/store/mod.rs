@@ -471,6 +471,14 @@ pub async fn set_mailbox_state(
     Ok(())
 }
 
+/// How a message is claimed ([`claim_inbound`], [`claim_inbound_many`]):
+/// its record inserted, or taken over when its handling failed before.
+const CLAIM_INSERT: &str =
+    "INSERT INTO inbound (message_id, folder, uidvalidity, uid, outcome, at) VALUES";
+const CLAIM_CONFLICT: &str = "ON CONFLICT (message_id) DO UPDATE SET folder = excluded.folder, \
+     uidvalidity = excluded.uidvalidity, uid = excluded.uid, outcome = excluded.outcome, \
+     case_id = NULL, at = excluded.at WHERE inbound.outcome = 'failed'";
+
 /// Claims a message for processing. Returns false when it was processed
 /// before (same Message-ID): the caller then does nothing more with it.
 /// A message whose handling failed before is claimed afresh (its record
@@ -484,21 +492,17 @@ pub async fn claim_inbound(
     outcome: &str,
     at: jiff::Timestamp,
 ) -> Result<bool> {
-    let n = sqlx::query(
-        "INSERT INTO inbound (message_id, folder, uidvalidity, uid, outcome, at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (message_id) DO UPDATE SET folder = excluded.folder, uidvalidity = excluded.uidvalidity, \
-         uid = excluded.uid, outcome = excluded.outcome, case_id = NULL, at = excluded.at \
-         WHERE inbound.outcome = 'failed'",
-    )
-    .bind(message_id)
-    .bind(folder)
-    .bind(uidvalidity as i64)
-    .bind(uid as i64)
-    .bind(outcome)
-    .bind(db_time(at))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let sql = format!("{CLAIM_INSERT} ($1, $2, $3, $4, $5, $6) {CLAIM_CONFLICT}");
+    let n = sqlx::query(&sql)
+        .bind(message_id)
+        .bind(folder)
+        .bind(uidvalidity as i64)
+        .bind(uid as i64)
+        .bind(outcome)
+        .bind(db_time(at))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
     Ok(n == 1)
 }
 
@@ -527,25 +531,12 @@ pub async fn claim_inbound_many(
     for chunk in claims.chunks(CLAIM_ROWS) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = i * 6;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6
-                )
+                let params: Vec<String> = (1..=6).map(|k| format!("${}", i * 6 + k)).collect();
+                format!("({})", params.join(", "))
             })
             .collect();
-        let sql = format!(
-            "INSERT INTO inbound (message_id, folder, uidvalidity, uid, outcome, at) VALUES {} \
-             ON CONFLICT (message_id) DO UPDATE SET folder = excluded.folder, uidvalidity = excluded.uidvalidity, \
-             uid = excluded.uid, outcome = excluded.outcome, case_id = NULL, at = excluded.at \
-             WHERE inbound.outcome = 'failed' RETURNING message_id",
-            values.join(", ")
-        );
+        let values = values.join(", ");
+        let sql = format!("{CLAIM_INSERT} {values} {CLAIM_CONFLICT} RETURNING message_id");
         let mut q = sqlx::query(&sql);
         for &(uid, message_id, outcome) in chunk {
             q = q

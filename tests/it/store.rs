@@ -319,24 +319,16 @@ async fn settled_mail_is_recorded_in_one_go_as_each_would_be_alone(url: &str) {
             })
     };
     assert_eq!(rows.len(), 452);
-    assert_eq!(
-        row("<new-0@x.test>"),
-        Some((7, 10, "automated:bulk".into()))
-    );
-    assert_eq!(row("<new-5@x.test>"), Some((7, 15, "not_complaint".into())));
-    assert_eq!(
-        row("<new-449@x.test>"),
-        Some((7, 459, "not_complaint".into()))
-    );
-    assert_eq!(
-        row("<failed@x.test>"),
-        Some((7, 500, "not_complaint".into()))
-    );
-    assert_eq!(row("<known@x.test>"), Some((1, 1, "reply".into())));
-    assert_eq!(
-        row("<new-1@x.test>"),
-        Some((7, 11, "automated:auto_reply".into()))
-    );
+    for (id, validity, uid, outcome) in [
+        ("<new-0@x.test>", 7, 10, "automated:bulk"),
+        ("<new-5@x.test>", 7, 15, "not_complaint"),
+        ("<new-449@x.test>", 7, 459, "not_complaint"),
+        ("<failed@x.test>", 7, 500, "not_complaint"),
+        ("<known@x.test>", 1, 1, "reply"),
+        ("<new-1@x.test>", 7, 11, "automated:auto_reply"),
+    ] {
+        assert_eq!(row(id), Some((validity, uid, outcome.to_string())), "{id}");
+    }
     let burned: Vec<String> =
         sqlx::query("SELECT message_id FROM outbox WHERE burned_at IS NOT NULL")
             .fetch_all(app.store.pool())

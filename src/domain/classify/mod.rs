@@ -284,8 +284,9 @@ pub fn read<'a>(subject: &'a str, text: &'a str) -> Reading<'a> {
 }
 
 /// A [`Reading`] without the text it was read from, owned: worked out on
-/// one thread (intake reads a batch's mail on several at once) and used on
-/// another, with the same subject and text again ([`Read::of`]).
+/// one thread (intake reads mail on a thread of its own, ahead of the
+/// register work) and used on another, with the same subject and text
+/// again ([`Read::of`]).
 pub struct Read {
     whole: features::Prepared,
     probability: f64,
