@@ -623,6 +623,7 @@ fn measure_backlog(
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ids = Ids::fresh(stack, "bl");
     let raw_box = stack.fresh_address("info-raw", "31solutions.test");
+    let floor_box = stack.fresh_address("info-floor", "31solutions.test");
     let cfg = write_config(&dir, stack, &ids, round)?;
 
     // Build the mix.
@@ -652,8 +653,10 @@ fn measure_backlog(
     let t = Instant::now();
     stack.imap_flags(&ids.info, "INBOX")?;
     stack.imap_flags(&raw_box, "INBOX")?;
+    stack.imap_flags(&floor_box, "INBOX")?;
     write_maildir(&stack.maildir(&ids.info, "INBOX"), &msgs, "k")?;
     write_maildir(&stack.maildir(&raw_box, "INBOX"), &msgs, "r")?;
+    write_maildir(&stack.maildir(&floor_box, "INBOX"), &msgs, "f")?;
     let load_s = t.elapsed().as_secs_f64();
     drop(msgs);
 
@@ -753,7 +756,7 @@ fn measure_backlog(
     let sample = clients
         .first()
         .and_then(|c| stack.messages(c, "INBOX").into_iter().next());
-    let raw_smtp = match sample {
+    let raw_smtp = match &sample {
         Some(ack) if !mail_sent.is_empty() => {
             eprintln!(
                 "pipeline: raw SMTP, {} mails to the same Postfix …",
@@ -761,7 +764,23 @@ fn measure_backlog(
             );
             raw_smtp(
                 stack,
-                &ack,
+                ack,
+                mail_sent.len(),
+                clients.len(),
+                smtp_sessions(),
+                delivery,
+            )?
+        }
+        _ => Value::Null,
+    };
+    let floor = match &sample {
+        Some(ack) if !mail_sent.is_empty() => {
+            eprintln!("pipeline: the mail servers' share alone, by plain clients …");
+            mail_floor(
+                stack,
+                &floor_box,
+                n,
+                ack,
                 mail_sent.len(),
                 clients.len(),
                 smtp_sessions(),
@@ -827,6 +846,7 @@ fn measure_backlog(
         },
         "raw_fetch": raw,
         "raw_smtp": raw_smtp,
+        "mail_floor": floor,
     }))
 }
 
@@ -859,54 +879,16 @@ fn raw_smtp(
     sessions: usize,
     delivery: Delivery,
 ) -> R<Value> {
+    let plan = SmtpPlan::new(stack, n, fresh, sessions);
     let payload = smtp_data(mail);
-    let from = stack.fresh_address("raw-from", "31solutions.test");
-    let regular: Vec<String> = (0..sessions)
-        .map(|_| stack.fresh_address("raw-smtp", "client.test"))
-        .collect();
-    // Mail k goes over session k % sessions.
-    let mut recipients: Vec<Vec<String>> = vec![Vec::new(); sessions];
-    for k in 0..n {
-        let s = k % sessions;
-        recipients[s].push(if k % 2 == 0 && k / 2 < fresh {
-            stack.fresh_address("raw-new", "client.test")
-        } else {
-            regular[s].clone()
-        });
-    }
-    let to: Vec<String> = recipients.iter().flatten().cloned().collect();
-    let addr = stack.smtp_addr();
     delivery.hold(stack)?;
     let t = Instant::now();
-    let results: Vec<R<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = recipients
-            .iter()
-            .map(|rcpts| {
-                let (payload, from, addr) = (&payload, &from, &addr);
-                scope.spawn(move || -> R<usize> {
-                    let mut c = Smtp::open(addr)?;
-                    for rcpt in rcpts {
-                        c.start(from, &[rcpt.as_str()], mail)?;
-                        c.finish(payload)?;
-                    }
-                    c.quit();
-                    Ok(rcpts.len())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("raw SMTP thread panicked".into()))
-            })
-            .collect()
-    });
+    let sent = plan.send(stack, mail, &payload);
     let secs = t.elapsed().as_secs_f64();
     delivery.release(stack)?;
-    let sent: usize = results.into_iter().collect::<R<Vec<usize>>>()?.iter().sum();
+    let sent = sent?;
     // Delivered before the next phase starts, which it would slow down.
-    stack.wait_until_delivered(&to, Duration::from_secs(120))?;
+    stack.wait_until_delivered(&plan.to(), Duration::from_secs(120))?;
     Ok(json!({
         "how": "MAIL, RCPT, DATA, end of data per mail, one transaction at a time per session (std TcpStream client, no PIPELINING)",
         "mails": sent,
@@ -916,6 +898,181 @@ fn raw_smtp(
         "seconds": secs,
         "mails_per_s": sent as f64 / secs,
     }))
+}
+
+/// The mail servers' share of a backlog run, done by plain clients that do
+/// no work of their own, all at once: what no client can beat on this
+/// machine. Over the `n` messages of `mailbox` (indexed by a SELECT
+/// first, as for klachtd): one session fetches every message whole in one
+/// command (klachtd fetches headers, then the bodies it needs) and sets a
+/// keyword on every tenth (klachtd's case mail); beside it, `mails` copies
+/// of `ack` go to Postfix as [`raw_smtp`] sends them, and as many copies
+/// are appended to a folder of `mailbox`, 50 per MULTIAPPEND command.
+/// Timed from the start of the three to the end of the last.
+#[allow(clippy::too_many_arguments)]
+fn mail_floor(
+    stack: &MailStack,
+    mailbox: &str,
+    n: usize,
+    ack: &[u8],
+    mails: usize,
+    fresh: usize,
+    sessions: usize,
+    delivery: Delivery,
+) -> R<Value> {
+    select_time(stack, mailbox, n)?;
+    let plan = SmtpPlan::new(stack, mails, fresh, sessions);
+    let payload = smtp_data(ack);
+    let login = || Imap::login(&stack.imap_addr(), mailbox, &stack.password, IMAP_TIMEOUT);
+    let (mut reader, mut copier) = (login()?, login()?);
+    copier.command("CREATE FloorSent")?;
+    let ack_text = String::from_utf8_lossy(ack).into_owned();
+    delivery.hold(stack)?;
+    let busy_before = machine_ticks();
+    let t = Instant::now();
+    let (fetched, sent, copied) = std::thread::scope(|scope| {
+        let fetch = scope.spawn(|| -> R<(usize, f64)> {
+            let lines = reader.command("SELECT INBOX")?;
+            if exists_of(&lines) != Some(n as u64) {
+                return Err(format!("floor SELECT: EXISTS {:?}", exists_of(&lines)));
+            }
+            let tag = reader.next_tag();
+            reader.send(&format!("{tag} UID FETCH 1:* BODY.PEEK[]\r\n"))?;
+            let mut fetched = 0;
+            loop {
+                let (line, _) = reader.read_response(false)?;
+                if line.starts_with("* ") && line.contains(" FETCH ") {
+                    fetched += 1;
+                } else if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                    if !rest.starts_with("OK") {
+                        return Err(format!("floor UID FETCH: {rest}"));
+                    }
+                    break;
+                }
+            }
+            let fetch_s = t.elapsed().as_secs_f64();
+            let tenth: Vec<String> = (1..=n).step_by(10).map(|u| u.to_string()).collect();
+            reader.command(&format!(
+                "UID STORE {} +FLAGS.SILENT (floor)",
+                tenth.join(",")
+            ))?;
+            Ok((fetched, fetch_s))
+        });
+        let send = scope.spawn(|| {
+            let sent = plan.send(stack, ack, &payload);
+            (sent, t.elapsed().as_secs_f64())
+        });
+        let copy = scope.spawn(|| -> R<(usize, f64)> {
+            let mut copied = 0;
+            while copied < mails {
+                let k = (mails - copied).min(50);
+                let one = format!(" (\\Seen) {{{}+}}\r\n{ack_text}", ack_text.len());
+                copier.command(&format!("APPEND FloorSent{}", one.repeat(k)))?;
+                copied += k;
+            }
+            Ok((copied, t.elapsed().as_secs_f64()))
+        });
+        let join = |what: &str| format!("floor {what} thread panicked");
+        (
+            fetch.join().unwrap_or_else(|_| Err(join("fetch"))),
+            send.join().unwrap_or_else(|_| (Err(join("SMTP")), 0.0)),
+            copy.join().unwrap_or_else(|_| Err(join("APPEND"))),
+        )
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let busy = match (busy_before, machine_ticks()) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) as f64 / (t1 - t0) as f64),
+        _ => None,
+    };
+    delivery.release(stack)?;
+    let ((fetched, fetch_s), (sent, send_s), (copied, copy_s)) =
+        (fetched?, (sent.0?, sent.1), copied?);
+    reader.logout();
+    copier.logout();
+    if fetched != n {
+        return Err(format!("floor fetched {fetched} messages, expected {n}"));
+    }
+    stack.wait_until_delivered(&plan.to(), Duration::from_secs(120))?;
+    Ok(json!({
+        "how": "one IMAP session: SELECT, UID FETCH 1:* BODY.PEEK[], UID STORE of a keyword on every tenth; beside it the raw SMTP's sessions, and one IMAP session appending as many copies 50 per MULTIAPPEND (std TcpStream clients)",
+        "messages": n,
+        "mails": sent,
+        "copies": copied,
+        "seconds": secs,
+        "fetch_and_mark_done_s": fetch_s,
+        "smtp_done_s": send_s,
+        "copies_done_s": copy_s,
+        "machine_busy": busy,
+        "messages_per_s": n as f64 / secs,
+    }))
+}
+
+/// Who `n` plain mails go to, over which session: as with klachtd's mail,
+/// `fresh` of them (every other one) each to a mailbox new to Dovecot, as
+/// acknowledgements go to clients, and the rest to one mailbox per
+/// session, as notifications go to a few handlers.
+struct SmtpPlan {
+    from: String,
+    /// Per session, its recipients in order.
+    sessions: Vec<Vec<String>>,
+}
+
+impl SmtpPlan {
+    fn new(stack: &MailStack, n: usize, fresh: usize, sessions: usize) -> SmtpPlan {
+        let regular: Vec<String> = (0..sessions)
+            .map(|_| stack.fresh_address("raw-smtp", "client.test"))
+            .collect();
+        // Mail k goes over session k % sessions.
+        let mut plan: Vec<Vec<String>> = vec![Vec::new(); sessions];
+        for k in 0..n {
+            let s = k % sessions;
+            plan[s].push(if k % 2 == 0 && k / 2 < fresh {
+                stack.fresh_address("raw-new", "client.test")
+            } else {
+                regular[s].clone()
+            });
+        }
+        SmtpPlan {
+            from: stack.fresh_address("raw-from", "31solutions.test"),
+            sessions: plan,
+        }
+    }
+
+    fn to(&self) -> Vec<String> {
+        self.sessions.iter().flatten().cloned().collect()
+    }
+
+    /// Sends `mail` (`payload`: its DATA) to every recipient, all sessions
+    /// at once, one transaction at a time on each. Returns how many went.
+    fn send(&self, stack: &MailStack, mail: &[u8], payload: &[u8]) -> R<usize> {
+        let addr = stack.smtp_addr();
+        let results: Vec<R<usize>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .sessions
+                .iter()
+                .map(|rcpts| {
+                    let (from, addr) = (&self.from, &addr);
+                    scope.spawn(move || -> R<usize> {
+                        let mut c = Smtp::open(addr)?;
+                        for rcpt in rcpts {
+                            c.start(from, &[rcpt.as_str()], mail)?;
+                            c.finish(payload)?;
+                        }
+                        c.quit();
+                        Ok(rcpts.len())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("raw SMTP thread panicked".into()))
+                })
+                .collect()
+        });
+        Ok(results.into_iter().collect::<R<Vec<usize>>>()?.iter().sum())
+    }
 }
 
 /// `klachtd run --once` as timed by the backlog phases.
@@ -2001,6 +2158,22 @@ fn print_table(o: &Value) {
                 "  klachtd outbox / raw SMTP rate (first mail → exit; after intake) {:>6.3}  {:.3}",
                 num(&k["outbox_mails_per_s"]) / num(&rs["mails_per_s"]),
                 num(&k["outbox_after_intake_mails_per_s"]) / num(&rs["mails_per_s"])
+            );
+        }
+        let f = &b["mail_floor"];
+        if !f.is_null() {
+            println!(
+                "  the mail servers' share alone (fetch + keyword, SMTP, APPEND at once) {:>6.2} s   {:>7.0} msg/s  (CPUs {:.0} % busy)",
+                num(&f["seconds"]),
+                num(&f["messages_per_s"]),
+                num(&f["machine_busy"]) * 100.0
+            );
+            println!(
+                "    done: fetch and keyword {:.2} s, SMTP {:.2} s, APPEND {:.2} s; klachtd / this floor {:.3}",
+                num(&f["fetch_and_mark_done_s"]),
+                num(&f["smtp_done_s"]),
+                num(&f["copies_done_s"]),
+                num(&k["messages_per_s"]) / num(&f["messages_per_s"])
             );
         }
         println!(
