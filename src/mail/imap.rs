@@ -529,6 +529,18 @@ impl Imap {
         Ok(found.into_iter().collect())
     }
 
+    /// Which of `uids` are still in the selected folder without `keyword`.
+    pub async fn without_keyword(&mut self, uids: &[u32], keyword: &str) -> Result<Vec<u32>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!("UID {} UNKEYWORD {keyword}", uid_set(uids));
+        let found = timed(self.timeout, "UID SEARCH", self.session.uid_search(query)).await??;
+        let mut v: Vec<u32> = found.into_iter().filter(|u| uids.contains(u)).collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
     /// The folder with special-use `\Sent`, else one named "Sent".
     pub async fn find_sent_folder(&mut self) -> Result<String> {
         self.special_folder(|a| matches!(a, NameAttribute::Sent), "Sent")

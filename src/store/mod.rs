@@ -368,6 +368,32 @@ impl Store {
             .collect()
     }
 
+    /// UIDs of the `most` messages of `folder` last recorded as case mail
+    /// (a case opened, or a reply to one), lowest first. Read newest
+    /// first by the primary key, which stops the scan early.
+    pub async fn newest_case_mail_uids(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        most: i64,
+    ) -> Result<Vec<u32>> {
+        let rows = sqlx::query(
+            "SELECT uid FROM inbound WHERE folder = $1 AND uidvalidity = $2 \
+             AND (outcome LIKE 'case:%' OR outcome = 'reply') ORDER BY id DESC LIMIT $3",
+        )
+        .bind(folder)
+        .bind(uidvalidity as i64)
+        .bind(most)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut uids = rows
+            .iter()
+            .map(|r| Ok(r.try_get::<i64, _>(0)? as u32))
+            .collect::<Result<Vec<u32>>>()?;
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
     /// Message-IDs (of a given list) that intake already processed.
     pub async fn known_inbound(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
         let mut known = std::collections::HashSet::new();

@@ -192,6 +192,50 @@ fn running_again_acknowledges_nothing_twice() {
     );
 }
 
+/// Case mail is marked after its batch commits (together, in a backlog).
+/// A crash in between leaves it recorded but unmarked, which the next
+/// session repairs from the register: the keyword, and with a complaint
+/// folder the move out of info@ (art. 9). Stripping the keyword does what
+/// that crash leaves.
+#[test]
+fn case_mail_left_unmarked_by_a_crash_is_marked_and_moved_by_the_next_session() {
+    let w = World::with_config("\n[intake]\ncomplaint_folder = \"\"\n");
+    let client = w.client("unmarked");
+    w.deliver_fixture(&client, "nl-complaint-plain.eml", "unmarked");
+    w.run_once();
+    let keyworded = |folder: &str| -> Vec<bool> {
+        let flags = w.stack.imap_flags(&w.info, folder).expect("IMAP flags");
+        flags
+            .iter()
+            .map(|(_, f)| f.iter().any(|f| f == "$Klacht"))
+            .collect()
+    };
+    let strip = || {
+        let (uid, _) = w.stack.imap_flags(&w.info, "INBOX").unwrap()[0].clone();
+        w.stack
+            .imap_act(
+                &w.info,
+                "INBOX",
+                &format!("UID STORE {uid} -FLAGS ($Klacht)"),
+            )
+            .expect("UID STORE");
+        assert_eq!(keyworded("INBOX"), [false]);
+    };
+    assert_eq!(keyworded("INBOX"), [true]);
+
+    strip();
+    w.run_once();
+    assert_eq!(keyworded("INBOX"), [true], "the keyword is set again");
+
+    strip();
+    let folder = std::ffi::OsStr::new("Klachten");
+    w.run_once_with(NOW, &[("KLACHTD__INTAKE__COMPLAINT_FOLDER", folder)]);
+    assert_eq!(keyworded("INBOX"), Vec::<bool>::new(), "moved out of info@");
+    assert_eq!(keyworded("Klachten"), [true]);
+    assert_eq!(w.cases().len(), 1);
+    assert_eq!(w.mails(&client).len(), 1, "one acknowledgement");
+}
+
 #[test]
 fn mail_older_than_the_acknowledgement_term_goes_to_triage_not_to_the_client() {
     let w = World::new();
