@@ -776,16 +776,13 @@ fn measure_backlog(
     let floor = match &sample {
         Some(ack) if !mail_sent.is_empty() => {
             eprintln!("pipeline: the mail servers' share alone, by plain clients …");
-            mail_floor(
-                stack,
-                &floor_box,
-                n,
-                ack,
-                mail_sent.len(),
-                clients.len(),
-                smtp_sessions(),
-                delivery,
-            )?
+            let out = Outgoing {
+                mail: ack,
+                mails: mail_sent.len(),
+                fresh: clients.len(),
+                sessions: smtp_sessions(),
+            };
+            mail_floor(stack, &floor_box, n, out, delivery)?
         }
         _ => Value::Null,
     };
@@ -906,20 +903,22 @@ fn raw_smtp(
 /// first, as for klachtd): one session fetches every message whole in one
 /// command (klachtd fetches headers, then the bodies it needs) and sets a
 /// keyword on every tenth (klachtd's case mail); beside it, `mails` copies
-/// of `ack` go to Postfix as [`raw_smtp`] sends them, and as many copies
-/// are appended to a folder of `mailbox`, 50 per MULTIAPPEND command.
-/// Timed from the start of the three to the end of the last.
-#[allow(clippy::too_many_arguments)]
+/// of `out.mail` go to Postfix as [`raw_smtp`] sends them, and as many
+/// copies are appended to a folder of `mailbox`, 50 per MULTIAPPEND
+/// command. Timed from the start of the three to the end of the last.
 fn mail_floor(
     stack: &MailStack,
     mailbox: &str,
     n: usize,
-    ack: &[u8],
-    mails: usize,
-    fresh: usize,
-    sessions: usize,
+    out: Outgoing,
     delivery: Delivery,
 ) -> R<Value> {
+    let Outgoing {
+        mail: ack,
+        mails,
+        fresh,
+        sessions,
+    } = out;
     select_time(stack, mailbox, n)?;
     let plan = SmtpPlan::new(stack, mails, fresh, sessions);
     let payload = smtp_data(ack);
@@ -1005,6 +1004,16 @@ fn mail_floor(
         "machine_busy": busy,
         "messages_per_s": n as f64 / secs,
     }))
+}
+
+/// What klachtd's run sent: `mails` like `mail` over `sessions` SMTP
+/// sessions, `fresh` of them each to a mailbox new to Dovecot.
+#[derive(Clone, Copy)]
+struct Outgoing<'a> {
+    mail: &'a [u8],
+    mails: usize,
+    fresh: usize,
+    sessions: usize,
 }
 
 /// Who `n` plain mails go to, over which session: as with klachtd's mail,
